@@ -1,0 +1,72 @@
+"""`ck`: one CLI for every deterministic step. Subcommands register themselves from their own
+modules (`register(subparsers)`), and those modules must import nothing heavy at module level:
+torch, torchtune and inspect_ai are imported inside the command functions that need them.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from .errors import CkError
+
+# module path -> each must define register(subparsers); order = order in --help
+COMMAND_MODULES = [
+    "cruijff_kit.commands.design",
+    "cruijff_kit.commands.scaffold",
+    "cruijff_kit.commands.run",
+    "cruijff_kit.commands.analyze",
+    "cruijff_kit.commands.task",
+    "cruijff_kit.launch.cli",
+    "cruijff_kit.commands.setup",
+    "cruijff_kit.commands.doctor",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ck",
+        description="cruijff_kit: design -> scaffold -> run -> analyze LLM fine-tuning experiments.",
+    )
+    parser.add_argument("--version", action="version", version=f"ck {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a command not built yet; the rest still work
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except CkError as err:
+        if getattr(args, "json", False):
+            print(json.dumps(err.to_dict(), indent=2))
+        else:
+            print(f"ck {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

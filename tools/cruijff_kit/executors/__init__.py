@@ -1,0 +1,1 @@
+"""One executor interface (core.py), two backends: local/ and slurm/ (after submitit)."""
