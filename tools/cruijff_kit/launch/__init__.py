@@ -1,0 +1,13 @@
+"""launch-training: take any training repo from a command to a monitored run (seed 004).
+
+Layers, lowest first (a module imports only those above it in this list):
+    state.py        run ids, the per-run state dir, metadata (atomic JSON)
+    templating.py   jinja2 environment for templates/launch/
+    detect.py       entry points, dependency files, framework, wandb use, argparse flags (AST)
+    gpus.py         nvidia-smi parsing and ranking
+    env.py          conda / venv: plan, create, install, verify torch+CUDA
+    wandb_inject.py framework shortcut or plain-loop insertion, .backup, diff, revert
+    process.py      start (nohup wrapper that records the exit code) / status / logs / stop
+    diagnose.py     failure classification from the log, wandb run and metrics
+    cli.py          `ck launch …` argparse wiring (no torch / wandb imports)
+"""
