@@ -1,0 +1,53 @@
+"""torchtune 0.6.1's `lora_finetune_single_device`, with correct epoch checkpoints on CPU.
+
+The bug: `save_checkpoint` takes `{k: v.cpu() for k, v in model.state_dict().items()}` to get a
+copy, then `get_merged_lora_ckpt` adds the LoRA delta into it IN PLACE. On a GPU `.cpu()` copies;
+on CPU it returns the live parameter itself, so every epoch end adds B@A into the frozen base
+weights: training after epoch 0 runs on corrupted weights, and epoch_k holds base + the sum of
+all epochs' deltas instead of base + adapter_k. Fix: while saving on CPU, the recipe sees a state
+dict of detached copies. On other devices the stock code runs untouched.
+
+    python -m cruijff_kit.finetune.recipes.lora_single_device --config finetune.yaml [key=value ...]
+    tune run /path/to/lora_single_device.py --config finetune.yaml
+"""
+from __future__ import annotations
+
+import sys
+
+from omegaconf import DictConfig
+from torchtune import config
+
+from cruijff_kit.finetune.recipes._torchtune import load_recipe
+
+_stock = load_recipe("lora_finetune_single_device")
+
+
+class LoRAFinetuneRecipeSingleDevice(_stock.LoRAFinetuneRecipeSingleDevice):
+    def save_checkpoint(self, epoch: int) -> None:
+        if self._device.type != "cpu":
+            return super().save_checkpoint(epoch)
+        model = self._model
+        live_state_dict = model.state_dict
+
+        def copied_state_dict(*args, **kwargs):
+            return {k: v.detach().clone() for k, v in live_state_dict(*args, **kwargs).items()}
+
+        # An instance attribute shadows nn.Module.state_dict for the duration of the save only.
+        model.state_dict = copied_state_dict
+        try:
+            super().save_checkpoint(epoch)
+        finally:
+            del model.state_dict
+
+
+@config.parse
+def recipe_main(cfg: DictConfig) -> None:
+    config.log_config(recipe_name="LoRAFinetuneRecipeSingleDevice", cfg=cfg)
+    recipe = LoRAFinetuneRecipeSingleDevice(cfg=cfg)
+    recipe.setup(cfg=cfg)
+    recipe.train()
+    recipe.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(recipe_main())

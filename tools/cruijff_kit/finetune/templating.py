@@ -1,0 +1,91 @@
+"""The jinja2 environment for finetune.yaml / finetune.slurm (and the shared partials).
+
+Filters every template here may use:
+  sh    shlex.quote: everything that reaches a shell
+  yaml  one YAML value (scalar, list or mapping in flow style) that reads back as the same
+        Python value with PyYAML and OmegaConf alike
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import shlex
+from typing import Any
+
+from cruijff_kit import templates_dir
+
+# Strings that need no quotes in YAML flow context (paths, dotted component names, ids).
+_PLAIN = re.compile(r"[A-Za-z_/.][A-Za-z0-9_./+-]*")
+_YAML_WORDS = {"null", "true", "false", "yes", "no", "on", "off", "y", "n", "~"}
+
+
+def sh(value: Any) -> str:
+    return shlex.quote(str(value))
+
+
+def yaml_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _yaml_float(value)
+    if isinstance(value, str):
+        if _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS and not _looks_numeric(value):
+            return value
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid YAML double-quoted scalar
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(yaml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_value(str(k))}: {yaml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} as YAML: {value!r}")
+
+
+def _yaml_float(x: float) -> str:
+    if math.isnan(x):
+        return ".nan"
+    if math.isinf(x):
+        return ".inf" if x > 0 else "-.inf"
+    text = repr(x)
+    # YAML 1.1 (PyYAML) reads 1e-05 as a string; it needs a dot in the mantissa: 1.0e-05.
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        if exponent[0] not in "+-":
+            exponent = "+" + exponent
+        text = f"{mantissa}e{exponent}"
+    return text
+
+
+def _looks_numeric(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["sh"] = sh
+    env.filters["yaml"] = yaml_value
+    return env
+
+
+def render(name: str, **context: Any) -> str:
+    return environment().get_template(name).render(**context)
