@@ -1,0 +1,44 @@
+"""`ck scaffold DIR [--only torchtune|inspect] [--dry-run] [--json]` (scaffold-experiment)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._common import emit_json, experiment_dir, warn
+
+
+def register(sub) -> None:
+    p = sub.add_parser("scaffold", help="generate run dirs, torchtune configs, .slurm and eval scripts",
+                       description="scaffold-experiment: scaffold-torchtune then scaffold-inspect.")
+    p.add_argument("dir", metavar="DIR", help="experiment directory (holds experiment_summary.md)")
+    p.add_argument("--only", choices=("torchtune", "inspect"), help="run one worker only")
+    p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    p.add_argument("--config", help="claude.local.md to use (default: searched)")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..scaffold.orchestrator import scaffold_experiment
+
+    report = scaffold_experiment(experiment_dir(args.dir), only=args.only, dry_run=args.dry_run,
+                                 config=args.config)
+    if args.json:
+        emit_json(report.to_dict())
+    else:
+        for w in report.warnings:
+            warn(w)
+        verb = "Would scaffold" if args.dry_run else "Scaffolded"
+        print(f"{verb} {report.experiment} in {report.experiment_dir}")
+        for label, results in (("fine-tuning (scaffold-torchtune)", report.torchtune),
+                               ("evaluation (scaffold-inspect)", report.inspect)):
+            if not results:
+                continue
+            print(f"\n{label}: {sum(r.ok for r in results)}/{len(results)} ok")
+            for r in results:
+                changed = [f for f in r.files if f.status != "unchanged"]
+                mark = "ok " if r.ok else "ERR"
+                detail = ", ".join(f"{Path(f.path).name} {f.status}" for f in changed) or "unchanged"
+                print(f"  {mark} {r.directory}/: {detail if r.ok else r.error}")
+        if not args.dry_run:
+            print(f"\nLogs: scaffold-experiment.log, scaffold-torchtune.log, scaffold-inspect.log\nNext: ck run {report.experiment_dir}")
+    return 2 if report.failures else 0

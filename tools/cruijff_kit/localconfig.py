@@ -1,0 +1,126 @@
+"""claude.local.md: the user's environment (seed 002) plus SLURM defaults.
+
+Lines of the form `key: value` (optionally as `- key: value` or `- **key:** value`) are read
+anywhere in the file; prose is ignored. See claude.local.md.example for every key.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .errors import CkError
+
+_LINE = re.compile(r"^\s*(?:[-*]\s+)?(?:\*\*)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?:\*\*)?\s*:\s*(?:\*\*)?\s*(?P<val>.*?)\s*$")
+
+
+@dataclass
+class SlurmDefaults:
+    account: str = ""
+    partition: str = ""
+    constraint: str = ""
+    time: str = "01:00:00"
+    mem: str = "32G"
+    cpus: int = 4
+    gpus: int | None = None  # None: the experiment's GPU count
+    modules: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LocalConfig:
+    conda_env: str = ""
+    venv: str = ""
+    output_dir_base: str = ""
+    my_wandb_project: str = ""
+    scratch_dir: str = ""
+    slurm: SlurmDefaults = field(default_factory=SlurmDefaults)
+    path: str | None = None  # where it was read from; None = defaults
+    warnings: list[str] = field(default_factory=list)
+
+    def environment(self) -> dict:
+        """How generated scripts activate Python: conda env, venv, or the interpreter running ck."""
+        if self.conda_env:
+            return {"kind": "conda", "name": self.conda_env}
+        if self.venv:
+            return {"kind": "venv", "path": self.venv}
+        if sys.prefix != sys.base_prefix:
+            return {"kind": "venv", "path": sys.prefix}
+        return {"kind": "none"}
+
+
+_TOP = {f.name for f in fields(LocalConfig)} - {"slurm", "path", "warnings"}
+_SLURM_KEYS = {f.name for f in fields(SlurmDefaults)}
+_DURATION = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
+_MEM = re.compile(r"^\d+[KMGT]?$", re.I)
+
+
+def _set_slurm(cfg: LocalConfig, key: str, val: str, path: str, line: int) -> None:
+    if key in ("cpus", "gpus"):
+        if not val.isdigit():
+            raise CkError(f"expected a whole number, got {val!r}", file=path, line=line, field=f"slurm_{key}")
+        setattr(cfg.slurm, key, int(val))
+    elif key == "modules":
+        cfg.slurm.modules = [m for m in re.split(r"[,\s]+", val) if m]
+    elif key == "time" and val and not _DURATION.match(val):
+        raise CkError(f"expected a SLURM time such as 01:00:00 or 1-00:00:00, got {val!r}",
+                      file=path, line=line, field="slurm_time")
+    elif key == "mem" and val and not _MEM.match(val):
+        raise CkError(f"expected a SLURM memory size such as 32G, got {val!r}",
+                      file=path, line=line, field="slurm_mem")
+    else:
+        setattr(cfg.slurm, key, val)
+
+
+def parse_local_config(text: str, path: str = "claude.local.md") -> LocalConfig:
+    cfg = LocalConfig(path=path)
+    in_fence = False
+    for no, raw in enumerate(text.splitlines(), 1):
+        if raw.lstrip().startswith("```"):
+            in_fence = not in_fence
+            continue
+        if in_fence or raw.lstrip().startswith("#"):
+            continue
+        m = _LINE.match(raw)
+        if not m:
+            continue
+        key, val = m.group("key").lower(), m.group("val").strip().strip("`").strip()
+        if len(val) >= 2 and val[0] == val[-1] and val[0] in "\"'":
+            val = val[1:-1]
+        if key in _TOP:
+            setattr(cfg, key, os.path.expanduser(val) if key.endswith(("_dir", "_base", "venv")) else val)
+        elif key.startswith("slurm_") and key[6:] in _SLURM_KEYS:
+            _set_slurm(cfg, key[6:], val, path, no)
+        elif key.startswith("slurm_"):
+            raise CkError(f"unknown SLURM setting {key!r}", file=path, line=no, field=key,
+                          hint="known: " + ", ".join(f"slurm_{k}" for k in sorted(_SLURM_KEYS)))
+    if cfg.conda_env and cfg.venv:
+        raise CkError("set conda_env or venv, not both", file=path, field="conda_env")
+    return cfg
+
+
+def find_local_config(*start_dirs: str | Path) -> Path | None:
+    env = os.environ.get("CK_LOCAL_CONFIG")
+    if env:
+        return Path(env)
+    candidates = [Path(d) / "claude.local.md" for d in start_dirs if d]
+    candidates += [Path.cwd() / "claude.local.md", Path(__file__).resolve().parents[2] / "claude.local.md",
+                   Path.home() / ".claude" / "claude.local.md"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    return None
+
+
+def load_local_config(path: str | Path | None = None, *, search: tuple = ()) -> LocalConfig:
+    """Read claude.local.md; when there is none, defaults plus a warning (seed 001)."""
+    p = Path(path) if path else find_local_config(*search)
+    if p is None:
+        cfg = LocalConfig()
+        cfg.warnings.append("claude.local.md not found: using defaults (environment = the Python "
+                            "running ck, outputs inside the experiment). `ck setup` writes one.")
+        return cfg
+    if not p.is_file():
+        raise CkError("claude.local.md not found", file=p, hint="check CK_LOCAL_CONFIG / --config")
+    return parse_local_config(p.read_text(encoding="utf-8"), str(p))

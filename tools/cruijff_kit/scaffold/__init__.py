@@ -1,0 +1,1 @@
+"""scaffold-experiment: the orchestrator and its two workers (torchtune, inspect)."""

@@ -1,0 +1,133 @@
+"""scaffold-inspect: eval/<task>_epoch<N>.slurm (+ eval/logs/) for every run and task.
+
+Fine-tuned runs evaluate <output_dir>/epoch_<N>; control runs evaluate the base model
+(<task>_base.slurm). Task parameters the task function declares (data_path, split,
+system_prompt) are filled from the experiment; the script is read with `ast`, never imported.
+"""
+from __future__ import annotations
+
+import ast
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import CkError
+from ..experiment.model import Evaluation, Experiment, Run
+from ..localconfig import LocalConfig
+from .torchtune_worker import FileChange, RunResult, _write, output_dir_for
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+FILLED_TASK_PARAMS = ("data_path", "split", "system_prompt")
+
+
+def resolve_task_script(script: str, exp_dir: Path, summary: str | None = None,
+                        line: int | None = None) -> Path:
+    if not script:
+        raise CkError("the evaluation has no task script", file=summary, line=line, field="Script")
+    p = Path(script).expanduser()
+    candidates = [p] if p.is_absolute() else [exp_dir / p, REPO_ROOT / p]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    raise CkError(f"task script {script!r} not found (looked in: {', '.join(str(c) for c in candidates)})",
+                  file=summary, line=line, field="Script", hint="fix the Script column, or `ck task new` to create one")
+
+
+@lru_cache(maxsize=64)
+def task_parameters(script: Path) -> tuple[str, ...]:
+    """Parameter names of the first @task function in the script."""
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
+    except SyntaxError as exc:
+        raise CkError(f"task script does not parse: {exc.msg}", file=script, line=exc.lineno) from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            for dec in node.decorator_list:
+                target = dec.func if isinstance(dec, ast.Call) else dec
+                name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+                if name == "task":
+                    args = node.args.args + node.args.kwonlyargs
+                    return tuple(a.arg for a in args)
+    raise CkError("no @task function found in the task script", file=script)
+
+
+def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, model_path: str,
+                 script: Path, run_dir: str, local: LocalConfig) -> dict:
+    params = task_parameters(script)
+    split = (exp.config_value("Evaluation split") or "test").strip()
+    task_args = {}
+    if "data_path" in params:
+        task_args["data_path"] = exp.dataset
+    if "split" in params:
+        task_args["split"] = split
+    if "system_prompt" in params and exp.system_prompt:
+        task_args["system_prompt"] = exp.system_prompt
+    suffix = f"epoch{epoch}" if epoch is not None else "base"
+    return {
+        "task": ev.task,
+        "task_script": str(script),
+        "task_args": task_args,
+        "model_path": model_path,
+        "epoch": epoch,
+        "max_tokens": int(exp.config_value("Eval max tokens") or 32),
+        "run_name": run_dir,
+        "environment": local.environment(),
+        "slurm": {
+            "job_name": f"{exp.name}_{run_dir}_{ev.task}_{suffix}"[:64],
+            "account": local.slurm.account or None,
+            "partition": local.slurm.partition or None,
+            "constraint": local.slurm.constraint or None,
+            "time": local.slurm.time,
+            "mem": local.slurm.mem,
+            "cpus": local.slurm.cpus,
+            "gpus": min(exp.gpus, 1),
+            "nodes": 1,
+            "modules": list(local.slurm.modules),
+            "output": "slurm-%j.out",
+        },
+    }
+
+
+def render_eval_slurm(ctx: dict) -> str:
+    from ..finetune.templating import render
+
+    return render("eval.slurm.j2", **ctx)
+
+
+def eval_jobs(exp: Experiment, run: Run, run_dir: str, exp_dir: Path,
+              local: LocalConfig) -> list[tuple[str, Evaluation, int | None, str]]:
+    """(file name, evaluation, epoch, model path) for every evaluation of one run."""
+    jobs = []
+    for ev in exp.evaluations:
+        if run.finetuned:
+            out = output_dir_for(exp, exp_dir, run_dir, local)
+            for epoch in ev.epochs:
+                jobs.append((f"{ev.task}_epoch{epoch}.slurm", ev, epoch, str(Path(out) / f"epoch_{epoch}")))
+        else:
+            jobs.append((f"{ev.task}_base.slurm", ev, None, exp.model_path(run.model)))
+    return jobs
+
+
+def scaffold_run_evals(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: LocalConfig,
+                       summary: str | None, *, dry_run: bool = False) -> RunResult:
+    result = RunResult(run=run.name, directory=run_dir)
+    eval_dir = exp_dir / run_dir / "eval"
+    problems = []
+    for fname, ev, epoch, model_path in eval_jobs(exp, run, run_dir, exp_dir, local):
+        try:
+            if epoch is not None and epoch >= exp.epochs:
+                raise CkError(f"task {ev.task!r} evaluates epoch {epoch} but training writes only "
+                              f"epoch_0..epoch_{exp.epochs - 1}", file=summary, line=ev.line, field="Epochs")
+            script = resolve_task_script(ev.script, exp_dir, summary, ev.line)
+            text = render_eval_slurm(eval_context(exp, run, ev, epoch, model_path, script, run_dir, local))
+            if not dry_run:
+                (eval_dir / "logs").mkdir(parents=True, exist_ok=True)
+            result.files.append(_write(eval_dir / fname, text, dry_run))
+        except CkError as err:
+            problems.append(f"{fname}: {err}")
+    if problems:
+        result.ok, result.error = False, "; ".join(problems)
+    return result
+
+
+def all_files(results: list[RunResult]) -> list[FileChange]:
+    return [f for r in results for f in r.files]

@@ -1,0 +1,122 @@
+"""scaffold-experiment: read the plan, check it, call scaffold-torchtune then scaffold-inspect,
+log all three levels, report every run (one run's failure never stops the others)."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import CkError
+from ..experiment.naming import inside, run_directories
+from ..experiment.parse import load_experiment
+from ..localconfig import load_local_config
+from ..util.log import ActionLog
+from .inspect_worker import scaffold_run_evals
+from .torchtune_worker import RunResult, scaffold_run
+
+
+@dataclass
+class ScaffoldReport:
+    experiment: str
+    experiment_dir: str
+    dry_run: bool
+    torchtune: list[RunResult] = field(default_factory=list)
+    inspect: list[RunResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[RunResult]:
+        return [r for r in self.torchtune + self.inspect if not r.ok]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ok"] = not self.failures
+        return d
+
+
+def _counts(results: list[RunResult]) -> str:
+    ok = sum(r.ok for r in results)
+    return f"{ok} ok, {len(results) - ok} failed"
+
+
+def scaffold_experiment(exp_dir: str | Path, *, only: str | None = None, dry_run: bool = False,
+                        config: str | Path | None = None) -> ScaffoldReport:
+    exp_dir = Path(exp_dir).resolve()
+    summary = exp_dir / "experiment_summary.md"
+    exp = load_experiment(summary)
+    local = load_local_config(config, search=(exp_dir,))
+    dirs = run_directories(exp, str(summary))
+    for name, d in dirs.items():
+        if not inside(exp_dir, exp_dir / d):
+            raise CkError(f"run directory {d!r} would leave the experiment directory", file=summary, field=name)
+    report = ScaffoldReport(exp.name, str(exp_dir), dry_run, warnings=list(local.warnings))
+    for mname, mpath in exp.models:
+        if not Path(mpath).expanduser().exists():
+            report.warnings.append(f"model path for {mname} not found here: {mpath} (may exist on compute nodes)")
+    if exp.dataset and not Path(exp.dataset).expanduser().exists():
+        report.warnings.append(f"dataset not found here: {exp.dataset} (may exist on compute nodes)")
+    if not exp.evaluations and only != "torchtune":
+        report.warnings.append("no evaluations in the plan: scaffold-inspect has nothing to do")
+
+    logs = {n: ActionLog(exp_dir / f"{n}.log") for n in ("scaffold-experiment", "scaffold-torchtune", "scaffold-inspect")}
+    if dry_run:
+        logs = {n: _NullLog() for n in logs}
+    orch = logs["scaffold-experiment"]
+    orch.write("DISCOVER_EXPERIMENT", "Found experiment", details=str(summary),
+               result=f"{len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s), "
+                      f"{len(exp.evaluations)} evaluation task(s)")
+    orch.write("VERIFY_PREREQUISITES", "Checking required files",
+               details=f"claude.local.md: {local.path or 'not found (defaults)'}",
+               result="; ".join(report.warnings) or "All prerequisites satisfied")
+    orch.write("READ_TOOL_SPECS", "Parsing tool specifications",
+               result=f"Preparation={exp.tools.preparation}, Evaluation={exp.tools.evaluation}",
+               explanation="Will invoke scaffold-torchtune and scaffold-inspect")
+
+    if only in (None, "torchtune"):
+        t0 = time.monotonic()
+        tlog = logs["scaffold-torchtune"]
+        from ..experiment.naming import varying_parameters
+
+        tlog.write("ANALYZE_PARAMETERS", "Identifying varying parameters",
+                   result=f"Varying: {', '.join(varying_parameters(exp.runs)) or 'none'}")
+        orch.write("INVOKE_SCAFFOLD_TORCHTUNE", "Generating fine-tuning configs", details="scaffold-torchtune")
+        for run in exp.finetuned_runs:
+            res = scaffold_run(exp, run, dirs[run.name], exp_dir, local, dry_run=dry_run)
+            report.torchtune.append(res)
+            tlog.write("SCAFFOLD_RUN", dirs[run.name],
+                       details=f"run {run.name}: rank={run.lora_rank}, lr={run.learning_rate}, "
+                               f"batch_size={run.batch_size or exp.batch_size}, epochs={exp.epochs}",
+                       result="; ".join(f"{Path(f.path).name} {f.status}" for f in res.files)
+                       if res.ok else f"FAILED: {res.error}")
+        orch.write("SCAFFOLD_TORCHTUNE_COMPLETE", "Fine-tuning configs generated",
+                   details=_counts(report.torchtune), duration=f"{time.monotonic() - t0:.2f}s",
+                   result="See scaffold-torchtune.log")
+
+    if only in (None, "inspect"):
+        t0 = time.monotonic()
+        ilog = logs["scaffold-inspect"]
+        orch.write("INVOKE_SCAFFOLD_INSPECT", "Generating evaluation configs", details="scaffold-inspect")
+        failed_training = {r.run for r in report.torchtune if not r.ok}
+        for run in exp.runs:
+            if run.finetuned and only == "inspect" and not (exp_dir / dirs[run.name] / "finetune.slurm").exists():
+                report.warnings.append(f"{dirs[run.name]}: no finetune.slurm yet (run scaffold-torchtune first)")
+            res = scaffold_run_evals(exp, run, dirs[run.name], exp_dir, local, str(summary), dry_run=dry_run)
+            if run.name in failed_training and res.ok:
+                res.error = "fine-tuning scaffold failed; evaluation scripts written anyway"
+            report.inspect.append(res)
+            ilog.write("SCAFFOLD_EVAL", dirs[run.name],
+                       result="; ".join(f"eval/{Path(f.path).name} {f.status}" for f in res.files)
+                       if res.ok else f"FAILED: {res.error}")
+        orch.write("SCAFFOLD_INSPECT_COMPLETE", "Evaluation configs generated",
+                   details=_counts(report.inspect), duration=f"{time.monotonic() - t0:.2f}s",
+                   result="See scaffold-inspect.log")
+
+    orch.write("COMPLETE", "Experiment scaffolding finished",
+               result=f"fine-tuning: {_counts(report.torchtune)}; evaluation: {_counts(report.inspect)}",
+               next="ck run " + str(exp_dir))
+    return report
+
+
+class _NullLog:
+    def write(self, *args, **kwargs) -> None:
+        pass
