@@ -42,7 +42,7 @@ _TERMINAL = {
 
 def _time(value: str) -> str | None:
     value = value.strip()
-    return None if value in ("", "N/A", "None", "Unknown") else value
+    return None if value.upper() in ("", "N/A", "NONE", "UNKNOWN") else value
 
 
 def slurm_state(raw: str, reason: str | None = None) -> JobState:
