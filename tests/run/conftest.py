@@ -1,0 +1,134 @@
+"""Synthetic experiments that follow the on-disk contract, with tiny bash stand-ins for
+torchtune and inspect. Every script appends "start|end <key> <job id> <epoch secs>" to a marker
+file, so tests can count launches and check ordering from what really ran."""
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+SUMMARY = """# Experiment: fake
+
+## Configuration
+- **Epochs:** 1
+
+## Status
+
+(not started)
+
+## Notes
+keep me
+"""
+
+
+@dataclass
+class FakeRun:
+    name: str
+    sleep: float = 0.3
+    rc: int = 0  # finetune exit code
+    epochs: int = 1
+    tasks: tuple[str, ...] = ("cap",)
+    eval_epochs: tuple[int, ...] | None = None  # default: every epoch
+    eval_sleep: float = 0.1
+    oom_until_batch: int | None = None  # exit like OOM unless CK_TUNE_OVERRIDES has batch_size <= this
+    batch_size: int = 8
+    control: bool = False  # base-model evals only, no finetune.slurm
+    extra: dict = field(default_factory=dict)
+
+
+def _marker_lines(key: str, marker: Path) -> tuple[str, str]:
+    m = shlex.quote(str(marker))
+    return (f'echo "start {key} $SLURM_JOB_ID $(date +%s.%N) ${{CK_TUNE_OVERRIDES:-}}" >> {m}',
+            f'echo "end {key} $SLURM_JOB_ID $(date +%s.%N)" >> {m}')
+
+
+def finetune_script(run: FakeRun, out_dir: Path, marker: Path) -> str:
+    start, end = _marker_lines(f"{run.name}/finetune", marker)
+    lines = ["#!/bin/bash", "#SBATCH --job-name=ft", "#SBATCH --time=00:10:00",
+             'cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")}"', start,
+             f'echo "training {run.name} on CUDA_VISIBLE_DEVICES=[$CUDA_VISIBLE_DEVICES]"']
+    if run.oom_until_batch is not None:
+        lines += [
+            'bs=$(printf "%s\\n" $CK_TUNE_OVERRIDES | sed -n "s/^batch_size=//p")',
+            f'bs=${{bs:-{run.batch_size}}}',
+            f'if [ "$bs" -gt {run.oom_until_batch} ]; then',
+            '  echo "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"; exit 1',
+            'fi']
+    lines.append(f"sleep {run.sleep}")
+    if run.rc:
+        lines += ['echo "Traceback (most recent call last):"', 'echo "RuntimeError: fake training failure"',
+                  f"exit {run.rc}"]
+    for e in range(run.epochs):
+        d = shlex.quote(str(out_dir / f"epoch_{e}"))
+        lines.append(f"mkdir -p {d} && echo weights > {d}/model-00001-of-00001.safetensors")
+    lines += [end, "exit 0", ""]
+    return "\n".join(lines)
+
+
+def eval_script(run: FakeRun, task: str, epoch: int | None, out_dir: Path, marker: Path) -> str:
+    stem = f"{task}_epoch{epoch}" if epoch is not None else f"{task}_base"
+    start, end = _marker_lines(f"{run.name}/eval/{stem}", marker)
+    lines = ["#!/bin/bash", "#SBATCH --job-name=ev", 'cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")}"', start]
+    if epoch is not None:
+        ck = shlex.quote(str(out_dir / f"epoch_{epoch}"))
+        lines += [f"if [ ! -d {ck} ]; then echo 'ck: no checkpoint at {ck}' >&2; exit 3; fi"]
+    lines += [f"sleep {run.eval_sleep}", "mkdir -p logs", f"echo fake > logs/{stem}.eval", end, ""]
+    return "\n".join(lines)
+
+
+def make_experiment(root: Path, runs: list[FakeRun]) -> Path:
+    exp = root / "exp"
+    exp.mkdir(parents=True)
+    (exp / "experiment_summary.md").write_text(SUMMARY)
+    marker = exp.parent / "launches.txt"
+    marker.touch()
+    for run in runs:
+        rd = exp / run.name
+        (rd / "eval").mkdir(parents=True)
+        out_dir = root / "outputs" / f"ck-out-{run.name}"
+        if not run.control:
+            (rd / "setup_finetune.yaml").write_text(
+                f"output_dir: {out_dir}\nepochs: {run.epochs}\nnum_gpus: 0\nbatch_size: {run.batch_size}\n")
+            (rd / "finetune.yaml").write_text(
+                f"output_dir: {out_dir}\nepochs: {run.epochs}\nbatch_size: {run.batch_size}\n"
+                "gradient_accumulation_steps: 1\n")
+            (rd / "finetune.slurm").write_text(finetune_script(run, out_dir, marker))
+            for task in run.tasks:
+                for e in (run.eval_epochs if run.eval_epochs is not None else range(run.epochs)):
+                    (rd / "eval" / f"{task}_epoch{e}.slurm").write_text(eval_script(run, task, e, out_dir, marker))
+        else:
+            for task in run.tasks:
+                (rd / "eval" / f"{task}_base.slurm").write_text(eval_script(run, task, None, out_dir, marker))
+    return exp
+
+
+def launches(exp: Path) -> list[tuple[str, str, str, float]]:
+    """(start|end, key, job id, time) for every line scripts appended."""
+    out = []
+    for line in (exp.parent / "launches.txt").read_text().splitlines():
+        parts = line.split()
+        out.append((parts[0], parts[1], parts[2], float(parts[3])))
+    return out
+
+
+def starts(exp: Path, key: str | None = None) -> list[tuple[str, str, str, float]]:
+    return [x for x in launches(exp) if x[0] == "start" and (key is None or x[1] == key)]
+
+
+def wait_for(pred, timeout: float = 20.0, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def quiet():
+    lines: list[str] = []
+    return lines.append, lines

@@ -1,0 +1,121 @@
+"""`ck run DIR` (run-experiment / run-torchtune / run-inspect) and `ck status DIR`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import CkError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run", help="submit and monitor an experiment's fine-tuning and evaluation jobs",
+        description="Submit every fine-tuning job, chain each run's evaluations to its own training, "
+                    "monitor until all end. Safe to re-run: finished jobs are skipped, live ones re-attached.")
+    p.add_argument("dir", help="experiment directory (holds experiment_summary.md)")
+    p.add_argument("--executor", default="auto", choices=("auto", "local", "slurm"),
+                   help="auto = slurm when sbatch is on PATH, else local")
+    p.add_argument("--only", choices=("torchtune", "inspect"),
+                   help="run one worker: torchtune (fine-tuning) or inspect (evaluations of existing checkpoints)")
+    p.add_argument("--max-parallel", type=int, default=1, metavar="N",
+                   help="local executor: jobs running at once (default 1)")
+    p.add_argument("--gpus", metavar="IDS", help="local executor: GPU ids to hand out, e.g. 0,1 ('none' = CPU only)")
+    p.add_argument("--poll", type=float, default=60, metavar="SECONDS", help="seconds between status checks (default 60)")
+    p.add_argument("--detach", action="store_true", help="leave a background supervisor and return")
+    p.add_argument("--retry-failed", action="store_true", help="resubmit jobs that failed earlier")
+    p.add_argument("--dry-run", action="store_true", help="show what would be submitted; change nothing")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout (progress goes to stderr)")
+    p.set_defaults(func=cmd_run)
+
+    s = subparsers.add_parser("status", help="show an experiment's jobs from the ledger (submits nothing)")
+    s.add_argument("dir", help="experiment directory")
+    s.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    s.set_defaults(func=cmd_status)
+
+
+def _gpus(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    if text.strip().lower() in ("", "none", "cpu"):
+        return []
+    ids = [g.strip() for g in text.split(",")]
+    if any(not g.isdigit() for g in ids):
+        raise CkError(f"--gpus takes comma-separated GPU ids like 0,1, not {text!r}", field="--gpus")
+    return ids
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..executors import get_executor
+    from ..run.orchestrator import default_out, run_experiment
+
+    if args.max_parallel < 1:
+        raise CkError("--max-parallel must be at least 1", field="--max-parallel")
+    if args.poll <= 0:
+        raise CkError("--poll must be a positive number of seconds", field="--poll")
+    exp = Path(args.dir)
+    if not exp.is_dir():
+        raise CkError(f"experiment directory not found: {exp}")
+    executor = get_executor(args.executor, exp, max_parallel=args.max_parallel, gpus=_gpus(args.gpus))
+    out = default_out(args.json)
+    result = run_experiment(exp, executor, only=args.only, poll_s=args.poll, detach=args.detach,
+                            retry_failed=args.retry_failed, dry_run=args.dry_run, out=out)
+    if args.detach:
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"supervisor running in the background (pid {result['pid']})\n"
+                  f"  progress: {result['log']}\n  status:   ck status {exp}\n"
+                  f"  stop it any time; `ck run {exp}` resumes without redoing finished jobs")
+        return 0
+    report = result
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_summary(report)
+    if report.refused:
+        print(f"ck run: error: no checkpoint for run(s) {', '.join(report.refused)}: their evaluations "
+              "were not submitted (fine-tune them first)", file=sys.stderr)
+        return 2
+    return 1 if report.failed else 0
+
+
+def _print_summary(report) -> None:
+    done = sum(j.state == "COMPLETED" for j in report.jobs)
+    title = "Dry run" if report.dry_run else "Run finished"
+    print(f"\n{title}: {done}/{len(report.jobs)} job(s) COMPLETED"
+          + (f", {len(report.submitted)} submitted now" if report.submitted else ""))
+    for j in report.jobs:
+        if report.dry_run or j.state != "COMPLETED" or j.note:
+            print(f"  {j.run:<24} {j.label:<26} {j.job_id or '-':<12} "
+                  f"{j.state or j.action.upper()}  {j.note or ''}".rstrip())
+    for w in report.warnings:
+        print(f"  warning: {w}")
+    if not report.dry_run:
+        print(f"Logs: {report.exp_dir}/run-experiment.log, run-torchtune.log, run-inspect.log")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ..run.status import experiment_status
+
+    exp = Path(args.dir)
+    if not exp.is_dir():
+        raise CkError(f"experiment directory not found: {exp}")
+    status = experiment_status(exp)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    sup = status["supervisor"]
+    print(f"Experiment {status['experiment']}")
+    print(f"Monitor: {sup['holder'] or 'none running'}"
+          + (f" (detached supervisor pid {sup['pid']}{'' if sup['running'] else ', not running'})" if sup["pid"] else ""))
+    header = ("RUN", "JOB", "JOB ID", "STATE", "DURATION", "ARTIFACTS")
+    rows = [(r["run"], r["job"], r["job_id"] or "-", r["state"] or "not submitted", r["duration"] or "-",
+             "yes" if r["artifacts"] else "no") for r in status["jobs"]]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+    c = status["counts"]
+    print(", ".join(f"{v} {k.lower()}" for k, v in c.items()))
+    return 0

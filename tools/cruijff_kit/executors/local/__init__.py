@@ -1,0 +1,2 @@
+"""Local backend: runs the generated `.slurm` scripts with bash on this machine."""
+from .executor import LocalExecutor, detect_gpus  # noqa: F401

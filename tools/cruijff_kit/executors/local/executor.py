@@ -1,0 +1,340 @@
+"""LocalExecutor: the SLURM contract (submit / afterok dependency / poll / cancel) on one machine.
+
+Every job's state lives on disk under EXP/.ck/local/jobs/, so a supervisor that dies (even
+kill -9) loses nothing: running jobs are in their own session and keep going, a tiny bash
+wrapper writes their exit code when they end, and the next LocalExecutor re-attaches by
+(pid, /proc start time). Files per job number N:
+
+    N.job.json    what to run + launch facts (pid, start time, GPUs); rewritten atomically
+    N.pid         written by the wrapper itself: covers a supervisor killed between fork and record
+    N.exit        "<exit code> <epoch seconds>", written by the wrapper when the script ends
+    N.cancel      cancel() was asked: a vanished process is CANCELLED, not FAILED
+    N.final.json  the terminal state once decided (so it never changes afterwards)
+
+Queued jobs start only inside poll() (the scheduler tick), i.e. while a supervisor runs.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ...util.fs import atomic_write_json, atomic_write_text, exclusive_lock
+from ..core import Executor, JobInfo, JobSpec, JobState, SubmitError
+from . import procs
+
+# $1 script, $2 exit file, $3 pid file. `bash "$1"` (not exec) so the wrapper survives the script
+# and can record how it ended; write-then-rename so a reader never sees half a line.
+WRAPPER = r'''
+printf '%s\n' "$$" > "$3.tmp" && mv -f "$3.tmp" "$3"
+bash "$1"
+rc=$?
+printf '%s %s\n' "$rc" "$(date +%s)" > "$2.tmp" && mv -f "$2.tmp" "$2"
+exit "$rc"
+'''
+
+# What a process killed for memory looks like locally: SIGKILL from the kernel's OOM killer
+# (bash reports 128+9) or PyTorch / the CPU allocator saying so in the log.
+OOM_EXIT_CODES = {137}
+OOM_PATTERNS = re.compile(
+    r"CUDA out of memory|OutOfMemoryError|DefaultCPUAllocator: can't allocate memory"
+    r"|\bMemoryError\b|oom-kill|Out of memory: Killed process"
+)
+
+_ID = re.compile(r"^local-(\d+)$")
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def _iso(epoch: float) -> str:
+    return _dt.datetime.fromtimestamp(epoch).isoformat(timespec="seconds")
+
+
+def detect_gpus() -> list[str]:
+    """GPU ids to hand out: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists, else none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def _tail_text(path: Path, nbytes: int = 65536) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - nbytes))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, exp_dir: str | Path, max_parallel: int = 1,
+                 gpus: list[str] | None = None) -> None:
+        self.exp_dir = Path(exp_dir).resolve()
+        self.state_dir = self.exp_dir / ".ck" / "local"
+        self.jobs_dir = self.state_dir / "jobs"
+        self.max_parallel = max(1, int(max_parallel))
+        self.gpus = [str(g) for g in gpus] if gpus is not None else detect_gpus()
+        self._children: dict[str, subprocess.Popen] = {}  # ours to reap (else they stay zombies)
+        self._final: dict[str, JobInfo] = {}  # terminal states never change: cache them
+
+    # ---- paths and records -------------------------------------------------------------
+    def _num(self, job_id: str) -> int | None:
+        m = _ID.match(job_id or "")
+        return int(m.group(1)) if m else None
+
+    def _file(self, n: int, suffix: str) -> Path:
+        return self.jobs_dir / f"{n}.{suffix}"
+
+    def _read_json(self, path: Path) -> dict | None:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None
+
+    def _lock(self):
+        return exclusive_lock(self.state_dir / "sched.lock", owner=f"pid {os.getpid()}",
+                              blocking=True)
+
+    # ---- interface ---------------------------------------------------------------------
+    def submit(self, spec: JobSpec, after: str | None = None) -> str:
+        script = Path(spec.script)
+        if not script.is_file():
+            raise SubmitError(f"job script not found: {script}", file=script,
+                              hint="run `ck scaffold` again to regenerate it")
+        if spec.gpus and self.gpus and spec.gpus > len(self.gpus):
+            raise SubmitError(
+                f"{spec.key} asks for {spec.gpus} GPU(s) but the local pool has "
+                f"{len(self.gpus)} ({','.join(self.gpus)})", field="--gpus",
+                hint="give more GPU ids with --gpus or lower num_gpus in setup_finetune.yaml")
+        if after is not None and self._num(after) is None:
+            raise SubmitError(f"dependency {after!r} is not a local job id", field="after")
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            counter = self.state_dir / "counter"
+            try:
+                n = int(counter.read_text().strip()) + 1
+            except (FileNotFoundError, ValueError):
+                n = 1
+            # Never reuse a number whose files exist (counter lost or edited by hand).
+            while self._file(n, "job.json").exists():
+                n += 1
+            atomic_write_text(counter, f"{n}\n")
+            job_id = f"local-{n}"
+            atomic_write_json(self._file(n, "job.json"), {
+                "job_id": job_id, "key": spec.key, "kind": spec.kind, "run": spec.run,
+                "script": str(script.resolve()), "workdir": str(script.resolve().parent),
+                "gpus": int(spec.gpus), "env": dict(spec.env), "after": after,
+                "submitted": _now(), "phase": "queued",
+            })
+        return job_id
+
+    def poll(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+        with self._lock():
+            self._reap()
+            self._tick()
+            return {jid: self._info(jid) for jid in job_ids}
+
+    def peek(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """States without starting anything (for `ck status`)."""
+        return {jid: self._info(jid, decide=False) for jid in job_ids}
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        with self._lock():
+            for jid in job_ids:
+                n = self._num(jid)
+                rec = self._read_json(self._file(n, "job.json")) if n is not None else None
+                if rec is None or self._info(jid).state.terminal:
+                    continue
+                self._file(n, "cancel").touch()
+                if rec["phase"] == "queued":
+                    self._finalize(n, JobInfo(jid, JobState.CANCELLED, reason="cancelled while queued",
+                                              ended=_now()))
+                    continue
+                pid = self._pid(n, rec)
+                if pid and procs.is_alive(pid, rec.get("pid_start")):
+                    procs.kill_group(pid, signal.SIGTERM)
+                    deadline = time.monotonic() + 5
+                    while procs.is_alive(pid) and time.monotonic() < deadline:
+                        self._reap()
+                        time.sleep(0.05)
+                    if procs.is_alive(pid):
+                        procs.kill_group(pid, signal.SIGKILL)
+                self._reap()
+
+    # ---- state -------------------------------------------------------------------------
+    def _reap(self) -> None:
+        for jid, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[jid]
+
+    def _pid(self, n: int, rec: dict) -> int | None:
+        if rec.get("pid"):
+            return int(rec["pid"])
+        try:  # supervisor died between fork and recording: the wrapper wrote its own pid
+            return int(self._file(n, "pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _finalize(self, n: int, info: JobInfo) -> JobInfo:
+        atomic_write_json(self._file(n, "final.json"), {
+            "state": info.state.value, "exit_code": info.exit_code, "ended": info.ended,
+            "reason": info.reason,
+        })
+        self._final[info.job_id] = info
+        return info
+
+    def _info(self, jid: str, decide: bool = True) -> JobInfo:
+        """State of one job from its files. With `decide`, terminal states are written down."""
+        if jid in self._final:
+            return self._final[jid]
+        n = self._num(jid)
+        rec = self._read_json(self._file(n, "job.json")) if n is not None else None
+        if rec is None:
+            return JobInfo(jid, JobState.UNKNOWN, reason="no such local job")
+        log = Path(rec["workdir"]) / f"slurm-{jid}.out"
+        base = dict(job_id=jid, started=rec.get("started"), log=log)
+        final = self._read_json(self._file(n, "final.json"))
+        if final is not None:
+            info = JobInfo(state=JobState(final["state"]), exit_code=final.get("exit_code"),
+                           ended=final.get("ended"), reason=final.get("reason"), **base)
+            self._final[jid] = info
+            return info
+        if rec["phase"] == "queued":
+            waiting = rec.get("after") and self._info(rec["after"], decide).state is not JobState.COMPLETED
+            return JobInfo(state=JobState.PENDING, reason="Dependency" if waiting else "Resources", **base)
+
+        ended = self._exit(n)
+        if ended is None:
+            pid = self._pid(n, rec)
+            if pid is not None and self._ours(pid, jid, rec):
+                return JobInfo(state=JobState.RUNNING, **base)
+            ended = self._exit(n)  # it may have finished between the two looks
+        cancelled = self._file(n, "cancel").exists()
+        if ended is not None:
+            rc, end = ended
+            if rc == 0:
+                info = JobInfo(state=JobState.COMPLETED, exit_code=0, ended=end, **base)
+            elif cancelled:
+                info = JobInfo(state=JobState.CANCELLED, exit_code=rc, ended=end, reason="cancelled", **base)
+            elif rc in OOM_EXIT_CODES or OOM_PATTERNS.search(_tail_text(log)):
+                info = JobInfo(state=JobState.OUT_OF_MEMORY, exit_code=rc, ended=end,
+                               reason=f"exit code {rc}: out of memory", **base)
+            else:
+                why = f"killed by signal {rc - 128}" if rc > 128 else f"exit code {rc}"
+                info = JobInfo(state=JobState.FAILED, exit_code=rc, ended=end, reason=why, **base)
+        elif cancelled:
+            info = JobInfo(state=JobState.CANCELLED, ended=_now(), reason="cancelled", **base)
+        elif rec["phase"] == "launching" and self._pid(n, rec) is None and not self._file(n, "pid").exists():
+            info = JobInfo(state=JobState.FAILED, ended=_now(),
+                           reason="launch interrupted (supervisor died while starting it)", **base)
+        else:
+            info = JobInfo(state=JobState.FAILED, ended=_now(),
+                           reason="process ended without recording an exit code (killed?)", **base)
+        return self._finalize(n, info) if decide else info
+
+    def _exit(self, n: int) -> tuple[int, str] | None:
+        try:
+            rc, epoch = self._file(n, "exit").read_text().split()[:2]
+            return int(rc), _iso(float(epoch))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _ours(self, pid: int, jid: str, rec: dict) -> bool:
+        if rec.get("pid_start") is not None and int(rec.get("pid", 0)) == pid:
+            return procs.is_alive(pid, rec["pid_start"])
+        return procs.is_alive(pid) and procs.has_env(pid, "CK_LOCAL_JOB_ID", jid)
+
+    # ---- scheduling --------------------------------------------------------------------
+    def _records(self) -> list[tuple[int, dict]]:
+        out = []
+        if not self.jobs_dir.is_dir():
+            return out
+        for path in self.jobs_dir.glob("*.job.json"):
+            n = int(path.name.split(".")[0])
+            if f"local-{n}" in self._final or self._file(n, "final.json").exists():
+                continue
+            rec = self._read_json(path)
+            if rec is not None:
+                out.append((n, rec))
+        return sorted(out, key=lambda item: item[0])
+
+    def _tick(self) -> None:
+        active = self._records()
+        busy_gpus: set[str] = set()
+        running = 0
+        for n, rec in active:
+            if rec["phase"] != "queued" and not self._info(rec["job_id"]).state.terminal:
+                running += 1
+                busy_gpus.update(rec.get("assigned_gpus") or [])
+        for n, rec in active:
+            if rec["phase"] != "queued":
+                continue
+            jid = rec["job_id"]
+            if rec.get("after"):
+                dep = self._info(rec["after"])
+                if dep.state is JobState.COMPLETED:
+                    pass
+                elif dep.state.terminal or dep.state is JobState.UNKNOWN:
+                    self._finalize(n, JobInfo(jid, JobState.DEPENDENCY_NEVER_SATISFIED, ended=_now(),
+                                              reason=f"dependency {rec['after']} ended {dep.state.value}"))
+                    continue
+                else:
+                    continue
+            if running >= self.max_parallel:
+                continue
+            want = int(rec.get("gpus") or 0)
+            if want and self.gpus:
+                free = [g for g in self.gpus if g not in busy_gpus]
+                if len(free) < want:
+                    continue  # a later, smaller job may still fit (backfill)
+                assigned = free[:want]
+            else:
+                assigned = []  # CPU job, or no GPUs here at all: run on CPU
+            self._launch(n, rec, assigned)
+            busy_gpus.update(assigned)
+            running += 1
+
+    def _launch(self, n: int, rec: dict, assigned: list[str]) -> None:
+        jid = rec["job_id"]
+        rec.update(phase="launching", assigned_gpus=assigned, started=_now())
+        atomic_write_json(self._file(n, "job.json"), rec)  # before fork: never launched twice
+        env = dict(os.environ)
+        env.update({str(k): str(v) for k, v in (rec.get("env") or {}).items()})
+        env.update(SLURM_SUBMIT_DIR=rec["workdir"], SLURM_JOB_ID=jid, CK_LOCAL_JOB_ID=jid,
+                   CUDA_VISIBLE_DEVICES=",".join(assigned))
+        log = Path(rec["workdir"]) / f"slurm-{jid}.out"
+        try:
+            with open(log, "ab") as out:
+                child = subprocess.Popen(
+                    ["bash", "-c", WRAPPER, "ck-local-job", rec["script"],
+                     str(self._file(n, "exit")), str(self._file(n, "pid"))],
+                    cwd=rec["workdir"], env=env, stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        except OSError as exc:
+            self._finalize(n, JobInfo(jid, JobState.FAILED, ended=_now(), reason=f"could not start: {exc}"))
+            return
+        self._children[jid] = child
+        rec.update(phase="launched", pid=child.pid, pid_start=procs.start_time(child.pid))
+        atomic_write_json(self._file(n, "job.json"), rec)
