@@ -10,7 +10,7 @@ each replacement behaves exactly like the original whenever CUDA is present:
 
 Ranks come from the environment (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), set
 by `tune run --nproc_per_node N`, torchrun, or by hand / from SLURM_* for `srun`:
-    tune run --nproc_per_node 2 /path/to/lora_distributed.py --config finetune.yaml
+    tune run --nproc_per_node 2 cruijff_kit/finetune/recipes/lora_distributed.py --config finetune.yaml
     RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 \
         python -m cruijff_kit.finetune.recipes.lora_distributed --config finetune.yaml
 """

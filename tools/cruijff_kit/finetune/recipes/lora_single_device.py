@@ -8,7 +8,9 @@ all epochs' deltas instead of base + adapter_k. Fix: while saving on CPU, the re
 dict of detached copies. On other devices the stock code runs untouched.
 
     python -m cruijff_kit.finetune.recipes.lora_single_device --config finetune.yaml [key=value ...]
-    tune run /path/to/lora_single_device.py --config finetune.yaml
+    tune run cruijff_kit/finetune/recipes/lora_single_device.py --config finetune.yaml
+(tune turns a relative recipe path into a module name and runs it with -m, so this package-relative
+path works from any directory; an absolute path does not.)
 """
 from __future__ import annotations
 
