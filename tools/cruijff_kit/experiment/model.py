@@ -36,6 +36,10 @@ class Run:
     extra: tuple[tuple[str, str], ...] = ()
     line: int | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        # extra columns are a mapping: their order in one table is not part of the plan
+        object.__setattr__(self, "extra", tuple(sorted(self.extra)))
+
     @property
     def finetuned(self) -> bool:
         return self.type is RunType.FINETUNED

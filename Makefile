@@ -1,0 +1,32 @@
+# cruijff_kit — everything a fresh machine needs, from this repo's own files.
+#   make demo   the bundled tiny experiment, end to end on CPU (local executor)
+#   make test   the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ck-installed
+
+.PHONY: venv test test-fast demo bench clean-demo slurm-start slurm-stop
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/constraints.txt scripts/setup-venv
+	bash scripts/setup-venv "$(VENV)"
+	@touch "$(STAMP)"
+
+test: venv
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+test-fast: venv
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -m "not slow and not slurm" $(PYTEST_ARGS)
+
+demo: venv
+	OMP_NUM_THREADS=1 $(PY) -m cruijff_kit.demo $(DEMO_ARGS)
+
+bench: venv
+	$(PY) bench/scaffold_speed.py
+
+slurm-start:
+	bash scripts/local-slurm start
+
+slurm-stop:
+	bash scripts/local-slurm stop
