@@ -78,6 +78,10 @@ def with_defaults(setup: dict) -> dict:
             field="enable_validation",
             hint="set 'Validation during training: false' and evaluate the epoch checkpoints with inspect instead",
         )
+    if "${" in str(s["system_prompt"]):
+        # torchtune resolves its config more than once, so even an escaped "\${" comes back as an interpolation.
+        raise CkError("the system prompt may not contain '${' (torchtune's config reads it as an interpolation)",
+                      file=SETUP_FILE, field="system_prompt")
     if s["logger"] == "wandb" and not s["my_wandb_project"]:
         raise CkError("logger is wandb but no project is set", file=SETUP_FILE, field="my_wandb_project",
                       hint="set my_wandb_project in claude.local.md, or use the disk logger")
@@ -121,7 +125,7 @@ def dataset_component(s: dict) -> dict[str, Any]:
     ds.update(split="train", column_map={"input": "input", "output": "output"},
               train_on_input=bool(s["train_on_input"]), packed=False)
     if s["system_prompt"]:
-        ds["new_system_prompt"] = s["system_prompt"]
+        ds["new_system_prompt"] = str(s["system_prompt"])
     return ds
 
 

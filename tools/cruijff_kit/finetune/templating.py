@@ -8,7 +8,6 @@ Filters every template here may use:
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 import shlex
@@ -37,12 +36,25 @@ def yaml_value(value: Any) -> str:
     if isinstance(value, str):
         if _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS and not _looks_numeric(value):
             return value
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid YAML double-quoted scalar
+        return _double_quoted(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(yaml_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{yaml_value(str(k))}: {yaml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {type(value).__name__} as YAML: {value!r}")
+
+
+def _double_quoted(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable() and ch != "\x7f":
+            out.append(ch)
+        else:  # YAML forbids most control characters raw; its escapes cover every code point
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
 
 
 def _yaml_float(x: float) -> str:
