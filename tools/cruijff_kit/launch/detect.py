@@ -1,0 +1,472 @@
+"""What a training repo contains, read from its files' ASTs (never by grepping source text).
+
+`detect(repo)` answers: the entry points (conventional names first, then scripts with a
+`__main__` guard), the dependency files in the order they would be installed, the training
+framework, whether wandb is already used, whether the code is distributed, the argparse flags,
+and a suggested command. Facts carry `file:line` evidence so an agent can show why.
+"""
+from __future__ import annotations
+
+import ast
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import CkError
+
+# The seed's order, which is also the ranking among entry points with conventional names.
+CONVENTIONAL_ENTRY_POINTS = ("train.py", "main.py", "run.py", "run_training.py")
+# The seed's install priority.
+DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml", "setup.py", "environment.yml", "environment.yaml")
+
+_SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "build", "dist", "tests", "test", "docs",
+              "wandb", "outputs", "checkpoints"}
+_SKIP_FILES = {"setup.py", "conftest.py", "__init__.py"}
+_MAX_DEPTH = 2          # repo root plus two folder levels: src/pkg/train.py is found
+_MAX_FILES = 400        # a monorepo should not make detect slow
+_MAX_LOCAL_IMPORTS = 25
+
+_OPTIMIZER_CLASSES = {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
+                      "LBFGS", "Adafactor"}
+FRAMEWORKS = ("hf_trainer", "lightning", "keras", "pytorch")
+
+
+@dataclass
+class FileFacts:
+    """Names and calls of one Python file, with aliases resolved to dotted module paths."""
+
+    path: Path
+    rel: str
+    tree: ast.Module
+    aliases: dict[str, str] = field(default_factory=dict)   # local name -> qualified name
+    imports: list[tuple[str, int]] = field(default_factory=list)
+    main_guard: ast.If | None = None
+
+    def qualify(self, node: ast.AST) -> str | None:
+        """`pl.Trainer` -> `pytorch_lightning.Trainer` (None when not a plain name/attribute chain)."""
+        parts: list[str] = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        parts.append(self.aliases.get(node.id, node.id))
+        return ".".join(reversed(parts))
+
+    def where(self, node: ast.AST) -> str:
+        return f"{self.rel}:{getattr(node, 'lineno', 0)}"
+
+
+def parse_file(path: Path, repo: Path) -> FileFacts:
+    source = path.read_bytes()
+    tree = ast.parse(source, filename=str(path))
+    facts = FileFacts(path=path, rel=path.relative_to(repo).as_posix(), tree=tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                # `import a.b` binds `a`; `import a.b as c` binds c -> a.b
+                facts.aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                facts.imports.append((alias.name, node.lineno))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            facts.imports.append((node.module, node.lineno))
+            for alias in node.names:
+                facts.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            facts.imports.append(("." * node.level + (node.module or ""), node.lineno))
+    for stmt in tree.body:
+        if is_main_guard(stmt):
+            facts.main_guard = stmt
+    return facts
+
+
+def is_main_guard(stmt: ast.stmt) -> bool:
+    if not isinstance(stmt, ast.If) or not isinstance(stmt.test, ast.Compare):
+        return False
+    test = stmt.test
+    sides = [test.left, *test.comparators]
+    return (len(sides) == 2 and isinstance(test.ops[0], ast.Eq)
+            and any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides)
+            and any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides))
+
+
+# --------------------------------------------------------------------------- framework facts
+
+def framework_evidence(files: list[FileFacts]) -> dict[str, list[str]]:
+    """Every framework with the AST facts that point to it."""
+    found: dict[str, list[str]] = {name: [] for name in FRAMEWORKS}
+    for facts in files:
+        imported = {mod for mod, _ in facts.imports}
+        uses_torch = any(m == "torch" or m.startswith("torch.") for m in imported)
+        for node in ast.walk(facts.tree):
+            if isinstance(node, ast.ClassDef):
+                for base in node.bases:
+                    q = facts.qualify(base) or ""
+                    if q.endswith("LightningModule") and _is_lightning(q):
+                        found["lightning"].append(f"{facts.where(node)} class {node.name}({q})")
+                    elif q.startswith("transformers.") and q.endswith("Trainer"):
+                        found["hf_trainer"].append(f"{facts.where(node)} class {node.name}({q})")
+            if not isinstance(node, ast.Call):
+                continue
+            q = facts.qualify(node.func) or ""
+            if _is_hf_trainer(q):
+                found["hf_trainer"].append(f"{facts.where(node)} {q}(…)")
+            elif _is_lightning(q) and q.endswith("Trainer"):
+                found["lightning"].append(f"{facts.where(node)} {q}(…)")
+            elif isinstance(node.func, ast.Attribute) and node.func.attr in ("fit", "compile") and _uses_keras(imported):
+                found["keras"].append(f"{facts.where(node)} .{node.func.attr}(…) with keras imported")
+            elif isinstance(node.func, ast.Attribute) and node.func.attr == "backward" and uses_torch:
+                found["pytorch"].append(f"{facts.where(node)} .backward() with torch imported")
+    return found
+
+
+def _is_hf_trainer(q: str) -> bool:
+    head, _, tail = q.rpartition(".")
+    return (head.split(".")[0] in ("transformers", "trl")
+            and (tail.endswith("Trainer") or tail in ("TrainingArguments", "Seq2SeqTrainingArguments")
+                 or tail.endswith("Config") and head.split(".")[0] == "trl"))
+
+
+def _is_lightning(q: str) -> bool:
+    return q.split(".")[0] in ("pytorch_lightning", "lightning")
+
+
+def _uses_keras(imported: set[str]) -> bool:
+    return any(m == "keras" or m.startswith("keras.") or m.startswith("tensorflow") for m in imported)
+
+
+def pick_framework(evidence: dict[str, list[str]]) -> str | None:
+    # A Trainer-based script also calls .backward() nowhere, but a Lightning module may import
+    # torch and define training_step: the higher-level framework decides how wandb is attached.
+    for name in FRAMEWORKS:
+        if evidence[name]:
+            return name
+    return None
+
+
+def wandb_evidence(files: list[FileFacts]) -> list[str]:
+    out: list[str] = []
+    for facts in files:
+        out += [f"{facts.rel}:{line} import {mod}" for mod, line in facts.imports
+                if mod == "wandb" or mod.startswith("wandb.")]
+        for node in ast.walk(facts.tree):
+            if isinstance(node, ast.keyword) and node.arg == "report_to" and _mentions_wandb(node.value):
+                out.append(f"{facts.where(node.value)} report_to includes 'wandb'")
+            elif isinstance(node, ast.Call):
+                q = facts.qualify(node.func) or ""
+                if q.rpartition(".")[2] in ("WandbLogger", "WandbCallback", "WandbMetricsLogger"):
+                    out.append(f"{facts.where(node)} {q}(…)")
+    return out
+
+
+def _mentions_wandb(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value in ("wandb", "all")
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return any(_mentions_wandb(e) for e in node.elts)
+    return False
+
+
+def distributed_evidence(files: list[FileFacts]) -> list[str]:
+    out: list[str] = []
+    for facts in files:
+        for node in ast.walk(facts.tree):
+            if isinstance(node, ast.Call):
+                q = facts.qualify(node.func) or ""
+                tail = q.rpartition(".")[2]
+                if tail in ("init_process_group", "DistributedDataParallel", "Accelerator", "FullyShardedDataParallel"):
+                    out.append(f"{facts.where(node)} {q}(…)")
+            elif isinstance(node, ast.Constant) and node.value in ("LOCAL_RANK", "RANK", "WORLD_SIZE"):
+                out.append(f"{facts.where(node)} reads {node.value}")
+    return out
+
+
+# --------------------------------------------------------------------------- argparse
+
+def argparse_flags(files: list[FileFacts]) -> list[dict[str, Any]]:
+    flags: list[dict[str, Any]] = []
+    for facts in files:
+        for node in ast.walk(facts.tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "add_argument"):
+                continue
+            names = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if not names:
+                continue
+            entry: dict[str, Any] = {"flags": names, "where": facts.where(node)}
+            for kw in node.keywords:
+                if kw.arg in ("type", "action"):
+                    entry[kw.arg] = _literal_or_source(facts, kw.value, names_as_text=True)
+                elif kw.arg in ("default", "required", "help", "choices", "nargs", "dest"):
+                    entry[kw.arg] = _literal_or_source(facts, kw.value)
+            long = [n for n in names if n.startswith("--")]
+            entry.setdefault("dest", (long[0] if long else names[0]).lstrip("-").replace("-", "_"))
+            entry["positional"] = not names[0].startswith("-")
+            flags.append(entry)
+    return flags
+
+
+def _literal_or_source(facts: FileFacts, node: ast.AST, names_as_text: bool = False) -> Any:
+    if names_as_text and isinstance(node, (ast.Name, ast.Attribute)):
+        return facts.qualify(node)
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError):
+        return ast.unparse(node)
+
+
+def hf_argument_dataclasses(files: list[FileFacts]) -> list[dict[str, Any]]:
+    """Flags of dataclasses handed to transformers.HfArgumentParser (each field is `--field`)."""
+    classes = {n.name: (f, n) for f in files for n in ast.walk(f.tree) if isinstance(n, ast.ClassDef)}
+    flags: list[dict[str, Any]] = []
+    for facts in files:
+        for node in ast.walk(facts.tree):
+            if not (isinstance(node, ast.Call) and (facts.qualify(node.func) or "").endswith("HfArgumentParser")):
+                continue
+            targets = node.args[0].elts if node.args and isinstance(node.args[0], (ast.Tuple, ast.List)) else node.args[:1]
+            for target in targets:
+                if not isinstance(target, ast.Name) or target.id not in classes:
+                    continue
+                owner, cls = classes[target.id]
+                for stmt in cls.body:
+                    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                        default = _dataclass_default(owner, stmt.value)
+                        flags.append({"flags": [f"--{stmt.target.id}"], "dest": stmt.target.id,
+                                      "type": ast.unparse(stmt.annotation), "default": default,
+                                      "required": stmt.value is None, "positional": False,
+                                      "where": owner.where(stmt)})
+    return flags
+
+
+def _dataclass_default(facts: FileFacts, value: ast.AST | None) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, ast.Call) and (facts.qualify(value.func) or "").endswith("field"):
+        for kw in value.keywords:
+            if kw.arg == "default":
+                return _literal_or_source(facts, kw.value)
+        return None
+    return _literal_or_source(facts, value)
+
+
+# --------------------------------------------------------------------------- dependency files
+
+def dependency_files(repo: Path) -> list[dict[str, Any]]:
+    """Existing dependency files in install priority, each with the packages it names."""
+    out = []
+    for name in DEPENDENCY_FILES:
+        path = repo / name
+        if path.is_file():
+            try:
+                packages = _packages(path)
+                problem = None
+            except Exception as exc:  # a broken dep file is reported, not fatal to detection
+                packages, problem = [], f"{type(exc).__name__}: {exc}"
+            entry: dict[str, Any] = {"file": name, "packages": packages}
+            if problem:
+                entry["problem"] = problem
+            out.append(entry)
+    return out
+
+
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _packages(path: Path) -> list[str]:
+    if path.name == "requirements.txt":
+        names = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line or line.startswith("-"):
+                continue
+            match = _REQ_NAME.match(line)
+            if match:
+                names.append(match.group(1))
+        return names
+    if path.name == "pyproject.toml":
+        import tomllib
+
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        deps = list(data.get("project", {}).get("dependencies", []))
+        poetry = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
+        deps += [k for k in poetry if k != "python"]
+        return [m.group(1) for d in deps if (m := _REQ_NAME.match(d))]
+    if path.name == "setup.py":
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                for kw in node.keywords:
+                    if kw.arg == "install_requires":
+                        try:
+                            deps = ast.literal_eval(kw.value)
+                        except ValueError:
+                            return []
+                        return [m.group(1) for d in deps if (m := _REQ_NAME.match(d))]
+        return []
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    names = []
+    for dep in data.get("dependencies", []) or []:
+        if isinstance(dep, str) and (m := _REQ_NAME.match(dep)):
+            names.append(m.group(1))
+        elif isinstance(dep, dict):
+            names += [m.group(1) for d in dep.get("pip", []) if (m := _REQ_NAME.match(str(d)))]
+    return names
+
+
+# --------------------------------------------------------------------------- entry points
+
+def _python_files(repo: Path) -> list[Path]:
+    found: list[Path] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            return
+        for entry in entries:
+            if len(found) >= _MAX_FILES:
+                return
+            if entry.is_dir():
+                if (depth < _MAX_DEPTH and not entry.name.startswith(".") and entry.name not in _SKIP_DIRS
+                        and not (entry / "pyvenv.cfg").exists() and not (entry / "conda-meta").exists()):
+                    walk(entry, depth + 1)
+            elif entry.suffix == ".py" and entry.name not in _SKIP_FILES and not entry.name.startswith("test_"):
+                found.append(entry)
+
+    walk(repo, 0)
+    return found
+
+
+def _local_imports(facts: FileFacts, repo: Path) -> list[Path]:
+    """Repo files that `facts` imports (so a loop in model.py counts for train.py)."""
+    out = []
+    for mod, _ in facts.imports:
+        if mod.startswith("."):
+            base = facts.path.parent
+            mod = mod.lstrip(".")
+        else:
+            base = None
+        parts = [p for p in mod.split(".") if p]
+        if not parts:
+            continue
+        roots = [base] if base else [facts.path.parent, repo, repo / "src"]
+        for root in roots:
+            candidate = root.joinpath(*parts)
+            for path in (candidate.with_suffix(".py"), candidate / "__init__.py"):
+                if path.is_file() and path != facts.path:
+                    out.append(path)
+    return out
+
+
+def analyze(entry: Path, repo: Path, cache: dict[Path, FileFacts | str]) -> tuple[list[FileFacts], list[str]]:
+    """The entry file plus the repo modules it imports, transitively (bounded)."""
+    todo, seen, files, errors = [entry], set(), [], []
+    while todo and len(seen) < _MAX_LOCAL_IMPORTS:
+        path = todo.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        if path not in cache:
+            try:
+                cache[path] = parse_file(path, repo)
+            except (SyntaxError, ValueError, OSError) as exc:
+                cache[path] = f"{path.relative_to(repo).as_posix()}: cannot parse: {exc}"
+        facts = cache[path]
+        if isinstance(facts, str):
+            errors.append(facts)
+            continue
+        files.append(facts)
+        todo += _local_imports(facts, repo)
+    return files, errors
+
+
+def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
+    repo = Path(repo).expanduser()
+    if not repo.is_dir():
+        raise CkError(f"repository not found: {repo} is not a directory", field="REPO",
+                      hint="pass the path of the folder that holds the training code")
+    repo = repo.resolve()
+    cache: dict[Path, FileFacts | str] = {}
+    candidates: list[dict[str, Any]] = []
+
+    if entry:
+        path = (repo / entry).resolve()
+        if not path.is_file() or path.suffix != ".py":
+            raise CkError(f"entry point {entry!r} is not a .py file in {repo}", field="--entry")
+        paths = [path]
+    else:
+        paths = _python_files(repo)
+
+    for path in paths:
+        if path not in cache:
+            try:
+                cache[path] = parse_file(path, repo)
+            except (SyntaxError, ValueError, OSError) as exc:
+                cache[path] = f"{path.relative_to(repo).as_posix()}: cannot parse: {exc}"
+        facts = cache[path]
+        conventional = path.name in CONVENTIONAL_ENTRY_POINTS
+        guarded = not isinstance(facts, str) and facts.main_guard is not None
+        if not (entry or conventional or guarded):
+            continue
+        candidates.append({"path": path.relative_to(repo).as_posix(), "_path": path,
+                           "conventional": conventional, "main_guard": guarded})
+
+    if not candidates:
+        raise CkError(
+            f"no entry point found in {repo}",
+            field="REPO",
+            hint="looked for " + ", ".join(CONVENTIONAL_ENTRY_POINTS)
+            + " and scripts with `if __name__ == \"__main__\":`; pass --entry FILE to name one",
+        )
+
+    parse_errors: set[str] = set()
+    for cand in candidates:
+        files, errors = analyze(cand["_path"], repo, cache)
+        parse_errors.update(errors)
+        cand["_files"] = files
+        cand["framework"] = pick_framework(framework_evidence(files))
+
+    def rank(cand: dict[str, Any]) -> tuple:
+        name = Path(cand["path"]).name
+        conv = CONVENTIONAL_ENTRY_POINTS.index(name) if cand["conventional"] else len(CONVENTIONAL_ENTRY_POINTS)
+        # Training code beats a helper script; then the seed's names; then the shallowest file.
+        return (cand["framework"] is None, not cand["conventional"], conv, cand["path"].count("/"), cand["path"])
+
+    candidates.sort(key=rank)
+    best = candidates[0]
+    files = best["_files"]
+    evidence = framework_evidence(files)
+    flags = argparse_flags(files) + hf_argument_dataclasses(files)
+    deps = dependency_files(repo)
+
+    return {
+        "repo": str(repo),
+        "entry_point": best["path"],
+        "entry_points": [{k: v for k, v in c.items() if not k.startswith("_")} for c in candidates],
+        "framework": pick_framework(evidence),
+        "framework_evidence": {k: v for k, v in evidence.items() if v},
+        "dependencies": deps,
+        "install_order": [d["file"] for d in deps],
+        "wandb": {"used": bool(ev := wandb_evidence(files)), "evidence": ev},
+        "distributed": {"used": bool(dist := distributed_evidence(files)), "evidence": dist},
+        "args": flags,
+        "analyzed_files": [f.rel for f in files],
+        "parse_errors": sorted(parse_errors),
+        "suggested_command": suggest_command(best["path"], flags, bool(dist)),
+    }
+
+
+def suggest_command(entry: str, flags: list[dict[str, Any]], distributed: bool) -> str:
+    words = ["python", entry]
+    for flag in flags:
+        if flag.get("positional"):
+            words.append(flag["dest"].upper())
+        elif flag.get("required") is True:
+            words += [flag["flags"][-1], flag["dest"].upper()]
+    command = shlex.join(words)
+    if distributed:
+        command = command.replace("python ", "torchrun --nproc_per_node=NUM_GPUS ", 1)
+    return command
