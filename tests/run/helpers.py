@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 SUMMARY = """# Experiment: fake
 
 ## Configuration
@@ -126,9 +124,3 @@ def wait_for(pred, timeout: float = 20.0, step: float = 0.05):
             return value
         time.sleep(step)
     raise AssertionError("condition not met in time")
-
-
-@pytest.fixture
-def quiet():
-    lines: list[str] = []
-    return lines.append, lines

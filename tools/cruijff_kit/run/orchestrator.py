@@ -22,6 +22,7 @@ from .plan import Plan, PlannedJob, has_checkpoint, is_done, plan_experiment
 
 TAIL_LINES = 20
 UNKNOWN_POLLS_BEFORE_GIVING_UP = 3
+DRY_ID = "(its training job)"
 
 
 @dataclass
@@ -172,6 +173,7 @@ class Orchestrator:
         elif state:
             note = f"retrying after {state}"
         if dry_run:
+            self.live[job.key] = DRY_ID  # so its evaluations are planned "after" it
             self._outcome(job, "submit", note=note or (f"after {after}" if after else None))
             self._say(job, None, "WOULD SUBMIT", f"after {after}" if after else "")
             return

@@ -7,7 +7,6 @@ EXP/.ck/supervisor.pid. Killing it (even kill -9) loses nothing: the ledger has 
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -79,10 +78,6 @@ def supervisor_pid(exp: Path) -> int | None:
 
 
 def pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from ..executors.local.procs import is_alive
+
+    return is_alive(pid)  # zombies count as dead (os.kill(pid, 0) would say alive)
