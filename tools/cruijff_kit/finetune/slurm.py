@@ -1,0 +1,63 @@
+"""setup_finetune.yaml (a dict) -> finetune.slurm: plain bash with #SBATCH headers.
+
+Which launcher runs the recipe:
+  num_gpus <= 1, one node   python -m cruijff_kit.finetune.recipes.lora_single_device --config finetune.yaml
+  N GPUs, one node          tune run --nproc_per_node N cruijff_kit/finetune/recipes/lora_distributed.py --config finetune.yaml
+  M nodes x N GPUs          srun (one task per rank, RANK/LOCAL_RANK/WORLD_SIZE from SLURM_PROCID/
+                            SLURM_LOCALID/SLURM_NTASKS, MASTER_ADDR = first host of the job)
+                            python -m cruijff_kit.finetune.recipes.lora_distributed --config finetune.yaml
+Pure Python: imported by the CLI at start-up.
+"""
+from __future__ import annotations
+
+from cruijff_kit.errors import CkError
+from cruijff_kit.finetune.config import DISTRIBUTED_RECIPE, SETUP_FILE, SINGLE_DEVICE_RECIPE, with_defaults
+
+ENVIRONMENT_KINDS = ("venv", "conda", "none")
+
+
+def launch_mode(setup: dict) -> str:
+    s = with_defaults(setup)
+    if s["num_nodes"] > 1:
+        return "multinode"
+    return "node" if s["num_gpus"] > 1 else "single"
+
+
+def _check_environment(env: dict | None) -> dict:
+    env = env or {"kind": "none"}
+    kind = env.get("kind")
+    if kind not in ENVIRONMENT_KINDS:
+        raise CkError(f"environment kind {kind!r} is not one of: {', '.join(ENVIRONMENT_KINDS)}",
+                      file=SETUP_FILE, field="environment.kind")
+    needed = {"venv": "path", "conda": "name"}.get(kind)
+    if needed and not env.get(needed):
+        raise CkError(f"a {kind} environment needs its {needed}", file=SETUP_FILE, field=f"environment.{needed}")
+    return env
+
+
+def render_finetune_slurm(setup: dict) -> str:
+    from cruijff_kit.finetune.templating import render
+
+    s = with_defaults(setup)
+    s["environment"] = _check_environment(s.get("environment"))
+    s["slurm"] = s.get("slurm") or {}
+    mode = launch_mode(s)
+    slurm = dict(s["slurm"])
+    if mode != "single":
+        # Headers must ask for what the launcher will use, whatever claude.local.md's defaults say.
+        slurm.update(nodes=s["num_nodes"], gpus=s["num_gpus"])
+    elif s["num_gpus"] == 1:
+        slurm["gpus"] = 1
+    s["slurm"] = slurm
+    return render(
+        "finetune.slurm.j2",
+        setup=s,
+        launch=mode,
+        nproc=s["num_gpus"],
+        nodes=s["num_nodes"],
+        ntasks_per_node=s["num_gpus"] if mode == "multinode" else None,
+        single_device_recipe=SINGLE_DEVICE_RECIPE,
+        distributed_recipe=DISTRIBUTED_RECIPE,
+        # tune run turns a relative recipe path into a module name, so this works from any directory.
+        distributed_recipe_path=DISTRIBUTED_RECIPE.replace(".", "/") + ".py",
+    )
