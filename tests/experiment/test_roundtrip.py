@@ -48,7 +48,7 @@ def experiments(draw):
                       runs=tuple(runs), evaluations=evals, status=status, other_sections=others)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(experiments())
 def test_parse_render_roundtrip(exp):
     text = render_summary(exp)

@@ -48,7 +48,8 @@ RUN_TYPES = {"fine-tuned": RunType.FINETUNED, "finetuned": RunType.FINETUNED,
              "control": RunType.CONTROL, "base": RunType.CONTROL, "baseline": RunType.CONTROL}
 NOT_APPLICABLE = {"", "-", "—", "–", "n/a", "na", "none"}
 
-_BULLET = re.compile(r"^\*\*(?P<key>[^*]+?)\s*:?\s*\*\*\s*:?\s*(?P<val>.*)$", re.S)
+# "**Key:** value" (the seeds' form) or "**Key**: value"
+_BULLET = re.compile(r"^\*\*(?P<key>[^*]+?)\s*(?::\s*\*\*|\*\*\s*:)\s*(?P<val>.*)$", re.S)
 
 
 def _norm_header(text: str) -> str:
@@ -260,7 +261,7 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
 
 
 def _na_to_empty(text: str) -> str:
-    return "" if text.strip().lower() in NOT_APPLICABLE else text.strip()
+    return "" if text.strip() in ("", "-", "—", "–") else text.strip()
 
 
 def _parse_epochs(c: _Collector, text: str, line: int) -> tuple[int, ...]:
