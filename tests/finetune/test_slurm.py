@@ -39,6 +39,7 @@ def test_every_mode_and_environment_is_valid_bash(setup_dict, tmp_path, mode, en
     assert "set -euo pipefail" in script and 'exit "$status"' in script
     assert ("OMP_NUM_THREADS" in script) == (mode == "cpu")
     assert "HF_HUB_OFFLINE=1" in script and "WANDB_MODE=offline" in script
+    assert script.count('${overrides[@]+"${overrides[@]}"}') == 1
 
 
 def test_launch_commands(setup_dict):
@@ -84,11 +85,14 @@ def _run_dir(setup: dict, tmp_path: Path) -> Path:
 def test_bash_runs_it_from_its_own_directory_and_it_trains(setup_dict, tmp_path):
     run = _run_dir(setup_dict, tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env["CK_TUNE_OVERRIDES"] = "max_steps_per_epoch=1 batch_size=2"
     proc = subprocess.run(["bash", str(run / "finetune.slurm")], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "finetune exit code: 0" in proc.stdout
     assert (Path(setup_dict["output_dir"]) / "epoch_0" / "model.safetensors.index.json").is_file()
+    log = next((Path(setup_dict["output_dir"]) / "logs").glob("log_*.txt")).read_text()
+    assert "Step 1 " in log and "Step 2 " not in log  # the retry overrides reached torchtune
 
 
 def test_exit_code_is_the_jobs(setup_dict, tmp_path):
