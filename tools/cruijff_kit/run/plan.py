@@ -233,7 +233,7 @@ def eval_done(job: PlannedJob, plan: Plan) -> bool:
             continue
         if len(siblings) == 1:
             return True
-        if task.split("/")[-1] != job.task:
+        if task.split("/")[-1].split("@")[-1] != job.task:  # "pkg/name", "file.py@name" or "name"
             continue
         epochs = {int(e) for e in _EPOCH_IN_MODEL.findall(model)}
         if (job.epoch is None and not epochs) or (job.epoch in epochs):

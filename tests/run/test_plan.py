@@ -1,0 +1,83 @@
+"""Jobs and 'done' derived from disk: checkpoints, real inspect-ai log headers, #SBATCH GPUs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cruijff_kit.run.plan import is_done, plan_experiment, sbatch_gpus
+from cruijff_kit.run.recovery import oom_retry, timeout_retry
+
+from .helpers import FakeRun, make_experiment
+
+
+def write_real_log(path: Path, task: str, model: str, status: str) -> None:
+    from inspect_ai.log import EvalConfig, EvalDataset, EvalLog, EvalSpec, write_eval_log
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec = EvalSpec(created="2026-01-01T00:00:00+00:00", task=task, dataset=EvalDataset(), model=model,
+                    config=EvalConfig())
+    write_eval_log(EvalLog(eval=spec, status=status), str(path))
+
+
+def test_jobs_keys_dependencies_and_checkpoints(tmp_path):
+    exp = make_experiment(tmp_path, [FakeRun("r1", epochs=2, tasks=("cap", "other")), FakeRun("ctl", control=True)])
+    plan = plan_experiment(exp)
+    keys = [j.key for j in plan.jobs]
+    assert keys == ["ctl/eval/cap_base", "r1/finetune", "r1/eval/cap_epoch0", "r1/eval/cap_epoch1",
+                    "r1/eval/other_epoch0", "r1/eval/other_epoch1"]
+    ev = plan.get("r1/eval/cap_epoch1")
+    assert ev.depends_on == "r1/finetune" and ev.checkpoints == (tmp_path / "outputs/ck-out-r1/epoch_1",)
+    assert plan.get("ctl/eval/cap_base").depends_on is None
+    ft = plan.get("r1/finetune")
+    assert [p.name for p in ft.checkpoints] == ["epoch_0", "epoch_1"]
+    # a finetune is done only when every epoch dir holds weights
+    (tmp_path / "outputs/ck-out-r1/epoch_0").mkdir(parents=True)
+    (tmp_path / "outputs/ck-out-r1/epoch_0/model.safetensors").write_text("w")
+    (tmp_path / "outputs/ck-out-r1/epoch_1").mkdir()
+    assert not is_done(ft, plan)
+    (tmp_path / "outputs/ck-out-r1/epoch_1/model.safetensors").write_text("w")
+    assert is_done(ft, plan)
+
+
+def test_relative_output_dir_is_relative_to_the_run_dir(tmp_path):
+    exp = make_experiment(tmp_path, [FakeRun("r")])
+    (exp / "r/setup_finetune.yaml").write_text("output_dir: ckpt\nepochs: 1\n")
+    plan = plan_experiment(exp)
+    assert plan.get("r/finetune").checkpoints == (exp / "r/ckpt/epoch_0",)
+
+
+def test_eval_done_reads_real_inspect_headers(tmp_path):
+    exp = make_experiment(tmp_path, [FakeRun("r", epochs=2, tasks=("cap", "other")), FakeRun("ctl", control=True)])
+    plan = plan_experiment(exp)
+    logs = exp / "r/eval/logs"
+    write_real_log(logs / "a.eval", "cap", "hf/outputs/ck-out-r/epoch_1", "success")
+    write_real_log(logs / "b.eval", "cap", "hf/outputs/ck-out-r/epoch_0", "error")
+    write_real_log(logs / "c.eval", "tasks/other.py@other", "hf/outputs/ck-out-r/epoch_0", "success")
+    write_real_log(exp / "ctl/eval/logs/d.eval", "cap", "hf/models/base", "success")
+    done = {j.key: is_done(j, plan) for j in plan.evals}
+    assert done == {"ctl/eval/cap_base": True, "r/eval/cap_epoch0": False, "r/eval/cap_epoch1": True,
+                    "r/eval/other_epoch0": True, "r/eval/other_epoch1": False}  # b.eval: error is no result
+
+
+def test_sbatch_gpu_requests(tmp_path):
+    p = tmp_path / "s.slurm"
+    for header, n in [("#SBATCH --gres=gpu:2", 2), ("#SBATCH --gres=gpu:a100:4", 4), ("#SBATCH --gpus=1", 1),
+                      ("#SBATCH --gpus-per-node=3", 3), ("#SBATCH --mem=8G", 0)]:
+        p.write_text(f"#!/bin/bash\n{header}\necho\n")
+        assert sbatch_gpus(p) == n, header
+
+
+def test_recovery_rules(tmp_path):
+    new, why = oom_retry({}, attempts_so_far=0, finetune_yaml=None, setup_yaml=None)
+    assert new is None and "cannot be halved" in why  # no batch size known
+    y = tmp_path / "finetune.yaml"
+    y.write_text("batch_size: 6\ngradient_accumulation_steps: 2\n")
+    new, why = oom_retry({}, attempts_so_far=0, finetune_yaml=y, setup_yaml=None)
+    assert new == {"batch_size": "3", "gradient_accumulation_steps": "4"} and "12 unchanged" in why
+    assert oom_retry(new, attempts_so_far=1, finetune_yaml=y, setup_yaml=None)[0] is None  # 3 is odd
+    assert oom_retry({"batch_size": "8"}, attempts_so_far=3, finetune_yaml=y, setup_yaml=None)[0] is None
+    ck = tmp_path / "epoch_0"
+    assert timeout_retry({}, attempts_so_far=0, checkpoints=(ck,))[0] is None
+    ck.mkdir()
+    (ck / "model.safetensors").write_text("w")
+    assert timeout_retry({"batch_size": "4"}, attempts_so_far=0, checkpoints=(ck,))[0] == {
+        "batch_size": "4", "resume_from_checkpoint": "True"}
