@@ -1,0 +1,124 @@
+"""`ck launch wandb inject / revert`: diff first, .backup, byte-identical revert, real offline run."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import DISTRIBUTED, HF_TRAINER, LIGHTNING, write_repo
+
+
+def test_preview_changes_nothing_then_apply_and_revert_byte_identical(ck, plain_repo):
+    script = plain_repo / "train.py"
+    # CRLF endings and a non-ASCII comment: revert must give back exactly these bytes
+    original = script.read_bytes().replace(b"\n", b"\r\n").replace(b"CPU.", "CPU \u2014 caf\u00e9.".encode())
+    script.write_bytes(original)
+
+    preview = ck("launch", "wandb", "inject", script, "--project", "demo", "--json")
+    assert preview.rc == 0, preview
+    plan = preview.json
+    assert plan["applied"] is False and plan["framework"] == "pytorch"
+    assert "+import wandb" in plan["diff"].replace("\r", "")
+    assert script.read_bytes() == original
+    assert not Path(plan["backup"]).exists()
+
+    applied = ck("launch", "wandb", "inject", script, "--project", "demo", "--yes", "--json").json
+    assert applied["applied"] is True and applied["diff"] == plan["diff"]
+    assert Path(applied["backup"]).read_bytes() == original
+    changed = script.read_bytes()
+    assert changed != original and b"\r\n" in changed and b"\n" not in changed.replace(b"\r\n", b"")
+    tree = ast.parse(changed)
+    calls = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    assert {"wandb.init", "wandb.log", "wandb.finish"} <= calls
+    assert [e["what"] for e in applied["edits"]] == ["import", "init", "log train", "log eval", "finish"]
+
+    again = ck("launch", "wandb", "inject", script, "--yes")
+    assert again.rc == 2 and "already exists" in again.err
+
+    reverted = ck("launch", "wandb", "revert", script, "--json")
+    assert reverted.rc == 0, reverted
+    assert script.read_bytes() == original
+    assert not Path(applied["backup"]).exists()
+    assert ck("launch", "wandb", "revert", script).rc == 2  # nothing left to revert
+
+
+def test_injected_plain_loop_logs_to_an_offline_wandb_run(ck, plain_repo, wait_done, tmp_path):
+    assert ck("launch", "wandb", "inject", plain_repo, "--project", "ck-test", "--yes").rc == 0
+    started = ck("launch", "start", plain_repo, "--command", "python train.py --epochs 2 --data x",
+                 "--wandb-project", "ck-test", "--wait", "0", "--json")
+    assert started.rc == 0, started
+    final = wait_done(started.json["run_id"], timeout=45)
+    assert final["exit_code"] == 0, ck("launch", "logs", started.json["run_id"]).out
+
+    runs = list((tmp_path / "wandb-dir" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("*.wandb")) and runs[0].joinpath(next(runs[0].glob("*.wandb")).name).stat().st_size > 0
+
+    report = ck("launch", "diagnose", started.json["run_id"], "--json").json
+    assert report["failure"] is None
+    assert report["wandb"]["run_dir"] == str(runs[0])
+    assert report["wandb"]["sync_command"] == f"wandb sync {runs[0]}"
+    metrics = report["wandb"]["metrics"]
+    assert {"train/loss", "train/lr", "eval/val_loss", "epoch"} <= set(metrics)
+    assert float(metrics["train/lr"]) == 0.05
+
+
+def test_offline_metrics_read_from_the_wandb_file_while_running(tmp_path):
+    """Offline runs write only the .wandb log until they finish; diagnose reads it directly."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "log3.py"
+    script.write_text("import wandb\nwandb.init(project='p')\n"
+                      "for i in range(3):\n    wandb.log({'train/loss': 1.0 / (i + 1)})\nwandb.finish()\n")
+    subprocess.run([sys.executable, str(script)], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    from cruijff_kit.launch.wandb_runs import latest_metrics
+
+    run_dir = next((tmp_path / "wandb-dir" / "wandb").glob("offline-run-*"))
+    metrics, source = latest_metrics(str(run_dir), log_text="")
+    assert source.endswith(".wandb")
+    assert metrics["train/loss"] == 1.0 / 3 and metrics["_step"] == 2
+
+
+def test_hf_trainer_shortcut_adds_report_to(ck, tmp_path):
+    repo = write_repo(tmp_path / "hf", {"train.py": HF_TRAINER})
+    result = ck("launch", "wandb", "inject", repo / "train.py", "--yes", "--json").json
+    assert result["framework"] == "hf_trainer"
+    text = (repo / "train.py").read_text()
+    call = next(n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)
+                and ast.unparse(n.func) == "TrainingArguments")
+    assert {k.arg: ast.literal_eval(k.value) for k in call.keywords}["report_to"] == "wandb"
+    assert "import wandb" not in text  # the Trainer does the logging itself
+    assert ck("launch", "wandb", "revert", repo / "train.py").rc == 0
+    assert (repo / "train.py").read_text() == HF_TRAINER
+
+
+def test_lightning_shortcut_adds_wandb_logger(ck, tmp_path):
+    repo = write_repo(tmp_path / "lit", {"main.py": LIGHTNING})
+    result = ck("launch", "wandb", "inject", repo, "--project", "lit", "--json").json
+    assert result["framework"] == "lightning" and result["file"].endswith("main.py")
+    assert "+from lightning.pytorch.loggers import WandbLogger" in result["diff"]
+    assert 'logger=WandbLogger(project=os.environ.get("WANDB_PROJECT", "lit"))' in result["diff"]
+    assert (repo / "main.py").read_text() == LIGHTNING  # preview only
+
+
+def test_distributed_loop_is_guarded_for_rank_0(ck, tmp_path):
+    repo = write_repo(tmp_path / "ddp", {"train.py": DISTRIBUTED})
+    result = ck("launch", "wandb", "inject", repo / "train.py", "--yes", "--json").json
+    assert result["distributed"] is True
+    tree = ast.parse((repo / "train.py").read_text())
+    wandb_calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                   and ast.unparse(n.func) in ("wandb.init", "wandb.log", "wandb.finish")]
+    assert len(wandb_calls) == 3
+    parents = {c: p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
+    for call in wandb_calls:
+        node = call
+        while not isinstance(node, ast.If):
+            node = parents[node]
+        assert ast.unparse(node.test) == "_is_main_process()"
+
+
+def test_script_already_using_wandb_is_refused(ck, tmp_path):
+    repo = write_repo(tmp_path / "wb", {"train.py": "import wandb\nwandb.init()\n"})
+    result = ck("launch", "wandb", "inject", repo / "train.py", "--json")
+    assert result.rc == 2
+    assert "already uses wandb" in result.json["error"] and result.json["line"] == 1
