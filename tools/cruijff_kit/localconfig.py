@@ -58,6 +58,8 @@ _MEM = re.compile(r"^\d+[KMGT]?$", re.I)
 
 def _set_slurm(cfg: LocalConfig, key: str, val: str, path: str, line: int) -> None:
     if key in ("cpus", "gpus"):
+        if not val:
+            return
         if not val.isdigit():
             raise CkError(f"expected a whole number, got {val!r}", file=path, line=line, field=f"slurm_{key}")
         setattr(cfg.slurm, key, int(val))
@@ -85,7 +87,9 @@ def parse_local_config(text: str, path: str = "claude.local.md") -> LocalConfig:
         m = _LINE.match(raw)
         if not m:
             continue
-        key, val = m.group("key").lower(), m.group("val").strip().strip("`").strip()
+        # "value   # comment": a comment needs whitespace before the '#'
+        val = re.sub(r"(^|\s+)#.*$", "", m.group("val")).strip().strip("`").strip()
+        key = m.group("key").lower()
         if len(val) >= 2 and val[0] == val[-1] and val[0] in "\"'":
             val = val[1:-1]
         if key in _TOP:

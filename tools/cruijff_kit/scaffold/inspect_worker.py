@@ -90,7 +90,7 @@ def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, m
 def render_eval_slurm(ctx: dict) -> str:
     from ..finetune.templating import render
 
-    return render("eval.slurm.j2", **ctx)
+    return render("eval.slurm.j2", **ctx).rstrip("\n") + "\n"
 
 
 def eval_jobs(exp: Experiment, run: Run, run_dir: str, exp_dir: Path,
