@@ -274,3 +274,36 @@ def test_paths_escaping_the_experiment_are_rejected(tmp_path):
     (bad / "eval" / "t_base.slurm").write_text("#!/bin/bash\n")
     with pytest.raises(CkError, match="not allowed"):
         plan_experiment(exp)
+
+
+def test_eval_that_exits_0_without_a_log_is_not_a_result(tmp_path):
+    exp = make_experiment(tmp_path, [FakeRun("a")])
+    ev = exp / "a/eval/cap_epoch0.slurm"
+    ev.write_text(ev.read_text().replace("echo fake > logs/cap_epoch0.eval", "true"))
+    report = run(exp)
+    job = by_key(report)["a/eval/cap_epoch0"]
+    assert job.state == "COMPLETED" and not job.ok and "no successful .eval log" in job.note
+    assert report.failed == [job]
+
+
+def test_live_jobs_of_another_executor_are_not_silently_abandoned(tmp_path):
+    exp = make_experiment(tmp_path, [FakeRun("a")])
+    Ledger(exp).record_submit("a/finetune", kind="finetune", run="a", executor="slurm", job_id="4242")
+    with pytest.raises(CkError, match="--executor slurm"):
+        run(exp)
+
+
+def test_interrupted_monitor_leaves_jobs_running_and_resumes(tmp_path):
+    exp = make_experiment(tmp_path, [FakeRun("a", sleep=1.0)])
+
+    def interrupt(_s):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(exp, LocalExecutor(exp, gpus=[]), poll_s=POLL, out=lambda _l: None, sleep=interrupt)
+    assert "MONITOR_STOPPED" in (exp / "run-experiment.log").read_text()
+    assert Ledger(exp).entry("a/finetune")["state"] == "RUNNING"
+    report = run(exp)
+    assert report.submitted == []  # both were submitted before the interrupt: re-attached
+    assert all(j.ok for j in report.jobs)
+    assert [x[1] for x in starts(exp)] == ["a/finetune", "a/eval/cap_epoch0"]

@@ -58,6 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not exp.is_dir():
         raise CkError(f"experiment directory not found: {exp}")
     executor = get_executor(args.executor, exp, max_parallel=args.max_parallel, gpus=_gpus(args.gpus))
+    _sigterm_interrupts()
     out = default_out(args.json)
     result = run_experiment(exp, executor, only=args.only, poll_s=args.poll, detach=args.detach,
                             retry_failed=args.retry_failed, dry_run=args.dry_run, out=out)
@@ -81,13 +82,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _sigterm_interrupts() -> None:
+    """`kill <supervisor>` stops monitoring like Ctrl-C: logged, jobs keep running, resumable."""
+    import signal
+    import threading
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise)
+
+
 def _print_summary(report) -> None:
-    done = sum(j.state == "COMPLETED" for j in report.jobs)
+    done = sum(j.ok for j in report.jobs)
     title = "Dry run" if report.dry_run else "Run finished"
     print(f"\n{title}: {done}/{len(report.jobs)} job(s) COMPLETED"
           + (f", {len(report.submitted)} submitted now" if report.submitted else ""))
     for j in report.jobs:
-        if report.dry_run or j.state != "COMPLETED" or j.note:
+        if report.dry_run or not j.ok or j.note:
             print(f"  {j.run:<24} {j.label:<26} {j.job_id or '-':<12} "
                   f"{j.state or j.action.upper()}  {j.note or ''}".rstrip())
     for w in report.warnings:
@@ -118,4 +131,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
     c = status["counts"]
     print(", ".join(f"{v} {k.lower()}" for k, v in c.items()))
+    queued_local = any(j["executor"] == "local" and j["state"] == "PENDING" for j in status["jobs"])
+    if queued_local and not sup["holder"]:
+        print(f"note: no `ck run` is monitoring; queued local jobs start only while one runs "
+              f"(`ck run {exp}` resumes)")
     return 0

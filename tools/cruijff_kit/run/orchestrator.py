@@ -23,6 +23,7 @@ from .plan import Plan, PlannedJob, has_checkpoint, is_done, plan_experiment
 TAIL_LINES = 20
 UNKNOWN_POLLS_BEFORE_GIVING_UP = 3
 DRY_ID = "(its training job)"
+NO_ARTIFACT = "exit 0 but"
 
 
 @dataclass
@@ -36,8 +37,13 @@ class JobOutcome:
     state: str | None = None
     note: str | None = None
 
+    @property
+    def ok(self) -> bool:
+        # exit 0 without the artifact (no checkpoint / no successful .eval) is not a result
+        return self.state == "COMPLETED" and not (self.note or "").startswith(NO_ARTIFACT)
+
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "ok": self.ok}
 
 
 @dataclass
@@ -52,8 +58,9 @@ class RunReport:
 
     @property
     def failed(self) -> list[JobOutcome]:
-        return [j for j in self.jobs if j.state not in (None, "COMPLETED") and j.action != "refuse"
-                and not (j.action == "submit" and self.dry_run)]
+        if self.dry_run:
+            return []
+        return [j for j in self.jobs if not j.ok and j.action != "refuse"]
 
     def to_dict(self) -> dict:
         return {"experiment": self.exp_dir, "executor": self.executor, "dry_run": self.dry_run,
@@ -295,8 +302,8 @@ class Orchestrator:
         dur = duration(self.ledger.entry(job.key))
         if info.state is JobState.COMPLETED:
             if not is_done(job, self.plan):
-                o.note = ("exit 0 but checkpoints missing" if job.kind == "finetune"
-                          else "exit 0 but no successful .eval log in eval/logs/")
+                o.note = (f"{NO_ARTIFACT} checkpoints missing" if job.kind == "finetune"
+                          else f"{NO_ARTIFACT} no successful .eval log in eval/logs/")
             self._say(job, info.job_id, "COMPLETED", f"{dur} {o.note or ''}".strip())
             self._wlog(job).write("JOB_COMPLETE", job.key, details=o.note, duration=dur or "-",
                                   result=f"job {info.job_id} COMPLETED")
@@ -396,7 +403,8 @@ def status_rows(plan: Plan, entries: dict, outcomes: dict[str, JobOutcome] | Non
 
 def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = None, poll_s: float = 60,
                    detach: bool = False, retry_failed: bool = False, max_parallel: int | None = None,
-                   dry_run: bool = False, out: Callable[[str], None] | None = None) -> RunReport | dict:
+                   dry_run: bool = False, out: Callable[[str], None] | None = None,
+                   sleep: Callable[[float], None] = time.sleep) -> RunReport | dict:
     """Submit and monitor an experiment until every job ends. With `detach`, start a background
     supervisor doing exactly that and return where to look (a dict)."""
     if only not in (None, "torchtune", "inspect"):
@@ -416,7 +424,8 @@ def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = N
         orch.start(dry_run=True)
         return _finish(orch)
     with monitor_lock(exp):
-        orch = Orchestrator(plan, executor, only=only, retry_failed=retry_failed, poll_s=poll_s, out=out)
+        orch = Orchestrator(plan, executor, only=only, retry_failed=retry_failed, poll_s=poll_s, out=out,
+                            sleep=sleep)
         orch.start()
         orch.monitor()
         report = _finish(orch)
