@@ -1,7 +1,7 @@
 """`ck launch detect`: entry points, dependency files, framework (from the AST), flags."""
 from __future__ import annotations
 
-from conftest import DISTRIBUTED, HF_TRAINER, LIGHTNING, PLAIN_LOOP, write_repo
+from .training_repos import DISTRIBUTED, HF_TRAINER, LIGHTNING, PLAIN_LOOP, write_repo
 
 
 def test_plain_loop_repo(ck, plain_repo):

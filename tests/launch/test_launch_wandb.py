@@ -4,7 +4,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from conftest import DISTRIBUTED, HF_TRAINER, LIGHTNING, write_repo
+from .training_repos import DISTRIBUTED, HF_TRAINER, LIGHTNING, write_repo
 
 
 def test_preview_changes_nothing_then_apply_and_revert_byte_identical(ck, plain_repo):

@@ -1,0 +1,141 @@
+"""`ck launch start / status / logs / stop / list` on real detached processes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SLEEPER = """\
+import sys, time
+print("step 1", flush=True)
+time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 60)
+print("done", flush=True)
+sys.exit(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+"""
+
+
+def test_start_status_alive_then_real_exit_code(ck, script_repo, wait_done, launch_env):
+    repo = script_repo(SLEEPER)
+    started = ck("launch", "start", repo, "--command", "python train.py 2 3", "--wait", "0.5", "--json",
+                 env={"WANDB_MODE": None})
+    assert started.rc == 0, started
+    info = started.json
+    run_id, pid = info["run_id"], info["pid"]
+    assert set(info) >= {"run_id", "pid", "log"}
+    assert info["alive"] is True and info["state"] == "running"
+
+    status = ck("launch", "status", run_id, "--json").json
+    assert status["alive"] is True and status["exit_code"] is None and status["elapsed_s"] >= 0
+    assert status["resources"]["processes"] >= 2  # wrapper + python
+    assert status["resources"]["rss_mib"] > 0
+
+    final = wait_done(run_id)
+    assert final == {**final, "alive": False, "state": "failed", "exit_code": 3}
+    assert 1.5 <= final["elapsed_s"] < 20
+
+    folder = launch_env / run_id
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["exit_code"] == 3 and meta["pid"] == pid
+    assert (folder / "pid").read_text().strip() == str(pid)
+    assert not list(folder.glob(".*.tmp")) and not (folder / "exit.json.tmp").exists()
+    assert meta["env_vars"]["WANDB_MODE"] == "offline"  # no API key in the test environment
+    assert "WANDB_API_KEY" not in (folder / "run.sh").read_text()
+
+    logs = ck("launch", "logs", run_id, "--tail", "3")
+    assert logs.rc == 0
+    assert "step 1" in ck("launch", "logs", run_id).out and "done" in logs.out
+    assert logs.out.strip().splitlines()[-1].endswith("with exit code 3")
+
+    listed = ck("launch", "list", "--json").json
+    assert [r["run_id"] for r in listed] == [run_id]
+
+
+def test_start_reports_an_early_crash(ck, script_repo):
+    repo = script_repo("raise SystemExit('bad config')\n")
+    result = ck("launch", "start", repo, "--command", "python train.py", "--wait", "3", "--json")
+    assert result.rc == 1
+    assert result.json["alive"] is False and result.json["exit_code"] == 1
+    assert "bad config" in "\n".join(result.json["log_tail"])
+
+
+def test_stop_by_recorded_pid_and_pid_reuse_guard(ck, script_repo, launch_env):
+    repo = script_repo(SLEEPER)
+    run_id = ck("launch", "start", repo, "--command", "python train.py 60", "--wait", "0.3", "--json").json["run_id"]
+    meta_file = launch_env / run_id / "meta.json"
+    meta = json.loads(meta_file.read_text())
+
+    # pretend the pid now belongs to another process: stop must refuse and signal nothing
+    meta_file.write_text(json.dumps({**meta, "pid_start": "1"}))
+    refused = ck("launch", "stop", run_id, "--json")
+    assert refused.rc == 2 and "not running" in refused.json["error"]
+    os.kill(meta["pid"], 0)  # still alive
+    meta_file.write_text(json.dumps(meta))
+
+    stopped = ck("launch", "stop", run_id, "--json")
+    assert stopped.rc == 0, stopped
+    assert stopped.json["signal_sent"] == "SIGTERM"
+    assert stopped.json["state"] == "stopped" and stopped.json["exit_code"] == 128 + signal.SIGTERM
+    assert ck("launch", "status", run_id, "--json").json["alive"] is False
+
+    diagnosis = ck("launch", "diagnose", run_id, "--json").json
+    assert diagnosis["failure"] == "killed" and "Stopped on request" in diagnosis["advice"]
+
+    again = ck("launch", "stop", run_id)
+    assert again.rc == 2 and "not running" in again.err
+
+
+def test_gpus_from_a_fake_nvidia_smi(ck, script_repo, tmp_path):
+    """No GPU here: a fake nvidia-smi on PATH prints recorded output so --gpus is exercised for real."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text("#!/bin/sh\n"
+                    "case \"$*\" in *query-gpu*) printf '0, NVIDIA A100-SXM4-80GB, 81920 MiB, 60000 MiB, 90 %%\\n"
+                    "1, NVIDIA A100-SXM4-80GB, 81920 MiB, 2100 MiB, 3 %%\\n';; esac\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+    gpus = ck("launch", "gpus", "--json", env=env).json
+    assert gpus["device"] == "cuda" and gpus["suggested"] == "1"
+    assert [g["index"] for g in gpus["gpus"]] == [1, 0]
+    assert gpus["gpus"][0]["description"] == "NVIDIA A100-SXM4-80GB — 2.1/80.0 GB used, 3% util"
+
+    repo = script_repo("import os\nprint('visible=' + os.environ['CUDA_VISIBLE_DEVICES'])\n")
+    run = ck("launch", "start", repo, "--command", "python train.py", "--gpus", "auto", "--wait", "2",
+             "--json", env=env).json
+    assert "visible=1" in ck("launch", "logs", run["run_id"]).out
+
+    bad = ck("launch", "start", repo, "--command", "python train.py", "--gpus", "0,7", env=env)
+    assert bad.rc == 2 and "no GPU with index 7" in bad.err
+    no_gpu = ck("launch", "start", repo, "--command", "python train.py", "--gpus", "0")  # real PATH: none
+    assert no_gpu.rc == 2 and "none are available" in no_gpu.err
+
+
+def test_start_uses_the_venv_asked_for_and_creates_nothing(ck, script_repo, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    repo = script_repo("import sys\nprint('prefix=' + sys.prefix)\n")
+    before = sorted(p.name for p in repo.iterdir())
+    run = ck("launch", "start", repo, "--command", "python train.py", "--env", venv, "--wait", "2", "--json").json
+    assert f"prefix={venv}" in ck("launch", "logs", run["run_id"]).out
+    assert sorted(p.name for p in repo.iterdir()) == before
+
+    run = ck("launch", "start", repo, "--command", "python train.py", "--wait", "2", "--json").json
+    assert f"prefix={sys.prefix}" in ck("launch", "logs", run["run_id"]).out  # the current interpreter
+
+
+def test_bad_input_exits_2(ck, tmp_path, script_repo):
+    assert ck("launch", "start", tmp_path / "nope", "--command", "python train.py").rc == 2
+    repo = script_repo("print(1)\n")
+    missing = ck("launch", "start", repo, "--command", "python missing.py", "--json")
+    assert missing.rc == 2 and "entry point missing.py not found" in missing.json["error"]
+    assert ck("launch", "start", repo, "--command", "python train.py", "--env", "no-such-env").rc == 2
+    for sub in ("status", "logs", "stop", "diagnose"):
+        result = ck("launch", sub, "no-such-run-1", "--json")
+        assert result.rc == 2 and "unknown run id" in result.json["error"], sub
+    assert ck("launch", "status", "../escape").rc == 2
+    assert not Path(os.environ["CK_LAUNCH_HOME"]).exists()  # nothing written for bad input
