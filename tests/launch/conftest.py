@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from .training_repos import PLAIN_LOOP, write_repo
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CK = [sys.executable, "-c", "import sys; from cruijff_kit.cli import main; sys.exit(main())"]
-
-from .training_repos import PLAIN_LOOP, write_repo
 
 
 @pytest.fixture(autouse=True)

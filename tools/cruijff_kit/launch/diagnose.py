@@ -190,6 +190,9 @@ def diagnose_text(text: str, *, exit_code: int | None, alive: bool, meta: dict[s
             if (name := classify_line(line)):
                 failure, evidence_line = name, (lineno, line)
                 break
+    if failure == "nan" and not exception:
+        # point at the first NaN: when training went wrong, not where the log happens to end
+        evidence_line = next(((n, l) for n, l in lines if dict(PATTERNS)["nan"].search(l)), evidence_line)
     evidence = evidence_line[1] if evidence_line else ""
     return {
         "failure": failure,
