@@ -42,6 +42,12 @@ def _cfg_number(exp: Experiment, key: str, default, cast):
         raise CkError(f"expected a number, got {text!r}", field=key) from None
 
 
+def dataset_format(path: str) -> str:
+    """The setup template follows the dataset's extension; a directory of per-split files is parquet."""
+    p = Path(path).expanduser()
+    return "parquet" if p.suffix == ".parquet" or p.is_dir() else "json"
+
+
 def output_dir_for(exp: Experiment, exp_dir: Path, run_dir: str, local: LocalConfig) -> str:
     if local.output_dir_base:
         return str(Path(local.output_dir_base).expanduser() / exp.name / run_dir)
@@ -60,7 +66,7 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
         "model_name": run.model,
         "model_checkpoint": exp.model_path(run.model),
         "dataset": exp.dataset,
-        "dataset_format": "parquet" if exp.dataset.endswith(".parquet") else "json",
+        "dataset_format": dataset_format(exp.dataset),
         "lora_rank": rank,
         "lora_alpha": _cfg_number(exp, "LoRA alpha", 2 * rank, float),
         "lora_dropout": _cfg_number(exp, "LoRA dropout", 0.0, float),
