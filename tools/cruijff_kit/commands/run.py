@@ -101,7 +101,7 @@ def _print_summary(report) -> None:
           + (f", {len(report.submitted)} submitted now" if report.submitted else ""))
     for j in report.jobs:
         if report.dry_run or not j.ok or j.note:
-            print(f"  {j.run:<24} {j.label:<26} {j.job_id or '-':<12} "
+            print(f"  {j.run:<24} {j.label:<30} {j.job_id or '-':<12} "
                   f"{j.state or j.action.upper()}  {j.note or ''}".rstrip())
     for w in report.warnings:
         print(f"  warning: {w}")
@@ -130,7 +130,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for row in (header, *rows):
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
     c = status["counts"]
-    print(", ".join(f"{v} {k.lower()}" for k, v in c.items()))
+    print(", ".join(f"{v} {k.lower().replace('_', ' ')}" for k, v in c.items()))
     queued_local = any(j["executor"] == "local" and j["state"] == "PENDING" for j in status["jobs"])
     if queued_local and not sup["holder"]:
         print(f"note: no `ck run` is monitoring; queued local jobs start only while one runs "

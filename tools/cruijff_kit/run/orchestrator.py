@@ -109,7 +109,7 @@ class Orchestrator:
     def _say(self, job: PlannedJob, job_id: str | None, state: str, note: str = "") -> None:
         stamp = time.strftime("%H:%M:%S")
         tail = f"  {note}" if note else ""
-        self.out(f"[{stamp}] {job.run:<24} {job.label:<26} {job_id or '-':<12} {state}{tail}")
+        self.out(f"[{stamp}] {job.run:<24} {job.label:<30} {job_id or '-':<12} {state}{tail}")
 
     # ---- phase 1: decide and submit ----------------------------------------------------
     def start(self, dry_run: bool = False) -> None:
@@ -192,7 +192,8 @@ class Orchestrator:
         if self.only == "inspect" or job.depends_on is None:
             if has_checkpoint(job):
                 return None, None
-            return None, f"no checkpoint at {ckpt}"
+            orphan = job.depends_on is None and job.epoch is not None and self.only != "inspect"
+            return None, f"no checkpoint at {ckpt}" + (f" and no finetune.slurm in {job.run}/" if orphan else "")
         ft = self.outcomes.get(job.depends_on)
         if job.depends_on in self.live:
             return self.live[job.depends_on], None
