@@ -83,3 +83,24 @@ def test_import_advice_maps_module_to_package_and_environment():
     report = diagnose_text(log, exit_code=1, alive=False, meta=_meta())
     assert report["failure"] == "import"
     assert "/v/bin/python -m pip install opencv-python" in report["advice"]
+
+
+def test_wandb_url_and_summary_from_an_online_log():
+    from cruijff_kit.launch.wandb_runs import find_run, summary_from_log
+
+    log = ("wandb: Syncing run sunny-1\n"
+           "wandb: 🚀 View run sunny-1 at: https://wandb.ai/team/proj/runs/ab12cd34\n"
+           "wandb: Run summary:\nwandb: train/loss 0.1234\nwandb:       epoch 2\nwandb:\n")
+    run = find_run(log)
+    assert run["url"] == "https://wandb.ai/team/proj/runs/ab12cd34" and run["offline"] is False
+    assert summary_from_log(log) == {"train/loss": "0.1234", "epoch": "2"}
+
+
+def test_cli_modules_import_no_heavy_packages():
+    import subprocess
+    import sys
+
+    code = ("import sys, cruijff_kit.launch.cli as c, cruijff_kit.launch.detect, cruijff_kit.launch.process, "
+            "cruijff_kit.launch.diagnose, cruijff_kit.launch.wandb_inject, cruijff_kit.launch.env; "
+            "heavy = {'torch', 'wandb', 'transformers'} & set(sys.modules); assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

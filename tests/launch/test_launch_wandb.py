@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 from .training_repos import DISTRIBUTED, HF_TRAINER, LIGHTNING, write_repo
@@ -122,3 +123,37 @@ def test_script_already_using_wandb_is_refused(ck, tmp_path):
     result = ck("launch", "wandb", "inject", repo / "train.py", "--json")
     assert result.rc == 2
     assert "already uses wandb" in result.json["error"] and result.json["line"] == 1
+
+
+def test_module_level_loop_without_final_newline(ck, tmp_path):
+    """The diff is a real `diff -u` (patch accepts it) and the edited script matches it."""
+    source = ("import torch\nm = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(m.parameters(), lr=0.1)\n"
+              "for step in range(3):\n    loss = m(torch.ones(1, 2)).sum()\n    loss.backward()\n    opt.step()")
+    repo = write_repo(tmp_path / "m", {"train.py": source})
+    preview = ck("launch", "wandb", "inject", repo / "train.py", "--json").json
+    assert "\\ No newline at end of file" in preview["diff"]
+    copy = tmp_path / "copy.py"
+    copy.write_text(source)
+    subprocess.run(["patch", "-s", str(copy)], input=preview["diff"], text=True, check=True, timeout=30)
+
+    assert ck("launch", "wandb", "inject", repo / "train.py", "--yes").rc == 0
+    injected = (repo / "train.py").read_text()
+    assert injected == copy.read_text()
+    assert injected.endswith("    wandb.log({\"train/loss\": loss.item(), \"train/lr\": opt.param_groups[0][\"lr\"]})\n"
+                             "wandb.finish()\n")
+    assert ck("launch", "wandb", "revert", repo / "train.py").rc == 0
+    assert (repo / "train.py").read_bytes() == source.encode()
+
+
+def test_keras_shortcut_keeps_existing_callbacks(ck, tmp_path):
+    source = ("from tensorflow import keras\n\nmodel = keras.Sequential([keras.layers.Dense(1)])\n"
+              "model.compile(optimizer='adam', loss='mse')\ncb = [keras.callbacks.EarlyStopping()]\n"
+              "history = model.fit(x, y, epochs=2, callbacks=cb)\n")
+    repo = write_repo(tmp_path / "k", {"train.py": source})
+    result = ck("launch", "wandb", "inject", repo / "train.py", "--yes", "--json").json
+    assert result["framework"] == "keras"
+    tree = ast.parse((repo / "train.py").read_text())
+    fit = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and ast.unparse(n.func) == "model.fit")
+    assert ast.unparse(fit.keywords[-1].value) == "[*cb, WandbMetricsLogger()]"
+    order = [ast.unparse(s) for s in tree.body if isinstance(s, (ast.Expr, ast.Assign))]
+    assert order[-3].startswith("wandb.init(") and order[-1] == "wandb.finish()"

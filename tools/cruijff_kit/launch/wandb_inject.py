@@ -152,9 +152,8 @@ def _assigned_names(tree: ast.AST) -> set[str]:
 def _import_edit(src: Source, text: str, what: str = "import") -> Edit:
     anchor = _top_level_imports_end(src)
     pos = src.after(anchor) if anchor is not None else 0
-    prefix = src.newline if pos == len(src.text) and src.text and not src.text.endswith("\n") else ""
     line = (anchor.end_lineno + 1) if anchor is not None else 1
-    return Edit(pos, pos, prefix + src.lines_text(text), what, line)
+    return Edit(pos, pos, src.lines_text(text), what, line)
 
 
 def _add_keyword(src: Source, call: ast.Call, name: str, value: str, what: str) -> Edit:
@@ -462,7 +461,7 @@ def _finish_edit(src: Source, parents, outer: ast.stmt, guard: str, m) -> Edit:
     if guard_block is not None and not _is_exit(guard_block.body[-1]):
         last = guard_block.body[-1]
         return Edit(src.after(last), src.after(last),
-                    _ensure_newline(src, src.after(last)) + src.lines_text(
+                    src.lines_text(
                         str(m.finish(src.indent_of(last), guard, src.unit))), "finish", last.end_lineno + 1)
     # no usable __main__ block: right after the training loop, at its level
     top = outer
@@ -472,12 +471,8 @@ def _finish_edit(src: Source, parents, outer: ast.stmt, guard: str, m) -> Edit:
         if isinstance(anc, ast.stmt):
             top = anc
     pos = src.after(top)
-    return Edit(pos, pos, _ensure_newline(src, pos) + src.lines_text(str(m.finish(src.indent_of(top), guard, src.unit))),
+    return Edit(pos, pos, src.lines_text(str(m.finish(src.indent_of(top), guard, src.unit))),
                 "finish", top.end_lineno + 1)
-
-
-def _ensure_newline(src: Source, pos: int) -> str:
-    return src.newline if pos == len(src.text) and src.text and not src.text.endswith("\n") else ""
 
 
 def _is_exit(stmt: ast.stmt) -> bool:
@@ -531,24 +526,36 @@ def plan(path: str | Path, project: str | None = None) -> dict[str, Any]:
                       "Keras fit, or torch `.backward()`)", file=script,
                       hint="`ck launch detect REPO --json` shows which file holds the training code")
 
-    new_text = _apply_edits(src.text, edits)
+    new_text = _apply_edits(src.text, edits, src.newline)
     try:
         ast.parse(new_text)
     except SyntaxError as exc:  # our bug, but never write a broken script
         raise CkError(f"the injected script would not parse ({exc.msg} at line {exc.lineno}); nothing changed",
-                      file=script, hint="add wandb by hand using references/wandb-injection-guide.md") from None
-    diff = "".join(difflib.unified_diff(
-        src.text.splitlines(keepends=True), new_text.splitlines(keepends=True),
-        fromfile=f"a/{script.name}", tofile=f"b/{script.name}"))
+                      file=script, hint="add wandb by hand following skills/launch-training/references/wandb.md") from None
+    diff = unified_diff(src.text, new_text, script.name)
     return {"file": str(script), "backup": str(backup), "framework": framework, "distributed": distributed,
             "project": project, "edits": [e.as_dict() for e in sorted(edits, key=lambda e: e.start)],
             "notes": notes, "diff": diff, "_new_text": new_text}
 
 
-def _apply_edits(text: str, edits: list[Edit]) -> str:
+def unified_diff(old: str, new: str, name: str) -> str:
+    """`diff -u` text, including its marker for a last line without a newline."""
+    out = []
+    for line in difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                     fromfile=f"a/{name}", tofile=f"b/{name}"):
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def _apply_edits(text: str, edits: list[Edit], newline: str = "\n") -> str:
+    end = len(text)
+    if text and not text.endswith("\n"):
+        # a file without a final newline: the first insertion at its end starts a new line
+        at_end = [e for e in edits if e.start == end]
+        if at_end:
+            at_end[0].text = newline + at_end[0].text
     # later offsets first, so earlier offsets stay valid; stable order keeps same-offset inserts in order
-    for edit in sorted(enumerate(edits), key=lambda ie: (ie[1].start, ie[0]), reverse=True):
-        e = edit[1]
+    for _, e in sorted(enumerate(edits), key=lambda ie: (ie[1].start, ie[0]), reverse=True):
         text = text[: e.start] + e.text + text[e.end:]
     return text
 
@@ -587,7 +594,6 @@ def revert(path: str | Path) -> dict[str, Any]:
                       hint="only scripts changed by `ck launch wandb inject --yes` can be reverted")
     current = script.read_text(encoding="utf-8", errors="replace") if script.exists() else ""
     original = backup.read_text(encoding="utf-8", errors="replace")
-    diff = "".join(difflib.unified_diff(current.splitlines(keepends=True), original.splitlines(keepends=True),
-                                        fromfile=f"a/{script.name}", tofile=f"b/{script.name}"))
+    diff = unified_diff(current, original, script.name)
     os.replace(backup, script)  # the backup's bytes (and mode) become the script; atomic
     return {"file": str(script.resolve()), "restored_from": str(backup), "reverted": True, "diff": diff}
