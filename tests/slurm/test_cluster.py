@@ -81,9 +81,12 @@ def test_sbatch_refusal_names_the_setting_and_submits_nothing(executor, tmp_path
     assert setting in err.hint and err.file == str(s)
     if setting == "slurm.partition":
         assert "debug" in err.hint  # the partitions that do exist
-    q = subprocess.run(["squeue", "--noheader", "--states=all", f"--name={name}", "--format=%i"],
+    # No job id reached us, so nothing can be recorded as submitted. slurmctld itself may keep a
+    # record of a memory refusal (JobState=FAILED Reason=BadConstraints): it never ran.
+    q = subprocess.run(["squeue", "--noheader", "--states=all", f"--name={name}", "--format=%T|%r"],
                        capture_output=True, text=True)
-    assert q.stdout.strip() == ""
+    assert q.stdout.strip() in ("", "FAILED|BadConstraints")
+    assert [p.name for p in s.parent.iterdir()] == [s.name]  # no slurm-<id>.out: it never ran
 
 
 @pytest.mark.parametrize("request_", ["--gres=gpu:1", "--gpus=1"])
