@@ -52,7 +52,8 @@ def test_injected_plain_loop_logs_to_an_offline_wandb_run(ck, plain_repo, wait_d
 
     runs = list((tmp_path / "wandb-dir" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    assert list(runs[0].glob("*.wandb")) and runs[0].joinpath(next(runs[0].glob("*.wandb")).name).stat().st_size > 0
+    datastores = list(runs[0].glob("*.wandb"))
+    assert len(datastores) == 1 and datastores[0].stat().st_size > 0
 
     report = ck("launch", "diagnose", started.json["run_id"], "--json").json
     assert report["failure"] is None

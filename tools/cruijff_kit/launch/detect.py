@@ -394,7 +394,7 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
 
     if entry:
         path = (repo / entry).resolve()
-        if not path.is_file() or path.suffix != ".py":
+        if not path.is_file() or path.suffix != ".py" or not path.is_relative_to(repo):
             raise CkError(f"entry point {entry!r} is not a .py file in {repo}", field="--entry")
         paths = [path]
     else:
