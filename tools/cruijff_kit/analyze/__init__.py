@@ -1,0 +1,4 @@
+"""analyze-experiment: inspect-ai logs + torchtune loss logs -> results table, plots, report.
+
+    from cruijff_kit.analyze.pipeline import analyze_experiment
+"""

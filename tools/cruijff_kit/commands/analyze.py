@@ -1,0 +1,25 @@
+"""`ck analyze DIR [--out DIR] [--json]` (analyze-experiment)."""
+from __future__ import annotations
+
+from ._common import emit_json, experiment_dir
+
+
+def register(sub) -> None:
+    p = sub.add_parser("analyze", help="results table, plots and report from an experiment's logs",
+                       description="analyze-experiment: inspect-ai .eval logs + torchtune loss logs -> "
+                                   "results.csv, results.md, PNG plots, report.md (partial results are fine).")
+    p.add_argument("dir", metavar="DIR", help="experiment directory (holds experiment_summary.md)")
+    p.add_argument("--out", metavar="DIR", help="where to write the analysis (default: DIR/analysis)")
+    p.add_argument("--json", action="store_true", help="rows, best, missing, problems as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..analyze.pipeline import analyze_experiment, summary_text
+
+    analysis = analyze_experiment(experiment_dir(args.dir), out=args.out)
+    if args.json:
+        emit_json(analysis.to_dict())
+    else:
+        print(summary_text(analysis), end="")
+    return 0
