@@ -33,8 +33,8 @@ def resolve_task_script(script: str, exp_dir: Path, summary: str | None = None,
 
 
 @lru_cache(maxsize=64)
-def task_parameters(script: Path) -> tuple[str, ...]:
-    """Parameter names of the first @task function in the script."""
+def task_function(script: Path) -> tuple[str, tuple[str, ...]]:
+    """Name and parameter names of the first @task function in the script."""
     try:
         tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
     except SyntaxError as exc:
@@ -46,13 +46,13 @@ def task_parameters(script: Path) -> tuple[str, ...]:
                 name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
                 if name == "task":
                     args = node.args.args + node.args.kwonlyargs
-                    return tuple(a.arg for a in args)
+                    return node.name, tuple(a.arg for a in args)
     raise CkError("no @task function found in the task script", file=script)
 
 
 def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, model_path: str,
                  script: Path, run_dir: str, local: LocalConfig) -> dict:
-    params = task_parameters(script)
+    func, params = task_function(script)
     split = (exp.config_value("Evaluation split") or "test").strip()
     task_args = {}
     if "data_path" in params:
@@ -64,7 +64,8 @@ def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, m
     suffix = f"epoch{epoch}" if epoch is not None else "base"
     return {
         "task": ev.task,
-        "task_script": str(script),
+        # file@function: inspect treats a bare absolute path as a glob and refuses it
+        "task_spec": f"{script}@{func}",
         "task_args": task_args,
         "model_path": model_path,
         "epoch": epoch,
