@@ -1,6 +1,7 @@
 """The real local SLURM cluster for tests/slurm (scripts/local-slurm), started once per session.
 
-It is started (idempotently) with fake GPUs so GPU requests can be tested, and left running
+It is started (idempotently; with 2 fake GPUs unless it already has some or
+LOCAL_SLURM_FAKE_GPUS says otherwise) so GPU requests can be tested, and left running
 afterwards: other test sessions may share it, and `scripts/local-slurm stop` ends it. Where it
 cannot start (not root, no apt, no Debian), the tests that need it are skipped and the reason
 is printed in the terminal summary -- never silently.
@@ -21,9 +22,16 @@ from cruijff_kit.executors.slurm import SlurmExecutor, slurm_available
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "local-slurm"
-FAKE_GPUS = os.environ.get("LOCAL_SLURM_FAKE_GPUS", "2")
 
 _skip_reason: list[str] = []
+
+
+def _has_gpus() -> bool:
+    try:
+        p = subprocess.run(["sinfo", "--noheader", "--format=%G"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return p.returncode == 0 and "gpu" in p.stdout
 
 
 def _start() -> str | None:
@@ -36,7 +44,11 @@ def _start() -> str | None:
         return "scripts/local-slurm needs root (installs packages, starts daemons) and no cluster answers sinfo"
     if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
         return "no apt-get to install SLURM (Debian/Ubuntu only) and slurmctld is not installed"
-    env = {**os.environ, "LOCAL_SLURM_FAKE_GPUS": FAKE_GPUS}
+    env = dict(os.environ)
+    if "LOCAL_SLURM_FAKE_GPUS" not in env and not _has_gpus():
+        # Only when needed: the setting is sticky, and changing it restarts slurmctld/slurmd
+        # under whoever else is using the cluster.
+        env["LOCAL_SLURM_FAKE_GPUS"] = "2"
     t0 = time.monotonic()
     try:
         p = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600)
