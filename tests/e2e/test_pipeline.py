@@ -1,0 +1,108 @@
+"""The whole product for real on the tiny model: design -> scaffold -> local run (real torchtune,
+real inspect-ai) -> results; learning is real; a finished experiment submits nothing; a killed
+detached supervisor resumes without redoing finished work."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def ck(*args, env=None, check=True, timeout=900):
+    r = subprocess.run([sys.executable, "-m", "cruijff_kit", *map(str, args)], capture_output=True, text=True,
+                       env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"ck {' '.join(map(str, args))} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def accuracy(eval_file: Path) -> float:
+    from inspect_ai.log import read_eval_log
+
+    log = read_eval_log(str(eval_file))
+    assert log.status == "success"
+    return log.results.scores[0].metrics["accuracy"].value
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    r = subprocess.run([sys.executable, "-m", "cruijff_kit.demo", "--out", str(out), "--max-parallel", "2"],
+                       capture_output=True, text=True, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    from cruijff_kit.blueprints.capitalization.demo import DEMO
+
+    return out / DEMO["name"], r.stdout
+
+
+def test_demo_trains_evaluates_and_fine_tuning_beats_control(demo):
+    exp, stdout = demo
+    ledger = json.loads((exp / ".ck" / "ledger.json").read_text())["jobs"]
+    assert ledger and all(j["state"] == "COMPLETED" for j in ledger.values()), ledger
+    runs = [d for d in exp.iterdir() if (d / "finetune.slurm").exists()]
+    assert len(runs) >= 4
+    scores = {}
+    for run in runs + [exp / "base"]:
+        if run.name != "base":
+            ckpts = sorted((run / "checkpoints").glob("epoch_*"))
+            assert ckpts and any(ckpts[-1].glob("*.safetensors")), run
+        logs = sorted((run / "eval" / "logs").glob("*.eval"))
+        assert logs, f"no .eval log in {run}"
+        scores[run.name] = accuracy(logs[-1])
+    best = max(v for k, v in scores.items() if k != "base")
+    assert best > scores["base"], scores
+    summary = (exp / "experiment_summary.md").read_text()
+    assert "| COMPLETED |" in summary
+    for log in ("run-experiment.log", "run-torchtune.log", "run-inspect.log"):
+        assert (exp / log).read_text().startswith("[")
+
+
+def test_second_run_on_finished_demo_submits_nothing(demo):
+    exp, _ = demo
+    r = ck("run", exp, "--executor", "local", "--poll", "0.5", "--json")
+    report = json.loads(r.stdout)
+    assert report["submitted"] == [] and report["ok"]
+
+
+def test_kill_detached_supervisor_then_resume(tmp_path):
+    from cruijff_kit.blueprints.capitalization.generate import generate
+    from cruijff_kit.tiny_model import make_tiny_model
+
+    make_tiny_model(tmp_path / "model")
+    generate(tmp_path / "data.json", n=40)
+    env = {"CK_LOCAL_CONFIG": str(tmp_path / "claude.local.md")}
+    (tmp_path / "claude.local.md").write_text(f"- venv: {sys.prefix}\n")
+    exp = tmp_path / "exp"
+    task = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
+    ck("design", exp, "--model", f"tiny={tmp_path / 'model'}", "--dataset", tmp_path / "data.json",
+       "--ranks", "4,8", "--lrs", "1e-3", "--task", f"capitalization={task}@0", "--gpus", "0",
+       "--set", "Max steps per epoch=3", "--set", "Eval max tokens=4", "--no-control", env=env)
+    ck("scaffold", exp, env=env)
+    ck("run", exp, "--executor", "local", "--poll", "0.5", "--detach", env=env)
+    pid = int((exp / ".ck" / "supervisor.pid").read_text().split()[0])
+    ledger_path = exp / ".ck" / "ledger.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait for the first finished training, then kill the monitor
+        jobs = json.loads(ledger_path.read_text())["jobs"] if ledger_path.exists() else {}
+        if any(k.endswith("/finetune") and j["state"] == "COMPLETED" for k, j in jobs.items()):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("no training finished within 300 s")
+    os.kill(pid, signal.SIGKILL)
+    before = json.loads(ledger_path.read_text())["jobs"]
+    done_before = {k: j["job_id"] for k, j in before.items() if j["state"] == "COMPLETED"}
+    r = ck("run", exp, "--executor", "local", "--poll", "0.5", "--json", env=env)
+    after = json.loads(ledger_path.read_text())["jobs"]
+    assert all(j["state"] == "COMPLETED" for j in after.values()), after
+    for key, job_id in done_before.items():  # nothing finished was redone
+        assert after[key]["job_id"] == job_id and len(after[key]["attempts"]) == 1
+    submitted_again = set(json.loads(r.stdout)["submitted"])
+    assert not submitted_again & {j["job_id"] for j in before.values()}  # nothing submitted twice
