@@ -29,7 +29,7 @@ def slurm():
 
 
 def test_chaining_failure_and_second_run_through_sbatch(tmp_path, slurm):
-    exp = make_experiment(tmp_path, [FakeRun("fast", sleep=0.3), FakeRun("slow", sleep=8),
+    exp = make_experiment(tmp_path, [FakeRun("fast", sleep=0.3), FakeRun("slow", sleep=2),
                                      FakeRun("bad", rc=1), FakeRun("ctl", control=True)])
     report = run_experiment(exp, slurm(exp), poll_s=0.5, out=lambda _l: None)
     jobs = {j.key: j for j in report.jobs}
@@ -37,8 +37,13 @@ def test_chaining_failure_and_second_run_through_sbatch(tmp_path, slurm):
     assert jobs["bad/eval/cap_epoch0"].note.startswith("skipped: training failed")
     assert not starts(exp, "bad/eval/cap_epoch0")
     assert all(jobs[k].ok for k in jobs if not k.startswith("bad/"))
+    # chained to its own training only (afterok), never to the slowest run; the timing proof of
+    # "no barrier" is in test_orchestrator (a shared cluster may delay any job by seconds)
+    led = Ledger(exp)
+    for run in ("fast", "slow"):
+        assert led.entry(f"{run}/eval/cap_epoch0")["attempts"][0]["after"] == led.entry(f"{run}/finetune")["job_id"]
     t = {(kind, k): ts for kind, k, _, ts in launches(exp)}
-    assert t[("start", "fast/eval/cap_epoch0")] < t[("end", "slow/finetune")]  # no barrier
+    assert t[("start", "fast/eval/cap_epoch0")] > t[("end", "fast/finetune")]
     again = run_experiment(exp, slurm(exp), poll_s=0.5, out=lambda _l: None)
     assert again.submitted == []
 
