@@ -12,6 +12,10 @@ wrapper writes their exit code when they end, and the next LocalExecutor re-atta
     N.final.json  the terminal state once decided (so it never changes afterwards)
 
 Queued jobs start only inside poll() (the scheduler tick), i.e. while a supervisor runs.
+
+State mapping: exit 0 -> COMPLETED; exit 137 (SIGKILL, what the kernel OOM killer sends) or an
+out-of-memory message in the log tail -> OUT_OF_MEMORY (so `ck run` retries with a smaller batch);
+other exits -> FAILED. #SBATCH --time is not enforced locally, so TIMEOUT never happens here.
 """
 from __future__ import annotations
 
