@@ -4,7 +4,7 @@ It is started (idempotently; with 2 fake GPUs unless it already has some or
 LOCAL_SLURM_FAKE_GPUS says otherwise) so GPU requests can be tested, and left running
 afterwards: other test sessions may share it, and `scripts/local-slurm stop` ends it. Where it
 cannot start (not root, no apt, no Debian), the tests that need it are skipped and the reason
-is printed in the terminal summary -- never silently.
+is printed in the terminal summary -- never silently. CK_SLURM_TESTS=0 skips them on purpose.
 """
 from __future__ import annotations
 
