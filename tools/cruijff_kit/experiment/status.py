@@ -11,7 +11,7 @@ from typing import Iterable, Mapping
 
 from ..util.fs import atomic_write_text
 from .model import StatusRow
-from .render import jinja_env
+from ..templating import render
 
 _H2 = re.compile(r"^##\s+(?P<title>.+?)\s*#*\s*$")
 
@@ -20,7 +20,7 @@ def render_status_section(rows: Iterable[StatusRow | Mapping[str, str]]) -> str:
     norm = [r if isinstance(r, StatusRow) else StatusRow(**{k: str(r.get(k, "") or "") for k in
                                                              ("run", "job", "job_id", "state", "duration")})
             for r in rows]
-    return jinja_env().get_template("status_section.md.j2").render(rows=norm)
+    return render("status_section.md.j2", rows=norm)
 
 
 def replace_status_section(text: str, section: str) -> str:
