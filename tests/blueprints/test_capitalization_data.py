@@ -43,6 +43,12 @@ def test_parquet_is_one_file_per_split_and_reproducible(tmp_path):
     assert pq.read_table(a / "train.parquet").to_pylist() == as_json["train"]
 
 
+def test_repeat_multiplies_only_the_train_rows(tmp_path):
+    once = json.loads(generate(tmp_path / "a.json", n=10, seed=0).read_text())
+    thrice = json.loads(generate(tmp_path / "b.json", n=10, seed=0, repeat=3).read_text())
+    assert thrice["train"] == once["train"] * 3 and thrice["test"] == once["test"]
+
+
 def test_word_source_is_filtered(tmp_path):
     src = tmp_path / "words"
     src.write_text("# comment\nApple it's zebra zebra ok quixotic\nnaïve banana\nsupercalifragilistic\n")
@@ -51,7 +57,7 @@ def test_word_source_is_filtered(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,field", [({"n": 10_000}, "n"), ({"n": 0}, "n"), ({"splits": (0.5, 0.5, 0.5)}, "splits"),
-                                          ({"word_source": "/nonexistent"}, "word_source"), ({"format": "csv"}, "format")])
+                                          ({"word_source": "/nonexistent"}, "word_source"), ({"format": "csv"}, "format"), ({"repeat": 0}, "repeat")])
 def test_bad_arguments(tmp_path, kwargs, field):
     with pytest.raises(CkError) as e:
         generate(tmp_path / "x", **kwargs)

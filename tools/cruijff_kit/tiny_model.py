@@ -59,10 +59,22 @@ _CORPUS = (
     "capitalize the word capitalise input output answer question",
 )
 
-_BPE_VOCAB_SIZE = 400
+# The capitalization blueprint's shipped words, lower-case and Capitalized: with a big enough
+# vocab_size each becomes one token in both forms, which a tiny model can learn to map in seconds.
+_WORD_LIST = Path(__file__).resolve().parent / "blueprints" / "capitalization" / "words.txt"
+_SPECIAL_ROOM = 32  # rows kept free for the special tokens (22 used)
 
 
-def _train_tokenizer(out_dir: Path) -> Tokenizer:
+def _corpus() -> list[str]:
+    words = []
+    if _WORD_LIST.is_file():
+        for line in _WORD_LIST.read_text().splitlines():
+            words += line.split("#", 1)[0].split()
+    # One item per word: the pre-tokenizer would glue a leading space onto words inside a sentence.
+    return list(_CORPUS) * 4 + words + [w.capitalize() for w in words]
+
+
+def _train_tokenizer(out_dir: Path, bpe_vocab_size: int) -> Tokenizer:
     tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -74,13 +86,13 @@ def _train_tokenizer(out_dir: Path) -> Tokenizer:
     tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
     tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=_BPE_VOCAB_SIZE,
+        vocab_size=bpe_vocab_size,
         min_frequency=1,
         show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte has a token: nothing is OOV
         special_tokens=[],
     )
-    tok.train_from_iterator(list(_CORPUS) * 4, trainer=trainer)
+    tok.train_from_iterator(_corpus(), trainer=trainer)
     # Specials after the BPE part, as in real Qwen: torchtune reads them from tokenizer.json's
     # added_tokens, while vocab.json/merges.txt hold only the BPE part.
     tok.add_special_tokens(list(_SPECIAL_TOKENS))
@@ -152,7 +164,7 @@ def make_tiny_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    tok = _train_tokenizer(out)
+    tok = _train_tokenizer(out, vocab_size - _SPECIAL_ROOM)
     n_tokens = tok.get_vocab_size(with_added_tokens=True)
     if n_tokens > vocab_size:
         raise ValueError(f"vocab_size {vocab_size} is smaller than the tokenizer ({n_tokens} tokens)")

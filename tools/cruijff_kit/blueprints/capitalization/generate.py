@@ -8,7 +8,8 @@ Formats (what finetune.yaml and the inspect task read):
   json     OUT is one file: {"train": [...], "validation": [...], "test": [...]}
   parquet  OUT is a directory: train.parquet, validation.parquet, test.parquet (columns input, output)
 
-    python -m cruijff_kit.blueprints.capitalization.generate OUT --n 100 --seed 0 [--format json|parquet] [--word-source PATH]
+    python -m cruijff_kit.blueprints.capitalization.generate OUT --n 100 --seed 0 [--format json|parquet]
+        [--word-source PATH] [--repeat R]
 """
 from __future__ import annotations
 
@@ -73,10 +74,18 @@ def generate(
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1),
     word_source: str | Path | None = None,
     format: str = "json",
+    repeat: int = 1,
 ) -> Path:
-    """Write the dataset and return its path (a .json file, or a directory of parquet files)."""
+    """Write the dataset and return its path (a .json file, or a directory of parquet files).
+
+    `repeat` > 1 repeats the train split's rows: many optimizer steps in ONE epoch, so a tiny
+    demo model learns without writing a checkpoint per pass.
+    """
+    if repeat < 1:
+        raise CkError(f"repeat must be at least 1, got {repeat}", field="repeat")
     words = read_words(word_source or default_word_source())
     data = split_rows(n, seed=seed, splits=tuple(splits), words=words)
+    data["train"] = data["train"] * repeat
     out = Path(out_path)
     if format == "json":
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -104,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
     ap.add_argument("--format", choices=("json", "parquet"), default="json")
     ap.add_argument("--word-source", default=None)
+    ap.add_argument("--repeat", type=int, default=1, help="repeat the train rows (more steps per epoch)")
     a = ap.parse_args(argv)
     try:
-        out = generate(a.out, n=a.n, seed=a.seed, splits=tuple(a.splits), word_source=a.word_source, format=a.format)
+        out = generate(a.out, n=a.n, seed=a.seed, splits=tuple(a.splits), word_source=a.word_source, format=a.format,
+                       repeat=a.repeat)
     except CkError as e:
         print(f"error: {e}")
         return e.exit_code
