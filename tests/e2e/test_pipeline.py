@@ -37,9 +37,7 @@ def demo(tmp_path_factory):
     r = subprocess.run([sys.executable, "-m", "cruijff_kit.demo", "--out", str(out), "--max-parallel", "2"],
                        capture_output=True, text=True, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    from cruijff_kit.blueprints.capitalization.demo import DEMO
-
-    return out / DEMO["name"], r.stdout
+    return out / "cap_demo", r.stdout
 
 
 def test_demo_trains_evaluates_and_fine_tuning_beats_control(demo):

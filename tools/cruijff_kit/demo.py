@@ -21,9 +21,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _settings() -> dict:
-    from .blueprints.capitalization import demo
+    from .blueprints.capitalization import demo as d
 
-    return demo.DEMO
+    return {
+        "name": "cap_demo",
+        "model": d.MODEL,
+        "data": d.DATA,
+        "ranks": d.GRID["lora_rank"],
+        "lrs": d.GRID["learning_rate"],
+        "batch_size": d.TRAINING["batch_size"],
+        "epochs": d.TRAINING["epochs"],
+        "config": {
+            "Evaluation split": d.EVAL_SPLIT,  # the model memorises; it does not generalise
+            "Eval max tokens": 4,
+            "Warmup steps": d.TRAINING["lr_warmup_steps"],
+            "Weight decay": d.TRAINING["weight_decay"],
+        },
+    }
 
 
 def _step(title: str) -> None:

@@ -94,6 +94,8 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "num_gpus": _int(0),
     "num_nodes": _int(1),
     "seed": _int(0),
+    "lr_warmup_steps": _int(0),
+    "weight_decay": _num(positive=False),
     "system_prompt": _str(),
     "enable_validation": _bool,
     "logger": _str(choices=("disk", "wandb")),
@@ -102,7 +104,7 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "environment": _environment,
     "slurm": _mapping,
 }
-OPTIONAL = {"my_wandb_project", "my_wandb_run_name", "max_steps_per_epoch", "extra_overrides",
+OPTIONAL = {"lr_warmup_steps", "weight_decay", "my_wandb_project", "my_wandb_run_name", "max_steps_per_epoch", "extra_overrides",
             "system_prompt", "enable_validation", "seed", "logger", "num_nodes", "lora_dropout",
             "gradient_accumulation_steps"}
 

@@ -74,6 +74,8 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
         else _cfg_number(exp, "Learning rate", DEFAULT_LR, float),
         "batch_size": run.batch_size or exp.batch_size,
         "gradient_accumulation_steps": _cfg_number(exp, "Gradient accumulation steps", 1, int),
+        "lr_warmup_steps": _cfg_number(exp, "Warmup steps", 100, int),
+        "weight_decay": _cfg_number(exp, "Weight decay", 0.01, float),
         "epochs": exp.epochs,
         "max_steps_per_epoch": _cfg_number(exp, "Max steps per epoch", None, int),
         "num_gpus": gpus,
