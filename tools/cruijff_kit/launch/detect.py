@@ -361,6 +361,16 @@ def _local_imports(facts: FileFacts, repo: Path) -> list[Path]:
     return out
 
 
+
+def _facts(path: Path, repo: Path, cache: dict) -> "FileFacts | str":
+    """Parse each file once; a file that cannot be parsed is remembered as its error text."""
+    if path not in cache:
+        try:
+            cache[path] = parse_file(path, repo)
+        except (SyntaxError, ValueError, OSError) as exc:
+            cache[path] = f"{path.relative_to(repo).as_posix()}: cannot parse: {exc}"
+    return cache[path]
+
 def analyze(entry: Path, repo: Path, cache: dict[Path, FileFacts | str]) -> tuple[list[FileFacts], list[str]]:
     """The entry file plus the repo modules it imports, transitively (bounded)."""
     todo, seen, files, errors = [entry], set(), [], []
@@ -369,12 +379,7 @@ def analyze(entry: Path, repo: Path, cache: dict[Path, FileFacts | str]) -> tupl
         if path in seen:
             continue
         seen.add(path)
-        if path not in cache:
-            try:
-                cache[path] = parse_file(path, repo)
-            except (SyntaxError, ValueError, OSError) as exc:
-                cache[path] = f"{path.relative_to(repo).as_posix()}: cannot parse: {exc}"
-        facts = cache[path]
+        facts = _facts(path, repo, cache)
         if isinstance(facts, str):
             errors.append(facts)
             continue
@@ -401,12 +406,7 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
         paths = _python_files(repo)
 
     for path in paths:
-        if path not in cache:
-            try:
-                cache[path] = parse_file(path, repo)
-            except (SyntaxError, ValueError, OSError) as exc:
-                cache[path] = f"{path.relative_to(repo).as_posix()}: cannot parse: {exc}"
-        facts = cache[path]
+        facts = _facts(path, repo, cache)
         conventional = path.name in CONVENTIONAL_ENTRY_POINTS
         guarded = not isinstance(facts, str) and facts.main_guard is not None
         if not (entry or conventional or guarded):
