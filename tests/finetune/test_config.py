@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.config import recipe_module, render_finetune_yaml
-from cruijff_kit.finetune.templating import yaml_value
+from cruijff_kit.util.yaml_text import yaml_value
 
 
 def _load(setup: dict):

@@ -40,7 +40,7 @@ def _extra_value(extra, column: str) -> str:
 def environment():
     import jinja2
 
-    from .finetune.templating import yaml_value
+    from .util.yaml_text import yaml_value
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),

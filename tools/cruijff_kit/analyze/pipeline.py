@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import CkError
 from ..experiment.parse import load_experiment
-from ..finetune.templating import render
+from ..templating import render
 from ..util.fs import atomic_write_text
 from ..util.log import ActionLog
 from . import plots as plotting

@@ -71,7 +71,7 @@ def _sample_rows(dataset: Path, split: str | None) -> tuple[list[dict], str | No
 
 
 def run_new(args) -> int:
-    from ..finetune.templating import render
+    from ..templating import render
     from ..util.fs import atomic_write_text
 
     name = args.name

@@ -209,7 +209,7 @@ def _set_dotted(cfg: dict, dotted: str, value: Any) -> None:
 
 
 def render_finetune_yaml(setup: dict) -> str:
-    from cruijff_kit.finetune.templating import render
+    from cruijff_kit.templating import render
 
     s = with_defaults(setup)
     cfg = finetune_config(s)

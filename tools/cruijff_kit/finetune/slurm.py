@@ -36,7 +36,7 @@ def _check_environment(env: dict | None) -> dict:
 
 
 def render_finetune_slurm(setup: dict) -> str:
-    from cruijff_kit.finetune.templating import render
+    from cruijff_kit.templating import render
 
     s = with_defaults(setup)
     s["environment"] = _check_environment(s.get("environment"))

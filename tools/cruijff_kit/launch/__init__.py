@@ -2,7 +2,6 @@
 
 Layers, lowest first (a module imports only those above it in this list):
     state.py        run ids, the per-run state dir, metadata (atomic JSON)
-    templating.py   jinja2 environment for templates/launch/
     detect.py       entry points, dependency files, framework, wandb use, argparse flags (AST)
     gpus.py         nvidia-smi parsing and ranking
     env.py          conda / venv: plan, create, install, verify torch+CUDA

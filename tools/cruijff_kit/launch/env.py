@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import CkError
 from .detect import dependency_files
-from .templating import render
+from ..templating import render
 
 VERIFY_TIMEOUT_S = 300
 INSTALL_TIMEOUT_S = 3600

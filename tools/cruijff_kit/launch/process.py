@@ -24,7 +24,7 @@ from ..util.fs import atomic_write_text
 from . import env as envmod
 from . import gpus as gpumod
 from . import state
-from .templating import render
+from ..templating import render
 
 _LEADING_PYTHON = re.compile(r"^(\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*)(python(?:3(?:\.\d+)?)?)(?=\s|$)")
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

@@ -24,7 +24,7 @@ from typing import Any
 from ..errors import CkError
 from ..util.fs import atomic_write_text
 from . import detect
-from .templating import macros
+from ..templating import macros
 
 BACKUP_SUFFIX = ".backup"
 _METRIC_NAME = re.compile(r"(loss|acc|accuracy|f1|score|metric|ppl|perplexity|auc|bleu|rouge|error)", re.I)
