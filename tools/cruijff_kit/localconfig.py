@@ -39,6 +39,22 @@ class LocalConfig:
     path: str | None = None  # where it was read from; None = defaults
     warnings: list[str] = field(default_factory=list)
 
+    def sbatch(self, job_name: str, *, gpus: int, nodes: int = 1) -> dict:
+        """The `slurm` settings of one generated script: claude.local.md defaults + per-job values."""
+        return {
+            "job_name": job_name[:64],
+            "account": self.slurm.account or None,
+            "partition": self.slurm.partition or None,
+            "constraint": self.slurm.constraint or None,
+            "time": self.slurm.time,
+            "mem": self.slurm.mem,
+            "cpus": self.slurm.cpus,
+            "gpus": gpus,
+            "nodes": nodes,
+            "modules": list(self.slurm.modules),
+            "output": "slurm-%j.out",
+        }
+
     def environment(self) -> dict:
         """How generated scripts activate Python: conda env, venv, or the interpreter running ck."""
         if self.conda_env:

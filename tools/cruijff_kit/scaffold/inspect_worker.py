@@ -72,24 +72,12 @@ def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, m
         "max_tokens": int(exp.config_value("Eval max tokens") or 32),
         "run_name": run_dir,
         "environment": local.environment(),
-        "slurm": {
-            "job_name": f"{exp.name}_{run_dir}_{ev.task}_{suffix}"[:64],
-            "account": local.slurm.account or None,
-            "partition": local.slurm.partition or None,
-            "constraint": local.slurm.constraint or None,
-            "time": local.slurm.time,
-            "mem": local.slurm.mem,
-            "cpus": local.slurm.cpus,
-            "gpus": min(exp.gpus, 1),
-            "nodes": 1,
-            "modules": list(local.slurm.modules),
-            "output": "slurm-%j.out",
-        },
+        "slurm": local.sbatch(f"{exp.name}_{run_dir}_{ev.task}_{suffix}", gpus=min(exp.gpus, 1)),
     }
 
 
 def render_eval_slurm(ctx: dict) -> str:
-    from ..finetune.templating import render
+    from ..templating import render
 
     return render("eval.slurm.j2", **ctx).rstrip("\n") + "\n"
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import CkError
-from ..experiment.naming import inside, run_directories
+from ..experiment.naming import inside, run_directories, varying_parameters
 from ..experiment.parse import load_experiment
 from ..localconfig import load_local_config
 from ..util.log import ActionLog
@@ -75,8 +75,6 @@ def scaffold_experiment(exp_dir: str | Path, *, only: str | None = None, dry_run
     if only in (None, "torchtune"):
         t0 = time.monotonic()
         tlog = logs["scaffold-torchtune"]
-        from ..experiment.naming import varying_parameters
-
         tlog.write("ANALYZE_PARAMETERS", "Identifying varying parameters",
                    result=f"Varying: {', '.join(varying_parameters(exp.runs)) or 'none'}")
         orch.write("INVOKE_SCAFFOLD_TORCHTUNE", "Generating fine-tuning configs", details="scaffold-torchtune")

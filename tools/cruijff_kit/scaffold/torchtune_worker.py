@@ -58,6 +58,7 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
     rank = run.lora_rank
     logger = (exp.config_value("Logger") or ("wandb" if local.my_wandb_project else "disk")).strip().lower()
     gpus = exp.gpus
+    nodes = _cfg_number(exp, "Nodes", 1, int)
     return {
         "experiment_name": exp.name,
         "run_name": run_dir,
@@ -79,7 +80,7 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
         "epochs": exp.epochs,
         "max_steps_per_epoch": _cfg_number(exp, "Max steps per epoch", None, int),
         "num_gpus": gpus,
-        "num_nodes": _cfg_number(exp, "Nodes", 1, int),
+        "num_nodes": nodes,
         "seed": _cfg_number(exp, "Seed", 1234, int),
         "system_prompt": exp.system_prompt,
         "enable_validation": exp.validation,
@@ -87,24 +88,14 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
         "extra_overrides": {},
         "output_dir": output_dir_for(exp, exp_dir, run_dir, local),
         "environment": local.environment(),
-        "slurm": {
-            "job_name": f"{exp.name}_{run_dir}"[:64],
-            "account": local.slurm.account or None,
-            "partition": local.slurm.partition or None,
-            "constraint": local.slurm.constraint or None,
-            "time": local.slurm.time,
-            "mem": local.slurm.mem,
-            "cpus": local.slurm.cpus,
-            "gpus": local.slurm.gpus if local.slurm.gpus is not None else gpus,
-            "nodes": _cfg_number(exp, "Nodes", 1, int),
-            "modules": list(local.slurm.modules),
-            "output": "slurm-%j.out",
-        },
+        "slurm": local.sbatch(f"{exp.name}_{run_dir}",
+                              gpus=local.slurm.gpus if local.slurm.gpus is not None else gpus,
+                              nodes=nodes),
     }
 
 
 def render_setup(setup: dict) -> str:
-    from ..finetune.templating import render
+    from ..templating import render
 
     name = "setup_finetune_parquet.yaml.j2" if setup["dataset_format"] == "parquet" else "setup_finetune_json.yaml.j2"
     return render(name, s=setup).rstrip("\n") + "\n"
