@@ -117,13 +117,17 @@ def load_setup(path: str | Path) -> dict:
     if not p.is_file():
         raise CkError(f"{SETUP_FILE} not found", file=p, hint="run `ck scaffold` for this experiment")
     text = p.read_text(encoding="utf-8")
+    # Parse once: the node tree gives each key's line, and the same tree builds the values.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise CkError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", file=p,
                       line=mark.line + 1 if mark else None) from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict) or node is None:
         raise CkError("expected a mapping of settings", file=p, line=1)
     lines = {k.value: k.start_mark.line + 1 for k, _ in node.value}
