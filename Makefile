@@ -24,6 +24,7 @@ demo: venv
 
 bench: venv
 	$(PY) bench/scaffold_speed.py
+	$(PY) bench/demo_time.py
 
 slurm-start:
 	bash scripts/local-slurm start
