@@ -101,3 +101,22 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
     (exp / "experiment_summary.md").unlink()
     assert main(["run", str(exp), "--executor", "local"]) == 2
     assert "experiment_summary.md not found" in capsys.readouterr().err
+
+
+def test_auto_executor_keeps_the_backend_the_ledger_records(tmp_path, monkeypatch):
+    from cruijff_kit.commands.run import _executor_name
+    from cruijff_kit.executors import resolve_name
+    from cruijff_kit.run.ledger import Ledger
+
+    monkeypatch.setenv("CK_EXECUTOR", "slurm")
+    assert resolve_name("auto") == "slurm"
+    assert _executor_name("auto", tmp_path) == "auto"  # new experiment: decided by resolve_name
+    Ledger(tmp_path).record_submit("r/finetune", kind="finetune", run="r", executor="local", job_id="local-1")
+    assert _executor_name("auto", tmp_path) == "local"
+    assert _executor_name("slurm", tmp_path) == "slurm"  # an explicit choice always wins
+    monkeypatch.setenv("CK_EXECUTOR", "pbs")
+    import pytest
+
+    from cruijff_kit.errors import CkError
+    with pytest.raises(CkError, match="CK_EXECUTOR"):
+        resolve_name("auto")

@@ -16,7 +16,8 @@ def register(subparsers) -> None:
                     "monitor until all end. Safe to re-run: finished jobs are skipped, live ones re-attached.")
     p.add_argument("dir", help="experiment directory (holds experiment_summary.md)")
     p.add_argument("--executor", default="auto", choices=("auto", "local", "slurm"),
-                   help="auto = slurm when sbatch is on PATH, else local")
+                   help="auto = the backend the experiment already uses, else $CK_EXECUTOR, "
+                        "else slurm when sbatch is on PATH, else local")
     p.add_argument("--only", choices=("torchtune", "inspect"),
                    help="run one worker: torchtune (fine-tuning) or inspect (evaluations of existing checkpoints)")
     p.add_argument("--max-parallel", type=int, default=1, metavar="N",
@@ -46,6 +47,20 @@ def _gpus(text: str | None) -> list[str] | None:
     return ids
 
 
+def _executor_name(requested: str, exp: Path) -> str:
+    """`auto` keeps the backend an experiment already runs on: a local experiment resumed on a
+    machine that also has sbatch must not silently move to SLURM (and the reverse)."""
+    if requested != "auto":
+        return requested
+    from ..run.ledger import Ledger
+
+    if (exp / ".ck" / "ledger.json").exists():
+        used = {e.get("executor") for e in Ledger(exp).jobs().values()} - {None}
+        if len(used) == 1:
+            return used.pop()
+    return requested
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from ..executors import get_executor
     from ..run.orchestrator import default_out, run_experiment
@@ -57,7 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     exp = Path(args.dir)
     if not exp.is_dir():
         raise CkError(f"experiment directory not found: {exp}")
-    executor = get_executor(args.executor, exp, max_parallel=args.max_parallel, gpus=_gpus(args.gpus))
+    executor = get_executor(_executor_name(args.executor, exp), exp, max_parallel=args.max_parallel,
+                            gpus=_gpus(args.gpus))
     _sigterm_interrupts()
     out = default_out(args.json)
     result = run_experiment(exp, executor, only=args.only, poll_s=args.poll, detach=args.detach,

@@ -1,6 +1,7 @@
 """One executor interface (core.py), two backends: local/ and slurm/ (after submitit)."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,8 +11,15 @@ EXECUTORS = ("auto", "local", "slurm")
 
 
 def resolve_name(name: str) -> str:
-    """auto = slurm when sbatch is on PATH, else local."""
+    """auto = $CK_EXECUTOR when set (e.g. local on a login node), else slurm when sbatch is on PATH,
+    else local."""
     if name == "auto":
+        preset = os.environ.get("CK_EXECUTOR", "").strip()
+        if preset:
+            if preset not in ("local", "slurm"):
+                raise CkError(f"CK_EXECUTOR={preset!r} is not an executor", field="CK_EXECUTOR",
+                              hint="set it to local or slurm, or unset it")
+            return preset
         return "slurm" if shutil.which("sbatch") else "local"
     if name not in EXECUTORS:
         raise CkError(f"unknown executor {name!r}", field="--executor",
