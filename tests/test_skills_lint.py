@@ -10,7 +10,8 @@ from cruijff_kit.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 SKILLS = sorted(ROOT.glob("skills/*/SKILL.md"))
-FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+# fences may be indented (inside numbered steps)
+FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
 PATHLIKE = re.compile(r"`((?:tools|templates|scripts|skills|references|bench|tests)/[A-Za-z0-9_./{},-]+)`")
 
 
