@@ -12,6 +12,9 @@ from pathlib import Path
 
 from .probe import Probe
 
+# one line per node group: partition (default marked *), time limit, gres, CPUs, memory (MB)
+SINFO_FORMAT = "%P|%l|%G|%c|%m"
+
 
 @dataclass
 class Partition:
@@ -80,7 +83,7 @@ def gpu_types_of(gres: str) -> list[str]:
 
 
 def parse_sinfo(text: str) -> list[Partition]:
-    """Lines of `sinfo -h -o '%P|%l|%G|%c|%m'`; one line per node group, merged per partition."""
+    """Lines of `sinfo -h -o SINFO_FORMAT`; one line per node group, merged per partition."""
     parts: dict[str, Partition] = {}
     for line in text.splitlines():
         fields = line.strip().split("|")
@@ -106,7 +109,7 @@ def _slurm(det: Detected, probe: Probe) -> None:
     if probe.which("sbatch") is None:
         det.notes.append("no sbatch on PATH: no SLURM here, jobs will use the local executor")
         return
-    res = probe.run(["sinfo", "-h", "-o", "%P|%l|%G|%c|%m"])
+    res = probe.run(["sinfo", "-h", "-o", SINFO_FORMAT])
     if not res.ok:
         det.notes.append(f"sbatch exists but sinfo failed: {res.why()}")
         return
