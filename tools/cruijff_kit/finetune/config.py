@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "max_steps_per_epoch": None,
     "num_gpus": 0,
     "num_nodes": 1,
+    # Ranks per node when num_gpus is 0 (CPU training over gloo); GPU runs use one rank per GPU.
+    "num_cpu_ranks": 1,
     "system_prompt": "",
     "enable_validation": False,
     "logger": "disk",
@@ -61,7 +63,7 @@ def with_defaults(setup: dict) -> dict:
     s["extra_overrides"] = s.get("extra_overrides") or {}
     _check_choice(s, "dataset_format", DATASET_FORMATS)
     _check_choice(s, "logger", LOGGERS)
-    for key in ("lora_rank", "batch_size", "epochs", "gradient_accumulation_steps", "num_nodes", "seed"):
+    for key in ("lora_rank", "batch_size", "epochs", "gradient_accumulation_steps", "num_nodes", "num_cpu_ranks", "seed"):
         _check_int(s, key, minimum=0 if key == "seed" else 1)
     _check_int(s, "num_gpus", minimum=0)
     if s["max_steps_per_epoch"] is not None:
@@ -71,6 +73,9 @@ def with_defaults(setup: dict) -> dict:
             raise CkError(f"must be a number, got {s[key]!r}", file=SETUP_FILE, field=key)
     if s["num_nodes"] > 1 and s["num_gpus"] == 0:
         raise CkError("multi-node training needs num_gpus >= 1 per node", file=SETUP_FILE, field="num_nodes")
+    if s["num_gpus"] > 0 and s["num_cpu_ranks"] > 1:
+        raise CkError("num_cpu_ranks is for CPU training (num_gpus: 0); GPU runs start one rank per GPU",
+                      file=SETUP_FILE, field="num_cpu_ranks")
     if s["enable_validation"]:
         raise CkError(
             "validation during training is not supported: torchtune 0.6.1's LoRA recipes have no validation loop",
@@ -101,9 +106,14 @@ def _check_int(s: dict, key: str, *, minimum: int) -> None:
         raise CkError(f"must be an integer >= {minimum}, got {v!r}", file=SETUP_FILE, field=key)
 
 
+def ranks_per_node(setup: dict) -> int:
+    s = {**DEFAULTS, **setup}
+    return int(s["num_gpus"] or 0) or int(s["num_cpu_ranks"] or 1)
+
+
 def is_distributed(setup: dict) -> bool:
     s = {**DEFAULTS, **setup}
-    return int(s["num_gpus"] or 0) * int(s["num_nodes"] or 1) > 1
+    return ranks_per_node(s) * int(s["num_nodes"] or 1) > 1
 
 
 def recipe_module(setup: dict) -> str:

@@ -3,23 +3,26 @@
 Which launcher runs the recipe:
   num_gpus <= 1, one node   python -m cruijff_kit.finetune.recipes.lora_single_device --config finetune.yaml
   N GPUs, one node          tune run --nproc_per_node N cruijff_kit/finetune/recipes/lora_distributed.py --config finetune.yaml
-  M nodes x N GPUs          srun (one task per rank, RANK/LOCAL_RANK/WORLD_SIZE from SLURM_PROCID/
-                            SLURM_LOCALID/SLURM_NTASKS, MASTER_ADDR = first host of the job)
-                            python -m cruijff_kit.finetune.recipes.lora_distributed --config finetune.yaml
+  M nodes x N GPUs, or      srun (one task per rank, RANK/LOCAL_RANK/WORLD_SIZE from SLURM_PROCID/
+  num_cpu_ranks N > 1       SLURM_LOCALID/SLURM_NTASKS, MASTER_ADDR = first host of the job)
+  on CPU                    python -m cruijff_kit.finetune.recipes.lora_distributed --config finetune.yaml
+CPU ranks go through srun even on one node: each rank is then a SLURM task with its own
+--cpus-per-task, where `tune run` would squeeze every rank into the one task's CPUs.
 Pure Python: imported by the CLI at start-up.
 """
 from __future__ import annotations
 
 from cruijff_kit.errors import CkError
-from cruijff_kit.finetune.config import DISTRIBUTED_RECIPE, SETUP_FILE, SINGLE_DEVICE_RECIPE, with_defaults
+from cruijff_kit.finetune.config import (DISTRIBUTED_RECIPE, SETUP_FILE, SINGLE_DEVICE_RECIPE, ranks_per_node,
+                                         with_defaults)
 
 ENVIRONMENT_KINDS = ("venv", "conda", "none")
 
 
 def launch_mode(setup: dict) -> str:
     s = with_defaults(setup)
-    if s["num_nodes"] > 1:
-        return "multinode"
+    if s["num_nodes"] > 1 or (s["num_gpus"] == 0 and s["num_cpu_ranks"] > 1):
+        return "srun"
     return "node" if s["num_gpus"] > 1 else "single"
 
 
@@ -53,9 +56,9 @@ def render_finetune_slurm(setup: dict) -> str:
         "finetune.slurm.j2",
         setup=s,
         launch=mode,
-        nproc=s["num_gpus"],
+        nproc=ranks_per_node(s),
         nodes=s["num_nodes"],
-        ntasks_per_node=s["num_gpus"] if mode == "multinode" else None,
+        ntasks_per_node=ranks_per_node(s) if mode == "srun" else None,
         single_device_recipe=SINGLE_DEVICE_RECIPE,
         distributed_recipe=DISTRIBUTED_RECIPE,
         # tune run turns a relative recipe path into a module name, so this works from any directory.

@@ -93,6 +93,7 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "max_steps_per_epoch": _int(1, nullable=True),
     "num_gpus": _int(0),
     "num_nodes": _int(1),
+    "num_cpu_ranks": _int(1),
     "seed": _int(0),
     "lr_warmup_steps": _int(0),
     "weight_decay": _num(positive=False),
@@ -105,7 +106,7 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "slurm": _mapping,
 }
 OPTIONAL = {"lr_warmup_steps", "weight_decay", "my_wandb_project", "my_wandb_run_name", "max_steps_per_epoch", "extra_overrides",
-            "system_prompt", "enable_validation", "seed", "logger", "num_nodes", "lora_dropout",
+            "system_prompt", "enable_validation", "seed", "logger", "num_nodes", "num_cpu_ranks", "lora_dropout",
             "gradient_accumulation_steps"}
 
 

@@ -81,6 +81,7 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
         "max_steps_per_epoch": _cfg_number(exp, "Max steps per epoch", None, int),
         "num_gpus": gpus,
         "num_nodes": nodes,
+        "num_cpu_ranks": _cfg_number(exp, "CPU ranks", 1, int),
         "seed": _cfg_number(exp, "Seed", 1234, int),
         "system_prompt": exp.system_prompt,
         "enable_validation": exp.validation,
