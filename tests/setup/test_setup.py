@@ -132,3 +132,17 @@ def test_values_read_back_or_are_refused():
     with pytest.raises(CkError) as err:
         render_text(values, det)
     assert err.value.field == "my_wandb_project"
+
+
+def test_set_answers_up_front_and_bad_values_write_nothing(tmp_path, capsys):
+    out = tmp_path / "c.md"
+    assert main(["setup", "--yes", "--json", "--out", str(out), "--set", "my_wandb_project=sweeps",
+                 "--set", "conda_env=ft"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "my_wandb_project" not in {q["key"] for q in doc["defaulted"]}
+    cfg = load_local_config(out)
+    assert cfg.my_wandb_project == "sweeps" and cfg.conda_env == "ft" and cfg.venv == ""
+    bad = tmp_path / "bad.md"
+    assert main(["setup", "--yes", "--out", str(bad), "--set", "slurm_time=soon"]) == 2
+    assert main(["setup", "--yes", "--out", str(bad), "--set", "nonsense=1"]) == 2
+    assert not bad.exists()

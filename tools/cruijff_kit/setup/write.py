@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -34,9 +34,12 @@ class SetupResult:
     asked: list[str]
     detected: Detected
     text: str = ""
+    # questions nobody answered (--yes / no terminal): their defaults were written
+    defaulted: list[Question] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"path": str(Path(self.path).resolve()), "written": True, "values": self.values, "asked": self.asked,
+        return {"path": str(Path(self.path).resolve()), "written": True, "values": self.values,
+                "asked": self.asked, "defaulted": [asdict(q) for q in self.defaulted],
                 "detected": self.detected.to_dict(), "notes": self.detected.notes}
 
 
@@ -169,11 +172,24 @@ def _verify(text: str, values: dict[str, str], path: str) -> None:
         raise CkError(f"rendered claude.local.md does not read back as written: {diff}", file=path)
 
 
+def parse_sets(items: list[str] | None) -> dict[str, str]:
+    """--set KEY=VALUE (repeatable): answers given up front, e.g. by an agent that asked the user."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in KEYS:
+            raise CkError(f"expected KEY=VALUE with KEY one of {', '.join(KEYS)}, got {item!r}", field="--set")
+        out[key] = value.strip()
+    return out
+
+
 def setup(out: str | Path, *, force: bool = False, interactive: bool = False,
           ask: Callable[[Question], str] = ask_stdin, probe: Probe | None = None,
-          detected: Detected | None = None) -> SetupResult:
+          detected: Detected | None = None, overrides: dict[str, str] | None = None) -> SetupResult:
     from ..util.fs import atomic_write_text
 
+    overrides = overrides or {}
     path = Path(out).expanduser()
     if path.is_dir():
         path = path / "claude.local.md"
@@ -182,15 +198,23 @@ def setup(out: str | Path, *, force: bool = False, interactive: bool = False,
                       hint="`ck setup --force` replaces it (or --out elsewhere); `ck doctor` checks it as is")
     det = detected or detect(probe)
     values, questions = propose(det)
-    asked = []
+    asked, defaulted = [], []
     for q in questions:
+        if q.key in overrides:
+            continue
         if interactive:
             values[q.key] = ask(q)
             asked.append(q.key)
         else:
             values[q.key] = q.default
+            defaulted.append(q)
+    values.update(overrides)
+    if values["conda_env"] and values["venv"]:
+        # --set conda_env=… replaces a detected venv (and the other way round): one of them only
+        drop = "venv" if "conda_env" in overrides else "conda_env"
+        values[drop] = ""
     values = {k: _checked(k, v) for k, v in values.items()}
     text = render_text(values, det)
     _verify(text, values, str(path))
     atomic_write_text(path, text)
-    return SetupResult(str(path), values, asked, det, text)
+    return SetupResult(str(path), values, asked, det, text, defaulted)
