@@ -15,6 +15,14 @@ from cruijff_kit.setup.probe import Probe
 CANONICAL = Path(__file__).resolve().parents[1] / "experiment" / "canonical.md"
 
 
+@pytest.fixture(autouse=True)
+def no_commands(monkeypatch, tmp_path):
+    """Tests see only the commands they put on PATH: this machine's SLURM/GPUs do not leak in."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
 @pytest.fixture
 def config(tmp_path):
     """A valid claude.local.md that names nothing machine-specific."""
@@ -42,7 +50,6 @@ def fake_bin(tmp_path, **scripts):
 
 
 def test_torchao_too_new_names_the_fix(monkeypatch, capsys, tmp_path, config):
-    monkeypatch.setenv("PATH", str(fake_bin(tmp_path)))  # whatever SLURM/GPUs this machine has
     real = checks.installed_version
     monkeypatch.setattr(checks, "installed_version", lambda d: "0.16.0" if d == "torchao" else real(d))
     rc, report, by = doctor_json(capsys, "--config", str(config))

@@ -21,6 +21,7 @@ def ck(*args, cwd=None):
                           stdin=subprocess.DEVNULL, cwd=cwd)
 
 
+@pytest.mark.slurm
 def test_setup_on_local_slurm_then_doctor_passes(slurm_cluster, tmp_path):
     out = tmp_path / "tmp" / "claude.local.md"
     p = ck("setup", "--yes", "--out", str(out))
