@@ -103,7 +103,8 @@ def test_config_problems_point_at_file_and_line(monkeypatch, capsys, tmp_path):
     bad.write_text("- slurm_partition: gpu\n- venv: /nonexistent/venv\n")
     rc, _, by = doctor_json(capsys, "--config", str(bad))
     assert rc == 1
-    assert f"{bad}:1" in by["config slurm_partition"]["detail"] and "debug" in by["config slurm_partition"]["detail"]
+    partition = by["config slurm_partition"]["detail"]
+    assert f"{bad}:1" in partition and "debug" in partition
     assert f"{bad}:2" in by["config venv"]["detail"]
 
     bad.write_text("- slurm_partition: debug\n- slurm_cpus: 8\n- slurm_mem: 64G\n")

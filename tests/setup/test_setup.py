@@ -29,7 +29,8 @@ def test_setup_on_local_slurm_then_doctor_passes(slurm_cluster, tmp_path):
     cfg = load_local_config(out)
     assert cfg.slurm.partition == "debug"
     # sized to fit the cluster's node, so jobs from it can start
-    node = subprocess.run(["sinfo", "-h", "-p", "debug", "-o", "%c %m"], capture_output=True, text=True).stdout.split()
+    node = subprocess.run(["sinfo", "-h", "-p", "debug", "-o", "%c %m"], capture_output=True,
+                          text=True, timeout=30).stdout.split()
     assert 0 < cfg.slurm.cpus <= int(node[0])
     assert cfg.venv == sys.prefix and not cfg.conda_env
 
@@ -147,3 +148,15 @@ def test_set_answers_up_front_and_bad_values_write_nothing(tmp_path, capsys):
     assert main(["setup", "--yes", "--out", str(bad), "--set", "slurm_time=soon"]) == 2
     assert main(["setup", "--yes", "--out", str(bad), "--set", "nonsense=1"]) == 2
     assert not bad.exists()
+
+
+def test_ask_stdin_takes_numbers_names_and_defaults(monkeypatch, capsys):
+    import io
+
+    from cruijff_kit.setup.write import ask_stdin
+
+    q = Question("slurm_account", "SLURM account", "lab-a", ["lab-a", "lab-b"])
+    monkeypatch.setattr("sys.stdin", io.StringIO("2\n\nother\n"))
+    assert [ask_stdin(q), ask_stdin(q), ask_stdin(q), ask_stdin(q)] == ["lab-b", "lab-a", "other", "lab-a"]
+    captured = capsys.readouterr()
+    assert captured.out == "" and "SLURM account [lab-a]" in captured.err  # stdout stays for --json

@@ -12,7 +12,8 @@ def register(sub) -> None:
                        description="Check the environment: pinned package versions, claude.local.md, "
                                    "SLURM and sacct, GPUs, an experiment's model and dataset paths (DIR), "
                                    "wandb. Each failure comes with its fix. Exit 1 when a check fails.")
-    p.add_argument("dir", metavar="DIR", nargs="?", help="experiment directory: also check its model/dataset paths")
+    p.add_argument("dir", metavar="DIR", nargs="?",
+                   help="experiment directory: also check its model and dataset paths")
     p.add_argument("--config", metavar="PATH", help="claude.local.md to check (default: searched)")
     p.add_argument("--json", action="store_true", help="{ok, failed, checks: [{name, ok, detail, fix, info}]}")
     p.set_defaults(func=run)

@@ -260,8 +260,9 @@ def check_gpus(probe: Probe, version: VersionReader | None = None) -> Check:
     if "+cpu" in torch:
         return Check("gpus", True, f"{len(gpus)} GPU(s): {'; '.join(gpus)} — but torch {torch} is a CPU "
                                    "build, so jobs from this environment will not use them",
-                     f"{shlex.quote(sys.executable)} -m pip install torch=={torch.split('+')[0]} "
-                     "--index-url https://download.pytorch.org/whl/cu128", info=True)
+                     f"where jobs should use them: a CUDA build of torch {torch.split('+')[0]} "
+                     f"({shlex.quote(sys.executable)} -m pip install torch=={torch.split('+')[0]} "
+                     "--index-url https://download.pytorch.org/whl/cuXYZ, XYZ matching the driver)", info=True)
     return Check("gpus", True, f"{len(gpus)} GPU(s): {'; '.join(gpus)}")
 
 
