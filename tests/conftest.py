@@ -1,6 +1,9 @@
 """Process-wide test settings: tiny models want one thread; nothing may reach a hub or wandb.ai."""
 import os
 
+# the real local SLURM cluster fixture (`slurm_cluster`), shared by every test folder
+pytest_plugins = ["tests.slurm_cluster"]
+
 for key, value in {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",

@@ -1,5 +1,5 @@
 """The same orchestration through the real SLURM backend (scripts/local-slurm), when a cluster
-answers; skipped with the reason otherwise. The cluster itself is started by tests/slurm."""
+answers (the `slurm_cluster` fixture starts it, or skips with the reason printed)."""
 from __future__ import annotations
 
 import json
@@ -20,11 +20,9 @@ pytestmark = pytest.mark.slurm
 
 
 @pytest.fixture
-def slurm():
-    from cruijff_kit.executors.slurm import SlurmExecutor, slurm_available
+def slurm(slurm_cluster):
+    from cruijff_kit.executors.slurm import SlurmExecutor
 
-    if not slurm_available():
-        pytest.skip("no SLURM cluster answers (start one with scripts/local-slurm start)")
     return SlurmExecutor
 
 
