@@ -1,6 +1,11 @@
 """Synthetic experiments that follow the on-disk contract, with tiny bash stand-ins for
 torchtune and inspect. Every script appends "start|end <key> <job id> <epoch secs>" to a marker
-file, so tests can count launches and check ordering from what really ran."""
+file, so tests can count launches and check ordering from what really ran.
+
+The artifacts are real: the training stand-in writes a real safetensors shard plus the
+model.safetensors.index.json torchtune writes; the evaluation stand-in checks that `ck run`
+passed the job's inspect metadata in $CK_INSPECT_ARGS and puts a real inspect-ai log (written
+with inspect's own write_eval_log, carrying that metadata) into eval/logs/."""
 from __future__ import annotations
 
 import shlex
@@ -59,9 +64,11 @@ def finetune_script(run: FakeRun, out_dir: Path, marker: Path) -> str:
     if run.rc:
         lines += ['echo "Traceback (most recent call last):"', 'echo "RuntimeError: fake training failure"',
                   f"exit {run.rc}"]
+    weights = shlex.quote(str(marker.parent / WEIGHTS))
     for e in range(run.epochs):
         d = shlex.quote(str(out_dir / f"epoch_{e}"))
-        lines.append(f"mkdir -p {d} && echo weights > {d}/model-00001-of-00001.safetensors")
+        lines.append(f"mkdir -p {d} && cp {weights} {d}/model-00001-of-00001.safetensors"
+                     f" && printf '%s' {shlex.quote(INDEX)} > {d}/model.safetensors.index.json")
     lines += [end, "exit 0", ""]
     return "\n".join(lines)
 
@@ -73,8 +80,52 @@ def eval_script(run: FakeRun, task: str, epoch: int | None, out_dir: Path, marke
     if epoch is not None:
         ck = shlex.quote(str(out_dir / f"epoch_{epoch}"))
         lines += [f"if [ ! -d {ck} ]; then echo 'ck: no checkpoint at {ck}' >&2; exit 3; fi"]
-    lines += [f"sleep {run.eval_sleep}", "mkdir -p logs", f"echo fake > logs/{stem}.eval", end, ""]
+    key = f"{run.name}/eval/{stem}"
+    src = shlex.quote(str(marker.parent / "eval-logs" / f"{run.name}__{stem}.eval"))
+    lines += [f'case " ${{CK_INSPECT_ARGS:-}} " in *" --metadata ck_job={key} "*) ;; '
+              f'*) echo "ck: no inspect metadata for {key}: [${{CK_INSPECT_ARGS:-}}]" >&2; exit 4;; esac',
+              f"sleep {run.eval_sleep}", "mkdir -p logs", f"cp {src} logs/{stem}.eval", end, ""]
     return "\n".join(lines)
+
+
+WEIGHTS = "weights.safetensors"
+INDEX = '{"metadata": {"total_size": 64}, "weight_map": {"lm_head.weight": "model-00001-of-00001.safetensors", "model.norm.weight": "model-00001-of-00001.safetensors"}}'
+
+
+def write_weights(path: Path) -> None:
+    """A real safetensors file (tiny tensors), as torchtune's save_file writes it."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"lm_head.weight": np.ones((4, 2), dtype=np.float32),
+               "model.norm.weight": np.ones((8,), dtype=np.float32)}, str(path), metadata={"format": "pt"})
+
+
+def write_eval_log(path: Path, *, task: str, model: str, status: str = "success",
+                   metadata: dict | None = None, accuracy: float = 0.75) -> None:
+    """A real inspect-ai log (header + results), written by inspect itself."""
+    import datetime as dt
+
+    from inspect_ai.log import (EvalConfig, EvalDataset, EvalLog, EvalMetric, EvalResults, EvalScore,
+                                EvalSpec, write_eval_log as _write)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec = EvalSpec(created=dt.datetime.now(dt.timezone.utc).isoformat(), task=task, dataset=EvalDataset(),
+                    model=model, config=EvalConfig(), metadata=metadata or None)
+    results = EvalResults(total_samples=4, completed_samples=4, scores=[EvalScore(
+        name="match", scorer="match", metrics={"accuracy": EvalMetric(name="accuracy", value=accuracy)})])
+    _write(EvalLog(eval=spec, status=status, results=results if status == "success" else None), str(path))
+
+
+def stage_eval_log(script: Path, run: str, task: str, epoch: int | None, out_dir: Path, marker: Path) -> None:
+    """The log the stand-in copies: tagged as `ck run` tags the job (its key and fingerprint)."""
+    from cruijff_kit.artifacts import eval_fingerprint
+
+    stem = script.stem
+    model = f"hf/{out_dir / f'epoch_{epoch}'}" if epoch is not None else "hf/models/base"
+    meta = {"ck_job": f"{run}/eval/{stem}", "ck_eval": eval_fingerprint(script), "ck_task": task,
+            "ck_epoch": "base" if epoch is None else str(epoch)}
+    write_eval_log(marker.parent / "eval-logs" / f"{run}__{stem}.eval", task=task, model=model, metadata=meta)
 
 
 def make_experiment(root: Path, runs: list[FakeRun]) -> Path:
@@ -83,6 +134,7 @@ def make_experiment(root: Path, runs: list[FakeRun]) -> Path:
     (exp / "experiment_summary.md").write_text(SUMMARY)
     marker = exp.parent / "launches.txt"
     marker.touch()
+    write_weights(exp.parent / WEIGHTS)
     for run in runs:
         rd = exp / run.name
         (rd / "eval").mkdir(parents=True)
@@ -96,10 +148,14 @@ def make_experiment(root: Path, runs: list[FakeRun]) -> Path:
             (rd / "finetune.slurm").write_text(finetune_script(run, out_dir, marker))
             for task in run.tasks:
                 for e in (run.eval_epochs if run.eval_epochs is not None else range(run.epochs)):
-                    (rd / "eval" / f"{task}_epoch{e}.slurm").write_text(eval_script(run, task, e, out_dir, marker))
+                    script = rd / "eval" / f"{task}_epoch{e}.slurm"
+                    script.write_text(eval_script(run, task, e, out_dir, marker))
+                    stage_eval_log(script, run.name, task, e, out_dir, marker)
         else:
             for task in run.tasks:
-                (rd / "eval" / f"{task}_base.slurm").write_text(eval_script(run, task, None, out_dir, marker))
+                script = rd / "eval" / f"{task}_base.slurm"
+                script.write_text(eval_script(run, task, None, out_dir, marker))
+                stage_eval_log(script, run.name, task, None, out_dir, marker)
     return exp
 
 

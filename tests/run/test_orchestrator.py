@@ -15,7 +15,7 @@ from cruijff_kit.run.ledger import Ledger, monitor_lock
 from cruijff_kit.run.orchestrator import run_experiment
 from cruijff_kit.run.plan import plan_experiment
 
-from .helpers import FakeRun, launches, make_experiment, starts
+from .helpers import FakeRun, launches, make_experiment, starts, write_weights
 
 POLL = 0.2
 
@@ -184,12 +184,31 @@ class ScriptedExecutor(Executor):
     def cancel(self, job_ids):
         pass
 
+    @classmethod
+    def affinity(cls):
+        return -1
+
+    def settings(self):
+        return {}
+
+    def cli_args(self):
+        return []
+
+    def submit_argv(self, spec, after=None):
+        return ["true", spec.key]
+
+    def peek(self, job_ids):
+        return {j: JobInfo(j, JobState.UNKNOWN) for j in job_ids}
+
+    def find_tagged(self, tag, since=None):
+        return [JobInfo(j, JobState.PENDING) for j, _k, env, _a in self.submits if env.get("_tag") == tag]
+
 
 def test_timeout_resubmits_resuming_from_the_epoch_checkpoint(tmp_path):
     exp = make_experiment(tmp_path, [FakeRun("t", epochs=2)])
     ckpt = tmp_path / "outputs/ck-out-t/epoch_0"
     ckpt.mkdir(parents=True)
-    (ckpt / "model.safetensors").write_text("w")
+    write_weights(ckpt / "model.safetensors")  # a complete epoch-0 checkpoint to resume from
     ex = ScriptedExecutor({"t/finetune": [JobState.TIMEOUT, JobState.COMPLETED]})
     report = run_experiment(exp, ex, poll_s=0, out=lambda _l: None)
     ft = [s for s in ex.submits if s[1] == "t/finetune"]
@@ -279,7 +298,7 @@ def test_paths_escaping_the_experiment_are_rejected(tmp_path):
 def test_eval_that_exits_0_without_a_log_is_not_a_result(tmp_path):
     exp = make_experiment(tmp_path, [FakeRun("a")])
     ev = exp / "a/eval/cap_epoch0.slurm"
-    ev.write_text(ev.read_text().replace("echo fake > logs/cap_epoch0.eval", "true"))
+    ev.write_text(ev.read_text().replace("cp ", "true ", 1))
     report = run(exp)
     job = by_key(report)["a/eval/cap_epoch0"]
     assert job.state == "COMPLETED" and not job.ok and "no successful .eval log" in job.note

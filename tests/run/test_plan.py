@@ -6,14 +6,17 @@ from pathlib import Path
 from cruijff_kit.run.plan import is_done, plan_experiment, sbatch_gpus
 from cruijff_kit.run.recovery import oom_retry, timeout_retry
 
-from .helpers import FakeRun, make_experiment
+from .helpers import FakeRun, make_experiment, write_weights
 
 
 def write_real_log(path: Path, task: str, model: str, status: str) -> None:
     from inspect_ai.log import EvalConfig, EvalDataset, EvalLog, EvalSpec, write_eval_log
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    spec = EvalSpec(created="2026-01-01T00:00:00+00:00", task=task, dataset=EvalDataset(), model=model,
+    import datetime as dt
+
+    # created now: an untagged log counts only when it is not older than the eval script
+    spec = EvalSpec(created=dt.datetime.now(dt.timezone.utc).isoformat(), task=task, dataset=EvalDataset(), model=model,
                     config=EvalConfig())
     write_eval_log(EvalLog(eval=spec, status=status), str(path))
 
@@ -31,10 +34,10 @@ def test_jobs_keys_dependencies_and_checkpoints(tmp_path):
     assert [p.name for p in ft.checkpoints] == ["epoch_0", "epoch_1"]
     # a finetune is done only when every epoch dir holds weights
     (tmp_path / "outputs/ck-out-r1/epoch_0").mkdir(parents=True)
-    (tmp_path / "outputs/ck-out-r1/epoch_0/model.safetensors").write_text("w")
+    write_weights(tmp_path / "outputs/ck-out-r1/epoch_0/model.safetensors")
     (tmp_path / "outputs/ck-out-r1/epoch_1").mkdir()
     assert not is_done(ft, plan)
-    (tmp_path / "outputs/ck-out-r1/epoch_1/model.safetensors").write_text("w")
+    write_weights(tmp_path / "outputs/ck-out-r1/epoch_1/model.safetensors")
     assert is_done(ft, plan)
 
 
@@ -78,6 +81,6 @@ def test_recovery_rules(tmp_path):
     ck = tmp_path / "epoch_0"
     assert timeout_retry({}, attempts_so_far=0, checkpoints=(ck,))[0] is None
     ck.mkdir()
-    (ck / "model.safetensors").write_text("w")
+    write_weights(ck / "model.safetensors")
     assert timeout_retry({"batch_size": "4"}, attempts_so_far=0, checkpoints=(ck,))[0] == {
         "batch_size": "4", "resume_from_checkpoint": "True"}

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
                         "else slurm when sbatch is on PATH, else local")
     p.add_argument("--only", choices=("torchtune", "inspect"),
                    help="run one worker: torchtune (fine-tuning) or inspect (evaluations of existing checkpoints)")
-    p.add_argument("--max-parallel", type=int, default=1, metavar="N",
+    p.add_argument("--max-parallel", type=int, default=None, metavar="N",
                    help="local executor: jobs running at once (default 1)")
     p.add_argument("--gpus", metavar="IDS", help="local executor: GPU ids to hand out, e.g. 0,1 ('none' = CPU only)")
     p.add_argument("--poll", type=float, default=60, metavar="SECONDS", help="seconds between status checks (default 60)")
@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..executors import get_executor
     from ..run.orchestrator import default_out, run_experiment
 
-    if args.max_parallel < 1:
+    if args.max_parallel is not None and args.max_parallel < 1:
         raise CkError("--max-parallel must be at least 1", field="--max-parallel")
     if args.poll <= 0:
         raise CkError("--poll must be a positive number of seconds", field="--poll")
@@ -76,17 +76,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                             gpus=_gpus(args.gpus))
     _sigterm_interrupts()
     out = default_out(args.json)
-    result = run_experiment(exp, executor, only=args.only, poll_s=args.poll, detach=args.detach,
+    report = run_experiment(exp, executor, only=args.only, poll_s=args.poll, detach=args.detach,
                             retry_failed=args.retry_failed, dry_run=args.dry_run, out=out)
-    if args.detach:
+    if report.detached:
+        sup = report.supervisor
         if args.json:
-            print(json.dumps(result, indent=2))
+            print(json.dumps({**sup, **report.to_dict()}, indent=2))
         else:
-            print(f"supervisor running in the background (pid {result['pid']})\n"
-                  f"  progress: {result['log']}\n  status:   ck status {exp}\n"
+            print(f"supervisor running in the background (pid {sup['pid']})\n"
+                  f"  progress: {sup['log']}\n  status:   ck status {exp}\n"
                   f"  stop it any time; `ck run {exp}` resumes without redoing finished jobs")
         return 0
-    report = result
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -121,6 +121,10 @@ def _print_summary(report) -> None:
                   f"{j.state or j.action.upper()}  {j.note or ''}".rstrip())
     for w in report.warnings:
         print(f"  warning: {w}")
+    for run in report.stale:
+        print(f"  stale: {run}/ is not a run of experiment_summary.md; not submitted")
+    for run in report.unscaffolded:
+        print(f"  not scaffolded: planned run {run} has no run directory (`ck scaffold`)")
     if not report.dry_run:
         print(f"Logs: {report.exp_dir}/run-experiment.log, run-torchtune.log, run-inspect.log")
 
@@ -139,6 +143,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"Experiment {status['experiment']}")
     print(f"Monitor: {sup['holder'] or 'none running'}"
           + (f" (detached supervisor pid {sup['pid']}{'' if sup['running'] else ', not running'})" if sup["pid"] else ""))
+    if status["plan_error"]:
+        print(f"plan: {status['plan_error']}")
+    for run in status["stale"]:
+        print(f"stale: {run}/ is not a run of experiment_summary.md (ck run will not submit it)")
+    for run in status["unscaffolded"]:
+        print(f"not scaffolded: planned run {run} has no run directory")
     header = ("RUN", "JOB", "JOB ID", "STATE", "DURATION", "ARTIFACTS")
     rows = [(r["run"], r["job"], r["job_id"] or "-", r["state"] or "not submitted", r["duration"] or "-",
              "yes" if r["artifacts"] else "no") for r in status["jobs"]]

@@ -1,11 +1,22 @@
 """The executor interface shared by the local and SLURM backends.
 
 An executor runs generated `*.slurm` scripts (plain bash with #SBATCH headers) and reports
-their states. It is deliberately small, like submitit's `Executor`/`Job`:
+their states. Like submitit's `Executor`/`Job`, the interface is small but complete, so no caller
+tests for attributes or imports a backend:
 
     job_id = executor.submit(spec, after=None | other_job_id)
     infos  = executor.poll([job_id, ...])      # ONE batched scheduler query for all ids
+    infos  = executor.peek([job_id, ...])      # the same answer, with no side effect (ck status)
     executor.cancel([job_id, ...])
+    found  = executor.find_tagged(tag)         # jobs the scheduler knows carrying spec.tag
+    argv   = executor.submit_argv(spec, after) # what submit() runs, for display
+    Executor.affinity()                        # -1 unusable here, higher = preferred (auto)
+    executor.settings()                        # its own options (max_parallel, gpus, ...)
+    executor.cli_args()                        # `ck run` flags that rebuild it (detached supervisor)
+
+`spec.tag` names the job uniquely (experiment identity, job key, attempt): a backend attaches it
+to what it submits (SLURM job name, local job record) so that after a crash between "submitted"
+and "recorded" the orchestrator finds the job instead of submitting it twice.
 
 `after` means `--dependency=afterok:<after> --kill-on-invalid-dep=yes`: the job starts only
 when `after` COMPLETED and ends as DEPENDENCY_NEVER_SATISFIED if `after` ends in any other
@@ -40,11 +51,26 @@ class JobState(str, enum.Enum):
 
     @property
     def terminal(self) -> bool:
-        return self not in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
+        return self not in LIVE
+
+    @property
+    def live(self) -> bool:
+        """Still in the scheduler's hands (UNKNOWN too: the scheduler may answer next time)."""
+        return self in LIVE
 
     @property
     def ok(self) -> bool:
         return self is JobState.COMPLETED
+
+    @classmethod
+    def parse(cls, value: object) -> "JobState | None":
+        """A ledger's state string -> JobState; None for none; ValueError for anything else."""
+        if value is None or value == "":
+            return None
+        return cls(str(value))
+
+
+LIVE = frozenset({JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN})
 
 
 @dataclass(frozen=True)
@@ -59,6 +85,7 @@ class JobSpec:
     gpus: int = 0
     env: Mapping[str, str] = field(default_factory=dict)
     sbatch_args: Sequence[str] = ()  # extra CLI flags (e.g. OOM retry overrides), slurm only
+    tag: str | None = None  # unique name of this submission (see module doc); [A-Za-z0-9._:/-]
 
     @property
     def workdir(self) -> Path:
@@ -82,6 +109,47 @@ class SubmitError(CkError):
 
 class Executor(abc.ABC):
     name: ClassVar[str]
+
+    @classmethod
+    def from_options(cls, exp_dir: str | Path, **options) -> "Executor":
+        """Build from `ck run` options; an option this backend does not have is an error (a
+        setting that is silently ignored looks like it worked)."""
+        given = sorted(k for k, v in options.items() if v is not None)
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise CkError(f"{flags} do(es) not apply to the {cls.name} executor", field=flags,
+                          hint="drop the option, or choose the executor it belongs to")
+        return cls(exp_dir)
+
+    @classmethod
+    def observer(cls, exp_dir: str | Path) -> "Executor":
+        """An instance for peek() only (ck status): cheap to build, starts nothing."""
+        return cls(exp_dir)
+
+    @classmethod
+    @abc.abstractmethod
+    def affinity(cls) -> int:
+        """-1 when this backend cannot run here; otherwise higher means preferred by `auto`."""
+
+    @abc.abstractmethod
+    def settings(self) -> dict[str, object]:
+        """This executor's own options, for display and the JSON report."""
+
+    @abc.abstractmethod
+    def cli_args(self) -> list[str]:
+        """`ck run` flags that rebuild this executor with the same settings."""
+
+    @abc.abstractmethod
+    def submit_argv(self, spec: JobSpec, after: str | None = None) -> list[str]:
+        """The command submit() runs (for display; nothing is run)."""
+
+    @abc.abstractmethod
+    def peek(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """Like poll(), but changes nothing anywhere (no job started, no file written)."""
+
+    @abc.abstractmethod
+    def find_tagged(self, tag: str, since: str | None = None) -> list[JobInfo]:
+        """Jobs the scheduler knows that were submitted with JobSpec.tag == tag (oldest first)."""
 
     @abc.abstractmethod
     def submit(self, spec: JobSpec, after: str | None = None) -> str:

@@ -2,18 +2,29 @@
 
 One entry per job key:
 
-    {"kind", "run", "executor", "job_id", "state", "reason", "note", "updated",
-     "attempts": [{"job_id", "submitted", "started", "ended", "exit_code", "state", "reason",
+    {"kind", "run", "executor", "job_id", "state", "reason", "found", "updated",
+     "intent": {...} (only between "about to submit" and "submitted"),
+     "attempts": [{"job_id", "tag", "submitted", "started", "ended", "exit_code", "state", "reason",
                    "sbatch_args", "overrides", "after"}]}
 
-Each change is read-modify-write under a short flock (EXP/.ck/ledger.lock) and an atomic
-rename, so the file is always valid JSON and a crash loses at most the change in flight. The
-long-lived monitor lock (EXP/.ck/lock) is separate: it says "someone is running this experiment".
+`state` is a JobState value (executors/core.py) or null; nothing else carries meaning.
+
+Exactly once: the orchestrator records an *intent* (with the submission's tag) before it submits
+and replaces it with the job id after; a crash in between leaves the intent, and the next `ck run`
+asks the scheduler for jobs carrying that tag instead of submitting again.
+
+Cost: a change is applied to the in-memory document inside `transaction()`, which reads once and
+writes once (atomic rename, fsync'd: the file holds job ids that must survive a power cut). The
+monitor batches a whole poll cycle into one transaction, so N jobs changing state cost one write.
+The long-lived monitor lock (EXP/.ck/lock) is separate: it says "someone is running this
+experiment". Readers (`ck status`) never write, not even to a lock file.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
+import fcntl
 import json
 import os
 import socket
@@ -21,15 +32,56 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import CkError
-from ..executors.core import JobInfo
+from ..executors.core import JobInfo, JobState
 from ..util.fs import LockHeld, atomic_write_json, exclusive_lock
 
 VERSION = 1
-LIVE_STATES = ("PENDING", "RUNNING", "UNKNOWN")
+MAX_LEDGER_BYTES = 256 * 1024 * 1024  # a ledger of a million jobs is ~0.5 GB; refuse beyond sane
 
 
 def now() -> str:
     return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def entry_state(entry: dict | None) -> JobState | None:
+    """The entry's JobState (validated when the ledger was read)."""
+    return JobState.parse((entry or {}).get("state"))
+
+
+def is_live(entry: dict | None) -> bool:
+    state = entry_state(entry)
+    return bool(state is not None and state.live and (entry or {}).get("job_id"))
+
+
+def _shape_error(path: Path, what: str) -> CkError:
+    return CkError(f"ledger has the wrong shape: {what}", file=path,
+                   hint="fix or move it aside; job ids in it may still be running")
+
+
+def validate(data: object, path: Path) -> dict:
+    if not isinstance(data, dict):
+        raise _shape_error(path, f"top level is a {type(data).__name__}, not an object")
+    version = data.get("version", VERSION)
+    if not isinstance(version, int) or version > VERSION:
+        raise _shape_error(path, f"version {version!r} (this ck writes version {VERSION})")
+    jobs = data.setdefault("jobs", {})
+    if not isinstance(jobs, dict):
+        raise _shape_error(path, "'jobs' is not an object")
+    for key, e in jobs.items():
+        if not isinstance(e, dict):
+            raise _shape_error(path, f"jobs[{key!r}] is not an object")
+        try:
+            JobState.parse(e.get("state"))
+        except ValueError:
+            raise _shape_error(path, f"jobs[{key!r}].state {e.get('state')!r} is not a job state") from None
+        if not isinstance(e.setdefault("attempts", []), list) or not all(
+                isinstance(a, dict) for a in e["attempts"]):
+            raise _shape_error(path, f"jobs[{key!r}].attempts is not a list of objects")
+        if e.get("job_id") is not None and not isinstance(e["job_id"], str):
+            raise _shape_error(path, f"jobs[{key!r}].job_id is not a string")
+        if "intent" in e and not isinstance(e["intent"], dict):
+            raise _shape_error(path, f"jobs[{key!r}].intent is not an object")
+    return data
 
 
 class Ledger:
@@ -40,17 +92,21 @@ class Ledger:
 
     def read(self) -> dict:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            with open(self.path, "rb") as fh:
+                raw = fh.read(MAX_LEDGER_BYTES + 1)
         except FileNotFoundError:
             return {"version": VERSION, "jobs": {}}
+        except OSError as exc:
+            raise CkError(f"cannot read the ledger ({exc.strerror or exc})", file=self.path) from None
+        if len(raw) > MAX_LEDGER_BYTES:
+            raise CkError(f"ledger is larger than {MAX_LEDGER_BYTES >> 20} MiB", file=self.path)
         try:
-            data = json.loads(text)
-        except ValueError as exc:
+            data = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
             # Never overwrite it: it holds job ids that may still be running.
             raise CkError(f"ledger is not valid JSON ({exc})", file=self.path,
                           hint="fix or move it aside; job ids in it may still be running") from None
-        data.setdefault("jobs", {})
-        return data
+        return validate(data, self.path)
 
     def jobs(self) -> dict[str, dict]:
         return self.read()["jobs"]
@@ -58,55 +114,124 @@ class Ledger:
     def entry(self, key: str) -> dict | None:
         return self.jobs().get(key)
 
+    def write(self, data: dict) -> None:
+        data["version"] = VERSION
+        try:
+            atomic_write_json(self.path, data)
+        except OSError as exc:
+            raise CkError(f"cannot write the ledger ({exc.strerror or exc})", file=self.path,
+                          hint="is the experiment directory writable?") from None
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[dict]:
-        with exclusive_lock(self._lock_path, owner=f"pid {os.getpid()}", blocking=True):
+        """Read, let the caller change the document, write it once (only if it changed)."""
+        try:
+            lock = exclusive_lock(self._lock_path, owner=f"pid {os.getpid()}", blocking=True)
+            lock.__enter__()
+        except OSError as exc:
+            raise CkError(f"cannot lock the ledger ({exc.strerror or exc})", file=self._lock_path,
+                          hint="is the experiment directory writable?") from None
+        try:
             data = self.read()
+            before = json.dumps(data, sort_keys=True)
             yield data
-            data["version"] = VERSION
-            atomic_write_json(self.path, data)
+            if json.dumps(data, sort_keys=True) != before:
+                self.write(data)
+        finally:
+            lock.__exit__(None, None, None)
 
-    # ---- changes -----------------------------------------------------------------------
+    # ---- changes to a document (inside a transaction) --------------------------------------
+    @staticmethod
+    def apply_intent(data: dict, key: str, *, kind: str, run: str, executor: str, tag: str,
+                     after: str | None = None, sbatch_args=(), overrides: dict | None = None,
+                     note: str | None = None) -> None:
+        e = data["jobs"].setdefault(key, {"kind": kind, "run": run, "attempts": []})
+        e["intent"] = {"tag": tag, "executor": executor, "at": now(), "after": after,
+                       "sbatch_args": list(sbatch_args), "overrides": dict(overrides or {}), "note": note}
+
+    @staticmethod
+    def apply_submit(data: dict, key: str, job_id: str, *, kind: str | None = None,
+                     run: str | None = None, executor: str | None = None, after: str | None = None,
+                     sbatch_args=(), overrides: dict | None = None, note: str | None = None,
+                     tag: str | None = None, state: JobState = JobState.PENDING) -> None:
+        """The id is known: it must never be lost. Takes the details from the intent if any."""
+        e = data["jobs"].setdefault(key, {"kind": kind, "run": run, "attempts": []})
+        intent = e.pop("intent", None) or {}
+        stamp = now()
+        executor = executor or intent.get("executor")
+        note = note if note is not None else intent.get("note")
+        e.update(executor=executor, job_id=job_id, state=state.value, reason=note, updated=stamp)
+        e.pop("found", None)
+        e.pop("note", None)
+        e["attempts"].append({
+            "job_id": job_id, "tag": tag or intent.get("tag"), "submitted": stamp, "started": None,
+            "ended": None, "exit_code": None, "state": state.value, "reason": note,
+            "after": after if after is not None else intent.get("after"),
+            "sbatch_args": list(sbatch_args or intent.get("sbatch_args") or ()),
+            "overrides": dict(overrides or intent.get("overrides") or {}),
+        })
+
+    @staticmethod
+    def clear_intent(data: dict, key: str) -> None:
+        e = data["jobs"].get(key)
+        if e is not None:
+            e.pop("intent", None)
+            if not e.get("attempts") and not e.get("state"):
+                del data["jobs"][key]
+
+    def apply_info(self, data: dict, key: str, info: JobInfo, reason: str | None = None) -> None:
+        e = data["jobs"].get(key)
+        if e is None or e.get("job_id") != info.job_id:
+            return  # a newer attempt replaced it; keep the record of the current one
+        a = next((a for a in reversed(e["attempts"]) if a.get("job_id") == info.job_id), None)
+        why = reason or info.reason
+        e.update(state=info.state.value, reason=why, updated=now())
+        if a is not None:
+            a.update(state=info.state.value, reason=why)
+            if info.started:
+                a["started"] = a.get("started") or info.started
+            if info.ended:
+                a["ended"] = info.ended
+            if info.exit_code is not None:
+                a["exit_code"] = info.exit_code
+            if info.log is not None:
+                a["log"] = _rel(Path(info.log), self.exp_dir)
+
+    @staticmethod
+    def apply_found(data: dict, key: str, *, kind: str, run: str) -> None:
+        """Artifacts exist but no job of ours made them (or the ledger was lost)."""
+        data["jobs"][key] = {"kind": kind, "run": run, "executor": None, "job_id": None,
+                             "state": JobState.COMPLETED.value, "reason": None, "found": True, "note": "found on disk",
+                             "updated": now(), "attempts": []}
+
+    # ---- one change, one transaction (scripts and tests) --------------------------------
     def record_submit(self, key: str, *, kind: str, run: str, executor: str, job_id: str,
                       after: str | None = None, sbatch_args=(), overrides: dict | None = None,
                       note: str | None = None) -> None:
-        """Called the moment submit() returns: the id must never be lost."""
-        stamp = now()
         with self.transaction() as data:
-            e = data["jobs"].setdefault(key, {"kind": kind, "run": run, "attempts": []})
-            e.update(executor=executor, job_id=job_id, state="PENDING", reason=note, updated=stamp)
-            e.pop("note", None)
-            e["attempts"].append({
-                "job_id": job_id, "submitted": stamp, "started": None, "ended": None,
-                "exit_code": None, "state": "PENDING", "reason": note, "after": after,
-                "sbatch_args": list(sbatch_args), "overrides": dict(overrides or {}),
-            })
+            self.apply_submit(data, key, job_id, kind=kind, run=run, executor=executor, after=after,
+                              sbatch_args=sbatch_args, overrides=overrides, note=note)
 
     def record_info(self, key: str, info: JobInfo, reason: str | None = None) -> None:
         with self.transaction() as data:
-            e = data["jobs"].get(key)
-            if e is None or e.get("job_id") != info.job_id:
-                return  # a newer attempt replaced it; keep the record of the current one
-            a = next((a for a in reversed(e["attempts"]) if a["job_id"] == info.job_id), None)
-            why = reason or info.reason
-            e.update(state=info.state.value, reason=why, updated=now())
-            if a is not None:
-                a.update(state=info.state.value, reason=why)
-                if info.started:
-                    a["started"] = a.get("started") or info.started
-                if info.ended:
-                    a["ended"] = info.ended
-                if info.exit_code is not None:
-                    a["exit_code"] = info.exit_code
-                if info.log is not None:
-                    a["log"] = str(info.log)
+            self.apply_info(data, key, info, reason)
 
     def record_found(self, key: str, *, kind: str, run: str) -> None:
-        """Artifacts exist but no job of ours made them (or the ledger was lost)."""
         with self.transaction() as data:
-            data["jobs"][key] = {"kind": kind, "run": run, "executor": None, "job_id": None,
-                                 "state": "COMPLETED", "reason": None, "note": "found on disk",
-                                 "updated": now(), "attempts": []}
+            self.apply_found(data, key, kind=kind, run=run)
+
+
+def _rel(path: Path, root: Path) -> str:
+    """Relative to the experiment when inside it: a moved or copied experiment stays coherent."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def found_on_disk(entry: dict | None) -> bool:
+    e = entry or {}
+    return bool(e.get("found")) or e.get("note") == "found on disk"  # older ledgers: only the note
 
 
 def duration(entry: dict | None) -> str:
@@ -119,7 +244,7 @@ def duration(entry: dict | None) -> str:
     try:
         start = _dt.datetime.fromisoformat(a["started"])
         end = _dt.datetime.fromisoformat(a["ended"]) if a.get("ended") else _dt.datetime.now()
-    except ValueError:
+    except (TypeError, ValueError):
         return ""
     return format_seconds((end - start).total_seconds())
 
@@ -144,13 +269,27 @@ def monitor_lock(exp_dir: str | Path) -> Iterator[None]:
         except LockHeld as held:
             raise CkError(f"another `ck run` is already monitoring this experiment ({held.holder})",
                           file=path, hint="watch it with `ck status`, or stop that process first") from None
+        except OSError as exc:
+            raise CkError(f"cannot take the monitor lock ({exc.strerror or exc})", file=path,
+                          hint="is the experiment directory writable?") from None
         yield
 
 
 def lock_holder(exp_dir: str | Path) -> str | None:
-    """Who monitors the experiment now (None when nobody does). Does not keep the lock."""
+    """Who monitors the experiment now (None when nobody does). Read-only: opens the lock file
+    for reading and tries a shared flock, so it neither creates nor writes the file."""
+    path = Path(exp_dir) / ".ck" / "lock"
     try:
-        with exclusive_lock(Path(exp_dir) / ".ck" / "lock", owner="probe"):
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
             return None
-    except LockHeld as held:
-        return held.holder or "another process"
+        return None
+    finally:
+        os.close(fd)

@@ -1,88 +1,67 @@
 """run-experiment: submit every job an experiment needs, chain each run's evaluations to its own
-training, monitor them all with one batched poll per cycle, recover, and keep the ledger, logs and
+training, monitor them all with one batched poll per cycle, recover, and keep the ledger and
 status table current. Shared by the local and SLURM executors (they only submit / poll / cancel).
 
 Why per-run chaining: an evaluation waits only for its own run's training (`after=`), never for
-the slowest run of the experiment (the seeds' barrier).
+the slowest run of the experiment.
+
+Steps of one `ck run` (each a method below):
+  1. reconcile  - intents left by a crash are matched with what the scheduler has (exactly once)
+  2. decide     - per planned job: done / re-attach / skip / refuse / to submit (no side effects)
+  3. submit     - the one step that submits: intent recorded, submit, id recorded
+  4. monitor    - one poll per cycle, one ledger write per cycle, recovery of OOM / TIMEOUT
+Everything the user sees goes out as events (run/events.py); this module prints nothing.
 """
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..errors import CkError
 from ..executors.core import Executor, JobInfo, JobState, SubmitError
-from ..util.log import ActionLog
 from . import recovery
-from .ledger import LIVE_STATES, Ledger, duration, format_seconds, monitor_lock
+from .events import ActionLogReporter, Event, EventType, Fanout, Reporter, TerminalReporter
+from .identity import check_place, claim_output_dir, ensure_identity
+from .ledger import Ledger, duration, entry_state, format_seconds, is_live, monitor_lock
+from .outcome import Action, JobOutcome, RunReport, Verdict
 from .plan import Plan, PlannedJob, has_checkpoint, is_done, plan_experiment
 
 TAIL_LINES = 20
+TAIL_BYTES = 64 * 1024
 UNKNOWN_POLLS_BEFORE_GIVING_UP = 3
 DRY_ID = "(its training job)"
-NO_ARTIFACT = "exit 0 but"
 
 
 @dataclass
-class JobOutcome:
-    key: str
-    run: str
-    kind: str
-    label: str
-    action: str  # submit | reattach | done | skip | refuse
-    job_id: str | None = None
-    state: str | None = None
+class Submission:
+    """One job to submit in the submit step."""
+
+    job: PlannedJob
+    after_key: str | None = None  # the training job (key) it chains to, resolved at submit time
+    after: str | None = None  # or a known job id
     note: str | None = None
 
-    @property
-    def ok(self) -> bool:
-        # exit 0 without the artifact (no checkpoint / no successful .eval) is not a result
-        return self.state == "COMPLETED" and not (self.note or "").startswith(NO_ARTIFACT)
 
-    def to_dict(self) -> dict:
-        return {**self.__dict__, "ok": self.ok}
-
-
-@dataclass
-class RunReport:
-    exp_dir: str
-    executor: str
-    jobs: list[JobOutcome] = field(default_factory=list)
-    submitted: list[str] = field(default_factory=list)  # job ids submitted by this invocation
-    refused: list[str] = field(default_factory=list)  # runs --only inspect could not evaluate
-    dry_run: bool = False
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[JobOutcome]:
-        if self.dry_run:
-            return []
-        return [j for j in self.jobs if not j.ok and j.action != "refuse"]
-
-    def to_dict(self) -> dict:
-        return {"experiment": self.exp_dir, "executor": self.executor, "dry_run": self.dry_run,
-                "submitted": self.submitted, "refused": self.refused, "warnings": self.warnings,
-                "jobs": [j.to_dict() for j in self.jobs],
-                "ok": not self.failed and not self.refused}
+def job_tag(exp_id: str, key: str, attempt: int) -> str:
+    """Unique name of one submission: experiment, job key, attempt number."""
+    return f"ck-{exp_id}-{attempt}-{key}"
 
 
 class Orchestrator:
     def __init__(self, plan: Plan, executor: Executor, *, only: str | None = None,
-                 retry_failed: bool = False, poll_s: float = 60,
-                 out: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep):
+                 retry_failed: bool = False, poll_s: float = 60, report: Reporter | None = None,
+                 sleep: Callable[[float], None] = time.sleep, exp_id: str | None = None):
         self.plan, self.ex, self.only = plan, executor, only
         self.retry_failed, self.poll_s = retry_failed, poll_s
-        self.out = out or (lambda line: print(line, flush=True))
+        self.emit: Reporter = report or (lambda _e: None)
         self.sleep = sleep
-        exp = plan.exp_dir
-        self.ledger = Ledger(exp)
-        self.log = ActionLog(exp / "run-experiment.log")
-        self.tune_log = ActionLog(exp / "run-torchtune.log")
-        self.inspect_log = ActionLog(exp / "run-inspect.log")
-        self.report = RunReport(str(exp), executor.name, warnings=list(plan.warnings))
+        self.exp_id = exp_id or "dry"
+        self.ledger = Ledger(plan.exp_dir)
+        self.report = RunReport(str(plan.exp_dir), executor.name, warnings=list(plan.warnings),
+                                stale=list(plan.stale), unscaffolded=list(plan.unscaffolded))
         self.outcomes: dict[str, JobOutcome] = {}
         self.live: dict[str, str] = {}  # key -> job id being watched
         self.overrides: dict[str, dict[str, str]] = {}
@@ -98,154 +77,262 @@ class Orchestrator:
         # fine-tuning first, so each evaluation can name its training job as dependency
         return self.plan.finetunes + self.plan.evals
 
-    def _wlog(self, job: PlannedJob) -> ActionLog:
-        return self.tune_log if job.kind == "finetune" else self.inspect_log
-
-    def _outcome(self, job: PlannedJob, action: str, **kw) -> JobOutcome:
-        o = JobOutcome(job.key, job.run, job.kind, job.label, action, **kw)
+    def _outcome(self, job: PlannedJob, action: Action, verdict: Verdict, **kw) -> JobOutcome:
+        o = JobOutcome(job.key, job.run, job.kind, job.label, action, verdict=verdict, **kw)
         self.outcomes[job.key] = o
         return o
 
-    def _say(self, job: PlannedJob, job_id: str | None, state: str, note: str = "") -> None:
-        stamp = time.strftime("%H:%M:%S")
-        tail = f"  {note}" if note else ""
-        self.out(f"[{stamp}] {job.run:<24} {job.label:<30} {job_id or '-':<12} {state}{tail}")
+    def _event(self, type_: EventType, job: PlannedJob | None = None, **kw) -> None:
+        if job is not None:
+            kw.setdefault("key", job.key)
+            kw.setdefault("run", job.run)
+            kw.setdefault("label", job.label)
+            kw.setdefault("kind", job.kind)
+        self.emit(Event(type_, **kw))
 
-    # ---- phase 1: decide and submit ----------------------------------------------------
-    def start(self, dry_run: bool = False) -> None:
-        self.report.dry_run = dry_run
-        exp = self.plan.exp_dir
+    # ---- step 0: the plan against the summary -------------------------------------------
+    def announce(self) -> None:
         n_ft, n_ev = len(self.plan.finetunes), len(self.plan.evals)
-        if not dry_run:
-            self.log.write("DISCOVER_EXPERIMENT", "Found experiment", details=str(exp / "experiment_summary.md"),
-                           result=f"{n_ft} fine-tuning job(s), {n_ev} evaluation(s); executor {self.ex.name}"
-                                  + (f"; only {self.only}" if self.only else ""))
-        entries = self.ledger.jobs()
+        self._event(EventType.DISCOVERED, details=str(self.plan.exp_dir / "experiment_summary.md"),
+                    note=f"{n_ft} fine-tuning job(s), {n_ev} evaluation(s); executor {self.ex.name}"
+                         + (f"; only {self.only}" if self.only else ""))
+        for run in self.plan.stale:
+            self._event(EventType.STALE, key=run, note=f"{run}/ is not a run of experiment_summary.md: "
+                                                       "not submitted (delete it or add the run to the plan)")
+        for run in self.plan.unscaffolded:
+            self._event(EventType.UNSCAFFOLDED, key=run, note=f"planned run {run} has no run directory: "
+                                                              "scaffold it (`ck scaffold`)")
+
+    # ---- step 1: reconcile intents left by a crash -----------------------------------------
+    def reconcile(self, entries: dict) -> None:
+        """An intent without a job id means we crashed between deciding to submit and recording
+        the id. The scheduler knows whether the submission happened (by its tag)."""
+        pending = {k: e["intent"] for k, e in entries.items() if e.get("intent")}
+        if not pending:
+            return
+        found: dict[str, JobInfo | None] = {}
+        for key, intent in pending.items():
+            if intent.get("executor") not in (None, self.ex.name):
+                raise CkError(f"{key} was being submitted to the {intent['executor']} executor when "
+                              "`ck run` stopped", file=self.ledger.path, field="executor",
+                              hint=f"run again with --executor {intent['executor']}")
+            hits = self.ex.find_tagged(intent["tag"], since=intent.get("at"))
+            found[key] = hits[-1] if hits else None
+        with self.ledger.transaction() as data:
+            for key, info in found.items():
+                if info is None:
+                    Ledger.clear_intent(data, key)
+                    continue
+                Ledger.apply_submit(data, key, info.job_id, note="found at the scheduler after an interrupted submit")
+                self.ledger.apply_info(data, key, info)
+        for key, info in found.items():
+            self._event(EventType.RECONCILED, key=key, job_id=info.job_id if info else None,
+                        note=(f"submission found at the scheduler: job {info.job_id}" if info
+                              else "was never submitted; deciding again"),
+                        details=pending[key]["tag"])
+        entries.clear()
+        entries.update(self.ledger.jobs())
+
+    # ---- step 2: decide ----------------------------------------------------------------
+    def decide(self, entries: dict, dry_run: bool) -> list[Submission]:
         for key, e in entries.items():
-            if e.get("state") in LIVE_STATES and e.get("executor") not in (None, self.ex.name):
+            if is_live(e) and e.get("executor") not in (None, self.ex.name):
                 raise CkError(f"{key} is still {e['state']} under the {e['executor']} executor "
                               f"(job {e.get('job_id')})", file=self.ledger.path, field="executor",
                               hint=f"run again with --executor {e['executor']}")
+        todo: list[Submission] = []
+        found: list[PlannedJob] = []
         for job in self._jobs():
-            self._decide(job, entries.get(job.key), dry_run)
-        if self.only == "inspect" and self.report.refused and not (
-                self.live or any(o.action == "submit" for o in self.outcomes.values())):
-            raise CkError("no evaluation can run: no checkpoint for run(s) " + ", ".join(self.report.refused),
-                          hint="fine-tune first (`ck run DIR --only torchtune` or plain `ck run DIR`)")
-        if not dry_run:
-            counts = {a: sum(o.action == a for o in self.outcomes.values())
-                      for a in ("submit", "reattach", "done", "skip", "refuse")}
-            self.log.write("SUBMIT", "Jobs submitted",
-                           details=", ".join(f"{v} {k}" for k, v in counts.items() if v),
-                           result=f"job ids: {' '.join(self.report.submitted) or 'none'}")
-            self._write_status()
+            sub = self._decide(job, entries.get(job.key), dry_run, found)
+            if sub is not None:
+                todo.append(sub)
+        if found and not dry_run:
+            with self.ledger.transaction() as data:
+                for job in found:
+                    Ledger.apply_found(data, job.key, kind=job.kind, run=job.run)
+        return todo
 
-    def _decide(self, job: PlannedJob, e: dict | None, dry_run: bool) -> None:
-        state = (e or {}).get("state")
-        done = is_done(job, self.plan)
-        if state in LIVE_STATES and e.get("job_id"):
+    def _decide(self, job: PlannedJob, e: dict | None, dry_run: bool,
+                found: list[PlannedJob]) -> Submission | None:
+        state = entry_state(e)
+        if is_live(e):
             self.live[job.key] = e["job_id"]
-            self._outcome(job, "reattach", job_id=e["job_id"], state=state)
-            self._say(job, e["job_id"], state, "re-attached")
-            return
-        if done and state in (None, "COMPLETED"):
-            note = "done" if state else "found on disk"
-            if state is None and not dry_run:
-                self.ledger.record_found(job.key, kind=job.kind, run=job.run)
-            self._outcome(job, "done", job_id=(e or {}).get("job_id"), state="COMPLETED", note=note)
-            self._say(job, (e or {}).get("job_id"), "COMPLETED", note)
-            return
-        if state and state not in ("COMPLETED", JobState.DEPENDENCY_NEVER_SATISFIED.value) \
+            self._outcome(job, Action.REATTACH, Verdict.LIVE, job_id=e["job_id"], state=state)
+            self._event(EventType.REATTACHED, job, job_id=e["job_id"], state=state.value, note="re-attached")
+            return None
+        done = is_done(job, self.plan)
+        if done and state in (None, JobState.COMPLETED):
+            verdict = Verdict.DONE if state else Verdict.FOUND
+            if state is None:
+                found.append(job)
+            jid = (e or {}).get("job_id")
+            self._outcome(job, Action.DONE, verdict, job_id=jid, state=JobState.COMPLETED,
+                          note="done" if state else "found on disk")
+            self._event(EventType.DONE, job, job_id=jid, state="COMPLETED", note="done" if state else "found on disk")
+            return None
+        if state is not None and state not in (JobState.COMPLETED, JobState.DEPENDENCY_NEVER_SATISFIED) \
                 and not self.retry_failed:
-            self._outcome(job, "skip", job_id=e.get("job_id"), state=state,
-                          note=f"{state} earlier; --retry-failed resubmits it")
-            self._say(job, e.get("job_id"), state, "not resubmitted (use --retry-failed)")
-            return
-        after = None
+            self._outcome(job, Action.SKIP, Verdict.NOT_RETRIED, job_id=e.get("job_id"), state=state,
+                          note=f"{state.value} earlier; --retry-failed resubmits it")
+            self._event(EventType.NOT_RETRIED, job, job_id=e.get("job_id"), state=state.value,
+                        note="not resubmitted (use --retry-failed)")
+            return None
+        sub = Submission(job)
         if job.kind == "eval":
-            after, why_not = self._eval_dependency(job)
+            why_not = self._eval_dependency(job, sub)
             if why_not is not None:
-                action = "refuse" if self.only == "inspect" else "skip"
-                if action == "refuse" and job.run not in self.report.refused:
+                refuse = self.only == "inspect"
+                if refuse and job.run not in self.report.refused:
                     self.report.refused.append(job.run)
-                self._outcome(job, action, state=None, note=why_not)
-                self._say(job, None, "SKIPPED" if action == "skip" else "REFUSED", why_not)
-                if not dry_run:
-                    self.inspect_log.write("SKIP_EVAL", f"{job.key}", details=why_not,
-                                           result="refused" if action == "refuse" else "skipped")
-                return
-        note = None
-        if state == "COMPLETED":
-            note = "artifacts missing although the ledger says COMPLETED; resubmitting"
-        elif state:
-            note = f"retrying after {state}"
+                ft = self.outcomes.get(job.depends_on or "")
+                verdict = Verdict.NO_CHECKPOINT if (refuse or ft is None or ft.verdict is Verdict.DONE) \
+                    else Verdict.DEPENDENCY_FAILED
+                self._outcome(job, Action.REFUSE if refuse else Action.SKIP, verdict, note=why_not)
+                self._event(EventType.REFUSED if refuse else EventType.SKIPPED, job,
+                            state="REFUSED" if refuse else "SKIPPED", note=why_not)
+                return None
+        if state is JobState.COMPLETED:
+            sub.note = "artifacts missing or incomplete although the ledger says COMPLETED; resubmitting"
+        elif state is not None:
+            sub.note = f"retrying after {state.value}"
         if dry_run:
             self.live[job.key] = DRY_ID  # so its evaluations are planned "after" it
-            self._outcome(job, "submit", note=note or (f"after {after}" if after else None))
-            self._say(job, None, "WOULD SUBMIT", f"after {after}" if after else "")
-            return
-        self._submit(job, after, note=note)
+            after = sub.after or (DRY_ID if sub.after_key else None)
+            self._outcome(job, Action.SUBMIT, Verdict.WOULD_SUBMIT,
+                          note=sub.note or (f"after {after}" if after else None))
+            self._event(EventType.WOULD_SUBMIT, job, state="WOULD SUBMIT", note=f"after {after}" if after else "")
+            return None
+        # the training it chains to will be submitted in this pass: mark it so
+        if job.kind == "finetune":
+            self.live[job.key] = DRY_ID
+        return sub
 
-    def _eval_dependency(self, job: PlannedJob) -> tuple[str | None, str | None]:
-        """(job id to run after, reason it cannot run)."""
+    def _eval_dependency(self, job: PlannedJob, sub: Submission) -> str | None:
+        """Fill `sub.after` / `sub.after_key`; return why the evaluation cannot run, or None."""
         ckpt = job.checkpoints[0] if job.checkpoints else None
         if self.only == "inspect" or job.depends_on is None:
             if has_checkpoint(job):
-                return None, None
+                return None
             orphan = job.depends_on is None and job.epoch is not None and self.only != "inspect"
-            return None, f"no checkpoint at {ckpt}" + (f" and no finetune.slurm in {job.run}/" if orphan else "")
+            return f"no checkpoint at {ckpt}" + (f" and no finetune.slurm in {job.run}/" if orphan else "")
         ft = self.outcomes.get(job.depends_on)
         if job.depends_on in self.live:
-            return self.live[job.depends_on], None
-        if has_checkpoint(job):
-            return None, None  # training finished (or failed after saving this epoch)
-        if ft is not None and ft.action == "done":
-            return None, f"no checkpoint at {ckpt} although training is done (epoch beyond its epochs?)"
-        return None, "skipped: training failed" + (f" ({ft.state or ft.note})" if ft else "")
-
-    def _submit(self, job: PlannedJob, after: str | None, *, note: str | None = None) -> str | None:
-        overrides = self.overrides.get(job.key, {})
-        env = {recovery.ENV_VAR: recovery.format_overrides(overrides)} if overrides else {}
-        spec = job.spec(env=env)
-        try:
-            job_id = self.ex.submit(spec, after=after)
-        except SubmitError as err:
-            # Nothing was submitted: record nothing as submitted, say exactly why.
-            self._outcome(job, "skip", state="SUBMIT_FAILED", note=str(err))
-            self._say(job, None, "SUBMIT FAILED", str(err).splitlines()[0])
-            self._wlog(job).write("SUBMIT_FAILED", job.key, details=str(err), result="not submitted")
+            if self.live[job.depends_on] == DRY_ID:
+                sub.after_key = job.depends_on
+            else:
+                sub.after = self.live[job.depends_on]
             return None
-        self.ledger.record_submit(job.key, kind=job.kind, run=job.run, executor=self.ex.name, job_id=job_id,
-                                  after=after, sbatch_args=spec.sbatch_args, overrides=overrides, note=note)
-        self.report.submitted.append(job_id)
-        self.live[job.key] = job_id
-        self._outcome(job, "submit", job_id=job_id, state="PENDING", note=note)
-        self._say(job, job_id, "SUBMITTED", (f"after {after}" if after else "") + (f" {note}" if note else ""))
-        self._wlog(job).write("SUBMIT_JOB", f"{job.key}", details=f"script {job.script}"
-                              + (f"; after {after}" if after else "")
-                              + (f"; {recovery.ENV_VAR}={env[recovery.ENV_VAR]}" if env else ""),
-                              result=f"job id {job_id}")
-        return job_id
+        if has_checkpoint(job):
+            return None  # training finished (or failed after saving this epoch)
+        if ft is not None and ft.action is Action.DONE:
+            return f"no checkpoint at {ckpt} although training is done (epoch beyond its epochs?)"
+        return "skipped: training failed" + (f" ({(ft.state.value if ft.state else None) or ft.note})" if ft else "")
 
-    # ---- phase 2: monitor --------------------------------------------------------------
+    # ---- step 3: submit (the one place that submits) ------------------------------------------
+    def submit(self, todo: list[Submission]) -> None:
+        """Record every intent (one ledger write), submit, record every id (one ledger write).
+        A crash anywhere in between is repaired by reconcile() on the next `ck run`."""
+        if not todo:
+            return
+        for sub in todo:
+            if sub.job.kind == "finetune" and sub.job.output_dir is not None:
+                claim_output_dir(sub.job.output_dir, self.plan.exp_dir, self.exp_id)
+        plans = []
+        with self.ledger.transaction() as data:
+            for sub in todo:
+                e = data["jobs"].get(sub.job.key) or {}
+                attempt = len(e.get("attempts", [])) + 1
+                overrides = self.overrides.get(sub.job.key, {})
+                tag = job_tag(self.exp_id, sub.job.key, attempt)
+                Ledger.apply_intent(data, sub.job.key, kind=sub.job.kind, run=sub.job.run,
+                                    executor=self.ex.name, tag=tag, overrides=overrides, note=sub.note)
+                plans.append((sub, tag, overrides))
+        done: list[tuple[Submission, str, str, str | None, dict]] = []
+        failed: list[Submission] = []
+        try:
+            for sub, tag, overrides in plans:
+                after = sub.after
+                if sub.after_key is not None:
+                    after = self.live.get(sub.after_key)
+                    if after in (None, DRY_ID):  # its training could not be submitted
+                        failed.append(sub)
+                        self._outcome(sub.job, Action.SKIP, Verdict.DEPENDENCY_FAILED,
+                                      note="skipped: training failed (not submitted)")
+                        self._event(EventType.SKIPPED, sub.job, state="SKIPPED",
+                                    note="skipped: training failed (not submitted)")
+                        continue
+                env = {recovery.ENV_VAR: recovery.format_overrides(overrides)} if overrides else {}
+                env.update(self._eval_env(sub.job))
+                spec = sub.job.spec(env=env, tag=tag)
+                try:
+                    job_id = self.ex.submit(spec, after=after)
+                except SubmitError as err:
+                    failed.append(sub)
+                    if sub.job.kind == "finetune":
+                        self.live.pop(sub.job.key, None)
+                    self._outcome(sub.job, Action.SKIP, Verdict.SUBMIT_FAILED, note=str(err))
+                    self._event(EventType.SUBMIT_FAILED, sub.job, state="SUBMIT FAILED",
+                                note=str(err).splitlines()[0], details=str(err))
+                    continue
+                self.live[sub.job.key] = job_id
+                done.append((sub, tag, job_id, after, overrides))
+                self.report.submitted.append(job_id)
+                self._outcome(sub.job, Action.SUBMIT, Verdict.LIVE, job_id=job_id,
+                              state=JobState.PENDING, note=sub.note)
+                self._event(EventType.SUBMITTED, sub.job, job_id=job_id, state="SUBMITTED",
+                            note=((f"after {after}" if after else "") + (f" {sub.note}" if sub.note else "")).strip(),
+                            details=f"script {sub.job.script}" + (f"; after {after}" if after else "")
+                                    + (f"; {recovery.ENV_VAR}={env[recovery.ENV_VAR]}" if recovery.ENV_VAR in env else ""))
+        finally:
+            # Whatever happened (even Ctrl-C mid-way), every id we got is recorded now.
+            with self.ledger.transaction() as data:
+                for sub, tag, job_id, after, overrides in done:
+                    Ledger.apply_submit(data, sub.job.key, job_id, after=after, overrides=overrides,
+                                        tag=tag, executor=self.ex.name, note=sub.note)
+                for sub in failed:
+                    Ledger.clear_intent(data, sub.job.key)
+
+    def _eval_env(self, job: PlannedJob) -> dict[str, str]:
+        """Tag the evaluation's inspect log with the job it belongs to (inspect --metadata)."""
+        if job.kind != "eval":
+            return {}
+        from ..artifacts import expected_metadata, metadata_args
+
+        return {"CK_INSPECT_ARGS": metadata_args(expected_metadata(job.expected(), self.exp_id))}
+
+    # ---- steps 0-3 together -------------------------------------------------------------
+    def start(self, dry_run: bool = False) -> None:
+        self.report.dry_run = dry_run
+        self.announce()
+        entries = self.ledger.jobs()
+        if not dry_run:
+            self.reconcile(entries)
+        todo = self.decide(entries, dry_run)
+        if self.only == "inspect" and self.report.refused and not (
+                self.live or todo or any(o.action is Action.SUBMIT for o in self.outcomes.values())):
+            raise CkError("no evaluation can run: no checkpoint for run(s) " + ", ".join(self.report.refused),
+                          hint="fine-tune first (`ck run DIR --only torchtune` or plain `ck run DIR`)")
+        if dry_run:
+            return
+        self.submit(todo)
+        counts = {a.value: sum(o.action is a for o in self.outcomes.values()) for a in Action}
+        self._event(EventType.SUBMIT_SUMMARY, details=", ".join(f"{v} {k}" for k, v in counts.items() if v),
+                    note=f"job ids: {' '.join(self.report.submitted) or 'none'}")
+        self.write_status()
+
+    # ---- step 4: monitor ---------------------------------------------------------------
     def monitor(self) -> None:
         if not self.live:
             return
-        self.log.write("MONITOR", "Monitoring jobs", details=f"{len(self.live)} live job(s), poll every {self.poll_s}s")
+        self._event(EventType.MONITORING, details=f"{len(self.live)} live job(s), poll every {self.poll_s}s")
         ft_open = any(self.plan.get(k).kind == "finetune" for k in self.live)
         ev_open = any(self.plan.get(k).kind == "eval" for k in self.live)
         t0 = time.monotonic()
         try:
             while self.live:
-                infos = self.ex.poll(list(self.live.values()))  # ONE batched query per cycle
-                changed = False
-                for key, jid in list(self.live.items()):
-                    if self.live.get(key) != jid:
-                        continue  # replaced by a recovery resubmission during this cycle
-                    changed |= self._observe(self.plan.get(key), infos.get(jid) or JobInfo(jid, JobState.UNKNOWN))
-                if changed:
-                    self._counts()
-                    self._write_status()
+                if self.cycle():
+                    self._event(EventType.COUNTS, note=self._counts())
+                    self.write_status()
                 if ft_open and not any(self.plan.get(k).kind == "finetune" for k in self.live):
                     ft_open = False
                     self._phase_done("finetune", "RUN_TORCHTUNE_COMPLETE", "Fine-tuning finished", t0)
@@ -255,147 +342,173 @@ class Orchestrator:
                 if self.live:
                     self.sleep(self.poll_s)
         except KeyboardInterrupt:
-            self.log.write("MONITOR_STOPPED", "Interrupted", details=f"{len(self.live)} job(s) still live",
-                           result="jobs keep running; run `ck run` again to resume monitoring")
+            self._event(EventType.INTERRUPTED, details=f"{len(self.live)} job(s) still live",
+                        note="jobs keep running; run `ck run` again to resume monitoring")
             raise
 
-    def _phase_done(self, kind: str, action: str, title: str, t0: float) -> None:
-        outs = [o for o in self.outcomes.values() if o.kind == kind]
-        ok = sum(o.state == "COMPLETED" for o in outs)
-        self.log.write(action, title, details=f"{len(outs)} job(s): {ok} COMPLETED, {len(outs) - ok} not",
-                       duration=format_seconds(time.monotonic() - t0),
-                       result=f"see run-{'torchtune' if kind == 'finetune' else 'inspect'}.log")
+    def cycle(self) -> bool:
+        """One poll of every live job, one ledger write for every change; then the reactions
+        (events, recovery resubmissions). Returns whether anything changed."""
+        infos = self.ex.poll(list(self.live.values()))  # ONE batched query per cycle
+        changes: list[tuple[PlannedJob, JobInfo]] = []
+        for key, jid in list(self.live.items()):
+            info = self._judge(self.plan.get(key), infos.get(jid) or JobInfo(jid, JobState.UNKNOWN))
+            if info is not None:
+                changes.append((self.plan.get(key), info))
+        if not changes:
+            return False
+        with self.ledger.transaction() as data:
+            for job, info in changes:
+                self.ledger.apply_info(data, job.key, info)
+        entries = self.ledger.jobs() if any(i.state.terminal for _, i in changes) else {}
+        for job, info in changes:
+            self._react(job, info, entries.get(job.key))
+        return True
 
-    def _counts(self) -> None:
-        states = [o.state or "" for o in self.outcomes.values()]
-        parts = [f"{states.count(s)} {s.lower()}" for s in ("RUNNING", "PENDING", "COMPLETED") if states.count(s)]
-        bad = sum(1 for o in self.outcomes.values() if o.state and o.state not in ("RUNNING", "PENDING", "COMPLETED", "UNKNOWN"))
-        skipped = sum(1 for o in self.outcomes.values() if o.action in ("skip", "refuse") and not o.state)
-        parts += [f"{bad} failed"] if bad else []
-        parts += [f"{skipped} skipped"] if skipped else []
-        self.out("    " + ", ".join(parts))
-
-    def _observe(self, job: PlannedJob, info: JobInfo) -> bool:
+    def _judge(self, job: PlannedJob, info: JobInfo) -> JobInfo | None:
+        """The info to record, or None when nothing changed."""
         o = self.outcomes[job.key]
         if info.state is JobState.UNKNOWN:
             n = self._unknown[job.key] = self._unknown.get(job.key, 0) + 1
             if n < UNKNOWN_POLLS_BEFORE_GIVING_UP:
-                return False
+                return None
             # The scheduler forgot the job: the artifacts decide.
             state = JobState.COMPLETED if is_done(job, self.plan) else JobState.FAILED
             info = JobInfo(info.job_id, state, reason="scheduler lost track of the job; judged from disk")
         self._unknown.pop(job.key, None)
-        if o.state == info.state.value:
-            return False
-        o.state = info.state.value
-        self.ledger.record_info(job.key, info)
-        if not info.state.terminal:
-            self._say(job, info.job_id, info.state.value)
-            if info.state is JobState.RUNNING:
-                self._wlog(job).write("JOB_STARTED", job.key, result=f"job {info.job_id} RUNNING")
-            return True
-        del self.live[job.key]
-        self._finished(job, info)
-        return True
+        if o.state is info.state:
+            return None
+        return info
 
-    def _finished(self, job: PlannedJob, info: JobInfo) -> None:
+    def _react(self, job: PlannedJob, info: JobInfo, entry: dict | None) -> None:
         o = self.outcomes[job.key]
-        dur = duration(self.ledger.entry(job.key))
+        o.state = info.state
+        if not info.state.terminal:
+            self._event(EventType.STATE, job, job_id=info.job_id, state=info.state.value)
+            return
+        del self.live[job.key]
+        dur = duration(entry)
         if info.state is JobState.COMPLETED:
-            if not is_done(job, self.plan):
-                o.note = (f"{NO_ARTIFACT} checkpoints missing" if job.kind == "finetune"
-                          else f"{NO_ARTIFACT} no successful .eval log in eval/logs/")
-            self._say(job, info.job_id, "COMPLETED", f"{dur} {o.note or ''}".strip())
-            self._wlog(job).write("JOB_COMPLETE", job.key, details=o.note, duration=dur or "-",
-                                  result=f"job {info.job_id} COMPLETED")
+            if is_done(job, self.plan):
+                o.verdict = Verdict.DONE
+            else:
+                o.verdict = Verdict.NO_ARTIFACT
+                o.note = (f"exit 0 but checkpoints missing or incomplete" if job.kind == "finetune"
+                          else "exit 0 but no successful .eval log in eval/logs/ for this evaluation")
+            self._event(EventType.FINISHED, job, job_id=info.job_id, state="COMPLETED",
+                        note=f"{dur} {o.note or ''}".strip(), details=o.note or "", data={"duration": dur})
             return
         if info.state is JobState.DEPENDENCY_NEVER_SATISFIED:
             ft = self.outcomes.get(job.depends_on or "")
-            o.note = "skipped: training failed" + (f" ({ft.state})" if ft and ft.state else "")
-            self._say(job, info.job_id, info.state.value, o.note)
-            self.inspect_log.write("SKIP_EVAL", job.key, details=info.reason, result=o.note)
+            o.verdict = Verdict.DEPENDENCY_FAILED
+            o.note = "skipped: training failed" + (f" ({ft.state.value})" if ft and ft.state else "")
+            self._event(EventType.FINISHED, job, job_id=info.job_id, state=info.state.value, note=o.note,
+                        details=info.reason or "", data={"dependency_failed": True})
             return
-        tail = self._tail(info)
+        o.verdict = Verdict.FAILED
         o.note = info.reason or ""
-        self._say(job, info.job_id, info.state.value, f"{dur} {o.note}".strip())
-        if tail:
-            self.out("\n".join(f"    | {line}" for line in tail))
-        self._wlog(job).write("JOB_FAILED", job.key, details=f"{info.state.value}: {info.reason or ''}".strip(),
-                              log=str(info.log or self.ex.log_path(job.spec(), info.job_id)),
-                              result=f"job {info.job_id} {info.state.value}")
+        log = info.log or self.ex.log_path(job.spec(), info.job_id)
+        self._event(EventType.FINISHED, job, job_id=info.job_id, state=info.state.value,
+                    note=f"{dur} {o.note}".strip(), tail=_tail(info.log),
+                    details=f"{info.state.value}: {info.reason or ''}".strip(), log=str(log))
         if job.kind == "finetune":
-            self._recover(job, info)
+            self._recover(job, info, entry)
 
-    def _tail(self, info: JobInfo) -> list[str]:
-        path = info.log
-        if path is None or not Path(path).is_file():
-            return []
-        try:
-            lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return []
-        return lines[-TAIL_LINES:]
+    def _phase_done(self, kind: str, action: str, title: str, t0: float) -> None:
+        outs = [o for o in self.outcomes.values() if o.kind == kind]
+        ok = sum(o.state is JobState.COMPLETED for o in outs)
+        self._event(EventType.PHASE_DONE, details=f"{len(outs)} job(s): {ok} COMPLETED, {len(outs) - ok} not",
+                    note=f"see run-{'torchtune' if kind == 'finetune' else 'inspect'}.log",
+                    data={"action": action, "title": title,
+                          "duration": format_seconds(time.monotonic() - t0)})
+
+    def _counts(self) -> str:
+        outs = list(self.outcomes.values())
+        parts = [f"{n} {s.value.lower()}" for s in (JobState.RUNNING, JobState.PENDING, JobState.COMPLETED)
+                 if (n := sum(o.state is s for o in outs))]
+        bad = sum(1 for o in outs if o.state is not None and o.state.terminal and o.state is not JobState.COMPLETED)
+        skipped = sum(1 for o in outs if o.action in (Action.SKIP, Action.REFUSE) and o.state is None)
+        parts += [f"{bad} failed"] if bad else []
+        parts += [f"{skipped} skipped"] if skipped else []
+        return ", ".join(parts)
 
     # ---- recovery ----------------------------------------------------------------------
-    def _recover(self, job: PlannedJob, info: JobInfo) -> None:
-        attempts = (self.ledger.entry(job.key) or {}).get("attempts", [])
+    def _recover(self, job: PlannedJob, info: JobInfo, entry: dict | None) -> None:
+        attempts = (entry or {}).get("attempts", [])
         previous = dict(attempts[-1].get("overrides") or {}) if attempts else {}
         if info.state is JobState.OUT_OF_MEMORY:
-            so_far = sum(a.get("state") == "OUT_OF_MEMORY" for a in attempts) - 1
+            so_far = sum(a.get("state") == JobState.OUT_OF_MEMORY.value for a in attempts) - 1
             new, why = recovery.oom_retry(previous, attempts_so_far=so_far,
                                           finetune_yaml=job.finetune_yaml, setup_yaml=job.setup_yaml)
         elif info.state is JobState.TIMEOUT:
-            so_far = sum(a.get("state") == "TIMEOUT" for a in attempts) - 1
+            so_far = sum(a.get("state") == JobState.TIMEOUT.value for a in attempts) - 1
             new, why = recovery.timeout_retry(previous, attempts_so_far=so_far, checkpoints=job.checkpoints)
         else:
             return
         if new is None:
-            self.log.write("RECOVERY", f"{job.key}: no retry after {info.state.value}", result=why)
-            self.out(f"    no retry: {why}")
+            self._event(EventType.RECOVERY, details=f"{job.key}: no retry after {info.state.value}",
+                        note=f"no retry: {why}")
             return
         self.overrides[job.key] = new
-        self.log.write("RECOVERY", f"{job.key}: resubmitting after {info.state.value}", details=why)
-        new_id = self._submit(job, None, note=f"retry after {info.state.value}: {why}")
-        if new_id is None:
-            return
-        # The evaluations waited on the old id; point them at the new one.
+        self._event(EventType.RECOVERY, details=f"{job.key}: resubmitting after {info.state.value}", note=why)
+        # The evaluations waited on the old id: cancel them and chain them to the new one.
+        deps = []
         for dep in self.plan.dependents(job.key):
             old = self.live.pop(dep.key, None)
             if old is None and dep.key not in self.outcomes:
                 continue
             if old is not None:
                 self.ex.cancel([old])
-                self.ledger.record_info(dep.key, JobInfo(old, JobState.CANCELLED, reason="superseded: training resubmitted"))
-            if old is not None or self.outcomes[dep.key].action in ("submit", "reattach"):
-                self._submit(dep, new_id, note="training resubmitted")
+                self.ledger.record_info(dep.key, JobInfo(old, JobState.CANCELLED,
+                                                         reason="superseded: training resubmitted"))
+            if old is not None or self.outcomes[dep.key].action in (Action.SUBMIT, Action.REATTACH):
+                deps.append(Submission(dep, after_key=job.key, note="training resubmitted"))
+        self.submit([Submission(job, note=f"retry after {info.state.value}: {why}")] + deps)
 
     # ---- status table ------------------------------------------------------------------
     def status_rows(self) -> list[dict]:
         return status_rows(self.plan, self.ledger.jobs(), self.outcomes)
 
-    def _write_status(self) -> None:
+    def write_status(self) -> None:
         try:
             from ..experiment.status import write_status_section
 
             write_status_section(self.plan.exp_dir / "experiment_summary.md", self.status_rows())
-        except Exception as exc:  # the table is a view: never stop monitoring over it
+        except (OSError, CkError, ValueError) as exc:  # the table is a view: never stop monitoring over it
             if not self._status_warned:
                 self._status_warned = True
-                self.out(f"    warning: could not update the ## Status table: {exc}")
-                self.log.write("STATUS_TABLE", "Could not update experiment_summary.md", details=str(exc))
+                self._event(EventType.WARNING, key="status table",
+                            note=f"could not update the ## Status table: {exc}")
+
+
+def _tail(path: Path | None) -> list[str]:
+    """The last lines of a job's log, reading at most TAIL_BYTES."""
+    if path is None:
+        return []
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - TAIL_BYTES))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-TAIL_LINES:]
 
 
 def status_rows(plan: Plan, entries: dict, outcomes: dict[str, JobOutcome] | None = None) -> list[dict]:
     rows = []
+    from .ledger import found_on_disk
+
     for job in plan.jobs:
         e = entries.get(job.key) or {}
         o = (outcomes or {}).get(job.key)
         state = e.get("state") or ""
-        if o is not None and o.action in ("skip", "refuse") and not o.state:
-            state = o.note or "skipped"
-        elif o is not None and o.note and o.note.startswith("skipped"):
+        if o is not None and o.verdict in (Verdict.DEPENDENCY_FAILED, Verdict.NO_CHECKPOINT, Verdict.SUBMIT_FAILED) \
+                and o.note:
             state = o.note
-        elif e.get("note") == "found on disk":
+        elif o is not None and o.verdict is Verdict.NO_ARTIFACT:
+            state = f"COMPLETED but {Verdict.NO_ARTIFACT.value.removeprefix('exit 0 but ')}"
+        elif found_on_disk(e):
             state = "COMPLETED (found on disk)"
         rows.append({"run": job.run, "job": job.label, "job_id": e.get("job_id") or "",
                      "state": state, "duration": duration(e)})
@@ -403,39 +516,46 @@ def status_rows(plan: Plan, entries: dict, outcomes: dict[str, JobOutcome] | Non
 
 
 def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = None, poll_s: float = 60,
-                   detach: bool = False, retry_failed: bool = False, max_parallel: int | None = None,
-                   dry_run: bool = False, out: Callable[[str], None] | None = None,
-                   sleep: Callable[[float], None] = time.sleep) -> RunReport | dict:
+                   detach: bool = False, retry_failed: bool = False, dry_run: bool = False,
+                   out: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep,
+                   reporters: list[Reporter] | None = None) -> RunReport:
     """Submit and monitor an experiment until every job ends. With `detach`, start a background
-    supervisor doing exactly that and return where to look (a dict)."""
+    supervisor doing exactly that and return a report naming it (report.supervisor)."""
     if only not in (None, "torchtune", "inspect"):
         raise CkError(f"--only must be torchtune or inspect, not {only!r}", field="--only")
     exp = Path(exp_dir).resolve()
-    if max_parallel is not None and hasattr(executor, "max_parallel"):
-        executor.max_parallel = max(1, int(max_parallel))
     if detach:
         from .supervisor import spawn, supervisor_argv
 
+        check_place(exp)
         plan_experiment(exp)  # fail here, in the foreground, on a broken experiment
-        return spawn(exp, supervisor_argv(exp, executor, only=only, poll_s=poll_s,
-                                          retry_failed=retry_failed))
-    plan = plan_experiment(exp)
+        report = RunReport(str(exp), executor.name)
+        report.supervisor = spawn(exp, supervisor_argv(exp, executor, only=only, poll_s=poll_s,
+                                                       retry_failed=retry_failed))
+        return report
+    terminal = TerminalReporter(out or (lambda line: print(line, flush=True)))
     if dry_run:
-        orch = Orchestrator(plan, executor, only=only, retry_failed=retry_failed, poll_s=poll_s, out=out)
+        ident = check_place(exp)
+        plan = plan_experiment(exp, exp_id=ident["id"] if ident else None)
+        orch = Orchestrator(plan, executor, only=only, retry_failed=retry_failed, poll_s=poll_s,
+                            report=Fanout([terminal, *(reporters or [])]))
         orch.start(dry_run=True)
         return _finish(orch)
     with monitor_lock(exp):
-        orch = Orchestrator(plan, executor, only=only, retry_failed=retry_failed, poll_s=poll_s, out=out,
-                            sleep=sleep)
+        exp_id = ensure_identity(exp)
+        plan = plan_experiment(exp, exp_id=exp_id)
+        orch = Orchestrator(plan, executor, only=only, retry_failed=retry_failed, poll_s=poll_s,
+                            report=Fanout([terminal, ActionLogReporter(exp), *(reporters or [])]),
+                            sleep=sleep, exp_id=exp_id)
         orch.start()
         orch.monitor()
         report = _finish(orch)
-        orch._write_status()
-        done = sum(j.state == "COMPLETED" for j in report.jobs)
-        orch.log.write("COMPLETE", "Experiment execution finished",
-                       details=f"{done}/{len(report.jobs)} job(s) COMPLETED; {len(report.failed)} failed or skipped"
-                               + (f"; refused (no checkpoint): {', '.join(report.refused)}" if report.refused else ""),
-                       result="logs: run-torchtune.log, run-inspect.log; eval logs: <run>/eval/logs/*.eval")
+        orch.write_status()
+        done = sum(j.ok for j in report.jobs)
+        orch._event(EventType.COMPLETE,
+                    details=f"{done}/{len(report.jobs)} job(s) COMPLETED; {len(report.failed)} failed or skipped"
+                            + (f"; refused (no checkpoint): {', '.join(report.refused)}" if report.refused else ""),
+                    note="logs: run-torchtune.log, run-inspect.log; eval logs: <run>/eval/logs/")
         return report
 
 

@@ -5,8 +5,12 @@
                                                  needs <output_dir>/epoch_<N>)
     EXP/<run>/eval/<task>_base.slurm          -> '<run>/eval/<task>_base'      (control: no dependency)
 
-A fine-tuning job is done when every epoch_<N> dir holds a *.safetensors; an evaluation when a
-matching `.eval` log in <run>/eval/logs/ says success.
+Done-ness is the artifacts module's answer (cruijff_kit/artifacts.py): a fine-tuning job when
+every epoch_<N> checkpoint is complete, an evaluation when its inspect log reads back as a success
+for this task, epoch and checkpoint.
+
+The plan is reconciled with experiment_summary.md: a run directory the summary does not list is
+*stale* (reported, never submitted); a listed run without a directory is *unscaffolded* (reported).
 """
 from __future__ import annotations
 
@@ -14,8 +18,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import artifacts
 from ..errors import CkError
 from ..executors.core import JobSpec
+from .identity import check_output_dir
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EVAL_SCRIPT = re.compile(r"^(?P<task>[A-Za-z0-9][A-Za-z0-9._-]*?)_(?:epoch(?P<epoch>\d+)|base)\.slurm$")
@@ -35,6 +41,7 @@ class PlannedJob:
     gpus: int = 0
     finetune_yaml: Path | None = None
     setup_yaml: Path | None = None
+    output_dir: Path | None = None  # finetune: where torchtune writes epoch_<N>/
 
     @property
     def label(self) -> str:
@@ -46,9 +53,15 @@ class PlannedJob:
     def control(self) -> bool:
         return self.kind == "eval" and self.epoch is None
 
-    def spec(self, env: dict[str, str] | None = None, sbatch_args=()) -> JobSpec:
+    def spec(self, env: dict[str, str] | None = None, sbatch_args=(), tag: str | None = None) -> JobSpec:
         return JobSpec(key=self.key, script=self.script, kind=self.kind, run=self.run,
-                       gpus=self.gpus, env=dict(env or {}), sbatch_args=tuple(sbatch_args))
+                       gpus=self.gpus, env=dict(env or {}), sbatch_args=tuple(sbatch_args), tag=tag)
+
+    def expected(self) -> artifacts.ExpectedEval:
+        """What this evaluation must produce (artifacts.check_eval)."""
+        return artifacts.ExpectedEval(key=self.key, log_dir=self.script.parent / "logs", task=self.task or "",
+                                      epoch=self.epoch, checkpoint=self.checkpoints[0] if self.checkpoints else None,
+                                      script=self.script)
 
 
 @dataclass
@@ -56,6 +69,8 @@ class Plan:
     exp_dir: Path
     jobs: list[PlannedJob] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # run dirs the summary does not list: not planned
+    unscaffolded: list[str] = field(default_factory=list)  # summary runs without a run dir
 
     def get(self, key: str) -> PlannedJob | None:
         return next((j for j in self.jobs if j.key == key), None)
@@ -129,7 +144,20 @@ def _finetune_facts(run_dir: Path) -> tuple[Path, int, int]:
     return out_path, epochs, gpus
 
 
-def plan_experiment(exp_dir: str | Path) -> Plan:
+def planned_runs(root: Path) -> tuple[set[str] | None, str | None]:
+    """Run directory names experiment_summary.md plans, or (None, why) when it cannot say."""
+    from ..experiment.naming import run_directories
+    from ..experiment.parse import load_experiment
+
+    try:
+        exp = load_experiment(root / "experiment_summary.md")
+        names = set(run_directories(exp, str(root / "experiment_summary.md")).values())
+    except CkError as err:
+        return None, str(err).splitlines()[0]
+    return (names, None) if names else (None, "it lists no runs")
+
+
+def plan_experiment(exp_dir: str | Path, exp_id: str | None = None) -> Plan:
     root = Path(exp_dir).resolve()
     if not root.is_dir():
         raise CkError(f"experiment directory not found: {exp_dir}")
@@ -137,6 +165,10 @@ def plan_experiment(exp_dir: str | Path) -> Plan:
         raise CkError("experiment_summary.md not found", file=root / "experiment_summary.md",
                       hint="design the experiment first (design-experiment skill / `ck design`)")
     plan = Plan(root)
+    wanted, why = planned_runs(root)
+    if wanted is None:
+        plan.warnings.append(f"experiment_summary.md: cannot check run directories against the plan ({why})")
+    seen: set[str] = set()
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         finetune = run_dir / "finetune.slurm"
         eval_dir = run_dir / "eval"
@@ -148,17 +180,23 @@ def plan_experiment(exp_dir: str | Path) -> Plan:
                           hint="run names must match [A-Za-z0-9][A-Za-z0-9._-]*")
         _inside(run_dir, root, "run directory")
         run = run_dir.name
+        seen.add(run)
+        if wanted is not None and run not in wanted:
+            plan.stale.append(run)
+            continue
         output_dir = epochs = None
         ft_key = None
         if finetune.exists():
             _inside(finetune, root, "job script")
             output_dir, epochs, num_gpus = _finetune_facts(run_dir)
+            check_output_dir(output_dir, root, exp_id, file=run_dir / "setup_finetune.yaml")
             ft_key = f"{run}/finetune"
             plan.jobs.append(PlannedJob(
                 key=ft_key, kind="finetune", run=run, script=finetune.resolve(),
                 checkpoints=tuple(output_dir / f"epoch_{i}" for i in range(epochs)),
                 gpus=num_gpus or sbatch_gpus(finetune),
-                finetune_yaml=run_dir / "finetune.yaml", setup_yaml=run_dir / "setup_finetune.yaml"))
+                finetune_yaml=run_dir / "finetune.yaml", setup_yaml=run_dir / "setup_finetune.yaml",
+                output_dir=output_dir))
         for script in scripts:
             m = EVAL_SCRIPT.match(script.name)
             if not m:
@@ -171,6 +209,7 @@ def plan_experiment(exp_dir: str | Path) -> Plan:
             if epoch is not None:
                 if output_dir is None and (run_dir / "setup_finetune.yaml").is_file():
                     output_dir, epochs, _ = _finetune_facts(run_dir)
+                    check_output_dir(output_dir, root, exp_id, file=run_dir / "setup_finetune.yaml")
                 if output_dir is None:
                     raise CkError(f"{script.name} evaluates epoch {epoch} but the run has no "
                                   f"finetune.slurm or setup_finetune.yaml", file=script,
@@ -184,69 +223,30 @@ def plan_experiment(exp_dir: str | Path) -> Plan:
                 task=m.group("task"), epoch=epoch,
                 depends_on=ft_key if epoch is not None else None,
                 checkpoints=checkpoints, gpus=sbatch_gpus(script)))
+    if wanted is not None:
+        plan.unscaffolded = sorted(wanted - seen)
     if not plan.jobs:
+        if plan.stale:
+            raise CkError("no run directory of this experiment is in experiment_summary.md: stale "
+                          + ", ".join(plan.stale), file=root / "experiment_summary.md",
+                          hint="re-scaffold after changing the plan (`ck scaffold`)")
         raise CkError("no jobs found: no <run>/finetune.slurm or <run>/eval/*.slurm", file=root,
                       hint="scaffold the experiment first (scaffold-experiment skill / `ck scaffold`)")
     return plan
 
 
-# ---- artifacts --------------------------------------------------------------------------
+# ---- artifacts (answers from cruijff_kit.artifacts) -----------------------------------------
 
 def checkpoint_ready(path: Path) -> bool:
-    return path.is_dir() and any(path.glob("*.safetensors"))
+    return artifacts.checkpoint_complete(path)
 
 
-def _eval_header(path: Path):
-    """(status, task, model-ish text) from an inspect log header, or None if unreadable."""
-    try:
-        from inspect_ai.log import read_eval_log
-    except ImportError:
-        return None
-    try:
-        log = read_eval_log(str(path), header_only=True)
-    except Exception:  # not a real inspect log (or a corrupt one): caller falls back
-        return None
-    ev = getattr(log, "eval", None)
-    model_text = " ".join(str(x) for x in (getattr(ev, "model", ""), getattr(ev, "model_args", ""),
-                                           getattr(ev, "task_args", "")))
-    return str(getattr(log, "status", "")), str(getattr(ev, "task", "")), model_text
-
-
-_EPOCH_IN_MODEL = re.compile(r"epoch_(\d+)")
-
-
-def eval_done(job: PlannedJob, plan: Plan) -> bool:
-    """A successful .eval log for this task (and epoch) exists in <run>/eval/logs/."""
-    logs = job.script.parent / "logs"
-    if not logs.is_dir():
-        return False
-    siblings = [j for j in plan.evals if j.run == job.run]
-    for path in sorted(logs.rglob("*.eval")):
-        header = _eval_header(path)
-        if header is None:
-            # Not readable as an inspect log: count it only when it can't belong to another job.
-            if len(siblings) == 1 or job.script.stem in path.name:
-                return True
-            continue
-        status, task, model = header
-        if status != "success":
-            continue
-        if len(siblings) == 1:
-            return True
-        if task.split("/")[-1].split("@")[-1] != job.task:  # "pkg/name", "file.py@name" or "name"
-            continue
-        epochs = {int(e) for e in _EPOCH_IN_MODEL.findall(model)}
-        if (job.epoch is None and not epochs) or (job.epoch in epochs):
-            return True
-    return False
-
-
-def is_done(job: PlannedJob, plan: Plan) -> bool:
+def is_done(job: PlannedJob, plan: Plan | None = None) -> bool:
     if job.kind == "finetune":
-        return all(checkpoint_ready(p) for p in job.checkpoints)
-    return eval_done(job, plan)
+        return all(artifacts.checkpoint_complete(p) for p in job.checkpoints)
+    return artifacts.eval_done(job.expected())
 
 
 def has_checkpoint(job: PlannedJob) -> bool:
     """An eval's input exists (base-model evals need none)."""
-    return all(checkpoint_ready(p) for p in job.checkpoints)
+    return all(artifacts.checkpoint_complete(p) for p in job.checkpoints)

@@ -17,15 +17,6 @@ MAX_OOM_RETRIES = 3
 MAX_TIMEOUT_RETRIES = 3
 
 
-def parse_overrides(text: str | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in (text or "").split():
-        key, sep, value = item.partition("=")
-        if sep:
-            out[key] = value
-    return out
-
-
 def format_overrides(overrides: dict[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in overrides.items())
 
@@ -68,7 +59,9 @@ def timeout_retry(previous: dict[str, str], *, attempts_so_far: int,
                   checkpoints: tuple[Path, ...]) -> tuple[dict[str, str] | None, str]:
     if attempts_so_far >= MAX_TIMEOUT_RETRIES:
         return None, f"timed out {attempts_so_far + 1} times; giving up"
-    done = [p for p in checkpoints if p.is_dir() and any(p.iterdir())]
+    from ..artifacts import checkpoint_complete
+
+    done = [p for p in checkpoints if checkpoint_complete(p)]
     if not done:
         return None, "timed out before the first epoch checkpoint; nothing to resume from"
     new = dict(previous)

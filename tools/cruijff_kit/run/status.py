@@ -1,58 +1,73 @@
-"""`ck status DIR`: what the ledger says, refreshed from disk where that is free. Submits nothing,
-starts nothing, takes no monitor lock (it must work while a supervisor runs)."""
+"""`ck status DIR`: what the ledger says, refreshed where that is free. Read-only: submits
+nothing, starts nothing, takes no lock and writes no file (it must work while a supervisor runs,
+and on an experiment the user can only read)."""
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
 from ..errors import CkError
-from .ledger import LIVE_STATES, Ledger, duration, lock_holder
+from ..executors.core import JobState
+from .identity import check_place
+from .ledger import Ledger, duration, entry_state, found_on_disk, is_live, lock_holder
 from .plan import is_done, plan_experiment
-from .supervisor import pid_running, supervisor_pid
+from .supervisor import supervisor_pid, supervisor_running
+
+# Peeking is free for the local backend (files under .ck/); asking SLURM costs a scheduler call
+# per status, so SLURM states come from the ledger the monitor keeps current.
+PEEK_BACKENDS = ("local",)
 
 
-def _local_refresh(exp: Path, entries: dict) -> dict[str, str]:
-    """Live local jobs' states from EXP/.ck/local (read-only peek: nothing is launched)."""
-    ids = [e["job_id"] for e in entries.values()
-           if e.get("executor") == "local" and e.get("state") in LIVE_STATES and e.get("job_id")]
-    if not ids:
-        return {}
-    from ..executors.local import LocalExecutor
+def _refresh(exp: Path, entries: dict) -> dict[str, JobState]:
+    """Live jobs' states from backends whose peek is free (nothing is launched or written)."""
+    from ..executors import backend
 
-    infos = LocalExecutor(exp, gpus=[]).peek(ids)
-    return {jid: info.state.value for jid, info in infos.items()}
+    by_backend: dict[str, list[str]] = {}
+    for e in entries.values():
+        if is_live(e) and e.get("executor") in PEEK_BACKENDS:
+            by_backend.setdefault(e["executor"], []).append(e["job_id"])
+    fresh: dict[str, JobState] = {}
+    for name, ids in by_backend.items():
+        infos = backend(name).observer(exp).peek(ids)
+        fresh.update({jid: info.state for jid, info in infos.items()})
+    return fresh
 
 
 def experiment_status(exp_dir: str | Path) -> dict:
     exp = Path(exp_dir).resolve()
     entries = Ledger(exp).jobs()
+    plan_error = None
+    plan = None
     try:
-        plan = plan_experiment(exp)
+        ident = check_place(exp)
+        plan = plan_experiment(exp, exp_id=ident["id"] if ident else None)
     except CkError as err:
-        plan, plan_error = None, str(err)
-    else:
-        plan_error = None
-    fresh = _local_refresh(exp, entries)
+        plan_error = str(err)
+    fresh = _refresh(exp, entries)
     jobs = []
     keys = [j.key for j in plan.jobs] if plan else []
-    keys += [k for k in entries if k not in keys]  # jobs the ledger knows but the disk no longer shows
+    keys += [k for k in entries if k not in keys]  # jobs the ledger knows but the plan no longer has
     for key in keys:
         e = entries.get(key) or {}
         job = plan.get(key) if plan else None
-        state = fresh.get(e.get("job_id"), e.get("state") or "")
+        state = fresh.get(e.get("job_id")) or entry_state(e)
         jobs.append({
             "key": key, "run": job.run if job else e.get("run", key.split("/")[0]),
             "job": job.label if job else key.split("/", 1)[-1], "kind": job.kind if job else e.get("kind"),
-            "executor": e.get("executor"), "job_id": e.get("job_id"), "state": state,
+            "executor": e.get("executor"), "job_id": e.get("job_id"),
+            "state": state.value if state else "",
             "ledger_state": e.get("state"), "reason": e.get("reason") or e.get("note"),
+            "found_on_disk": found_on_disk(e), "submitting": bool(e.get("intent")),
             "duration": duration(e), "attempts": len(e.get("attempts", [])),
+            "in_plan": job is not None,
             "artifacts": bool(job and is_done(job, plan)),
         })
     pid = supervisor_pid(exp)
     counts = Counter(j["state"] or "NOT_SUBMITTED" for j in jobs)
     return {
         "experiment": str(exp),
-        "supervisor": {"holder": lock_holder(exp) if (exp / ".ck").is_dir() else None,
-                       "pid": pid, "running": bool(pid and pid_running(pid))},
+        "supervisor": {"holder": lock_holder(exp), "pid": pid, "running": supervisor_running(exp, pid)},
         "jobs": jobs, "counts": dict(sorted(counts.items())), "plan_error": plan_error,
+        "stale": plan.stale if plan else [], "unscaffolded": plan.unscaffolded if plan else [],
+        "warnings": plan.warnings if plan else [],
     }

@@ -4,6 +4,10 @@ It is simply `python -m cruijff_kit run DIR ...` in its own session (so closing 
 killing the parent does not touch it), output to EXP/.ck/supervisor.log, pid in
 EXP/.ck/supervisor.pid. Killing it (even kill -9) loses nothing: the ledger has every job id and
 `ck run DIR` re-attaches.
+
+Whether a supervisor runs is the monitor lock's answer (a kernel flock, dropped when its holder
+dies), not the pid file's: the pid file is written only once the new supervisor holds the lock,
+so a second --detach that loses the race never overwrites the live supervisor's pid file.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from pathlib import Path
 
 from ..errors import CkError
 from ..executors.core import Executor
+from ..util.fs import atomic_write_text
 from .ledger import lock_holder
 
 START_WAIT_S = 15.0
@@ -22,16 +27,11 @@ START_WAIT_S = 15.0
 def supervisor_argv(exp: Path, executor: Executor, *, only: str | None, poll_s: float,
                     retry_failed: bool) -> list[str]:
     # Name the resolved executor (not "auto"): the supervisor must drive the same backend.
-    argv = ["run", str(exp), "--executor", executor.name, "--poll", str(poll_s)]
+    argv = ["run", str(exp), "--executor", executor.name, "--poll", str(poll_s), *executor.cli_args()]
     if only:
         argv += ["--only", only]
     if retry_failed:
         argv.append("--retry-failed")
-    if getattr(executor, "max_parallel", None):
-        argv += ["--max-parallel", str(executor.max_parallel)]
-    gpus = getattr(executor, "gpus", None)
-    if gpus is not None:
-        argv += ["--gpus", ",".join(gpus) if gpus else "none"]
     return argv
 
 
@@ -41,43 +41,51 @@ def spawn(exp: Path, argv: list[str]) -> dict:
         raise CkError(f"another `ck run` is already monitoring this experiment ({holder})",
                       file=exp / ".ck" / "lock", hint="watch it with `ck status`")
     ck_dir = exp / ".ck"
-    ck_dir.mkdir(parents=True, exist_ok=True)
     log_path, pid_path = ck_dir / "supervisor.log", ck_dir / "supervisor.pid"
-    with open(log_path, "ab") as log:
-        log.write(f"\n=== ck run --detach at {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(argv)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen([sys.executable, "-m", "cruijff_kit", *argv], cwd=str(exp),
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
-    pid_path.write_text(f"{proc.pid}\n")
+    try:
+        ck_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            log.write(f"\n=== ck run --detach at {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(argv)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen([sys.executable, "-m", "cruijff_kit", *argv], cwd=str(exp),
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, close_fds=True)
+    except OSError as exc:
+        raise CkError(f"cannot start the background supervisor ({exc.strerror or exc})", file=log_path,
+                      hint="is the experiment directory writable?") from None
     # Return once the supervisor holds the monitor lock (or report why it died).
-    lock_file = ck_dir / "lock"
     deadline = time.monotonic() + START_WAIT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-15:]
+            tail = _tail(log_path)
             if proc.returncode == 0:
                 break  # finished already (nothing to do)
             raise CkError("the background supervisor exited at once (exit code "
                           f"{proc.returncode}):\n" + "\n".join(tail), file=log_path)
-        try:
-            if lock_file.read_text().startswith(f"pid {proc.pid} "):
-                break
-        except FileNotFoundError:
-            pass
+        if (lock_holder(exp) or "").startswith(f"pid {proc.pid} "):
+            atomic_write_text(pid_path, f"{proc.pid}\n")
+            break
         time.sleep(0.05)
     return {"detached": True, "pid": proc.pid, "pid_file": str(pid_path), "log": str(log_path),
             "experiment": str(exp)}
 
 
+def _tail(path: Path, nbytes: int = 16384, lines: int = 15) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - nbytes))
+            return fh.read().decode(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
 def supervisor_pid(exp: Path) -> int | None:
     try:
         return int((exp / ".ck" / "supervisor.pid").read_text().strip())
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         return None
 
 
-def pid_running(pid: int) -> bool:
-    from ..executors.local.procs import is_alive
-
-    return is_alive(pid)  # zombies count as dead (os.kill(pid, 0) would say alive)
+def supervisor_running(exp: Path, pid: int | None) -> bool:
+    """The monitor lock is held by that pid (the kernel drops the lock when it dies)."""
+    return bool(pid) and (lock_holder(exp) or "").startswith(f"pid {pid} ")

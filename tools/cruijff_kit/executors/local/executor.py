@@ -117,11 +117,54 @@ class LocalExecutor(Executor):
         except (OSError, ValueError):
             return None
 
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.exp_dir))
+        except ValueError:
+            return str(path)
+
+    def _abs(self, text: str) -> Path:
+        path = Path(text)
+        return path if path.is_absolute() else self.exp_dir / path
+
     def _lock(self):
         return exclusive_lock(self.state_dir / "sched.lock", owner=f"pid {os.getpid()}",
                               blocking=True)
 
     # ---- interface ---------------------------------------------------------------------
+    @classmethod
+    def from_options(cls, exp_dir: str | Path, *, max_parallel: int | None = None,
+                     gpus: list[str] | None = None) -> "LocalExecutor":
+        return cls(exp_dir, max_parallel=max_parallel or 1, gpus=gpus)
+
+    @classmethod
+    def observer(cls, exp_dir: str | Path) -> "LocalExecutor":
+        return cls(exp_dir, gpus=[])  # peek needs no GPU pool (and no nvidia-smi call)
+
+    @classmethod
+    def affinity(cls) -> int:
+        return 0  # always works, preferred only when nothing better is here
+
+    def settings(self) -> dict[str, object]:
+        return {"max_parallel": self.max_parallel, "gpus": list(self.gpus)}
+
+    def cli_args(self) -> list[str]:
+        return ["--max-parallel", str(self.max_parallel), "--gpus", ",".join(self.gpus) or "none"]
+
+    def submit_argv(self, spec: JobSpec, after: str | None = None) -> list[str]:
+        return ["bash", str(Path(spec.script).name)]
+
+    def find_tagged(self, tag: str, since: str | None = None) -> list[JobInfo]:
+        """Every job record carrying `tag`, including finished ones (records are never deleted)."""
+        found = []
+        if not self.jobs_dir.is_dir():
+            return found
+        for path in self.jobs_dir.glob("*.job.json"):
+            rec = self._read_json(path)
+            if rec is not None and rec.get("tag") == tag:
+                found.append((int(path.name.split(".")[0]), rec["job_id"]))
+        return [self._info(jid, decide=False) for _, jid in sorted(found)]
+
     def submit(self, spec: JobSpec, after: str | None = None) -> str:
         script = Path(spec.script)
         if not script.is_file():
@@ -148,7 +191,9 @@ class LocalExecutor(Executor):
             job_id = f"local-{n}"
             atomic_write_json(self._file(n, "job.json"), {
                 "job_id": job_id, "key": spec.key, "kind": spec.kind, "run": spec.run,
-                "script": str(script.resolve()), "workdir": str(script.resolve().parent),
+                "tag": spec.tag,
+                # relative to the experiment: a copied or moved experiment runs its own scripts
+                "script": self._rel(script.resolve()), "workdir": self._rel(script.resolve().parent),
                 "gpus": int(spec.gpus), "env": dict(spec.env), "after": after,
                 "submitted": _now(), "phase": "queued",
             })
@@ -217,7 +262,7 @@ class LocalExecutor(Executor):
         rec = self._read_json(self._file(n, "job.json")) if n is not None else None
         if rec is None:
             return JobInfo(jid, JobState.UNKNOWN, reason="no such local job")
-        log = Path(rec["workdir"]) / f"slurm-{jid}.out"
+        log = self._abs(rec["workdir"]) / f"slurm-{jid}.out"
         base = dict(job_id=jid, started=rec.get("started"), log=log)
         final = self._read_json(self._file(n, "final.json"))
         if final is not None:
@@ -326,15 +371,16 @@ class LocalExecutor(Executor):
         atomic_write_json(self._file(n, "job.json"), rec)  # before fork: never launched twice
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in (rec.get("env") or {}).items()})
-        env.update(SLURM_SUBMIT_DIR=rec["workdir"], SLURM_JOB_ID=jid, CK_LOCAL_JOB_ID=jid,
+        workdir, script = str(self._abs(rec["workdir"])), str(self._abs(rec["script"]))
+        env.update(SLURM_SUBMIT_DIR=workdir, SLURM_JOB_ID=jid, CK_LOCAL_JOB_ID=jid,
                    CUDA_VISIBLE_DEVICES=",".join(assigned))
-        log = Path(rec["workdir"]) / f"slurm-{jid}.out"
+        log = Path(workdir) / f"slurm-{jid}.out"
         try:
             with open(log, "ab") as out:
                 child = subprocess.Popen(
-                    ["bash", "-c", WRAPPER, "ck-local-job", rec["script"],
+                    ["bash", "-c", WRAPPER, "ck-local-job", script,
                      str(self._file(n, "exit")), str(self._file(n, "pid"))],
-                    cwd=rec["workdir"], env=env, stdin=subprocess.DEVNULL, stdout=out,
+                    cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out,
                     stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
         except OSError as exc:
             self._finalize(n, JobInfo(jid, JobState.FAILED, ended=_now(), reason=f"could not start: {exc}"))

@@ -66,6 +66,21 @@ class SlurmExecutor(Executor):
         self._final: dict[str, JobInfo] = {}  # terminal states: never queried again
         self._logs: dict[str, Path] = {}  # job id -> log path, for jobs submitted by this object
 
+    @classmethod
+    def affinity(cls) -> int:
+        return 10 if shutil.which("sbatch") else -1
+
+    def settings(self) -> dict[str, object]:
+        return {}
+
+    def cli_args(self) -> list[str]:
+        return []
+
+    @staticmethod
+    def job_name(tag: str) -> str:
+        """The SLURM job name carrying a submission tag (what find_tagged asks squeue/sacct for)."""
+        return re.sub(r"[^A-Za-z0-9._:-]", ".", tag)
+
     @property
     def scheduler_calls(self) -> int:
         """squeue + sacct invocations so far (the polling cost)."""
@@ -83,12 +98,11 @@ class SlurmExecutor(Executor):
             raise SchedulerError(f"{argv[0]} did not answer within {self._timeout:.0f} s", hint=_HINT) from e
 
     # ------------------------------------------------------------------ submit
-    def submit(self, spec: JobSpec, after: str | None = None) -> str:
+    def submit_argv(self, spec: JobSpec, after: str | None = None) -> list[str]:
         script = Path(spec.script)
-        if not script.is_file():
-            raise SubmitError("script to submit does not exist", file=script,
-                              hint="scaffold the experiment first (ck scaffold)")
         argv = ["sbatch", "--parsable"]
+        if spec.tag:
+            argv.append(f"--job-name={self.job_name(spec.tag)}")
         if after is not None:
             after = str(after)
             if not _JOB_ID.fullmatch(after):
@@ -98,6 +112,14 @@ class SlurmExecutor(Executor):
         # Submitted from its own directory by name, exactly as `cd run && sbatch finetune.slurm`,
         # so sbatch's working directory (and so slurm-%j.out) is the script's directory.
         argv.append(script.name)
+        return argv
+
+    def submit(self, spec: JobSpec, after: str | None = None) -> str:
+        script = Path(spec.script)
+        if not script.is_file():
+            raise SubmitError("script to submit does not exist", file=script,
+                              hint="scaffold the experiment first (ck scaffold)")
+        argv = self.submit_argv(spec, after)
         env = {**os.environ, **{str(k): str(v) for k, v in spec.env.items()}} if spec.env else None
         p = self._run(argv, cwd=script.parent, env=env)
         if p.returncode != 0:
@@ -128,6 +150,36 @@ class SlurmExecutor(Executor):
         return sorted(n[:-1] + " (default)" if n.endswith("*") else n for n in names)
 
     # ------------------------------------------------------------------ poll
+    def peek(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """poll() without keeping anything: squeue/sacct only read the scheduler."""
+        final = dict(self._final)
+        try:
+            return self.poll(job_ids)
+        finally:
+            self._final = final
+
+    def find_tagged(self, tag: str, since: str | None = None) -> list[JobInfo]:
+        """Jobs named after `tag`: squeue (live and recently ended), then sacct (older ones)."""
+        name = self.job_name(tag)
+        p = self._run(["squeue", "--noheader", "--states=all", f"--name={name}",
+                       f"--Format={SQUEUE_FORMAT}"])
+        if p.returncode != 0:
+            raise SchedulerError(f"squeue failed: {p.stderr.strip() or p.stdout.strip()}", hint=_HINT)
+        found = parse_squeue(p.stdout)
+        argv = ["sacct", "--noheader", "--parsable2", "--allocations", f"--name={name}",
+                f"--format={SACCT_FORMAT}"]
+        if since:
+            argv.append(f"--starttime={since}")
+        q = self._run(argv)
+        if q.returncode == 0:
+            for jid, info in parse_sacct(q.stdout).items():
+                found.setdefault(jid, info)
+        elif not found:
+            # Neither answer: saying "never submitted" could submit it twice.
+            raise SchedulerError(f"cannot tell whether {tag} was submitted: sacct failed "
+                                 f"({q.stderr.strip() or q.returncode})", hint=_HINT)
+        return [found[j] for j in sorted(found, key=lambda j: [int(x) for x in j.split("_")])]
+
     def poll(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
         ids = list(dict.fromkeys(str(j) for j in job_ids))
         out: dict[str, JobInfo] = {j: self._final[j] for j in ids if j in self._final}

@@ -1,0 +1,358 @@
+"""Is this checkpoint / evaluation complete, and what did it score? The one reader of artifacts,
+for plan, run, status and analyze alike.
+
+Checkpoint (<output_dir>/epoch_<N>/, written by torchtune): complete only when every file its
+index names is present and readable — model.safetensors.index.json's weight_map (or
+pytorch_model.bin.index.json), else every *.safetensors in the directory; plus the adapter when
+adapter_config.json says there is one. A safetensors file is readable when its header parses and
+the file is exactly as long as the header says (a truncated copy is not a checkpoint).
+
+Evaluation (EXP/<run>/eval/logs/): done only when a log reads back through inspect-ai's log API
+(list_eval_logs + read_eval_log; .eval and .json formats) with status "success" for the expected
+task, epoch and checkpoint. `ck run` tags each evaluation it submits with
+`inspect eval --metadata ck_*=...` (eval_metadata_args): a tagged log counts only for the job and
+the evaluation fingerprint it names, so a changed evaluation (task, split, epochs, prompt: any
+change of the eval script or the task file) is a new evaluation. An untagged log (run by hand)
+counts when its task, epoch and model path match and it is newer than the eval script.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+# ---- metadata keys `ck run` puts on every evaluation log (inspect eval --metadata k=v) -----
+META_JOB = "ck_job"  # the job key, e.g. rank8_lr1e-5/eval/capitalization_epoch0
+META_EXPERIMENT = "ck_experiment"  # EXP/.ck/experiment.json id
+META_FINGERPRINT = "ck_eval"  # sha256 prefix of the eval script + task file
+META_TASK = "ck_task"
+META_EPOCH = "ck_epoch"  # "base" for a control run
+METADATA_KEYS = (META_JOB, META_EXPERIMENT, META_FINGERPRINT, META_TASK, META_EPOCH)
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+MAX_TASK_FILE_BYTES = 4 * 1024 * 1024
+_EPOCH = re.compile(r"epoch_(\d+)")
+_TASK_SPEC = re.compile(r"^\s*inspect\s+eval\s+(?P<spec>'[^']*'|\"[^\"]*\"|\S+)", re.M)
+
+
+# ======================================================================== checkpoints
+def safetensors_problem(path: Path) -> str | None:
+    """None when `path` is a readable safetensors file, else what is wrong with it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return f"{path.name}: shorter than a safetensors header"
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER_BYTES:
+                return f"{path.name}: header length {n} is not plausible"
+            raw = fh.read(n)
+            size = fh.seek(0, 2)
+    except FileNotFoundError:
+        return f"{path.name}: missing"
+    except OSError as exc:
+        return f"{path.name}: unreadable ({exc.strerror or exc})"
+    if len(raw) < n:
+        return f"{path.name}: truncated inside its header"
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return f"{path.name}: header is not JSON"
+    if not isinstance(header, dict):
+        return f"{path.name}: header is not an object"
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            return f"{path.name}: tensor {name!r} has no data_offsets"
+        end = max(end, offsets[1])
+    if size != 8 + n + end:
+        return f"{path.name}: {size} bytes, header says {8 + n + end} (truncated or padded)"
+    return None
+
+
+def _index_files(index: Path) -> tuple[set[str] | None, str | None]:
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+        files = set(data["weight_map"].values())
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+        return None, f"{index.name}: unreadable index ({type(exc).__name__})"
+    if not files or not all(isinstance(f, str) and "/" not in f and f not in ("", ".", "..") for f in files):
+        return None, f"{index.name}: weight_map names no files, or names outside the directory"
+    return files, None
+
+
+def checkpoint_problems(path: Path) -> list[str]:
+    """Empty when the checkpoint directory is complete; otherwise every reason it is not."""
+    path = Path(path)
+    if not path.is_dir():
+        return [f"{path}: no such directory"]
+    problems: list[str] = []
+    st_index = path / "model.safetensors.index.json"
+    pt_index = path / "pytorch_model.bin.index.json"
+    if st_index.is_file():
+        files, err = _index_files(st_index)
+        problems += [err] if err else [p for f in sorted(files) if (p := safetensors_problem(path / f))]
+    elif pt_index.is_file():
+        files, err = _index_files(pt_index)
+        problems += [err] if err else [f"{f}: missing or empty" for f in sorted(files)
+                                       if not ((path / f).is_file() and (path / f).stat().st_size > 0)]
+    else:
+        weights = sorted(p for p in path.glob("*.safetensors") if not p.name.startswith("adapter_model"))
+        if not weights:
+            problems.append(f"{path}: no model weights (*.safetensors)")
+        problems += [p for w in weights if (p := safetensors_problem(w))]
+    adapter = path / "adapter_model.safetensors"
+    if adapter.exists():
+        problems += [p for p in [safetensors_problem(adapter)] if p]
+    elif (path / "adapter_config.json").is_file() and not (path / "adapter_model.bin").is_file():
+        problems.append("adapter_config.json names an adapter but adapter_model.safetensors is missing")
+    return problems
+
+
+def checkpoint_complete(path: Path) -> bool:
+    return not checkpoint_problems(path)
+
+
+# ======================================================================== evaluations
+@dataclass(frozen=True)
+class ExpectedEval:
+    """What one planned evaluation must have produced."""
+
+    key: str  # job key
+    log_dir: Path  # EXP/<run>/eval/logs
+    task: str
+    epoch: int | None  # None: the base model (control run)
+    checkpoint: Path | None  # the epoch dir it evaluates (None for base)
+    script: Path  # the eval script (its text + task file make the fingerprint)
+
+
+@dataclass
+class EvalResult:
+    """One evaluation log, as analyze reports it."""
+
+    run_dir: str
+    task: str
+    epoch: int | None
+    status: str
+    path: str
+    created: str = ""
+    scorer: str = ""
+    metric: str = ""
+    value: float | None = None  # the primary metric: first scorer's accuracy (else its first metric)
+    metrics: dict[str, float] = field(default_factory=dict)  # "scorer/metric" -> value
+    samples: int = 0
+    error: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    model: str = ""
+
+
+def task_name(raw: str) -> str:
+    """'pkg/name', 'file.py@name' or 'name' -> 'name'."""
+    return raw.split("/")[-1].split("@")[-1]
+
+
+def epoch_of(model: str, model_args: object = "") -> int | None:
+    found = _EPOCH.findall(f"{model} {model_args}")
+    return int(found[-1]) if found else None
+
+
+def list_logs(log_dir: Path) -> list[Path]:
+    """Every inspect log under log_dir, .eval and .json alike, oldest name first."""
+    if not Path(log_dir).is_dir():
+        return []
+    from inspect_ai.log import list_eval_logs
+
+    out = []
+    for info in list_eval_logs(str(log_dir), recursive=True):
+        name = info.name
+        out.append(Path(name[len("file://"):] if name.startswith("file://") else name))
+    return sorted(out)
+
+
+def read_result(path: Path, run_dir: str = "") -> EvalResult:
+    """Read one log's header (results live there). Raises on an unreadable file."""
+    from inspect_ai.log import read_eval_log
+
+    log = read_eval_log(str(path), header_only=True)
+    ev = log.eval
+    meta = {str(k): str(v) for k, v in (ev.metadata or {}).items()}
+    epoch = epoch_of(str(ev.model), ev.model_args)
+    if META_EPOCH in meta:
+        epoch = None if meta[META_EPOCH] == "base" else int(meta[META_EPOCH])
+    res = EvalResult(run_dir=run_dir, task=meta.get(META_TASK) or task_name(str(ev.task)),
+                     status=str(log.status), epoch=epoch, path=str(path), created=str(ev.created or ""),
+                     metadata=meta, model=str(ev.model))
+    if log.error is not None:
+        res.error = str(getattr(log.error, "message", log.error)).strip().splitlines()[0][:200]
+    if log.results is not None:
+        res.samples = int(log.results.completed_samples or 0)
+        for score in log.results.scores or []:
+            for name, m in (score.metrics or {}).items():
+                res.metrics[f"{score.name}/{name}"] = float(m.value)
+        first = (log.results.scores or [None])[0]
+        if first is not None and first.metrics:
+            name = "accuracy" if "accuracy" in first.metrics else next(iter(first.metrics))
+            res.scorer, res.metric = first.name, name
+            res.value = float(first.metrics[name].value)
+    return res
+
+
+def _describe_error(path: Path, exc: Exception) -> str:
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "no detail"
+    return f"{path}: not a readable inspect-ai log ({type(exc).__name__}: {detail})"
+
+
+def task_file(script: Path) -> Path | None:
+    """The task file an eval script runs (`inspect eval <file>[@task]`), when it is a file."""
+    try:
+        text = script.read_text(encoding="utf-8", errors="replace")[:65536]
+    except OSError:
+        return None
+    m = _TASK_SPEC.search(text)
+    if not m:
+        return None
+    spec = m.group("spec").strip("'\"").split("@")[0]
+    path = (script.parent / spec) if not spec.startswith("/") else Path(spec)
+    return path if path.is_file() else None
+
+
+def eval_fingerprint(script: Path) -> str:
+    """What makes an evaluation this evaluation: its script (task, split, epochs, model args)
+    and its task file (prompt, scorer)."""
+    h = hashlib.sha256()
+    for part in (script, task_file(script)):
+        if part is None:
+            continue
+        try:
+            with open(part, "rb") as fh:
+                h.update(fh.read(MAX_TASK_FILE_BYTES))
+        except OSError:
+            h.update(b"<unreadable>")
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def expected_metadata(expected: ExpectedEval, exp_id: str | None) -> dict[str, str]:
+    meta = {META_JOB: expected.key, META_FINGERPRINT: eval_fingerprint(expected.script),
+            META_TASK: expected.task, META_EPOCH: "base" if expected.epoch is None else str(expected.epoch)}
+    if exp_id:
+        meta[META_EXPERIMENT] = exp_id
+    return meta
+
+
+def metadata_args(meta: dict[str, str]) -> str:
+    """`--metadata k=v ...` for $CK_INSPECT_ARGS (word-split by the eval script: no spaces)."""
+    for k, v in meta.items():
+        if not re.fullmatch(r"[A-Za-z0-9._:/+-]+", v):
+            raise ValueError(f"metadata {k}={v!r} cannot pass through CK_INSPECT_ARGS")
+    return " ".join(f"--metadata {k}={v}" for k, v in meta.items())
+
+
+def _created(text: str) -> float | None:
+    try:
+        return _dt.datetime.fromisoformat(text).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def _model_path(model: str) -> str:
+    return model.split("/", 1)[1] if "/" in model else model  # "hf/<path>" -> "<path>"
+
+
+def matches(res: EvalResult, expected: ExpectedEval, fingerprint: str | None = None) -> bool:
+    """Whether a successful log `res` is the result of `expected` (see module doc)."""
+    if res.status != "success":
+        return False
+    if META_JOB in res.metadata:
+        fp = fingerprint or eval_fingerprint(expected.script)
+        return res.metadata.get(META_JOB) == expected.key and res.metadata.get(META_FINGERPRINT) == fp
+    if res.task != expected.task or res.epoch != expected.epoch:
+        return False
+    if expected.checkpoint is not None:
+        model = _model_path(res.model)
+        if model.startswith("/") and Path(model) != Path(expected.checkpoint):
+            return False
+        if not str(expected.checkpoint).endswith(model.rstrip("/")):
+            return False
+    try:
+        changed = expected.script.stat().st_mtime
+    except OSError:
+        return False
+    created = _created(res.created)
+    return created is not None and created >= changed - 1  # not older than the evaluation it claims
+
+
+@dataclass
+class EvalCheck:
+    done: bool
+    result: EvalResult | None = None  # the newest matching successful log
+    problems: list[str] = field(default_factory=list)  # unreadable logs (never fatal)
+
+
+def check_eval(expected: ExpectedEval, logs: Iterable[Path] | None = None) -> EvalCheck:
+    """Is `expected` done? Reads the headers of the logs in its log dir."""
+    check = EvalCheck(False)
+    fingerprint = eval_fingerprint(expected.script)
+    for path in (list_logs(expected.log_dir) if logs is None else logs):
+        try:
+            res = read_result(path)
+        except Exception as exc:  # a corrupt / truncated log is no result, never fatal
+            check.problems.append(_describe_error(path, exc))
+            continue
+        if matches(res, expected, fingerprint):
+            if check.result is None or (res.created, res.path) >= (check.result.created, check.result.path):
+                check.result = res
+    check.done = check.result is not None
+    return check
+
+
+def eval_done(expected: ExpectedEval) -> bool:
+    return check_eval(expected).done
+
+
+# ======================================================================== analyze's view
+@dataclass
+class EvalScan:
+    results: dict[tuple[str, str, int | None], EvalResult] = field(default_factory=dict)
+    failed: dict[tuple[str, str, int | None], EvalResult] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def scan_run(exp_dir: Path, run_dir: str, scan: EvalScan,
+             expected: Iterable[ExpectedEval] | None = None) -> None:
+    """Add the latest result per task x epoch found under EXP/<run_dir>/eval/logs/ to `scan`.
+    With `expected` (the planned evaluations of this run), a successful log counts only when it
+    is the result of one of them (same rules as `ck run`); others go to `problems`."""
+    logs = Path(exp_dir) / run_dir / "eval" / "logs"
+    exp_list = list(expected) if expected is not None else None
+    fps = {e.key: eval_fingerprint(e.script) for e in exp_list or []}
+    for path in list_logs(logs):
+        try:
+            res = read_result(path, run_dir)
+        except Exception as exc:  # a corrupt/truncated log must not stop the analysis
+            scan.problems.append(_describe_error(path, exc) + "; skipped - re-run that evaluation "
+                                 "(`ck run` does) or delete the file")
+            continue
+        if res.status == "success" and exp_list is not None and not any(
+                matches(res, e, fps[e.key]) for e in exp_list):
+            scan.problems.append(f"{path}: a successful log that is not the current evaluation of "
+                                 f"{run_dir} (task {res.task}, epoch {res.epoch}); not counted - "
+                                 "`ck run` re-runs the evaluation")
+            continue
+        key = (run_dir, res.task, res.epoch)
+        target = scan.results if res.status == "success" else scan.failed
+        old = target.get(key)
+        # file names start with inspect's timestamp; `created` breaks ties across renamed files
+        if old is None or (res.created, res.path) >= (old.created, old.path):
+            target[key] = res
+    for key in list(scan.failed):
+        if key in scan.results:  # a later retry succeeded, or an old success exists: use it
+            del scan.failed[key]
