@@ -177,8 +177,29 @@ def list_logs(log_dir: Path) -> list[Path]:
     return sorted(out)
 
 
+_CACHE: dict[tuple[str, int, int], EvalResult] = {}  # (path, size, mtime_ns) -> parsed header
+_CACHE_MAX = 4096
+
+
 def read_result(path: Path, run_dir: str = "") -> EvalResult:
-    """Read one log's header (results live there). Raises on an unreadable file."""
+    """Read one log's header (results live there). Raises on an unreadable file. Headers are
+    cached by (path, size, mtime): the monitor asks about the same logs every cycle."""
+    import copy
+
+    st = Path(path).stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    hit = _CACHE.get(key)
+    if hit is None:
+        hit = _read_result(Path(path))
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[key] = hit
+    res = copy.deepcopy(hit)
+    res.run_dir = run_dir
+    return res
+
+
+def _read_result(path: Path, run_dir: str = "") -> EvalResult:
     from inspect_ai.log import read_eval_log
 
     log = read_eval_log(str(path), header_only=True)

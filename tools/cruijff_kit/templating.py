@@ -22,7 +22,7 @@ def _na(value) -> str:
     if value is None or value == "":
         return "-"
     if isinstance(value, float):
-        from .experiment.numbers import format_float
+        from .util.numbers import format_float
 
         return format_float(value)
     return str(value)

@@ -36,6 +36,26 @@ def register(subparsers) -> None:
     s.set_defaults(func=cmd_status)
 
 
+def _closed_pipe(func):
+    """`ck status | head`: a reader that goes away is exit 2 with a message, not a traceback."""
+    import functools
+    import os
+
+    @functools.wraps(func)
+    def wrapper(args):
+        try:
+            result = func(args)
+            sys.stdout.flush()
+            return result
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # nothing more can reach the reader
+            raise CkError("standard output was closed before the output ended (broken pipe)",
+                          file="<stdout>") from None
+
+    return wrapper
+
+
 def _gpus(text: str | None) -> list[str] | None:
     if text is None:
         return None
@@ -61,6 +81,7 @@ def _executor_name(requested: str, exp: Path) -> str:
     return requested
 
 
+@_closed_pipe
 def cmd_run(args: argparse.Namespace) -> int:
     from ..executors import get_executor
     from ..run.orchestrator import default_out, run_experiment
@@ -129,6 +150,7 @@ def _print_summary(report) -> None:
         print(f"Logs: {report.exp_dir}/run-experiment.log, run-torchtune.log, run-inspect.log")
 
 
+@_closed_pipe
 def cmd_status(args: argparse.Namespace) -> int:
     from ..run.status import experiment_status
 

@@ -124,7 +124,8 @@ class Ledger:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[dict]:
-        """Read, let the caller change the document, write it once (only if it changed)."""
+        """Read, let the caller change the document, write it once. Callers open one only when
+        they have something to change."""
         try:
             lock = exclusive_lock(self._lock_path, owner=f"pid {os.getpid()}", blocking=True)
             lock.__enter__()
@@ -133,10 +134,8 @@ class Ledger:
                           hint="is the experiment directory writable?") from None
         try:
             data = self.read()
-            before = json.dumps(data, sort_keys=True)
             yield data
-            if json.dumps(data, sort_keys=True) != before:
-                self.write(data)
+            self.write(data)
         finally:
             lock.__exit__(None, None, None)
 

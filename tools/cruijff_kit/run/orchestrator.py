@@ -160,7 +160,9 @@ class Orchestrator:
             self._outcome(job, Action.REATTACH, Verdict.LIVE, job_id=e["job_id"], state=state)
             self._event(EventType.REATTACHED, job, job_id=e["job_id"], state=state.value, note="re-attached")
             return None
-        done = is_done(job, self.plan)
+        # an evaluation of a checkpoint that is trained again in this pass is stale, log or not
+        retrained = job.kind == "eval" and self.live.get(job.depends_on or "") == DRY_ID
+        done = not retrained and is_done(job, self.plan)
         if done and state in (None, JobState.COMPLETED):
             verdict = Verdict.DONE if state else Verdict.FOUND
             if state is None:
