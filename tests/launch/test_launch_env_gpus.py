@@ -47,7 +47,8 @@ def test_env_plan_follows_the_seed_order_and_verify_reports_torch(ck, tmp_path):
         "setup.py": "from setuptools import setup\nsetup(name='r')\n",
         "pyproject.toml": "[project]\nname='r'\nversion='0'\n", "environment.yml": "dependencies: [pip]\n",
     })
-    result = ck("launch", "env", repo, "--kind", "current", "--with-wandb", "--verify", "--json")
+    result = ck("launch", "env", repo, "--kind", "current", "--python", sys.executable, "--with-wandb", "--verify",
+                "--json")
     assert result.rc == 0, result
     info = result.json
     py = sys.executable
@@ -64,7 +65,8 @@ def test_env_plan_follows_the_seed_order_and_verify_reports_torch(ck, tmp_path):
 
 def test_env_venv_plan_and_missing_conda(ck, tmp_path):
     repo = write_repo(tmp_path / "r", {"train.py": "print(1)\n"})
-    plan = ck("launch", "env", repo, "--kind", "venv", "--name", "envs/exp1", "--json").json
+    plan = ck("launch", "env", repo, "--kind", "venv", "--name", "envs/exp1", "--python", sys.executable,
+              "--json").json
     assert plan["env"] == {"kind": "venv", "name": str(repo / "envs/exp1"), "exists": False,
                            "prefix": str(repo / "envs/exp1")}
     assert plan["commands"] == [f"{sys.executable} -m venv {repo / 'envs/exp1'}"]

@@ -29,7 +29,7 @@ def test_start_status_alive_then_real_exit_code(ck, script_repo, wait_done, laun
 
     status = ck("launch", "status", run_id, "--json").json
     assert status["alive"] is True and status["exit_code"] is None and status["elapsed_s"] >= 0
-    assert status["resources"]["processes"] >= 2  # wrapper + python
+    assert status["resources"]["processes"] >= 2  # supervisor + python
     assert status["resources"]["rss_mib"] > 0
 
     final = wait_done(run_id)
@@ -67,11 +67,18 @@ def test_stop_by_recorded_pid_and_pid_reuse_guard(ck, script_repo, launch_env):
     meta_file = launch_env / run_id / "meta.json"
     meta = json.loads(meta_file.read_text())
 
-    # pretend the pid now belongs to another process: stop must refuse and signal nothing
-    meta_file.write_text(json.dumps({**meta, "pid_start": "1"}))
-    refused = ck("launch", "stop", run_id, "--json")
-    assert refused.rc == 2 and "not running" in refused.json["error"]
-    os.kill(meta["pid"], 0)  # still alive
+    # pretend the recorded pids now belong to a stranger (pid reuse): stop must refuse and signal nothing
+    stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        meta_file.write_text(json.dumps({**meta, "run_id": "someone-else", "pid": stranger.pid,
+                                         "pgid": stranger.pid, "supervisor_pid": stranger.pid}))
+        refused = ck("launch", "stop", run_id, "--json")
+        assert refused.rc == 2 and "not running" in refused.json["error"]
+        os.kill(meta["pid"], 0)  # still alive
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
     meta_file.write_text(json.dumps(meta))
 
     stopped = ck("launch", "stop", run_id, "--json")
@@ -81,7 +88,7 @@ def test_stop_by_recorded_pid_and_pid_reuse_guard(ck, script_repo, launch_env):
     assert ck("launch", "status", run_id, "--json").json["alive"] is False
 
     diagnosis = ck("launch", "diagnose", run_id, "--json").json
-    assert diagnosis["failure"] == "killed" and "Stopped on request" in diagnosis["advice"]
+    assert diagnosis["failure"] == "stopped" and "Stopped on request" in diagnosis["advice"]
 
     again = ck("launch", "stop", run_id)
     assert again.rc == 2 and "not running" in again.err
@@ -121,10 +128,15 @@ def test_start_uses_the_venv_asked_for_and_creates_nothing(ck, script_repo, tmp_
     before = sorted(p.name for p in repo.iterdir())
     run = ck("launch", "start", repo, "--command", "python train.py", "--env", venv, "--wait", "2", "--json").json
     assert f"prefix={venv}" in ck("launch", "logs", run["run_id"]).out
-    assert sorted(p.name for p in repo.iterdir()) == before
+    # no environment created; the only new entry is the link to the run's log (issue 11)
+    assert sorted(p.name for p in repo.iterdir() if p.name != "experiment.log") == before
+    assert (repo / "experiment.log").is_symlink()
+    assert (repo / "experiment.log").resolve() == Path(run["log"]).resolve()
 
+    # without --env: the user's python on PATH, never ck's own installation (it was, wrongly, before)
     run = ck("launch", "start", repo, "--command", "python train.py", "--wait", "2", "--json").json
-    assert f"prefix={sys.prefix}" in ck("launch", "logs", run["run_id"]).out  # the current interpreter
+    assert run["environment"]["source"] == "python on PATH"
+    assert f"prefix={sys.prefix}\n" not in ck("launch", "logs", run["run_id"]).out
 
 
 def test_bad_input_exits_2(ck, tmp_path, script_repo):

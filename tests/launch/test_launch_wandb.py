@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 import subprocess
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def test_preview_changes_nothing_then_apply_and_revert_byte_identical(ck, plain_
 def test_injected_plain_loop_logs_to_an_offline_wandb_run(ck, plain_repo, wait_done, tmp_path):
     assert ck("launch", "wandb", "inject", plain_repo, "--project", "ck-test", "--yes").rc == 0
     started = ck("launch", "start", plain_repo, "--command", "python train.py --epochs 2 --data x",
-                 "--wandb-project", "ck-test", "--wait", "0", "--json")
+                 "--python", sys.executable, "--wandb-project", "ck-test", "--wait", "0", "--json")
     assert started.rc == 0, started
     final = wait_done(started.json["run_id"], timeout=45)
     assert final["exit_code"] == 0, ck("launch", "logs", started.json["run_id"]).out

@@ -5,7 +5,6 @@ from package metadata."""
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import re
 import shlex
@@ -16,7 +15,8 @@ from typing import Callable
 
 from ..errors import CkError
 from ..localconfig import LocalConfig, find_local_config, load_local_config
-from ..setup.probe import Probe, Result
+from ..setup.probe import Probe
+from ..util import procs
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONSTRAINTS = REPO_ROOT / "scripts" / "constraints.txt"
@@ -166,12 +166,9 @@ def check_config_values(cfg: LocalConfig, probe: Probe, partitions: dict[str, di
             out.append(Check("config conda_env", True, f"conda_env {cfg.conda_env}: conda is not on PATH here "
                              "(jobs load it through slurm_modules)", info=True))
         else:
-            res = probe.run([conda, "env", "list", "--json"], timeout=60)
-            try:
-                names = {Path(e).name for e in json.loads(res.out).get("envs", [])} if res.ok else set()
-            except json.JSONDecodeError:
-                names, res = set(), Result(1, "", "no JSON")
-            if res.ok and cfg.conda_env not in names | {"base"}:
+            envs, problem = procs.conda_envs(conda, run=probe.run)
+            names = set(envs)
+            if problem is None and cfg.conda_env not in names | {"base"}:
                 out.append(Check("config conda_env", False,
                                  f"{_where(cfg, 'conda_env')}: conda has no environment {cfg.conda_env!r}",
                                  f"create it (`conda create -n {shlex.quote(cfg.conda_env)} python=3.11`) "
@@ -245,15 +242,15 @@ def check_slurm(probe: Probe) -> tuple[list[Check], dict[str, dict] | None]:
 
 def check_gpus(probe: Probe, version: VersionReader | None = None) -> Check:
     version = version or installed_version
-    if probe.which("nvidia-smi") is None:
+    q = procs.query_gpus(("index", "name", "memory.total"), run=probe.run, which=probe.which)
+    if q.missing:
         return Check("gpus", True, "no nvidia-smi: CPU only here (fine for the demo; on a cluster GPUs are "
                                    "on the compute nodes)", info=True)
-    res = probe.run(["nvidia-smi", "--query-gpu=index,name,memory.total", "--format=csv,noheader"], timeout=30)
-    if not res.ok:
-        return Check("gpus", False, f"nvidia-smi fails: {res.why()}",
+    if not q.ok:
+        return Check("gpus", False, f"nvidia-smi fails: {q.reason.split(': ', 1)[-1]}",
                      "the NVIDIA driver is not loaded or does not match; run `nvidia-smi` by hand "
                      "(on a cluster: `srun --gres=gpu:1 nvidia-smi` on a compute node)")
-    gpus = [line.strip() for line in res.out.splitlines() if line.strip()]
+    gpus = [", ".join(row) for row in q.rows]
     if not gpus:
         return Check("gpus", True, "nvidia-smi lists no GPUs: CPU only here", info=True)
     torch = version("torch") or ""
@@ -316,7 +313,7 @@ def check_experiment(exp_dir: Path) -> list[Check]:
 
 def check_wandb(cfg: LocalConfig | None, version: VersionReader | None = None) -> Check:
     # Never read out the key itself: only whether one is available.
-    from ..launch.process import _wandb_api_key_present
+    from ..launch.process import wandb_api_key_present as _wandb_api_key_present
 
     version = version or installed_version
     project = cfg.my_wandb_project if cfg else ""

@@ -82,8 +82,11 @@ def register(subparsers) -> None:
     p.add_argument("--command", dest="train_command", required=True, metavar="CMD",
                    help='the training command, run from REPO, e.g. "python train.py --epochs 3"')
     p.add_argument("--gpus", help="CUDA_VISIBLE_DEVICES: 0 | 0,1 | auto | all | cpu (default: unchanged)")
-    p.add_argument("--env", dest="env_name", metavar="NAME", help="conda env name, or a venv folder")
-    p.add_argument("--python", metavar="PATH", help="interpreter to run `python` with (default: the current one)")
+    p.add_argument("--env", dest="env_name", metavar="NAME",
+                   help="conda env name, or a venv folder (default: the repo's own env, else python on PATH)")
+    p.add_argument("--python", metavar="PATH", help="interpreter to run `python` with")
+    p.add_argument("--install", action="store_true",
+                   help="pip-install the entry point's missing imports into the run's environment first")
     p.add_argument("--wandb-project", metavar="P", help="exported as WANDB_PROJECT")
     p.add_argument("--wait", type=float, default=5.0, metavar="S",
                    help="seconds to watch for an early crash before returning (default 5)")
@@ -109,8 +112,31 @@ def register(subparsers) -> None:
     p.add_argument("--timeout", type=float, default=15.0, metavar="S", help="seconds before SIGKILL (default 15)")
     p.set_defaults(func=cmd_stop)
 
-    p = sub.add_parser("list", parents=[js], help="every launched run and its state")
+    p = sub.add_parser("list", parents=[js], help="launched runs: repo, environment, state, log")
+    p.add_argument("--repo", metavar="REPO", help="only the runs of this repo")
     p.set_defaults(func=cmd_list)
+
+    for parser in list(sub.choices.values()) + list(wsub.choices.values()):
+        handler = parser.get_default("func")
+        if handler is not None and getattr(handler, "__module__", None) == __name__:
+            parser.set_defaults(func=_pipe_safe(handler))
+
+
+def _pipe_safe(handler):
+    """`ck launch list | head` ends quietly: a closed pipe is not an error worth a traceback."""
+    def run(args) -> int:
+        try:
+            code = handler(args)
+            sys.stdout.flush()
+            return code
+        except BrokenPipeError:
+            import os
+
+            # Python flushes stdout again at exit; point it at /dev/null so that flush is silent too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+    run.__wrapped__ = handler
+    return run
 
 
 # --------------------------------------------------------------------------- handlers
@@ -213,7 +239,7 @@ def cmd_wandb_check(args) -> int:
 
     from . import process
 
-    key = process._wandb_api_key_present()
+    key = process.wandb_api_key_present()
     mode = os.environ.get("WANDB_MODE") or ("online" if key else "offline")
     result = {"api_key_available": key, "mode": mode,
               "hint": None if key else "no API key: runs log offline; `wandb login` or export WANDB_API_KEY "
@@ -231,12 +257,20 @@ def cmd_start(args) -> int:
     from . import process
 
     result = process.start(args.repo, args.train_command, gpus=args.gpus, env_name=args.env_name,
-                           python=args.python, wandb_project=args.wandb_project, wait_s=args.wait)
+                           python=args.python, wandb_project=args.wandb_project, wait_s=args.wait,
+                           install=args.install)
     died = not result["alive"] and result["exit_code"] not in (None, 0)
     if args.json:
         _print_json(result)
     else:
-        print(f"run id: {result['run_id']}\npid:    {result['pid']}\nlog:    {result['log']}")
+        env = result["environment"]
+        print(f"run id: {result['run_id']}\npid:    {result['pid']}  (the training's process group; "
+              f"killing it ends the run)\nenv:    {env['kind']} {env['name']} ({env['source']})\n"
+              f"log:    {result['repo_log'] or result['log']}")
+        missing = result.get("missing_dependencies")
+        if missing:
+            print(f"missing: {', '.join(missing['modules'])} not importable in this environment; install with "
+                  f"`{missing['install_command']}` (or rerun with --install)")
         print(f"state after {args.wait:g} s: {result['state']}"
               + (f" (exit code {result['exit_code']})" if result["exit_code"] is not None else ""))
         for line in result.get("log_tail", []):
@@ -257,6 +291,10 @@ def cmd_status(args) -> int:
     print(f"{result['run_id']}: {result['state']}, pid {result['pid']}, elapsed {result['elapsed_s']} s"
           + (f", exit code {result['exit_code']}" if result["exit_code"] is not None else "")
           + (f", cpu {res['cpu_s']} s, rss {res['rss_mib']} MiB" if res else ""))
+    env = result.get("environment") or {}
+    print(f"  env: {env.get('kind')} {env.get('name')}; python {env.get('interpreter') or '(from the env)'}")
+    if result.get("leftover_pids"):
+        print(f"  still alive after the run ended: pids {result['leftover_pids']} (ck launch stop {result['run_id']})")
     for line in result.get("log_tail", []):
         print(f"  | {line}")
     return 0
@@ -311,10 +349,12 @@ def cmd_stop(args) -> int:
 def cmd_list(args) -> int:
     from . import process
 
-    runs = process.list_runs()
+    runs = process.list_runs(args.repo)
     if args.json:
         _print_json(runs)
     else:
+        print("\t".join(("RUN_ID", "STATE", "ELAPSED_S", "REPO", "ENVIRONMENT", "LOG")))
         for run in runs:
-            print(f"{run['run_id']}  {run['state']:<9}  {run['elapsed_s']:>8} s  {run['command']}")
+            print("\t".join((run["run_id"], run["state"], f"{run['elapsed_s']:g}", run["repo"],
+                             run["environment"], run["log"])))
     return 0

@@ -250,6 +250,73 @@ def _dataclass_default(facts: FileFacts, value: ast.AST | None) -> Any:
     return _literal_or_source(facts, value)
 
 
+# --------------------------------------------------------------------------- dependencies from imports
+
+# import name -> pip package, where they differ
+PIP_NAMES = {"cv2": "opencv-python", "PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml",
+             "skimage": "scikit-image", "Crypto": "pycryptodome", "bs4": "beautifulsoup4",
+             "attr": "attrs", "dotenv": "python-dotenv", "google.protobuf": "protobuf",
+             "hydra": "hydra-core", "omegaconf": "omegaconf", "lightning": "lightning",
+             "pytorch_lightning": "pytorch-lightning", "tensorflow": "tensorflow", "jax": "jax[cpu]",
+             "sentencepiece": "sentencepiece", "huggingface_hub": "huggingface-hub", "wx": "wxPython",
+             "Levenshtein": "python-Levenshtein", "fitz": "pymupdf", "docx": "python-docx",
+             "rootutils": "rootutils"}
+
+
+def pip_name(module: str) -> str:
+    top = module.split(".")[0]
+    return PIP_NAMES.get(module) or PIP_NAMES.get(top) or top
+
+
+def _conditional_imports(tree: ast.Module) -> set[int]:
+    """ids of import nodes under an `if` or a `try` (optional: `if wandb_log: import wandb`)."""
+    out: set[int] = set()
+
+    def visit(node: ast.AST, guarded: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)) and guarded:
+                out.add(id(child))
+            visit(child, guarded or isinstance(child, (ast.If, ast.Try)))
+
+    visit(tree, False)
+    return out
+
+
+def _is_local(module: str, repo: Path, files: list[FileFacts]) -> bool:
+    top = module.split(".")[0]
+    for root in {repo, repo / "src", *(f.path.parent for f in files)}:
+        if (root / f"{top}.py").is_file() or (root / top).is_dir():
+            return True
+    return False
+
+
+def inferred_dependencies(files: list[FileFacts], repo: Path) -> list[dict[str, Any]]:
+    """Third-party packages the analyzed files import (stdlib and repo modules left out), each with
+    where it is imported and whether only conditionally (inside an if / try)."""
+    import sys
+
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    found: dict[str, dict[str, Any]] = {}
+    for facts in files:
+        conditional = _conditional_imports(facts.tree)
+        for node in ast.walk(facts.tree):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                if top in stdlib or _is_local(module, repo, files):
+                    continue
+                entry = found.setdefault(top, {"import": top, "package": pip_name(module),
+                                               "where": facts.where(node), "conditional": True})
+                if id(node) not in conditional and entry["conditional"]:
+                    entry.update(conditional=False, where=facts.where(node))
+    return sorted(found.values(), key=lambda d: (d["conditional"], d["import"]))
+
+
 # --------------------------------------------------------------------------- dependency files
 
 def dependency_files(repo: Path) -> list[dict[str, Any]]:
@@ -450,6 +517,7 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
         "framework_evidence": {k: v for k, v in evidence.items() if v},
         "dependencies": deps,
         "install_order": [d["file"] for d in deps],
+        "inferred_dependencies": inferred_dependencies(files, repo),
         "wandb": {"used": bool(ev := wandb_evidence(files)), "evidence": ev},
         "distributed": {"used": bool(dist := distributed_evidence(files)), "evidence": dist},
         "args": flags,

@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from . import process, state, wandb_runs
+from . import detect, process, state, wandb_runs
 
 _MAX_LOG_BYTES = 4 * 2**20  # the end of a log holds the failure; do not read GBs of progress bars
 
@@ -33,10 +33,7 @@ _MODULE = re.compile(r"No module named ['\"]?([\w.]+)")
 _CANNOT_IMPORT = re.compile(r"cannot import name ['\"]?(\w+)['\"]? from ['\"]?([\w.]+)")
 _MISSING_PATH = re.compile(r"No such file or directory:?\s*['\"]([^'\"]+)['\"]|can't open file ['\"]([^'\"]+)['\"]")
 _TRIED = re.compile(r"Tried to allocate ([\d.]+ ?[KMGT]i?B)")
-# import name -> pip package, where they differ
-_PIP_NAMES = {"cv2": "opencv-python", "PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml",
-              "skimage": "scikit-image", "Crypto": "pycryptodome", "bs4": "beautifulsoup4",
-              "attr": "attrs", "dotenv": "python-dotenv", "google.protobuf": "protobuf"}
+
 
 
 def _log_lines(text: str) -> list[tuple[int, str]]:
@@ -133,7 +130,7 @@ def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, An
         if missing:
             module = missing.group(1)
             top = module.split(".")[0]
-            package = _PIP_NAMES.get(module) or _PIP_NAMES.get(top) or top
+            package = detect.pip_name(module)
             env = meta.get("environment", {})
             if env.get("kind") == "conda":
                 cmd = f"conda run -n {shlex.quote(env['name'])} python -m pip install {package}"
@@ -159,11 +156,11 @@ def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, An
             return (f"{where} does not exist: fix the path in the command/config, or create/download the "
                     "data there before relaunching.")
         return f"A file is missing; paths are resolved from the repo ({repo})."
+    if failure == "stopped":
+        return f"Stopped on request ({meta['stopped_by']}); relaunch with `ck launch start` when ready."
     if failure == "killed":
-        if meta.get("stopped_by"):
-            return f"Stopped on request ({meta['stopped_by']}); relaunch with `ck launch start` when ready."
         sig = process._signal_name(exit_code)
-        return (f"Killed from outside ({sig or 'no exit code recorded: the whole process group was SIGKILLed'}). "
+        return (f"Killed from outside ({sig or 'no exit code recorded: the run supervisor was SIGKILLed'}). "
                 "SIGKILL with no traceback is usually the kernel's OOM killer (host RAM, not GPU): check "
                 "`dmesg | grep -i -E 'killed process|out of memory'`, lower dataloader workers / batch size / "
                 "dataset caching in RAM; or a scheduler time/memory limit.")
@@ -177,7 +174,9 @@ def diagnose_text(text: str, *, exit_code: int | None, alive: bool, meta: dict[s
     lines = _log_lines(text)
     exception = final_exception(lines)
     failure, evidence_line = None, None
-    if exception:
+    if meta.get("stopped_by") and not alive:
+        failure = "stopped"  # a user's stop is not a failure, whatever the log shows after the signal
+    elif exception:
         failure = classify_line(exception[1])
         evidence_line = exception if failure else None
     sig = process._signal_name(exit_code)

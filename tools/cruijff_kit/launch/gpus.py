@@ -1,15 +1,14 @@
-"""GPUs from nvidia-smi, ranked for a new job (most free memory first, then least busy)."""
+"""GPUs from nvidia-smi (asked through util/procs.py), ranked for a new job (most free memory first,
+then least busy)."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from typing import Any
 
 from ..errors import CkError
+from ..util import procs
 
-QUERY = ["--query-gpu=index,name,memory.total,memory.used,utilization.gpu", "--format=csv,noheader"]
-APPS_QUERY = ["--query-compute-apps=pid,used_memory", "--format=csv,noheader"]
+FIELDS = ("index", "name", "memory.total", "memory.used", "utilization.gpu")
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
 
@@ -66,18 +65,10 @@ def describe(gpu: dict[str, Any]) -> str:
 
 def query() -> dict[str, Any]:
     """Every GPU, ranked; `device` is 'cpu' when there is no nvidia-smi or it lists nothing."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return {"device": "cpu", "gpus": [], "reason": "nvidia-smi not found on PATH", "suggested": ""}
-    try:
-        proc = subprocess.run([exe, *QUERY], capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        return {"device": "cpu", "gpus": [], "reason": "nvidia-smi timed out after 30 s", "suggested": ""}
-    if proc.returncode != 0:
-        reason = (proc.stderr or proc.stdout).strip().splitlines()
-        return {"device": "cpu", "gpus": [], "suggested": "",
-                "reason": f"nvidia-smi exited {proc.returncode}: {reason[-1] if reason else ''}"}
-    gpus = rank(parse_query(proc.stdout))
+    q = procs.query_gpus(FIELDS)
+    if not q.ok:
+        return {"device": "cpu", "gpus": [], "reason": q.reason, "suggested": ""}
+    gpus = rank(parse_query("\n".join(", ".join(row) for row in q.rows)))
     for gpu in gpus:
         gpu["description"] = describe(gpu)
     if not gpus:
@@ -118,16 +109,9 @@ def resolve(spec: str | None) -> str | None:
 
 def memory_by_pid() -> dict[int, float]:
     """GPU memory (MiB) each process uses; empty without nvidia-smi."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return {}
-    try:
-        proc = subprocess.run([exe, *APPS_QUERY], capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        return {}
+    q = procs.query_gpus(("pid", "used_memory"), apps=True)
     out: dict[int, float] = {}
-    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
-        cells = [c.strip() for c in line.split(",")]
+    for cells in q.rows:
         if len(cells) == 2 and cells[0].isdigit() and (mib := _number(cells[1])) is not None:
             out[int(cells[0])] = out.get(int(cells[0]), 0.0) + mib
     return out

@@ -1,9 +1,14 @@
-"""Start a training command detached from ck, and watch / stop it by its recorded pid.
+"""Start a training command detached from ck, and watch / stop it: the run is its process group.
 
-The command runs under templates/launch/run.sh.j2 (nohup, new session), which writes the exit
-code to exit.json when the command ends. Every signal goes to the recorded process group, and
-only after checking that the pid still belongs to the process we started (its start time in
-/proc/<pid>/stat, or `ps -o lstart` elsewhere): pids are reused.
+`start` writes templates/launch/run.sh.j2 (the command with its environment) and runs it under
+util/supervise.py in a new session. The command becomes its own process group; the pid reported
+is that group's leader (the training process itself for a simple command). When it ends, for any
+reason (kill -9 of the reported pid included), the supervisor ends whatever it left behind and
+records the exit code; if the supervisor itself is killed, the command dies with it.
+
+A run's processes are found, whatever was killed or re-parented, by the marker CK_LAUNCH_RUN_ID
+in their initial environment, or by the run's session and group ids together. Signals are sent
+only to processes checked that way (pids are reused).
 """
 from __future__ import annotations
 
@@ -11,89 +16,67 @@ import datetime as _dt
 import os
 import re
 import shlex
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import CkError
+from ..templating import render
+from ..util import procs
 from ..util.fs import atomic_write_text
 from . import env as envmod
 from . import gpus as gpumod
-from . import state
-from ..templating import render
+from . import losses, state
 
+MARKER = "CK_LAUNCH_RUN_ID"
+REPO_LOG = "experiment.log"
 _LEADING_PYTHON = re.compile(r"^(\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*)(python(?:3(?:\.\d+)?)?)(?=\s|$)")
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_PID_WAIT_S = 10.0
 
 
-# --------------------------------------------------------------------------- process facts
+def now_iso() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
-def proc_info(pid: int) -> dict[str, Any] | None:
-    """State, process group, start token and usage of `pid`; None when there is no such process."""
-    stat = Path(f"/proc/{pid}/stat")
-    if Path("/proc/self/stat").exists():
-        try:
-            raw = stat.read_text()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            return None
-        # The command name may hold spaces and ')' so split after the last ')'.
-        fields = raw[raw.rindex(")") + 2:].split()
-        return {
-            "state": fields[0],
-            "pgrp": int(fields[2]),
-            "start": fields[19],
-            "cpu_s": (int(fields[11]) + int(fields[12])) / _CLK_TCK,
-            "rss_mib": int(fields[21]) * _PAGE / 2**20,
-        }
-    proc = subprocess.run(["ps", "-o", "stat=,pgid=,lstart=", "-p", str(pid)], capture_output=True, text=True)
-    line = proc.stdout.strip()
-    if proc.returncode != 0 or not line:
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
         return None
-    st, pgid, start = line.split(None, 2)
-    return {"state": st[0], "pgrp": int(pgid), "start": start, "cpu_s": None, "rss_mib": None}
+    try:
+        return _dt.datetime.fromisoformat(str(iso)).timestamp()
+    except ValueError:
+        return None
 
 
-def group_usage(pgid: int) -> dict[str, Any]:
-    """CPU time, resident memory and GPU memory of every live process in the run's group."""
-    pids = []
-    if Path("/proc/self/stat").exists():
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                info = proc_info(int(entry.name))
-                if info and info["pgrp"] == pgid and info["state"] != "Z":
-                    pids.append((int(entry.name), info))
-    else:
-        info = proc_info(pgid)
-        pids = [(pgid, info)] if info else []
-    gpu = gpumod.memory_by_pid()
-    return {
-        "processes": len(pids),
-        "pids": [p for p, _ in pids],
-        "cpu_s": round(sum(i["cpu_s"] or 0 for _, i in pids), 2),
-        "rss_mib": round(sum(i["rss_mib"] or 0 for _, i in pids), 1),
-        "gpu_mem_mib": round(sum(gpu.get(p, 0.0) for p, _ in pids), 1) if gpu else None,
-    }
+# --------------------------------------------------------------------------- the run's processes
+
+def members(meta: dict[str, Any]) -> list[procs.ProcStat]:
+    """Every live process of the run: the supervisor, the command and all they started."""
+    run_id, sid, pgid = meta.get("run_id"), meta.get("supervisor_pid"), meta.get("pgid")
+    if not run_id or not sid:
+        return []
+    # The session and group ids together (the group is never the session's leader's): no stranger
+    # can hold both, since the kernel does not reuse a pid that still names a session or a group.
+    return procs.find(lambda st: procs.has_env(st.pid, MARKER, run_id)
+                      or (pgid is not None and pgid != sid and st.sid == sid and st.pgrp == pgid))
 
 
 def is_ours(meta: dict[str, Any]) -> bool:
-    """True while the recorded pid is alive and is still the process `start` launched."""
+    """True while the reported pid is alive and is still the process `start` launched."""
     pid = meta.get("pid")
-    if not pid:
-        return False
-    info = proc_info(pid)
-    return bool(info and info["state"] != "Z" and info["start"] == meta.get("pid_start")
-                and info["pgrp"] == meta.get("pgid"))
+    return bool(pid) and procs.is_alive(pid, meta.get("pid_start"))
+
+
+def _supervisor_alive(meta: dict[str, Any]) -> bool:
+    pid = meta.get("supervisor_pid")
+    return bool(pid) and procs.is_alive(pid, meta.get("supervisor_start"))
 
 
 # --------------------------------------------------------------------------- start
 
-def _check_entry(repo: Path, command: str) -> None:
-    """`python missing.py` is bad input, not a run that fails a second later."""
+def _check_entry(repo: Path, command: str) -> list[str]:
+    """`python missing.py` is bad input, not a run that fails a second later. The command's words."""
     try:
         words = shlex.split(command)
     except ValueError as exc:
@@ -105,13 +88,14 @@ def _check_entry(repo: Path, command: str) -> None:
     if re.fullmatch(r"python(3(\.\d+)?)?", Path(words[0]).name):
         script = next((w for w in words[1:] if not w.startswith("-")), None)
         if words[1:2] == ["-m"] or words[1:2] == ["-c"]:
-            return
+            return words
         if script and script.endswith(".py") and not (repo / script).is_file():
             raise CkError(f"entry point {script} not found in {repo}", field="--command",
                           hint="`ck launch detect REPO --json` lists the entry points")
+    return words
 
 
-def _wandb_api_key_present() -> bool:
+def wandb_api_key_present() -> bool:
     """Whether wandb can log in without asking (env var or ~/.netrc). The key itself is never read out."""
     if os.environ.get("WANDB_API_KEY"):
         return True
@@ -127,37 +111,94 @@ def _wandb_api_key_present() -> bool:
     return host in hosts
 
 
+_wandb_api_key_present = wandb_api_key_present  # the name doctor imported before it was public
+
+
 def wandb_mode_for_launch() -> str | None:
     """'offline' when no API key is available and the user did not choose a mode."""
     if os.environ.get("WANDB_MODE"):
         return None
-    return None if _wandb_api_key_present() else "offline"
+    return None if wandb_api_key_present() else "offline"
+
+
+def _script_of(words: list[str]) -> str | None:
+    """The .py file a `python X.py …` / `torchrun … X.py` command runs (relative to the repo)."""
+    return next((w for w in words[1:] if w.endswith(".py") and not w.startswith("-")), None)
+
+
+def _dependency_check(repo: Path, words: list[str], run: dict[str, Any]) -> dict[str, Any] | None:
+    """Imports of the entry point (and the repo modules it imports) its environment cannot satisfy."""
+    from . import detect
+
+    script = _script_of(words)
+    if not script or not (repo / script).is_file():
+        return None
+    try:
+        inferred = detect.detect(repo, entry=script)["inferred_dependencies"]
+    except CkError:
+        return None
+    wanted = [d for d in inferred if not d["conditional"]]
+    missing = envmod.missing_modules(run, sorted({d["import"] for d in wanted}), repo)
+    if not missing:
+        return None
+    packages = sorted({d["package"] for d in wanted if d["import"] in missing})
+    return {"modules": missing, "packages": packages,
+            "install_command": shlex.join(envmod.pip_install_argv(run, packages))}
+
+
+def _link_repo_log(repo: Path, log: Path) -> str | None:
+    """<repo>/experiment.log -> this run's log, replacing only a link ck made before."""
+    link = repo / REPO_LOG
+    if link.exists() and not link.is_symlink() or link.is_dir():
+        return None  # the user's own file: never touched
+    tmp = repo / f".{REPO_LOG}.{os.getpid()}.tmp"
+    try:
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(log)
+        os.replace(tmp, link)
+    except OSError:
+        return None
+    return str(link)
 
 
 def start(repo: str | Path, command: str, *, gpus: str | None = None, env_name: str | None = None,
           python: str | None = None, wandb_project: str | None = None, wait_s: float = 5.0,
-          tail: int = 20) -> dict[str, Any]:
+          tail: int = 20, install: bool = False) -> dict[str, Any]:
     repo = Path(repo).expanduser()
     if not repo.is_dir():
         raise CkError(f"repository not found: {repo} is not a directory", field="REPO")
     repo = repo.resolve()
     if not command or not command.strip():
         raise CkError("--command is empty", field="--command", hint='e.g. --command "python train.py --epochs 3"')
-    _check_entry(repo, command)
+    words = _check_entry(repo, command)
     run = envmod.runner(repo, env_name, python)
     cuda = gpumod.resolve(gpus)
 
-    variables: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
+    deps = _dependency_check(repo, words, run)
+    installed = None
+    if deps and install:
+        installed = envmod.run_step(envmod.pip_install_argv(run, deps["packages"]), str(repo), stream=True)
+        if installed["exit_code"] != 0:
+            raise CkError(f"installing {', '.join(deps['packages'])} into the run's environment failed "
+                          f"(exit {installed['exit_code']})", field="--install",
+                          hint=installed["output_tail"].strip().splitlines()[-1] if installed["output_tail"].strip() else None)
+        deps = _dependency_check(repo, words, run)
+
+    variables: dict[str, str] = {"PYTHONUNBUFFERED": "1", **run["set_env"]}
     if cuda is not None:
         variables["CUDA_VISIBLE_DEVICES"] = cuda
     if wandb_project:
         variables["WANDB_PROJECT"] = wandb_project
     if (mode := wandb_mode_for_launch()) is not None:
         variables["WANDB_MODE"] = mode
+    unset = [k for k in ("VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PYTHONHOME")
+             if k not in variables and os.environ.get(k) and envmod._inside(os.environ[k], envmod.ck_prefixes())]
 
     resolved = command
     if run["python"]:
         resolved = _LEADING_PYTHON.sub(lambda m: m.group(1) + shlex.quote(run["python"]), command, count=1)
+    interpreter = run.get("interpreter") or run["python"]
 
     run_id = state.new_run_id(repo)
     folder = state.launch_home() / run_id
@@ -165,106 +206,121 @@ def start(repo: str | Path, command: str, *, gpus: str | None = None, env_name: 
     log = folder / state.LOG
     wrapper = folder / state.WRAPPER
     atomic_write_text(wrapper, render(
-        "launch/run.sh.j2", run_id=run_id, repo=str(repo), env=variables, command=resolved,
-        prefix=run["prefix"], path_prepend=run.get("path_prepend"), virtual_env=run.get("virtual_env"),
-        wrapper=str(wrapper), log=str(log), exit_file=str(folder / state.EXIT),
-        exit_tmp=str(folder / (state.EXIT + ".tmp"))), mode=0o755)
+        "launch/run.sh.j2", run_id=run_id, repo=str(repo), path=run["path"], unset=unset, env=variables,
+        command=resolved, prefix=run["prefix"], env_kind=run["kind"], env_name=run["name"],
+        env_source=run["source"], interpreter=interpreter, wrapper=str(wrapper), log=str(log)), mode=0o755)
 
-    started_at = time.time()
     meta: dict[str, Any] = {
         "run_id": run_id, "repo": str(repo), "command": command, "resolved_command": resolved,
-        "environment": {k: run[k] for k in ("kind", "name")}, "env_vars": variables,
-        "gpus": cuda, "wandb_project": wandb_project, "log": str(log), "wrapper": str(wrapper),
-        "state_dir": str(folder), "started_at": started_at,
-        "started": _dt.datetime.fromtimestamp(started_at).isoformat(timespec="seconds"),
-        "pid": None, "pgid": None, "pid_start": None, "exit_code": None, "ended_at": None,
+        "environment": {"kind": run["kind"], "name": run["name"], "source": run["source"],
+                        "interpreter": interpreter},
+        "env_vars": variables, "gpus": cuda, "wandb_project": wandb_project, "log": str(log),
+        "repo_log": None, "wrapper": str(wrapper), "state_dir": str(folder), "started": now_iso(),
+        "supervisor_pid": None, "supervisor_start": None, "pid": None, "pgid": None, "pid_start": None,
+        "exit_code": None, "signal": None, "ended": None, "missing_dependencies": deps,
     }
     state.write_meta(folder, meta)
+    atomic_write_text(log, "")
+    repo_log = _link_repo_log(repo, log)
 
-    launcher = ["nohup", "bash", str(wrapper)] if shutil.which("nohup") else ["bash", str(wrapper)]
-    with open(log, "ab") as out:
-        # New session: the run outlives ck and the terminal, and is one process group to signal.
-        proc = subprocess.Popen(launcher, cwd=str(repo), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-    info = proc_info(proc.pid)
-    atomic_write_text(folder / state.PID, f"{proc.pid}\n")
-    meta = state.update_meta(folder, pid=proc.pid, pgid=proc.pid,
-                             pid_start=info["start"] if info else None)
+    child_env = {**os.environ, MARKER: run_id}
+    argv = procs.supervised(["bash", str(wrapper)], pid_file=folder / state.PID, exit_file=folder / state.EXIT,
+                            label="ck launch")
+    sup = procs.start_detached(argv, cwd=repo, log=log, env=child_env)
+    sup_start = procs.start_time(sup.pid)
+    state.update_meta(folder, supervisor_pid=sup.pid, supervisor_start=sup_start, repo_log=repo_log)
+
+    # the supervisor writes the command's pid as soon as it has forked it
+    deadline = time.monotonic() + _PID_WAIT_S
+    pid = None
+    while time.monotonic() < deadline:
+        try:
+            pid = int((folder / state.PID).read_text().strip())
+            break
+        except (OSError, ValueError):
+            if sup.poll() is not None:
+                break
+            time.sleep(0.02)
+    if pid is None:
+        raise CkError(f"the run's supervisor did not start the command (exit {sup.poll()})", file=log,
+                      hint=f"see {log}")
+    state.update_meta(folder, pid=pid, pgid=pid, pid_start=procs.start_time(pid))
 
     deadline = time.monotonic() + max(wait_s, 0.0)
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and sup.poll() is None:
         time.sleep(0.1)
-    proc.poll()  # reap it here if it already ended, so it is not left a zombie of this process
+    sup.poll()  # reap it here if it already ended, so it is not left a zombie of this process
     result = status(run_id, tail=tail)
-    result.update({"run_id": run_id, "pid": proc.pid, "log": str(log), "waited_s": wait_s})
+    result.update({"run_id": run_id, "pid": pid, "log": str(log), "waited_s": wait_s})
+    if deps:
+        result["missing_dependencies"] = deps
+    if installed:
+        result["installed"] = installed
     return result
 
 
 # --------------------------------------------------------------------------- status / logs / stop
 
 def tail_lines(path: Path, n: int) -> list[str]:
-    if n <= 0 or not path.exists():
-        return []
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        chunk, data = 8192, b""
-        while size > 0 and data.count(b"\n") <= n:
-            step = min(chunk, size)
-            size -= step
-            fh.seek(size)
-            data = fh.read(step) + data
-            chunk *= 2
-    return data.decode("utf-8", errors="replace").splitlines()[-n:]
+    return procs.tail_lines(path, n)
 
 
 def _signal_name(code: int | None) -> str | None:
-    if code is None or not 128 < code <= 128 + 64:
-        return None
-    try:
-        return signal.Signals(code - 128).name
-    except ValueError:
-        return None
+    return procs.signal_name(code)
 
 
 def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
     folder = state.run_dir(run_id)
     meta = state.read_meta(folder)
     record = state.read_exit(folder)
-    alive = record is None and is_ours(meta)
+    running = members(meta) if meta.get("supervisor_pid") else []
+    alive = bool(running)
     now = time.time()
 
     if record is not None and meta.get("exit_code") is None:
-        meta = state.update_meta(folder, exit_code=record["exit_code"], ended_at=record["ended_at"])
-    elif record is None and not alive and meta.get("pid") and meta.get("ended_at") is None:
-        # Wrapper gone without a record: SIGKILLed (OOM killer, kill -9) — the time is when we noticed.
-        meta = state.update_meta(folder, ended_at=now, ended_at_approx=True)
+        meta = state.update_meta(folder, exit_code=record["exit_code"], signal=record.get("signal"),
+                                 ended=record.get("ended"))
+    elif record is None and meta.get("supervisor_pid") and not _supervisor_alive(meta) and not meta.get("ended"):
+        # Supervisor SIGKILLed (OOM killer, kill -9): no record; the time is when we noticed.
+        meta = state.update_meta(folder, ended=now_iso(), ended_approx=True)
+    log = Path(meta["log"])
 
+    ended_run = record is not None or (meta.get("supervisor_pid") and not _supervisor_alive(meta))
     exit_code = meta.get("exit_code")
-    if alive:
+    health = meta.get("loss_health")
+    if health is None:
+        health = losses.health(losses.read_log(log))
+        if ended_run and not alive:
+            state.update_meta(folder, loss_health=health)  # a finished log does not change: judge it once
+    if not ended_run:
         run_state = "running" if meta.get("pid") else "starting"
     elif meta.get("stopped_by"):
         run_state = "stopped"
-    elif exit_code is None:
-        run_state = "killed" if meta.get("pid") else "starting"
+    elif exit_code is None or procs.signal_name(exit_code):
+        run_state = "killed"
+    elif health["state"] != "ok":
+        run_state = health["state"]
     else:
-        run_state = "succeeded" if exit_code == 0 else ("killed" if _signal_name(exit_code) else "failed")
+        run_state = "succeeded" if exit_code == 0 else "failed"
 
-    ended = meta.get("ended_at")
-    log = Path(meta["log"])
+    started = _epoch(meta.get("started")) or now
+    ended = _epoch(meta.get("ended"))
     out: dict[str, Any] = {
         "run_id": run_id, "alive": alive, "state": run_state, "pid": meta.get("pid"),
-        "exit_code": exit_code, "signal": _signal_name(exit_code),
-        "elapsed_s": round(((ended if ended and not alive else now) - meta["started_at"]), 1),
-        "started": meta.get("started"), "ended_at": ended, "command": meta["command"], "repo": meta["repo"],
-        "gpus": meta.get("gpus"), "wandb_project": meta.get("wandb_project"),
-        "log": str(log), "state_dir": str(folder),
+        "exit_code": exit_code, "signal": meta.get("signal") or procs.signal_name(exit_code),
+        "elapsed_s": round((ended if ended and not alive else now) - started, 1),
+        "started": meta.get("started"), "ended": meta.get("ended"), "command": meta["command"],
+        "repo": meta["repo"], "environment": meta.get("environment"), "gpus": meta.get("gpus"),
+        "wandb_project": meta.get("wandb_project"), "log": str(log), "repo_log": meta.get("repo_log"),
+        "state_dir": str(folder), "loss_health": health,
         "last_output_s_ago": round(now - log.stat().st_mtime, 1) if log.exists() else None,
     }
     if meta.get("stopped_by"):
         out["stopped_by"] = meta["stopped_by"]
-    if alive:
-        out["resources"] = group_usage(meta["pgid"])
+    if running:
+        out["resources"] = procs.usage(running, gpumod.memory_by_pid())
+        if ended_run:
+            out["leftover_pids"] = sorted(s.pid for s in running)
     if tail:
         out["log_tail"] = tail_lines(log, tail)
     return out
@@ -282,12 +338,13 @@ def follow(run_id: str, out=sys.stdout, poll_s: float = 0.5) -> None:
     meta = state.read_meta(folder)
     with open(meta["log"], "rb") as fh:
         while True:
-            chunk = fh.read()
+            chunk = fh.read(1 << 20)
             if chunk:
                 out.write(chunk.decode("utf-8", errors="replace"))
                 out.flush()
-            elif state.read_exit(folder) is not None or not is_ours(meta):
-                out.write(fh.read().decode("utf-8", errors="replace"))
+            elif state.read_exit(folder) is not None or not members(meta):
+                while (chunk := fh.read(1 << 20)):
+                    out.write(chunk.decode("utf-8", errors="replace"))
                 return
             else:
                 time.sleep(poll_s)
@@ -296,34 +353,47 @@ def follow(run_id: str, out=sys.stdout, poll_s: float = 0.5) -> None:
 def stop(run_id: str, *, timeout_s: float = 15.0) -> dict[str, Any]:
     folder = state.run_dir(run_id)
     meta = state.read_meta(folder)
-    if state.read_exit(folder) is not None or not is_ours(meta):
+    if not members(meta):
         current = status(run_id)
         raise CkError(
             f"run {run_id} is not running (state {current['state']}, exit code {current['exit_code']})",
             field="RUN_ID", hint=f"nothing to stop; see `ck launch diagnose {run_id}`")
-    pgid = meta["pgid"]
-    state.update_meta(folder, stopped_by="ck launch stop", stop_requested_at=time.time())
+    state.update_meta(folder, stopped_by="ck launch stop", stop_requested=now_iso())
+    # The command's group (and any process of the run that left it) first, so the supervisor sees
+    # the command end and records its exit code; SIGKILL for what is left after the timeout.
+    sup = meta.get("supervisor_pid")
+    if meta.get("pgid"):
+        procs.kill_group(meta["pgid"], signal.SIGTERM)
+    procs.signal_all([m for m in members(meta) if m.pid != sup], signal.SIGTERM)
     sent = "SIGTERM"
-    os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and is_ours(meta):
+    while time.monotonic() < deadline and members(meta):
         time.sleep(0.1)
-    if is_ours(meta):  # checked again right before: never SIGKILL a pid that was reused
+    if members(meta):
         sent = "SIGKILL"
-        os.killpg(pgid, signal.SIGKILL)
-        while is_ours(meta):
+        procs.signal_all([m for m in members(meta) if m.pid != sup], signal.SIGKILL)
+        deadline = time.monotonic() + 3.0  # the supervisor's turn to record the exit code
+        while time.monotonic() < deadline and members(meta):
             time.sleep(0.05)
+        procs.terminate(lambda: members(meta), timeout_s=0.0)
     result = status(run_id)
     result.update({"stopped": True, "signal_sent": sent})
     return result
 
 
-def list_runs() -> list[dict[str, Any]]:
+def list_runs(repo: str | Path | None = None) -> list[dict[str, Any]]:
+    wanted = str(Path(repo).expanduser().resolve()) if repo else None
     out = []
     for folder in state.all_runs():
         try:
             s = status(folder.name)
         except CkError:
             continue
-        out.append({k: s[k] for k in ("run_id", "state", "alive", "exit_code", "elapsed_s", "started", "command", "repo")})
+        if wanted and s["repo"] != wanted:
+            continue
+        env = s.get("environment") or {}
+        out.append({"run_id": s["run_id"], "repo": s["repo"], "environment": f"{env.get('kind', '?')} {env.get('name', '')}".strip(),
+                    "state": s["state"], "alive": s["alive"], "exit_code": s["exit_code"],
+                    "elapsed_s": s["elapsed_s"], "started": s["started"], "command": s["command"],
+                    "log": s["log"]})
     return sorted(out, key=lambda r: r["started"] or "")

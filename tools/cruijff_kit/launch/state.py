@@ -3,10 +3,11 @@
 One directory per run: `$CK_LAUNCH_HOME/<run_id>/` when CK_LAUNCH_HOME is set, otherwise
 `~/.cache/cruijff_kit/launch/<run_id>/`. It holds
 
-    run.sh      the wrapper that ran the command (kept so the launch can be repeated by hand)
-    pid         the wrapper's pid (also its process-group id: it is started in a new session)
-    train.log   stdout + stderr of the command
-    exit.json   written by the wrapper, atomically, when the command ends: exit code and time
+    run.sh      the command with its environment (kept so the launch can be repeated by hand)
+    pid         the command's pid, written by util/supervise.py (also its process-group id)
+    train.log   stdout + stderr of the command (<repo>/experiment.log links here)
+    exit.json   written by the supervisor, atomically, when the command ends: exit code, signal,
+                ISO time
     meta.json   everything `start` resolved, plus what status/stop learned later (exit code…)
     lock        flock taken around every read-modify-write of meta.json
 """
@@ -92,7 +93,7 @@ def update_meta(path: Path, **changes: Any) -> dict[str, Any]:
 
 
 def read_exit(path: Path) -> dict[str, Any] | None:
-    """The wrapper's exit record, or None while the command runs (or if the wrapper was SIGKILLed)."""
+    """The supervisor's exit record, or None while the command runs (or if the supervisor was SIGKILLed)."""
     try:
         return json.loads((path / EXIT).read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -3,13 +3,13 @@ learn is recorded (notes) instead of failing, because setup must work on a lapto
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..util import procs
 from .probe import Probe
 
 # one line per node group: partition (default marked *), time limit, gres, CPUs, memory (MB)
@@ -143,32 +143,21 @@ def _python_env(det: Detected, probe: Probe, prefix: str, base_prefix: str) -> N
         det.conda_active = active
     elif prefix != base_prefix:
         det.venv = prefix
-    conda = probe.which("conda") or (os.environ.get("CONDA_EXE") if os.environ.get("CONDA_EXE")
-                                     and os.access(os.environ["CONDA_EXE"], os.X_OK) else None)
+    conda = procs.conda_exe(probe.which)
     if conda is None:
         return
-    res = probe.run([conda, "env", "list", "--json"], timeout=60)
-    if not res.ok:
-        det.notes.append(f"`conda env list --json` failed: {res.why()}")
-        return
-    try:
-        data = json.loads(res.out)
-    except json.JSONDecodeError:
-        det.notes.append("`conda env list --json` printed no JSON")
-        return
-    root = data.get("root_prefix")
-    for env in data.get("envs", []):
-        det.conda_envs["base" if env == root else Path(env).name] = env
+    envs, problem = procs.conda_envs(conda, run=probe.run)
+    if problem:
+        det.notes.append(problem)
+    det.conda_envs.update(envs)
 
 
 def _gpus(det: Detected, probe: Probe) -> None:
-    if probe.which("nvidia-smi") is None:
-        return
-    res = probe.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], timeout=30)
-    if res.ok:
-        det.gpus = [line.strip() for line in res.out.splitlines() if line.strip()]
-    else:
-        det.notes.append(f"nvidia-smi failed: {res.why()}")
+    q = procs.query_gpus(("name",), run=probe.run, which=probe.which)
+    if q.ok:
+        det.gpus = [",".join(row) for row in q.rows]
+    elif q.found:
+        det.notes.append(f"nvidia-smi failed: {q.reason.split(': ', 1)[-1]}")
 
 
 def scratch_candidates(user: str, environ=None) -> list[Path]:

@@ -23,13 +23,13 @@ import datetime as _dt
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Sequence
 
+from ...util import procs as util_procs
 from ...util.fs import atomic_write_json, atomic_write_text, exclusive_lock
 from ..core import Executor, JobInfo, JobSpec, JobState, SubmitError
 from . import procs
@@ -68,24 +68,11 @@ def detect_gpus() -> list[str]:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
+    return [row[0] for row in util_procs.query_gpus(("index",), timeout=10).rows if row and row[0]]
 
 
 def _tail_text(path: Path, nbytes: int = 65536) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - nbytes))
-            return fh.read().decode(errors="replace")
-    except OSError:
-        return ""
+    return util_procs.tail_text(path, nbytes)
 
 
 class LocalExecutor(Executor):
@@ -376,12 +363,10 @@ class LocalExecutor(Executor):
                    CUDA_VISIBLE_DEVICES=",".join(assigned))
         log = Path(workdir) / f"slurm-{jid}.out"
         try:
-            with open(log, "ab") as out:
-                child = subprocess.Popen(
-                    ["bash", "-c", WRAPPER, "ck-local-job", script,
-                     str(self._file(n, "exit")), str(self._file(n, "pid"))],
-                    cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+            child = util_procs.start_detached(
+                ["bash", "-c", WRAPPER, "ck-local-job", script,
+                 str(self._file(n, "exit")), str(self._file(n, "pid"))],
+                cwd=workdir, log=log, env=env)
         except OSError as exc:
             self._finalize(n, JobInfo(jid, JobState.FAILED, ended=_now(), reason=f"could not start: {exc}"))
             return
