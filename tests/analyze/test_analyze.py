@@ -55,7 +55,8 @@ def test_accuracies_equal_inspect_logs(analyzed, experiment):
 def test_final_loss_from_disklogger_files(analyzed):
     rows = rows_by_dir(analyzed)
     for run_dir, losses in LOSSES.items():
-        assert rows[run_dir]["final_train_loss"] == pytest.approx(losses[-1])
+        # one epoch: the final train loss is the mean over it (one step's loss is noise)
+        assert rows[run_dir]["final_train_loss"] == pytest.approx(sum(losses) / len(losses))
         assert rows[run_dir]["loss_steps"] == len(losses)
     assert rows["base"]["final_train_loss"] is None
 
@@ -87,7 +88,8 @@ def test_plots_are_pngs_with_expected_content(analyzed):
     import matplotlib.image
 
     plots = {p["kind"]: p for p in analyzed["plots"]}
-    assert set(plots) == {"loss_curves", "heatmap", "metric_vs_control"}
+    assert set(plots) == {"loss_curves", "heatmap", "metric_vs_control", "per_epoch"}
+    assert Path(plots["per_epoch"]["path"]).name == "capitalization_per_epoch.png"
     assert plots["loss_curves"]["series"] == len(LOSSES)
     assert plots["heatmap"]["cells"] == 4 and plots["heatmap"]["filled"] == 2
     assert plots["metric_vs_control"]["series"] == 2
@@ -110,7 +112,8 @@ def test_written_files_and_log(analyzed, experiment):
     assert "**tiny_rank16_lr0.001**" in report
     for p in analyzed["plots"]:
         assert f"]({Path(p['path']).name})" in report
-    assert "inspect view --log-dir" in report
+    # samples are read in the terminal (an agent has no browser for `inspect view`)
+    assert f"ck analyze {experiment} --samples rank16_lr0.001" in report
     assert "| tiny_rank8_lr1e-4 | 8 | 1e-4 |" in (out / "results.md").read_text()
     log = (experiment / "analyze-experiment.log").read_text()
     assert log.startswith("[") and "] ANALYZE: analyzed 5 run(s), 1 task(s)\n" in log
@@ -123,7 +126,7 @@ def test_stdout_table(experiment, capsys, tmp_path):
     lines = text.splitlines()
     assert lines[0].startswith("Results: exp (5 runs, 1 task; varying: lora_rank, learning_rate)")
     assert lines[1].split() == ["run", "lora_rank", "learning_rate", "train_loss", "capitalization", "d_capitalization"]
-    assert lines[2].split() == ["tiny_rank8_lr1e-4", "8", "1e-4", "2.250", "0.250", "+0.250"]
+    assert lines[2].split() == ["tiny_rank8_lr1e-4", "8", "1e-4", "2.583", "0.250", "+0.250"]
     assert "Best: tiny_rank16_lr0.001 (capitalization 0.750, +0.750 vs control)" in text
     assert "Problem: " in text and "broken.eval" in text
     assert (tmp_path / "a" / "report.md").exists()

@@ -152,6 +152,11 @@ class EvalResult:
     error: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     model: str = ""
+    stderr: float | None = None  # the log's own stderr metric for the primary scorer, if it has one
+    unscored: int = 0            # samples the primary scorer left unscored (NaN), e.g. no number found
+    # per-sample values of the primary scorer (sample id -> float; C/I -> 1/0), averaged over inspect
+    # epochs; empty when the scorer's values are not scalars or the samples are unreadable
+    sample_values: dict[str, float] = field(default_factory=dict)
 
 
 def task_name(raw: str) -> str:
@@ -223,7 +228,32 @@ def _read_result(path: Path, run_dir: str = "") -> EvalResult:
             name = "accuracy" if "accuracy" in first.metrics else next(iter(first.metrics))
             res.scorer, res.metric = first.name, name
             res.value = float(first.metrics[name].value)
+            if "stderr" in first.metrics:
+                res.stderr = float(first.metrics["stderr"].value)
+            res.unscored = int(getattr(first, "unscored_samples", 0) or 0)
+    if res.scorer and log.status == "success":
+        res.sample_values = read_sample_values(path, res.scorer)
     return res
+
+
+def read_sample_values(path: Path, scorer: str) -> dict[str, float]:
+    """Per-sample values of one scorer from the log's sample summaries (no transcripts are read).
+    NaN (unscored) samples are left out, as inspect's metrics leave them out."""
+    import math
+
+    from inspect_ai.log import read_eval_log_sample_summaries
+    from inspect_ai.scorer import value_to_float
+
+    to_float = value_to_float()
+    per_id: dict[str, list[float]] = {}
+    for s in read_eval_log_sample_summaries(str(path)):
+        score = (s.scores or {}).get(scorer)
+        if score is None or isinstance(score.value, (dict, list)):
+            continue
+        v = float(to_float(score.value))
+        if not math.isnan(v):
+            per_id.setdefault(str(s.id), []).append(v)
+    return {k: sum(v) / len(v) for k, v in per_id.items()}
 
 
 def _describe_error(path: Path, exc: Exception) -> str:

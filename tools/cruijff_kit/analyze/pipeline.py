@@ -17,6 +17,7 @@ from ..templating import render
 from ..util.fs import atomic_write_text
 from ..util.log import ActionLog
 from . import plots as plotting
+from .effects import TaskFindings, diff_text, findings
 from .results import Results, collect, format_param
 
 
@@ -26,22 +27,80 @@ class Analysis:
     out_dir: Path
     files: dict[str, str] = field(default_factory=dict)
     plots: list[plotting.Plot] = field(default_factory=list)
+    findings: dict[str, TaskFindings] = field(default_factory=dict)  # task -> what the numbers say
 
     @property
     def best(self) -> dict | None:
-        return self.results.best()
+        """The first task's best run at the common epoch; None when there is none or a tie."""
+        first = next(iter(self.findings.values()), None)
+        return first.best if first is not None else None
 
-    def inspect_view(self) -> list[str]:
-        exp = Path(self.results.experiment_dir)
-        return [f"inspect view --log-dir {exp / r.directory / 'eval' / 'logs'}"
+    def answer(self) -> list[str]:
+        """The short answer report.md opens with: per task, then what validation loss says."""
+        lines = [line for f in self.findings.values() for line in f.answer]
+        lines += training_answer(self.results)
+        return lines
+
+    def sample_commands(self) -> list[str]:
+        """Terminal commands that print the graded samples of each run (no browser needed)."""
+        return [f"ck analyze {self.results.experiment_dir} --samples {r.directory}"
                 for r in self.results.rows if r.logs]
 
     def to_dict(self) -> dict:
         r = self.results
-        return {"experiment": r.experiment, "experiment_dir": r.experiment_dir, "varying": r.varying,
+        return {"experiment": r.experiment, "experiment_dir": r.experiment_dir, "question": r.question,
+                "answer": self.answer(), "varying": r.varying,
                 "tasks": r.tasks, "rows": [row.to_dict() for row in r.rows], "best": self.best,
+                "findings": {t: f.to_dict() for t, f in self.findings.items()},
                 "missing": r.missing, "problems": r.problems, "files": self.files,
-                "plots": [p.to_dict() for p in self.plots], "inspect_view": self.inspect_view()}
+                "plots": [p.to_dict() for p in self.plots], "samples": self.sample_commands()}
+
+
+def training_answer(results: Results) -> list[str]:
+    rows = [r for r in results.rows if r.best_val_epoch is not None]
+    if not rows:
+        return []
+    parts = [f"{r.run} epoch_{r.best_val_epoch} ({_num(r.val_loss_by_epoch[r.best_val_epoch])})" for r in rows]
+    return [f"Best epoch by validation loss: {'; '.join(parts)}."]
+
+
+def per_epoch_table(results: Results, task: str) -> tuple[list[str], list[list[str]]]:
+    """Run x evaluated epoch: 'value +- SE' cells (the control's base-model result in its own column)."""
+    epochs = sorted({int(k) for r in results.rows for k in r.all_epochs.get(task, {}) if k != "base"})
+    header = ["run", *(f"epoch_{e}" for e in epochs)]
+    has_base = any("base" in r.all_epochs.get(task, {}) for r in results.rows)
+    if has_base:
+        header.append("base model")
+    cells = []
+    for row in results.rows:
+        got = row.all_epochs.get(task, {})
+        ses = row.all_epochs_se.get(task, {})
+        keys = [str(e) for e in epochs] + (["base"] if has_base else [])
+        cells.append([row.run, *(_pm(got.get(k), ses.get(k)) for k in keys)])
+    return header, cells
+
+
+def training_table(results: Results) -> tuple[list[str], list[list[str]]]:
+    rows = [r for r in results.rows if r.train_loss_by_epoch]
+    epochs = sorted({e for r in rows for e in r.train_loss_by_epoch})
+    has_val = any(r.val_loss_by_epoch for r in rows)
+    header = ["run", "steps/epoch", *(f"train epoch_{e}" for e in epochs)]
+    if has_val:
+        header += [*(f"val epoch_{e}" for e in epochs), "best epoch (val)"]
+    cells = []
+    for r in rows:
+        line = [r.run, str(r.steps_per_epoch), *(_num(r.train_loss_by_epoch.get(e)) for e in epochs)]
+        if has_val:
+            line += [*(_num(r.val_loss_by_epoch.get(e)) for e in epochs),
+                     "-" if r.best_val_epoch is None else f"epoch_{r.best_val_epoch}"]
+        cells.append(line)
+    return header, cells
+
+
+def _pm(value: float | None, se: float | None) -> str:
+    if value is None:
+        return "-"
+    return _num(value) if se is None else f"{_num(value)} ± {se:.3f}"
 
 
 def _num(v: float | None, signed: bool = False) -> str:
@@ -101,7 +160,8 @@ def widths(header: list[str], cells: list[list[str]]) -> list[int]:
 def summary_text(analysis: Analysis) -> str:
     header, cells = table(analysis.results)
     return render("analyze/summary.txt.j2", a=analysis, r=analysis.results, header=header, cells=cells,
-                  widths=widths(header, cells), best=analysis.best, num=_num)
+                  widths=widths(header, cells), best=analysis.best, num=_num, answer=analysis.answer(),
+                  tied=next(iter(analysis.findings.values())).tied if analysis.findings else [])
 
 
 def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None) -> Analysis:
@@ -115,17 +175,25 @@ def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None) -> An
     except OSError as exc:
         raise CkError(f"cannot create the output directory: {exc.strerror}", file=out_dir) from None
     analysis = Analysis(results, out_dir)
+    analysis.findings = {t: findings(results, t) for t in results.tasks}
 
-    for make in (lambda: plotting.loss_curves(results, out_dir),
-                 *(lambda t=t: plotting.heatmap(results, t, out_dir) for t in results.tasks),
-                 *(lambda t=t: plotting.metric_vs_control(results, t, out_dir) for t in results.tasks)):
+    def heat(t: str):
+        f = analysis.findings[t]
+        return plotting.heatmap(results, t, out_dir, {k: c.value for k, c in f.cells.items()}, f.epoch)
+
+    for make in (*(lambda t=t: plotting.per_epoch(results, t, out_dir) for t in results.tasks),
+                 *(lambda t=t: heat(t) for t in results.tasks),
+                 *(lambda t=t: plotting.metric_vs_control(results, t, out_dir) for t in results.tasks),
+                 lambda: plotting.loss_curves(results, out_dir)):
         plot = make()
         if plot is not None:
             analysis.plots.append(plot)
 
     header, cells = table(results)
     ctx = dict(a=analysis, r=results, header=header, cells=cells, best=analysis.best, num=_num,
-               fmt=format_param, rel=lambda p: os.path.relpath(p, out_dir))
+               fmt=format_param, rel=lambda p: os.path.relpath(p, out_dir), diff=diff_text,
+               per_epoch={t: per_epoch_table(results, t) for t in results.tasks},
+               training=training_table(results), answer=analysis.answer())
     outputs = {"results.csv": _csv(results),
                "results.md": render("analyze/results.md.j2", **ctx),
                "report.md": render("analyze/report.md.j2", **ctx)}
@@ -139,7 +207,9 @@ def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None) -> An
     ActionLog(exp_dir / "analyze-experiment.log").write(
         "ANALYZE", f"analyzed {len(results.rows)} run(s), {len(results.tasks)} task(s)",
         details=f"output {out_dir}; varying {', '.join(results.varying)}",
-        result=(f"best {best['run']} ({best['task']} {_num(best['value'])})" if best else "no scored fine-tuned run")
+        result=(f"best {best['run']} ({best['task']} {_num(best['value'])})" if best
+                else "no single best run (a tie)" if analysis.findings and next(iter(analysis.findings.values())).tied
+                else "no scored fine-tuned run")
         + f"; {len(results.missing)} missing, {len(results.problems)} problem(s)",
         files=", ".join(sorted(analysis.files)))
     return analysis

@@ -1,8 +1,10 @@
 """Join evaluation results and loss curves per run with the parameters that vary.
 
 A row per run of experiment_summary.md (control runs included). For each task the row's metric
-is the one of the last evaluated epoch; `delta` is that minus the control's metric for the task.
-Everything expected but absent (run directory, .eval log, loss log) goes to `missing`.
+is the one of the last evaluated epoch; `delta` is that minus the control's metric for the task,
+`delta_se` its standard error (stats.py). The final train loss is the mean over the last epoch
+(one step's loss is noise). Everything expected but absent (run directory, .eval log, loss log)
+goes to `missing`.
 """
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from pathlib import Path
 from ..experiment.model import Experiment, Run
 from ..experiment.naming import run_directories, varying_parameters
 from ..experiment.numbers import format_float
+from . import stats
 from .eval_logs import EvalResult, EvalScan, scan_run
-from .loss_logs import read_loss_curve, wandb_offline_summaries
+from .loss_logs import (last_per_epoch, mean_per_epoch, read_log_values, steps_per_epoch,
+                        wandb_offline_summaries)
 
 
 @dataclass
@@ -30,8 +34,18 @@ class Row:
     epochs: dict[str, int | None] = field(default_factory=dict)          # task -> epoch used
     all_epochs: dict[str, dict[str, float | None]] = field(default_factory=dict)
     delta: dict[str, float | None] = field(default_factory=dict)         # task -> minus control
+    delta_se: dict[str, float | None] = field(default_factory=dict)      # task -> SE of delta
+    se: dict[str, float | None] = field(default_factory=dict)            # task -> SE of metric
+    samples: dict[str, int] = field(default_factory=dict)                # task -> scored samples
+    all_epochs_se: dict[str, dict[str, float | None]] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)                   # task -> .eval path
+    all_logs: dict[str, dict[str, str]] = field(default_factory=dict)    # task -> epoch -> .eval path
     wandb: list[dict] = field(default_factory=list)
+    steps_per_epoch: int | None = None
+    train_loss_by_epoch: dict[int, float] = field(default_factory=dict)  # mean over each epoch
+    val_loss_curve: list[tuple[int, float]] = field(default_factory=list)
+    val_loss_by_epoch: dict[int, float] = field(default_factory=dict)    # last value in each epoch
+    best_val_epoch: int | None = None                                    # lowest val_loss_by_epoch
 
     @property
     def control(self) -> bool:
@@ -40,7 +54,9 @@ class Row:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("loss_curve")
+        d.pop("val_loss_curve")
         d["loss_steps"] = len(self.loss_curve)
+        d["val_loss_points"] = len(self.val_loss_curve)
         return d
 
 
@@ -53,23 +69,50 @@ class Results:
     rows: list[Row]
     missing: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    question: str = ""  # the plan's research question, when it states one
 
     @property
     def control(self) -> Row | None:
         return next((r for r in self.rows if r.control and any(v is not None for v in r.metrics.values())),
                     next((r for r in self.rows if r.control), None))
 
+    def metric_name(self, task: str) -> str:
+        names = {r.metric_names[task] for r in self.rows if r.metric_names.get(task)}
+        return names.pop() if len(names) == 1 else ""
+
     def best(self, task: str | None = None) -> dict | None:
-        """The fine-tuned run with the highest metric on the first task (ties: lower train loss)."""
+        """The fine-tuned run with the best metric on the first task (the highest, or the lowest for
+        error metrics). None when no run is scored or when several share the best value: a tie is
+        reported as a tie, never broken by something else."""
         task = task or (self.tasks[0] if self.tasks else None)
         scored = [r for r in self.rows if not r.control and r.metrics.get(task) is not None]
         if not scored:
             return None
-        inf = float("inf")
-        win = max(scored, key=lambda r: (r.metrics[task], -(r.final_train_loss if r.final_train_loss is not None else inf)))
+        sign = -1.0 if stats.lower_is_better(self.metric_name(task)) else 1.0
+        top = max(sign * r.metrics[task] for r in scored)
+        winners = [r for r in scored if sign * r.metrics[task] == top]
+        if len(winners) > 1:
+            return None
+        win = winners[0]
+        d = win.delta.get(task)
+        diff = None if d is None else stats.Difference(d, win.delta_se.get(task))
         return {"run": win.run, "directory": win.directory, "task": task,
-                "metric": win.metric_names.get(task, ""), "value": win.metrics[task],
-                "delta_vs_control": win.delta.get(task), "params": win.params}
+                "metric": win.metric_names.get(task, ""), "value": win.metrics[task], "se": win.se.get(task),
+                "delta_vs_control": d, "delta_se": None if diff is None else diff.se,
+                "within_noise": None if diff is None else diff.within_noise,
+                "beats_control": None if diff is None else (sign * d > 0 and diff.within_noise is False),
+                "params": win.params}
+
+    def tied_best(self, task: str | None = None) -> list[str]:
+        """Runs sharing the best value (empty unless there is a tie)."""
+        task = task or (self.tasks[0] if self.tasks else None)
+        scored = [r for r in self.rows if not r.control and r.metrics.get(task) is not None]
+        if len(scored) < 2:
+            return []
+        sign = -1.0 if stats.lower_is_better(self.metric_name(task)) else 1.0
+        top = max(sign * r.metrics[task] for r in scored)
+        winners = [r.run for r in scored if sign * r.metrics[task] == top]
+        return winners if len(winners) > 1 else []
 
 
 def param_value(run: Run, name: str) -> object:
@@ -93,18 +136,58 @@ def _expected_epochs(exp: Experiment, run: Run, task: str) -> list[int | None]:
     return []
 
 
-def _output_dir(run_path: Path) -> Path | None:
+def _setup(run_path: Path) -> dict:
     setup = run_path / "setup_finetune.yaml"
     if not setup.is_file():
-        return None
+        return {}
     import yaml
 
     try:
         data = yaml.safe_load(setup.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError:
-        return None
-    out = data.get("output_dir") if isinstance(data, dict) else None
-    return Path(str(out)) if out else None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _fill_losses(res: Results, row: Row, run_path: Path, exp: Experiment) -> None:
+    """Train / validation loss per step and per epoch from the torchtune disk log."""
+    setup = _setup(run_path)
+    out = Path(str(setup["output_dir"])) if setup.get("output_dir") else run_path / "checkpoints"
+    values = read_log_values(out)
+    row.loss_curve = sorted((s, v["loss"]) for s, v in values.items() if "loss" in v)
+    row.val_loss_curve = sorted((s, v["val_loss"]) for s, v in values.items() if "val_loss" in v)
+    row.wandb = wandb_offline_summaries(out)
+    if not row.loss_curve:
+        res.missing.append({"run": row.run, "directory": row.directory, "what": "train loss",
+                            "reason": f"no torchtune metric log in {out / 'logs'}"})
+        return
+    try:
+        epochs = int(setup.get("epochs", exp.epochs))
+    except (TypeError, ValueError):
+        epochs = exp.epochs
+    saved = len([p for p in out.glob("epoch_*") if p.name[6:].isdigit()]) if out.is_dir() else 0
+    last_step = max(s for s, _ in row.loss_curve)
+    per_epoch = steps_per_epoch(last_step, epochs) if saved >= epochs else None
+    if per_epoch is None:
+        res.missing.append({"run": row.run, "directory": row.directory, "what": "final train loss",
+                            "reason": f"training not finished ({saved} of {epochs} epoch checkpoints in {out}, "
+                                      f"last logged step {last_step}): no per-epoch loss"})
+        return
+    row.steps_per_epoch = per_epoch
+    row.train_loss_by_epoch = mean_per_epoch(row.loss_curve, per_epoch)
+    row.final_train_loss = row.train_loss_by_epoch[max(row.train_loss_by_epoch)]
+    if row.val_loss_curve:
+        row.val_loss_by_epoch = last_per_epoch(row.val_loss_curve, per_epoch)
+        row.best_val_epoch = min(row.val_loss_by_epoch, key=lambda e: (row.val_loss_by_epoch[e], e))
+
+
+def plan_question(exp: Experiment) -> str:
+    """The plan's question: the model's `question` field, else a '**Question:**' configuration line
+    or a '## Question' section."""
+    q = getattr(exp, "question", "") or exp.config_value("Question", "") or ""
+    if not q:
+        q = next((body for title, body in exp.other_sections if title.strip().lower() in ("question", "research question")), "")
+    return " ".join(str(q).split())
 
 
 def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
@@ -112,7 +195,8 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
     varying = varying_parameters(exp.runs) or ["lora_rank"]
     tasks = list(dict.fromkeys(ev.task for ev in exp.evaluations))
     scan = EvalScan()
-    res = Results(experiment=exp.name, experiment_dir=str(exp_dir), varying=varying, tasks=tasks, rows=[])
+    res = Results(experiment=exp.name, experiment_dir=str(exp_dir), varying=varying, tasks=tasks, rows=[],
+                  question=plan_question(exp))
 
     for run in exp.runs:
         d = dirs[run.name]
@@ -125,13 +209,7 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
             continue
         scan_run(exp_dir, d, scan)
         if run.finetuned:
-            out = _output_dir(run_path) or run_path / "checkpoints"
-            row.loss_curve = read_loss_curve(out)
-            row.final_train_loss = row.loss_curve[-1][1] if row.loss_curve else None
-            row.wandb = wandb_offline_summaries(out)
-            if not row.loss_curve:
-                res.missing.append({"run": run.name, "directory": d, "what": "train loss",
-                                    "reason": f"no torchtune metric log in {out / 'logs'}"})
+            _fill_losses(res, row, run_path, exp)
         for task in tasks:
             _fill_task(res, row, run, task, _expected_epochs(exp, run, task), scan)
     res.problems.extend(scan.problems)
@@ -140,7 +218,11 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
     for row in res.rows:
         for task in tasks:
             mine, base = row.metrics.get(task), control.metrics.get(task) if control else None
-            row.delta[task] = None if row.control or mine is None or base is None else mine - base
+            if row.control or mine is None or base is None:
+                row.delta[task] = row.delta_se[task] = None
+            else:
+                diff = stats.difference(mine, row.se.get(task), base, control.se.get(task))
+                row.delta[task], row.delta_se[task] = diff.value, diff.se
     return res
 
 
@@ -158,12 +240,20 @@ def _fill_task(res: Results, row: Row, run: Run, task: str, epochs: list[int | N
                   if failed else f"no successful .eval log in {row.directory}/eval/logs/")
         res.missing.append({"run": run.name, "directory": row.directory, "what": f"{task} ({where})",
                             "task": task, "epoch": epoch, "reason": reason})
-    row.all_epochs[task] = {("base" if r.epoch is None else str(r.epoch)): r.value for r in found}
+    def key(r: EvalResult) -> str:
+        return "base" if r.epoch is None else str(r.epoch)
+
+    row.all_epochs[task] = {key(r): r.value for r in found}
+    row.all_epochs_se[task] = {key(r): stats.metric_se(r.metric, r.value, r.sample_values, r.stderr) for r in found}
+    row.all_logs[task] = {key(r): r.path for r in found}
     if found:
         last = found[-1]  # the last evaluated epoch stands for the run
         row.metrics[task] = last.value
         row.metric_names[task] = f"{last.scorer}/{last.metric}"
         row.epochs[task] = last.epoch
         row.logs[task] = last.path
+        row.se[task] = row.all_epochs_se[task][key(last)]
+        row.samples[task] = len(last.sample_values) or last.samples
     else:
         row.metrics[task] = None
+        row.se[task] = None
