@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "cruijff_kit.launch.cli",
     "cruijff_kit.commands.setup",
     "cruijff_kit.commands.doctor",
+    "cruijff_kit.commands.inspect_cli",
 ]
 
 
@@ -39,33 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
-    _register_inspect(sub)
     return parser
-
-
-def _register_inspect(sub) -> None:
-    p = sub.add_parser("inspect", help="inspect-ai's own CLI from ck's environment (e.g. `ck inspect log dump FILE`)",
-                       description="Runs inspect-ai's `inspect` from the environment that runs ck, so an "
-                                   "installed plugin needs no separate PATH entry: `ck inspect eval ...`, "
-                                   "`ck inspect log dump FILE.eval`.")
-    p.add_argument("inspect_args", nargs=argparse.REMAINDER, metavar="ARGS")
-    p.set_defaults(func=_run_inspect)
-
-
-def _run_inspect(args) -> int:
-    import os
-    import shutil
-    from pathlib import Path
-
-    exe = Path(sys.executable).parent / "inspect"
-    if not exe.exists():
-        found = shutil.which("inspect")
-        if not found:
-            raise CkError("inspect-ai is not installed in ck's environment", field="inspect",
-                          hint="`ck setup` installs the ML stack (or pip install inspect-ai)")
-        exe = Path(found)
-    sys.stdout.flush()
-    os.execv(str(exe), [str(exe), *args.inspect_args])
 
 
 def _version() -> str:
@@ -77,12 +52,8 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["inspect"] and argv[1:2] not in (["-h"], ["--help"]):
-        # argparse would claim inspect's own options (--version, --log-dir ...): pass them untouched
-        try:
-            return _run_inspect(argparse.Namespace(inspect_args=argv[1:]))
-        except CkError as err:
-            print(f"ck inspect: error: {err}", file=sys.stderr)
-            return err.exit_code
+        # inspect's own options (--log-dir, --max-tokens, --version) pass through unparsed
+        argv = ["inspect", "--", *argv[1:]]
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
