@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "cruijff_kit.launch.cli",
     "cruijff_kit.commands.setup",
     "cruijff_kit.commands.doctor",
+    "cruijff_kit.commands.inspect_cli",
 ]
 
 
@@ -43,6 +44,10 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["inspect"] and argv[1:2] not in (["-h"], ["--help"]):
+        # inspect's own options (--log-dir, --max-tokens, --version) pass through unparsed
+        argv = ["inspect", "--", *argv[1:]]
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
