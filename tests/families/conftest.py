@@ -1,0 +1,31 @@
+"""Session fixtures: the five format-faithful shrunk checkpoints (built once, ~40 s in all)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import checkpoints  # noqa: E402
+
+FAMILIES = tuple(checkpoints.BUILDERS)
+
+
+@pytest.fixture(scope="session")
+def model_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hub")
+
+
+@pytest.fixture(scope="session")
+def family_model(model_root):
+    """family name -> directory, each built on first use."""
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = checkpoints.BUILDERS[name](model_root / name)
+        return built[name]
+
+    return get
