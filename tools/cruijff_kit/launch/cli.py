@@ -154,15 +154,39 @@ def cmd_detect(args) -> int:
     for ev in next(iter(result["framework_evidence"].values()), [])[:3]:
         print(f"             {ev}")
     print(f"deps:        {', '.join(result['install_order']) or 'none found'}")
-    print(f"wandb:       {'already used' if result['wandb']['used'] else 'not used'}")
+    for line in wandb_lines(result["wandb"]):
+        print(f"wandb:       {line}")
     print(f"distributed: {'yes' if result['distributed']['used'] else 'no'}")
     flags = [f for f in result["args"] if not f.get("positional")]
     if flags:
         print("flags:       " + ", ".join(f"{f['flags'][-1]}={f.get('default')!r}" for f in flags))
     print(f"suggested:   {result['suggested_command']}")
+    for note in result.get("suggestion_notes", []):
+        print(f"             {note}")
+    missing = [d["package"] for d in result.get("inferred_dependencies", []) if not d["conditional"]]
+    if missing and not result["install_order"]:
+        print(f"imports:     {', '.join(missing)} (no requirements file: `ck launch env REPO --install` installs these)")
     for problem in result["parse_errors"]:
         print(f"warning:     {problem}")
     return 0
+
+
+def wandb_lines(wb: dict[str, Any]) -> list[str]:
+    """What detect found about wandb, in words: used? on by default? who sets the project?"""
+    if not wb.get("used") and not wb.get("available"):
+        return ["not used (`ck launch wandb inject` can add it)"]
+    lines = []
+    if wb.get("enabled_by_default") is False:
+        lines.append(f"in the code but OFF by default; turn it on with {wb['enable']}"
+                     + (f" ({wb['enable_where']})" if wb.get("enable_where") else ""))
+    else:
+        lines.append("already used")
+    project = wb.get("project")
+    if project:
+        lines.append(f"the project is set by the repo ({project['where']}: {project['value']!r}): WANDB_PROJECT / "
+                     f"--wandb-project is ignored; " + (f"use {wb['project_switch']}" if wb.get("project_switch")
+                                                       else "edit it there"))
+    return lines
 
 
 def cmd_env(args) -> int:
@@ -267,6 +291,8 @@ def cmd_start(args) -> int:
         print(f"run id: {result['run_id']}\npid:    {result['pid']}  (the training's process group; "
               f"killing it ends the run)\nenv:    {env['kind']} {env['name']} ({env['source']})\n"
               f"log:    {result['repo_log'] or result['log']}")
+        for warning in result.get("warnings", []):
+            print(f"warning: {warning}")
         missing = result.get("missing_dependencies")
         if missing:
             print(f"missing: {', '.join(missing['modules'])} not importable in this environment; install with "
