@@ -87,7 +87,7 @@ def _str_kw(call: ast.Call, name: str, position: int | None = None) -> str | Non
     return None
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     import yaml
 
     try:
@@ -119,7 +119,7 @@ def hydra_main(facts: "FileFacts", repo: Path) -> dict[str, Any] | None:
                     if options:
                         info["groups"][group.name] = options
                 main = folder / (config_name if config_name and config_name.endswith(".yaml") else f"{config_name}.yaml")
-                data = _read_yaml(main) if config_name else None
+                data = read_yaml(main) if config_name else None
                 for item in (data or {}).get("defaults", []) if isinstance(data, dict) else []:
                     if isinstance(item, dict):
                         for key, value in item.items():
@@ -128,12 +128,12 @@ def hydra_main(facts: "FileFacts", repo: Path) -> dict[str, Any] | None:
     return None
 
 
-def _find_key_path(data: Any, key: str, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+def find_key_path(data: Any, key: str, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
     if isinstance(data, dict):
         if key in data:
             return (*path, key)
         for k, v in data.items():
-            found = _find_key_path(v, key, (*path, str(k)))
+            found = find_key_path(v, key, (*path, str(k)))
             if found:
                 return found
     return None
@@ -154,8 +154,8 @@ def hydra_wandb(hydra: dict[str, Any], repo: Path) -> dict[str, Any] | None:
     if not hydra.get("config_dir") or "wandb" not in hydra["groups"].get("logger", []):
         return None
     path = repo / hydra["config_dir"] / "logger" / "wandb.yaml"
-    data = _read_yaml(path)
-    key_path = _find_key_path(data, "project")
+    data = read_yaml(path)
+    key_path = find_key_path(data, "project")
     value = data
     for key in key_path or ():
         value = value.get(key) if isinstance(value, dict) else None
