@@ -242,3 +242,25 @@ def test_injected_loss_equals_printed_loss_under_gradient_accumulation(ck, tmp_p
     logged = _history(run_dir, "train/loss")
     assert len(printed) == steps and len(logged) == steps  # one value per optimizer step
     assert logged == pytest.approx(printed, rel=1e-5)  # the unscaled mean, not 1/accum of the last one
+
+
+def test_revert_after_a_later_edit_refuses_and_shows_the_edit(ck, plain_repo):
+    script = plain_repo / "train.py"
+    original = script.read_bytes()
+    assert ck("launch", "wandb", "inject", script, "--yes").rc == 0
+    injected = script.read_text()
+    script.write_text(injected.replace("lr=args.lr", "lr=args.lr * 2"))  # the user's own edit, after inject
+
+    refused = ck("launch", "wandb", "revert", script, "--json")
+    assert refused.rc == 2, refused
+    error = refused.json["error"]
+    assert "changed since `ck launch wandb inject`" in error
+    assert "-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)" in error
+    assert "+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr * 2)" in error
+    assert "--force" in refused.json["hint"]
+    assert "lr=args.lr * 2" in script.read_text() and (plain_repo / "train.py.backup").exists()  # untouched
+
+    forced = ck("launch", "wandb", "revert", script, "--force", "--json")
+    assert forced.rc == 0, forced
+    assert script.read_bytes() == original
+    assert forced.json["notes"] == ["edits made after inject were discarded (--force)"]

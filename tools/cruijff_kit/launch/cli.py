@@ -73,6 +73,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_wandb_inject)
     p = wsub.add_parser("revert", parents=[js], help="restore SCRIPT from SCRIPT.backup, byte for byte")
     p.add_argument("script", metavar="SCRIPT")
+    p.add_argument("--force", action="store_true", help="also when SCRIPT was edited after inject (loses the edits)")
     p.set_defaults(func=cmd_wandb_revert)
     p = wsub.add_parser("check", parents=[js], help="is an API key available (never shown)? which mode will runs use?")
     p.set_defaults(func=cmd_wandb_check)
@@ -250,11 +251,13 @@ def cmd_wandb_inject(args) -> int:
 def cmd_wandb_revert(args) -> int:
     from . import wandb_inject
 
-    result = wandb_inject.revert(args.script)
+    result = wandb_inject.revert(args.script, force=args.force)
     if args.json:
         _print_json(result)
     else:
         print(f"restored {result['file']} from {result['restored_from']}")
+        for note in result["notes"]:
+            print(f"note: {note}")
     return 0
 
 

@@ -305,18 +305,22 @@ def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
     meta = state.read_meta(folder)
     record = state.read_exit(folder)
     running = members(meta) if meta.get("supervisor_pid") else []
-    alive = bool(running)
+    legacy = not meta.get("supervisor_pid") and bool(meta.get("pid"))  # started by ck before the supervisor
+    alive = bool(running) or (legacy and record is None and is_ours(meta))
     now = time.time()
 
     if record is not None and meta.get("exit_code") is None:
+        ended_iso = record.get("ended") or (_dt.datetime.fromtimestamp(record["ended_at"]).astimezone()
+                                            .isoformat(timespec="seconds") if record.get("ended_at") else None)
         meta = state.update_meta(folder, exit_code=record["exit_code"], signal=record.get("signal"),
-                                 ended=record.get("ended"))
+                                 ended=ended_iso)
     elif record is None and meta.get("supervisor_pid") and not _supervisor_alive(meta) and not meta.get("ended"):
         # Supervisor SIGKILLed (OOM killer, kill -9): no record; the time is when we noticed.
         meta = state.update_meta(folder, ended=now_iso(), ended_approx=True)
     log = Path(meta["log"])
 
-    ended_run = record is not None or (meta.get("supervisor_pid") and not _supervisor_alive(meta))
+    ended_run = record is not None or (meta.get("supervisor_pid") and not _supervisor_alive(meta)) \
+        or (legacy and not alive)
     exit_code = meta.get("exit_code")
     health = meta.get("loss_health")
     if health is None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -22,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CkError
-from ..util.fs import atomic_write_text
-from . import detect
+from ..util.fs import atomic_write_json, atomic_write_text
+from . import detect, state
 from ..templating import macros
 
 BACKUP_SUFFIX = ".backup"
@@ -639,8 +641,21 @@ def inject(path: str | Path, project: str | None = None, apply: bool = False) ->
         script, backup = Path(result["file"]), Path(result["backup"])
         _copy_atomic(script, backup)
         atomic_write_text(script, new_text, mode=script.stat().st_mode & 0o7777)
+        # what ck wrote, so revert can tell the user's later edits from ours
+        atomic_write_json(_record_path(script), {"file": str(script), "backup": str(backup),
+                                                 "sha256": _sha256(script.read_bytes()), "text": new_text})
         result["applied"] = True
     return result
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _record_path(script: Path) -> Path:
+    """Where inject keeps what it wrote (in ck's launch state dir, never in the repo)."""
+    key = _sha256(str(script.resolve()).encode())[:24]
+    return state.launch_home() / "injections" / f"{key}.json"
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
@@ -655,7 +670,7 @@ def _copy_atomic(src: Path, dst: Path) -> None:
         raise
 
 
-def revert(path: str | Path) -> dict[str, Any]:
+def revert(path: str | Path, force: bool = False) -> dict[str, Any]:
     script = Path(path).expanduser()
     if script.is_dir():
         raise CkError(f"{script} is a folder: pass the script that was injected", field="SCRIPT")
@@ -663,8 +678,28 @@ def revert(path: str | Path) -> dict[str, Any]:
     if not backup.is_file():
         raise CkError(f"no backup to restore: {backup} does not exist", field="SCRIPT",
                       hint="only scripts changed by `ck launch wandb inject --yes` can be reverted")
-    current = script.read_text(encoding="utf-8", errors="replace") if script.exists() else ""
+    current_bytes = script.read_bytes() if script.exists() else b""
+    current = current_bytes.decode("utf-8", errors="replace")
     original = backup.read_text(encoding="utf-8", errors="replace")
+    record_file = _record_path(script)
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    notes = []
+    if record is None:
+        notes.append("no record of what inject wrote (another CK_LAUNCH_HOME?): later edits could not be checked")
+    elif record.get("sha256") != _sha256(current_bytes):
+        later = unified_diff(record.get("text", ""), current, script.name)
+        if not force:
+            raise CkError(f"{script.name} changed since `ck launch wandb inject`; reverting would discard these "
+                          f"edits:\n{later}", file=script, field="SCRIPT",
+                          hint=f"keep them by removing the wandb lines by hand (then delete {backup.name}), or "
+                               "discard them with `ck launch wandb revert SCRIPT --force`")
+        notes.append("edits made after inject were discarded (--force)")
     diff = unified_diff(current, original, script.name)
     os.replace(backup, script)  # the backup's bytes (and mode) become the script; atomic
-    return {"file": str(script.resolve()), "restored_from": str(backup), "reverted": True, "diff": diff}
+    if record_file.exists():
+        record_file.unlink()
+    return {"file": str(script.resolve()), "restored_from": str(backup), "reverted": True, "diff": diff,
+            "notes": notes}
