@@ -76,7 +76,7 @@ def ck():
 
 @pytest.fixture
 def wait_done(ck):
-    def wait(run_id: str, timeout: float = 30) -> dict:
+    def wait(run_id: str, timeout: float = 90) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = ck("launch", "status", run_id, "--json").json

@@ -1,7 +1,11 @@
 """`ck launch detect`: entry points, dependency files, framework (from the AST), flags."""
 from __future__ import annotations
 
-from .training_repos import DISTRIBUTED, HF_TRAINER, LIGHTNING, PLAIN_LOOP, write_repo
+import os
+import sys
+
+from .training_repos import (CONSOLE_SCRIPT_LAYOUT, DISTRIBUTED, HF_TRAINER, HYDRA_SRC_LAYOUT, LIGHTNING,
+                             LIGHTNING_CLI, NANO_STYLE_LAYOUT, PLAIN_LOOP, write_repo)
 
 
 def test_plain_loop_repo(ck, plain_repo):
@@ -68,7 +72,7 @@ def test_loop_in_imported_module_and_distributed(ck, tmp_path):
     assert info["framework"] == "pytorch"
     assert info["analyzed_files"] == ["run.py", "trainer.py"]
     assert info["distributed"]["used"] is True
-    assert info["suggested_command"].startswith("torchrun --nproc_per_node=NUM_GPUS run.py")
+    assert info["suggested_command"] == "python run.py"  # no GPU here: no torchrun (test_torchrun_only_where…)
 
 
 def test_existing_wandb_is_reported(ck, tmp_path):
@@ -87,3 +91,83 @@ def test_bad_input_exits_2(ck, tmp_path):
     result = ck("launch", "detect", empty)
     assert result.rc == 2
     assert "no entry point found" in result.err and "train.py" in result.err
+
+
+# --------------------------------------------------------------------------- real layouts (issue 11)
+
+def test_hydra_src_layout_picks_src_train_and_its_switches(ck, tmp_path):
+    repo = write_repo(tmp_path / "lht", HYDRA_SRC_LAYOUT)
+    info = ck("launch", "detect", repo, "--json").json
+    assert info["entry_point"] == "src/train.py"  # not src/models/mnist_module.py (builds a module, trains nothing)
+    assert info["framework"] == "lightning"
+    by_path = {e["path"]: e for e in info["entry_points"]}
+    assert by_path["src/train.py"]["hydra"] and by_path["src/train.py"]["console_script"] == "train_command"
+    assert info["hydra"]["config_dir"] == "configs" and info["hydra"]["config_name"] == "train.yaml"
+    assert info["hydra"]["groups"] == {"logger": ["csv", "wandb"], "model": ["mnist"],
+                                       "trainer": ["cpu", "default", "gpu"]}
+    assert [s["name"] for s in info["console_scripts"]] == ["train_command", "eval_command"]
+    assert info["suggested_command"] == "python src/train.py trainer=cpu"  # no GPU on this machine
+    wb = info["wandb"]
+    assert wb["enabled_by_default"] is False and wb["enable"] == "logger=wandb"
+    assert wb["project"]["value"] == "my-template" and wb["project"]["where"] == "configs/logger/wandb.yaml:5"
+    assert wb["project_switch"] == "logger.wandb.project=P"
+    text = ck("launch", "detect", repo).out
+    assert "OFF by default; turn it on with logger=wandb" in text and "use logger.wandb.project=P" in text
+
+
+def test_console_script_without_main_guard(ck, tmp_path):
+    repo = write_repo(tmp_path / "cs", CONSOLE_SCRIPT_LAYOUT)
+    info = ck("launch", "detect", repo, "--json").json
+    assert info["entry_point"] == "src/tinytrain/cli.py"
+    assert info["console_scripts"] == [{"name": "tinytrain-fit", "target": "tinytrain.cli:main",
+                                        "file": "src/tinytrain/cli.py", "where": "pyproject.toml [project.scripts]"}]
+    assert info["suggested_command"] == "tinytrain-fit"
+    assert {f["dest"] for f in info["args"]} == {"steps"}
+
+
+def test_configurator_repo_flags_wandb_off_and_cpu(ck, tmp_path):
+    repo = write_repo(tmp_path / "nano", NANO_STYLE_LAYOUT)
+    info = ck("launch", "detect", repo, "--json").json
+    assert info["entry_point"] == "train.py" and info["framework"] == "pytorch"
+    flags = {f["dest"]: f for f in info["args"]}
+    assert flags["gradient_accumulation_steps"]["default"] == 4 and flags["learning_rate"]["style"] == "key=value"
+    assert "config_keys" not in flags and "ddp" not in flags  # assigned after the configurator runs
+    wb = info["wandb"]
+    assert wb["used"] is True and wb["enabled_by_default"] is False and wb["enable"] == "--wandb_log=True"
+    assert wb["project"]["value"] == "owt" and wb["project_switch"] == "--wandb_project=P"
+    # no GPU here: the cuda default is switched off, and no torchrun for DDP-capable code
+    assert info["suggested_command"] == "python train.py --device=cpu"
+    assert info["distributed"]["used"] is True
+    deps = {d["import"]: d["conditional"] for d in info["inferred_dependencies"]}
+    assert deps == {"torch": False, "wandb": True, "transformers": True}
+
+
+def test_lightning_cli_gets_fit(ck, tmp_path):
+    repo = write_repo(tmp_path / "cli", {"main.py": LIGHTNING_CLI})
+    info = ck("launch", "detect", repo, "--json").json
+    assert info["suggested_command"] == "python main.py fit"
+    assert info["lightning_cli"] == "main.py:19"
+
+
+def test_torchrun_only_where_there_are_gpus(ck, tmp_path):
+    repo = write_repo(tmp_path / "dist", {"train.py": DISTRIBUTED})
+    assert ck("launch", "detect", repo, "--json").json["suggested_command"] == "python train.py"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\nprintf '0\\n1\\n'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    info = ck("launch", "detect", repo, "--json", env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}).json
+    assert info["gpus_here"] == 2
+    assert info["suggested_command"] == "torchrun --standalone --nproc_per_node=2 train.py"
+
+
+def test_start_says_when_the_repo_sets_the_wandb_project_itself(ck, tmp_path, wait_done):
+    repo = write_repo(tmp_path / "nano", NANO_STYLE_LAYOUT)
+    started = ck("launch", "start", repo, "--command", "python train.py --device=cpu", "--python", sys.executable,
+                 "--wandb-project", "mine", "--wait", "0", "--json")
+    assert started.rc == 0, started
+    warnings = started.json["warnings"]
+    assert any("--wandb-project mine is ignored" in w and "--wandb_project=mine" in w for w in warnings), warnings
+    assert any("add --wandb_log=True" in w for w in warnings), warnings
+    final = wait_done(started.json["run_id"], timeout=60)
+    assert final["state"] == "succeeded", ck("launch", "logs", started.json["run_id"]).out

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from .conftest import CK
 
 SLEEPER = """\
 import sys, time
@@ -150,3 +153,34 @@ def test_bad_input_exits_2(ck, tmp_path, script_repo):
         assert result.rc == 2 and "unknown run id" in result.json["error"], sub
     assert ck("launch", "status", "../escape").rc == 2
     assert not Path(os.environ["CK_LAUNCH_HOME"]).exists()  # nothing written for bad input
+
+
+def test_list_columns_repo_filter_iso_times_and_a_closed_pipe(ck, script_repo, wait_done, tmp_path):
+    first, second = script_repo("print('a')\n"), script_repo("print('b')\n")
+    runs = [ck("launch", "start", repo, "--command", "python train.py", "--wait", "0", "--json").json["run_id"]
+            for repo in (first, second, first)]
+    for run_id in runs:
+        final = wait_done(run_id)
+    assert final["state"] == "succeeded"
+    for key in ("started", "ended"):  # one timestamp format: ISO 8601 with the UTC offset
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", final[key]), final[key]
+    exit_record = json.loads((Path(final["state_dir"]) / "exit.json").read_text())
+    assert exit_record["ended"] == final["ended"]
+
+    listed = ck("launch", "list", "--repo", first, "--json").json
+    assert [r["run_id"] for r in listed] == [runs[0], runs[2]]
+    assert set(listed[0]) >= {"run_id", "repo", "environment", "state", "log"}
+    assert listed[0]["repo"] == str(first.resolve()) and listed[0]["environment"].startswith("interpreter ")
+    table = ck("launch", "list").out.splitlines()
+    assert table[0].split("\t") == ["RUN_ID", "STATE", "ELAPSED_S", "REPO", "ENVIRONMENT", "LOG"]
+    assert len(table) == 4
+
+    # `ck launch list | head -1`: the reader has gone away before ck writes; no BrokenPipe traceback
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([*CK, "launch", "list"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=60, cwd=str(tmp_path))
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import ast
+import json
 import sys
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from .training_repos import DISTRIBUTED, HF_TRAINER, LIGHTNING, write_repo
 
@@ -48,7 +51,7 @@ def test_injected_plain_loop_logs_to_an_offline_wandb_run(ck, plain_repo, wait_d
     started = ck("launch", "start", plain_repo, "--command", "python train.py --epochs 2 --data x",
                  "--python", sys.executable, "--wandb-project", "ck-test", "--wait", "0", "--json")
     assert started.rc == 0, started
-    final = wait_done(started.json["run_id"], timeout=45)
+    final = wait_done(started.json["run_id"], timeout=150)  # wandb startup is slow on a loaded machine
     assert final["exit_code"] == 0, ck("launch", "logs", started.json["run_id"]).out
 
     runs = list((tmp_path / "wandb-dir" / "wandb").glob("offline-run-*"))
@@ -159,3 +162,105 @@ def test_keras_shortcut_keeps_existing_callbacks(ck, tmp_path):
     assert ast.unparse(fit.keywords[-1].value) == "[*cb, WandbMetricsLogger()]"
     order = [ast.unparse(s) for s in tree.body if isinstance(s, (ast.Expr, ast.Assign))]
     assert order[-3].startswith("wandb.init(") and order[-1] == "wandb.finish()"
+
+
+# Two common shapes of gradient accumulation, each printing what a careful repo prints: the mean of
+# the unscaled micro-batch losses of every optimizer step.
+ACCUM_INNER_LOOP = '''\
+import torch
+
+torch.manual_seed(0)
+model = torch.nn.Linear(3, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+gradient_accumulation_steps = 4
+for step in range(3):
+    running = 0.0
+    for micro_step in range(gradient_accumulation_steps):
+        x = torch.randn(8, 3)
+        with torch.enable_grad():
+            loss = (model(x) - x.sum(1, keepdim=True)).pow(2).mean()
+            running += loss.item()
+            loss = loss / gradient_accumulation_steps
+        loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    print(f"step {step} loss {running / gradient_accumulation_steps!r}", flush=True)
+'''
+ACCUM_MODULO = '''\
+import torch
+
+
+def main():
+    torch.manual_seed(1)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    accum = 3
+    running, seen, step = 0.0, 0, 0
+    for i in range(9):
+        x = torch.randn(8, 3)
+        loss = (model(x) - 1.0).pow(2).mean() / accum
+        running += loss.item() * accum
+        seen += 1
+        loss.backward()
+        if (i + 1) % accum == 0:
+            opt.step()
+            opt.zero_grad()
+            print(f"step {step} loss {running / seen!r}", flush=True)
+            running, seen, step = 0.0, 0, step + 1
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def _history(run_dir: Path, key: str) -> list[float]:
+    """Every value logged under `key`, in order, from the offline run's .wandb file."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from cruijff_kit.launch.wandb_runs import _records
+
+    values = []
+    for raw in _records(next(run_dir.glob("*.wandb")).read_bytes()):
+        record = pb.Record()
+        record.ParseFromString(raw)
+        if record.WhichOneof("record_type") == "history":
+            values += [json.loads(i.value_json) for i in record.history.item if (i.key or "/".join(i.nested_key)) == key]
+    return values
+
+
+@pytest.mark.parametrize("source,steps", [(ACCUM_INNER_LOOP, 3), (ACCUM_MODULO, 3)], ids=["inner-loop", "modulo"])
+def test_injected_loss_equals_printed_loss_under_gradient_accumulation(ck, tmp_path, source, steps):
+    repo = write_repo(tmp_path / "accum", {"train.py": source})
+    result = ck("launch", "wandb", "inject", repo / "train.py", "--yes", "--json")
+    assert result.rc == 0, result
+    assert {"loss sum init", "loss capture", "log train"} <= {e["what"] for e in result.json["edits"]}
+    proc = subprocess.run([sys.executable, "train.py"], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    printed = [float(line.split()[-1]) for line in proc.stdout.splitlines() if line.startswith("step ")]
+    run_dir = next((tmp_path / "wandb-dir" / "wandb").glob("offline-run-*"))
+    logged = _history(run_dir, "train/loss")
+    assert len(printed) == steps and len(logged) == steps  # one value per optimizer step
+    assert logged == pytest.approx(printed, rel=1e-5)  # the unscaled mean, not 1/accum of the last one
+
+
+def test_revert_after_a_later_edit_refuses_and_shows_the_edit(ck, plain_repo):
+    script = plain_repo / "train.py"
+    original = script.read_bytes()
+    assert ck("launch", "wandb", "inject", script, "--yes").rc == 0
+    injected = script.read_text()
+    script.write_text(injected.replace("lr=args.lr", "lr=args.lr * 2"))  # the user's own edit, after inject
+
+    refused = ck("launch", "wandb", "revert", script, "--json")
+    assert refused.rc == 2, refused
+    error = refused.json["error"]
+    assert "changed since `ck launch wandb inject`" in error
+    assert "-    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)" in error
+    assert "+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr * 2)" in error
+    assert "--force" in refused.json["hint"]
+    assert "lr=args.lr * 2" in script.read_text() and (plain_repo / "train.py.backup").exists()  # untouched
+
+    forced = ck("launch", "wandb", "revert", script, "--force", "--json")
+    assert forced.rc == 0, forced
+    assert script.read_bytes() == original
+    assert forced.json["notes"] == ["edits made after inject were discarded (--force)"]

@@ -73,6 +73,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_wandb_inject)
     p = wsub.add_parser("revert", parents=[js], help="restore SCRIPT from SCRIPT.backup, byte for byte")
     p.add_argument("script", metavar="SCRIPT")
+    p.add_argument("--force", action="store_true", help="also when SCRIPT was edited after inject (loses the edits)")
     p.set_defaults(func=cmd_wandb_revert)
     p = wsub.add_parser("check", parents=[js], help="is an API key available (never shown)? which mode will runs use?")
     p.set_defaults(func=cmd_wandb_check)
@@ -154,15 +155,39 @@ def cmd_detect(args) -> int:
     for ev in next(iter(result["framework_evidence"].values()), [])[:3]:
         print(f"             {ev}")
     print(f"deps:        {', '.join(result['install_order']) or 'none found'}")
-    print(f"wandb:       {'already used' if result['wandb']['used'] else 'not used'}")
+    for line in wandb_lines(result["wandb"]):
+        print(f"wandb:       {line}")
     print(f"distributed: {'yes' if result['distributed']['used'] else 'no'}")
     flags = [f for f in result["args"] if not f.get("positional")]
     if flags:
         print("flags:       " + ", ".join(f"{f['flags'][-1]}={f.get('default')!r}" for f in flags))
     print(f"suggested:   {result['suggested_command']}")
+    for note in result.get("suggestion_notes", []):
+        print(f"             {note}")
+    missing = [d["package"] for d in result.get("inferred_dependencies", []) if not d["conditional"]]
+    if missing and not result["install_order"]:
+        print(f"imports:     {', '.join(missing)} (no requirements file: `ck launch env REPO --install` installs these)")
     for problem in result["parse_errors"]:
         print(f"warning:     {problem}")
     return 0
+
+
+def wandb_lines(wb: dict[str, Any]) -> list[str]:
+    """What detect found about wandb, in words: used? on by default? who sets the project?"""
+    if not wb.get("used") and not wb.get("available"):
+        return ["not used (`ck launch wandb inject` can add it)"]
+    lines = []
+    if wb.get("enabled_by_default") is False:
+        lines.append(f"in the code but OFF by default; turn it on with {wb['enable']}"
+                     + (f" ({wb['enable_where']})" if wb.get("enable_where") else ""))
+    else:
+        lines.append("already used")
+    project = wb.get("project")
+    if project:
+        lines.append(f"the project is set by the repo ({project['where']}: {project['value']!r}): WANDB_PROJECT / "
+                     f"--wandb-project is ignored; " + (f"use {wb['project_switch']}" if wb.get("project_switch")
+                                                       else "edit it there"))
+    return lines
 
 
 def cmd_env(args) -> int:
@@ -226,11 +251,13 @@ def cmd_wandb_inject(args) -> int:
 def cmd_wandb_revert(args) -> int:
     from . import wandb_inject
 
-    result = wandb_inject.revert(args.script)
+    result = wandb_inject.revert(args.script, force=args.force)
     if args.json:
         _print_json(result)
     else:
         print(f"restored {result['file']} from {result['restored_from']}")
+        for note in result["notes"]:
+            print(f"note: {note}")
     return 0
 
 
@@ -267,6 +294,8 @@ def cmd_start(args) -> int:
         print(f"run id: {result['run_id']}\npid:    {result['pid']}  (the training's process group; "
               f"killing it ends the run)\nenv:    {env['kind']} {env['name']} ({env['source']})\n"
               f"log:    {result['repo_log'] or result['log']}")
+        for warning in result.get("warnings", []):
+            print(f"warning: {warning}")
         missing = result.get("missing_dependencies")
         if missing:
             print(f"missing: {', '.join(missing['modules'])} not importable in this environment; install with "

@@ -8,6 +8,7 @@ and a suggested command. Facts carry `file:line` evidence so an agent can show w
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CkError
+from ..util import procs
+from . import entry_points as ep
 
 # The seed's order, which is also the ranking among entry points with conventional names.
 CONVENTIONAL_ENTRY_POINTS = ("train.py", "main.py", "run.py", "run_training.py")
@@ -99,6 +102,10 @@ def framework_evidence(files: list[FileFacts]) -> dict[str, list[str]]:
     for facts in files:
         imported = {mod for mod, _ in facts.imports}
         uses_torch = any(m == "torch" or m.startswith("torch.") for m in imported)
+        for name, q in facts.aliases.items():
+            # Hydra apps build the Trainer from config (hydra.utils.instantiate): importing it is the sign
+            if _is_lightning(q) and q.rpartition(".")[2] == "Trainer":
+                found["lightning"].append(f"{facts.rel} imports {q}")
         for node in ast.walk(facts.tree):
             if isinstance(node, ast.ClassDef):
                 for base in node.bases:
@@ -268,15 +275,18 @@ def pip_name(module: str) -> str:
     return PIP_NAMES.get(module) or PIP_NAMES.get(top) or top
 
 
-def _conditional_imports(tree: ast.Module) -> set[int]:
-    """ids of import nodes under an `if` or a `try` (optional: `if wandb_log: import wandb`)."""
+def _conditional_imports(tree: ast.Module, lazy_functions: bool = False) -> set[int]:
+    """ids of import nodes under an `if` or a `try` (optional: `if wandb_log: import wandb`) and,
+    with lazy_functions (modules the entry point imports), inside functions (nanoGPT's model.py
+    imports transformers only in from_pretrained)."""
     out: set[int] = set()
 
     def visit(node: ast.AST, guarded: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.Import, ast.ImportFrom)) and guarded:
                 out.add(id(child))
-            visit(child, guarded or isinstance(child, (ast.If, ast.Try)))
+            visit(child, guarded or isinstance(child, (ast.If, ast.Try))
+                  or (lazy_functions and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))))
 
     visit(tree, False)
     return out
@@ -297,8 +307,8 @@ def inferred_dependencies(files: list[FileFacts], repo: Path) -> list[dict[str, 
 
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     found: dict[str, dict[str, Any]] = {}
-    for facts in files:
-        conditional = _conditional_imports(facts.tree)
+    for i, facts in enumerate(files):
+        conditional = _conditional_imports(facts.tree, lazy_functions=i > 0)
         for node in ast.walk(facts.tree):
             if isinstance(node, ast.Import):
                 modules = [a.name for a in node.names]
@@ -472,14 +482,23 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
     else:
         paths = _python_files(repo)
 
+    scripts = ep.console_scripts(repo)
+    script_files = {s["file"]: s["name"] for s in scripts if s["file"]}
+    for rel in script_files:  # console-script targets count even where the walk does not reach
+        if (repo / rel) not in paths and not entry:
+            paths.append(repo / rel)
     for path in paths:
         facts = _facts(path, repo, cache)
+        rel = path.relative_to(repo).as_posix()
         conventional = path.name in CONVENTIONAL_ENTRY_POINTS
         guarded = not isinstance(facts, str) and facts.main_guard is not None
-        if not (entry or conventional or guarded):
+        hydra = ep.hydra_main(facts, repo) if not isinstance(facts, str) else None
+        cli = ep.lightning_cli(facts) if not isinstance(facts, str) else None
+        if not (entry or conventional or guarded or rel in script_files or hydra):
             continue
-        candidates.append({"path": path.relative_to(repo).as_posix(), "_path": path,
-                           "conventional": conventional, "main_guard": guarded})
+        candidates.append({"path": rel, "_path": path, "conventional": conventional, "main_guard": guarded,
+                           "console_script": script_files.get(rel), "hydra": hydra is not None,
+                           "lightning_cli": cli is not None, "_hydra": hydra, "_cli": cli})
 
     if not candidates:
         raise CkError(
@@ -499,15 +518,32 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
     def rank(cand: dict[str, Any]) -> tuple:
         name = Path(cand["path"]).name
         conv = CONVENTIONAL_ENTRY_POINTS.index(name) if cand["conventional"] else len(CONVENTIONAL_ENTRY_POINTS)
-        # Training code beats a helper script; then the seed's names; then the shallowest file.
-        return (cand["framework"] is None, not cand["conventional"], conv, cand["path"].count("/"), cand["path"])
+        # A declared entry (console script, @hydra.main, LightningCLI) beats a module whose __main__
+        # block only builds an object (src/models/x_module.py); then training code beats a helper
+        # script; then the conventional names; then the shallowest file.
+        declared = bool(cand["console_script"] or cand["hydra"] or cand["lightning_cli"])
+        return (not declared, cand["framework"] is None, not cand["conventional"], conv,
+                "train" not in name, cand["path"].count("/"), cand["path"])
 
     candidates.sort(key=rank)
     best = candidates[0]
     files = best["_files"]
     evidence = framework_evidence(files)
-    flags = argparse_flags(files) + hf_argument_dataclasses(files)
+    flags = argparse_flags(files) + hf_argument_dataclasses(files) + ep.configurator_flags(files[0])
     deps = dependency_files(repo)
+    hydra = best["_hydra"]
+    wandb = {"used": bool(ev := wandb_evidence(files)), "evidence": ev, **ep.wandb_switches(files, flags)}
+    hydra_wb = ep.hydra_wandb(hydra, repo) if hydra else None
+    if hydra_wb:
+        wandb.update({k: v for k, v in hydra_wb.items() if k != "evidence"}, available=True)
+        wandb["evidence"] = wandb["evidence"] + hydra_wb["evidence"]
+    if wandb["used"] and wandb["enabled_by_default"] is None:
+        wandb["enabled_by_default"] = True
+    dist = distributed_evidence(files)
+    gpus = gpu_count()
+    command, notes = suggest(best["path"], flags, dist, gpus=gpus, hydra=hydra, lightning_cli=best["_cli"],
+                             accelerate=any("Accelerator" in e for e in dist),
+                             console_script=None if best["main_guard"] else best["console_script"])
 
     return {
         "repo": str(repo),
@@ -518,23 +554,70 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
         "dependencies": deps,
         "install_order": [d["file"] for d in deps],
         "inferred_dependencies": inferred_dependencies(files, repo),
-        "wandb": {"used": bool(ev := wandb_evidence(files)), "evidence": ev},
-        "distributed": {"used": bool(dist := distributed_evidence(files)), "evidence": dist},
+        "wandb": wandb,
+        "distributed": {"used": bool(dist), "evidence": dist},
         "args": flags,
+        "console_scripts": scripts,
+        "hydra": hydra,
+        "lightning_cli": best["_cli"],
+        "gpus_here": gpus,
         "analyzed_files": [f.rel for f in files],
         "parse_errors": sorted(parse_errors),
-        "suggested_command": suggest_command(best["path"], flags, bool(dist)),
+        "suggested_command": command,
+        "suggestion_notes": notes,
     }
 
 
-def suggest_command(entry: str, flags: list[dict[str, Any]], distributed: bool) -> str:
+def gpu_count() -> int:
+    """GPUs a run started here would see (CUDA_VISIBLE_DEVICES first, else nvidia-smi)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([g for g in visible.split(",") if g.strip() and g.strip() != "-1"])
+    return len(procs.query_gpus(("index",), timeout=15).rows)
+
+
+def suggest(entry: str, flags: list[dict[str, Any]], distributed: list[str], *, gpus: int,
+            hydra: dict[str, Any] | None = None, lightning_cli: str | None = None,
+            accelerate: bool = False, console_script: str | None = None) -> tuple[str, list[str]]:
+    """The command to run `entry` here, and why it looks the way it does."""
+    notes: list[str] = []
     words = ["python", entry]
+    if console_script:
+        # no __main__ block: `python file.py` would define main() and exit; the script runs it
+        words = [console_script]
+        notes.append(f"{entry} has no __main__ block: run its console script {console_script} "
+                     "(installed into the run's env by `pip install -e .`, i.e. `ck launch env REPO --install`)")
     for flag in flags:
         if flag.get("positional"):
             words.append(flag["dest"].upper())
         elif flag.get("required") is True:
             words += [flag["flags"][-1], flag["dest"].upper()]
+    if lightning_cli:
+        words.append("fit")
+        notes.append(f"LightningCLI ({lightning_cli}): subcommand fit; options as --trainer.max_epochs=N")
+    if hydra:
+        trainer = hydra["groups"].get("trainer", [])
+        if gpus == 0 and "cpu" in trainer and hydra["defaults"].get("trainer") != "cpu":
+            words.append("trainer=cpu")
+            notes.append("no GPU here: Hydra override trainer=cpu")
+        elif gpus > 0 and "gpu" in trainer and hydra["defaults"].get("trainer") != "gpu":
+            words.append("trainer=gpu")
+        notes.append(f"Hydra app ({hydra['where']}): overrides are key=value words, e.g. "
+                     + " ".join(f"{g}={opts[0]}" for g, opts in list(hydra["groups"].items())[:2]))
+    device = next((f for f in flags if f.get("style") == "key=value" and f["dest"] == "device"), None)
+    if gpus == 0 and device and str(device.get("default", "")).startswith("cuda"):
+        words.append("--device=cpu")
+        notes.append(f"no GPU here: --device=cpu ({device['where']} defaults to {device['default']!r})")
     command = shlex.join(words)
     if distributed:
-        command = command.replace("python ", "torchrun --nproc_per_node=NUM_GPUS ", 1)
-    return command
+        if gpus > 1:
+            launcher = (f"accelerate launch --num_processes {gpus} " if accelerate
+                        else f"torchrun --standalone --nproc_per_node={gpus} ")
+            command = launcher + (command.removeprefix("python ") if command.startswith("python ")
+                                  else command)
+            notes.append(f"distributed code and {gpus} GPUs: one process per GPU")
+        else:
+            notes.append(f"distributed-capable code, {'no GPU' if gpus == 0 else 'one GPU'} here: one process "
+                         "(if it calls init_process_group unconditionally, prefix "
+                         "`torchrun --standalone --nproc_per_node=1`)")
+    return command, notes

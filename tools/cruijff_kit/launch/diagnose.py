@@ -1,8 +1,10 @@
 """Name why a run failed, from its log and exit code, with a concrete fix.
 
-Order of evidence: the final exception of the last Python traceback (the real cause), then a
-signal death (exit 128+N, or a wrapper that vanished without recording an exit code), then
-the last line anywhere in the log matching a known failure (NaN losses are printed, not raised).
+Order of evidence: a stop the user asked for, the final exception of the last Python traceback
+(the real cause), then a signal death (exit 128+N, or a supervisor that vanished without recording
+an exit code), then the losses (the first NaN or divergence, see losses.py: printed, not raised),
+then the last line anywhere in the log matching a known failure. Advice names the repo's own
+switches (its flag form, its Hydra override) where detect finds them.
 """
 from __future__ import annotations
 
@@ -11,22 +13,34 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from . import detect, process, state, wandb_runs
+from ..util import procs
+from . import detect, entry_points, losses, process, state, wandb_runs
 
 _MAX_LOG_BYTES = 4 * 2**20  # the end of a log holds the failure; do not read GBs of progress bars
 
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("oom", re.compile(r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|RESOURCE_EXHAUSTED"
                        r"|MPS backend out of memory|HIP out of memory", re.I)),
-    ("cuda", re.compile(r"CUDA error|CUDA driver version is insufficient|no CUDA-capable device"
-                        r"|Found no NVIDIA driver|NCCL error|ncclInternalError|cuDNN error|CUDNN_STATUS"
+    # asked for a GPU where there is none (not a broken one): Lightning's accelerator check, torch
+    # on a machine without a driver
+    ("no_gpu", re.compile(r"No supported gpu backend found|GPUAccelerator can not run on your system"
+                          r"|Found no NVIDIA driver|no CUDA-capable device is detected"
+                          r"|requested to use (?:the )?GPU but .*not available", re.I)),
+    ("distributed", re.compile(r"Distributed package doesn't have NCCL built in|ProcessGroupNCCL is only supported"
+                               r"|environment variable (?:RANK|WORLD_SIZE|MASTER_ADDR|MASTER_PORT) expected"
+                               r"|Default process group has not been initialized", re.I)),
+    ("cuda", re.compile(r"CUDA error|CUDA driver version is insufficient"
+                        r"|NCCL error|ncclInternalError|cuDNN error|CUDNN_STATUS"
                         r"|device-side assert|CUDA_ERROR_|Torch not compiled with CUDA enabled"
                         r"|CUDA initialization|NVIDIA-SMI has failed", re.I)),
+    ("network", re.compile(r"URLError|urlopen error|Temporary failure in name resolution|Name or service not known"
+                           r"|nodename nor servname|Max retries exceeded|ConnectTimeout|ReadTimeout|ConnectionError"
+                           r"|Network is unreachable|OfflineModeIsEnabled|LocalEntryNotFoundError"
+                           r"|outgoing traffic has been disabled|We couldn't connect to|Couldn't reach"
+                           r"|CERTIFICATE_VERIFY_FAILED|gaierror|HTTPError: HTTP Error|Failed to resolve")),
     ("import", re.compile(r"ModuleNotFoundError|ImportError|No module named")),
     ("file_not_found", re.compile(r"FileNotFoundError|No such file or directory|can't open file")),
-    ("nan", re.compile(r"\b\w*loss\w*['\"]?\s*[:=]?\s*(?:tensor\(\s*)?[-+]?(?:nan|inf)\b"
-                       r"|returned nan values|non-finite loss|nan or inf found|\bnan loss\b|detected nan"
-                       r"|loss (?:is|became) (?:nan|inf)|gradients? (?:is|are|became) (?:nan|inf)", re.I)),
+    ("nan", losses.NAN_MESSAGE),
 ]
 _EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Interrupt|Exit|Warning))(?::\s*(.*))?$")
 _MODULE = re.compile(r"No module named ['\"]?([\w.]+)")
@@ -75,7 +89,64 @@ def _flag_value(command: str, *names: str) -> tuple[str, str] | None:
     return None
 
 
-def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, Any], exit_code: int | None) -> str:
+_LR_NAMES = ("lr", "learning_rate", "learning-rate", "base_lr", "max_lr", "lr0")
+
+
+def _repo_flag(info: dict[str, Any] | None, dests: tuple[str, ...]) -> dict[str, Any] | None:
+    for flag in (info or {}).get("args", []):
+        if flag.get("dest") in dests and not flag.get("positional"):
+            return flag
+    return None
+
+
+def _lr_hint(command: str, info: dict[str, Any] | None) -> str:
+    """'lower the learning rate (--learning_rate=6e-05, a tenth of 0.0006)': in the form the repo's own
+    parser accepts (argparse `--lr X`, configurator `--key=value`, Hydra `group.key=value`)."""
+    flag = _repo_flag(info, _LR_NAMES)
+    if flag is not None:
+        given = _flag_value(command, *flag["flags"])
+        value = given[1] if given else flag.get("default")
+        try:
+            return f"lower the learning rate ({entry_points.flag_text(flag, f'{float(value) / 10:g}')}, a tenth of {value})"
+        except (TypeError, ValueError):
+            return f"lower the learning rate ({entry_points.flag_text(flag, 'SMALLER')})"
+    hydra = (info or {}).get("hydra")
+    if hydra and hydra.get("config_dir"):
+        root = Path(info["repo"]) / hydra["config_dir"]
+        for group, option in hydra.get("defaults", {}).items():
+            if not isinstance(option, str):
+                continue
+            data = entry_points.read_yaml(root / group / f"{option}.yaml")
+            path = entry_points.find_key_path(data, "lr")
+            value = data
+            for key in path or ():
+                value = value.get(key) if isinstance(value, dict) else None
+            if path and isinstance(value, (int, float)):
+                return (f"lower the learning rate (Hydra override {group}.{'.'.join(path)}={value / 10:g}, "
+                        f"a tenth of {value})")
+    lr = _flag_value(command, "--lr", "--learning_rate", "--learning-rate")
+    try:
+        if lr:
+            return f"lower the learning rate ({lr[0]} {float(lr[1]) / 10:g}, a tenth of {lr[1]})"
+    except ValueError:
+        pass
+    return "lower the learning rate"
+
+
+def _cpu_switch(info: dict[str, Any] | None) -> str:
+    """The repo's own way to run on CPU."""
+    hydra = (info or {}).get("hydra") or {}
+    if "cpu" in hydra.get("groups", {}).get("trainer", []):
+        return "the Hydra override trainer=cpu"
+    for dests in (("device",), ("accelerator",)):
+        flag = _repo_flag(info, dests)
+        if flag is not None:
+            return entry_points.flag_text(flag, "cpu")
+    return "accelerator='cpu' (Lightning Trainer) or device 'cpu' in the code, and --gpus cpu"
+
+
+def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, Any], exit_code: int | None,
+               info: dict[str, Any] | None = None) -> str:
     command = meta.get("command", "")
     if failure == "oom":
         tried = _TRIED.search(text)
@@ -92,25 +163,40 @@ def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, An
                  "set PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True if memory is fragmented"]
         return ("GPU out of memory" + (f" (tried to allocate {tried.group(1)})" if tried else "")
                 + ": " + "; ".join(hint) + ".")
-    if failure == "nan":
-        lr = _flag_value(command, "--lr", "--learning_rate", "--learning-rate")
-        lr_hint = "lower the learning rate"
-        try:
-            if lr:
-                lr_hint = f"lower the learning rate ({lr[0]} {float(lr[1]) / 10:g}, a tenth of {lr[1]})"
-        except ValueError:
-            pass
-        return (f"Loss became NaN/inf ({evidence}): {lr_hint}; clip gradients "
+    if failure in ("nan", "diverged"):
+        what = "Loss became NaN/inf" if failure == "nan" else "Loss diverged"
+        return (f"{what} ({evidence}): {_lr_hint(command, info)}; clip gradients "
                 "(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)); add LR warmup; check the data "
                 "for NaN/inf values or division by zero; prefer bf16 over fp16; locate the first bad op with "
                 "torch.autograd.set_detect_anomaly(True).")
+    if failure == "no_gpu":
+        low = text.lower()
+        where = ("There is no NVIDIA driver on this machine (a login node or a CPU-only host: not a driver/CUDA "
+                 "version mismatch)" if "found no nvidia driver" in low
+                 else "The code asks for a GPU and none is usable here")
+        return (f"{where}: run it where GPUs are (a GPU node, e.g. through SLURM; `ck launch gpus` lists them), "
+                f"or on CPU with {_cpu_switch(info)}.")
+    if failure == "distributed":
+        low = text.lower()
+        if "nccl built in" in low or "processgroupnccl" in low:
+            backend = _repo_flag(info, ("backend", "dist_backend", "ddp_backend"))
+            switch = entry_points.flag_text(backend, "gloo") if backend else "backend='gloo' in init_process_group"
+            return ("This torch has no NCCL (a CPU-only build, or macOS/Windows) but the code asked for the 'nccl' "
+                    f"backend: on CPU use {switch}, or run on a GPU machine with a CUDA build of torch.")
+        return ("torch.distributed was used without a launcher's environment (RANK, WORLD_SIZE, MASTER_ADDR…): "
+                "start it with `torchrun --standalone --nproc_per_node=N …` or drop the distributed setup.")
+    if failure == "network":
+        return (f"The run needed the network (a dataset or model download) and could not reach it ({evidence}). "
+                "Compute nodes often have no internet: download first where there is (run the repo's data "
+                "preparation script, or `huggingface-cli download …` into the cache), then set HF_HUB_OFFLINE=1 / "
+                "HF_DATASETS_OFFLINE=1, or point the repo at the local copy; behind a proxy set HTTPS_PROXY.")
     if failure == "cuda":
         low = text.lower()
         visible = meta.get("gpus")
         if "not compiled with cuda" in low:
             return ("This torch build has no CUDA: install a CUDA build of torch in the run's environment "
                     "(`ck launch env REPO --verify --json` shows the build), or run on CPU.")
-        if "driver version is insufficient" in low or "found no nvidia driver" in low:
+        if "driver version is insufficient" in low:
             return ("The NVIDIA driver is older than torch's CUDA runtime: install a torch build for the "
                     "driver's CUDA version (nvidia-smi shows it) or update the driver.")
         if "device-side assert" in low:
@@ -132,14 +218,22 @@ def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, An
             top = module.split(".")[0]
             package = detect.pip_name(module)
             env = meta.get("environment", {})
+            # every import the entry point misses, not only the first one to fail
+            missing = (meta.get("missing_dependencies") or {}).get("packages") or []
+            packages = " ".join(dict.fromkeys([package, *missing]))
             if env.get("kind") == "conda":
-                cmd = f"conda run -n {shlex.quote(env['name'])} python -m pip install {package}"
-            elif env.get("name"):
-                cmd = f"{shlex.quote(env['name'] if env.get('kind') == 'interpreter' else env['name'] + '/bin/python')} -m pip install {package}"
+                cmd = f"conda run -n {shlex.quote(env['name'])} python -m pip install {packages}"
+            elif env.get("kind") in ("uv", "poetry"):
+                cmd = f"{env['kind']} add {packages}"
+            elif env.get("interpreter") or env.get("name"):
+                py = env.get("interpreter") or (env["name"] if env.get("kind") == "interpreter"
+                                                else env["name"] + "/bin/python")
+                cmd = f"{shlex.quote(py)} -m pip install {packages}"
             else:
-                cmd = f"python -m pip install {package}"
+                cmd = f"python -m pip install {packages}"
             return (f"Module {module!r} is not installed in the run's environment: `{cmd}` (or add {package} "
-                    "to requirements.txt and run `ck launch env REPO --install`), then relaunch.")
+                    "to requirements.txt and run `ck launch env REPO --install`, or relaunch with "
+                    "`ck launch start … --install`), then relaunch.")
         cannot = _CANNOT_IMPORT.search(text)
         if cannot:
             return (f"{cannot.group(2)} has no {cannot.group(1)!r}: the installed version does not match the "
@@ -170,7 +264,7 @@ def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, An
 
 
 def diagnose_text(text: str, *, exit_code: int | None, alive: bool, meta: dict[str, Any],
-                  wrapper_vanished: bool = False) -> dict[str, Any]:
+                  wrapper_vanished: bool = False, info: dict[str, Any] | None = None) -> dict[str, Any]:
     lines = _log_lines(text)
     exception = final_exception(lines)
     failure, evidence_line = None, None
@@ -181,34 +275,39 @@ def diagnose_text(text: str, *, exit_code: int | None, alive: bool, meta: dict[s
         evidence_line = exception if failure else None
     sig = process._signal_name(exit_code)
     if failure is None and not alive and (sig in ("SIGKILL", "SIGTERM", "SIGINT", "SIGHUP") or wrapper_vanished
-                                          or meta.get("stopped_by") or any(l == "Killed" for _, l in lines)):
+                                          or any(l == "Killed" for _, l in lines)):
         failure = "killed"
         evidence_line = next(((n, l) for n, l in reversed(lines) if l == "Killed"), None)
+    health = losses.health(text)
+    if failure is None and health["state"] != "ok":
+        # the first NaN / divergence: when training went wrong, not where the log happens to end
+        failure, evidence_line = health["state"], (health["evidence"]["line"], health["evidence"]["text"])
     if failure is None:
         for lineno, line in reversed(lines):
             if (name := classify_line(line)):
                 failure, evidence_line = name, (lineno, line)
                 break
-    if failure == "nan" and not exception:
-        # point at the first NaN: when training went wrong, not where the log happens to end
-        evidence_line = next(((n, l) for n, l in lines if dict(PATTERNS)["nan"].search(l)), evidence_line)
     evidence = evidence_line[1] if evidence_line else ""
     return {
         "failure": failure,
-        "advice": advice_for(failure, text, evidence, meta, exit_code),
+        "advice": advice_for(failure, text, evidence, meta, exit_code, info),
         "evidence": {"line": evidence_line[0], "text": evidence_line[1][:500]} if evidence_line else None,
         "exception": exception[1][:500] if exception else None,
+        "loss_health": health,
     }
 
 
 def _read_log(path: Path) -> str:
-    if not path.exists():
-        return ""
-    with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        size = fh.tell()
-        fh.seek(max(0, size - _MAX_LOG_BYTES))
-        return fh.read().decode("utf-8", errors="replace")
+    return procs.tail_text(path, _MAX_LOG_BYTES)
+
+
+def _entry_info(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """detect's view of the script the run's command runs (its flags, Hydra configs), if any."""
+    try:
+        words = shlex.split(meta.get("command", ""))
+    except ValueError:
+        return None
+    return process._detect_entry(Path(meta["repo"]), words) if Path(meta.get("repo", "")).is_dir() else None
 
 
 def diagnose(run_id: str) -> dict[str, Any]:
@@ -218,7 +317,7 @@ def diagnose(run_id: str) -> dict[str, Any]:
     text = _read_log(Path(current["log"]))
     vanished = not current["alive"] and current["exit_code"] is None and bool(meta.get("pid"))
     result = diagnose_text(text, exit_code=current["exit_code"], alive=current["alive"], meta=meta,
-                           wrapper_vanished=vanished)
+                           wrapper_vanished=vanished, info=_entry_info(meta))
     run = wandb_runs.find_run(text, Path(meta["repo"]))
     metrics, source = wandb_runs.latest_metrics(run["run_dir"], text)
     run.update(metrics=metrics, metrics_source=source)

@@ -126,24 +126,50 @@ def _script_of(words: list[str]) -> str | None:
     return next((w for w in words[1:] if w.endswith(".py") and not w.startswith("-")), None)
 
 
-def _dependency_check(repo: Path, words: list[str], run: dict[str, Any]) -> dict[str, Any] | None:
-    """Imports of the entry point (and the repo modules it imports) its environment cannot satisfy."""
+def _detect_entry(repo: Path, words: list[str]) -> dict[str, Any] | None:
+    """What detect says about the script the command runs (None when there is no such .py file)."""
     from . import detect
 
     script = _script_of(words)
     if not script or not (repo / script).is_file():
         return None
     try:
-        inferred = detect.detect(repo, entry=script)["inferred_dependencies"]
+        return detect.detect(repo, entry=script)
     except CkError:
         return None
-    wanted = [d for d in inferred if not d["conditional"]]
+
+
+def _dependency_check(repo: Path, info: dict[str, Any] | None, run: dict[str, Any]) -> dict[str, Any] | None:
+    """Imports of the entry point (and the repo modules it imports) its environment cannot satisfy."""
+    if info is None:
+        return None
+    wanted = [d for d in info["inferred_dependencies"] if not d["conditional"]]
     missing = envmod.missing_modules(run, sorted({d["import"] for d in wanted}), repo)
     if not missing:
         return None
     packages = sorted({d["package"] for d in wanted if d["import"] in missing})
     return {"modules": missing, "packages": packages,
             "install_command": shlex.join(envmod.pip_install_argv(run, packages))}
+
+
+def _wandb_warnings(info: dict[str, Any] | None, command: str, wandb_project: str | None) -> list[str]:
+    """--wandb-project exports WANDB_PROJECT, which wandb ignores when the code passes project= itself;
+    and a repo whose wandb is off by default logs nothing unless its own switch is given."""
+    if info is None:
+        return []
+    wb, out = info["wandb"], []
+    switch = wb.get("project_switch")
+    if wandb_project and wb.get("project"):
+        given = switch and switch.replace("=P", "=") in command
+        if not given:
+            out.append(f"--wandb-project {wandb_project} is ignored: {wb['project']['where']} sets the project "
+                       f"itself ({wb['project']['value']!r})"
+                       + (f"; add {switch.replace('=P', '=' + wandb_project)} to the command instead" if switch else
+                          "; edit it there"))
+    enable = wb.get("enable")
+    if wandb_project and wb.get("enabled_by_default") is False and enable and enable.split("=")[0] not in command:
+        out.append(f"wandb is off by default in this repo: add {enable} to the command to log")
+    return out
 
 
 def _link_repo_log(repo: Path, log: Path) -> str | None:
@@ -175,7 +201,9 @@ def start(repo: str | Path, command: str, *, gpus: str | None = None, env_name: 
     run = envmod.runner(repo, env_name, python)
     cuda = gpumod.resolve(gpus)
 
-    deps = _dependency_check(repo, words, run)
+    info = _detect_entry(repo, words)
+    deps = _dependency_check(repo, info, run)
+    warnings = _wandb_warnings(info, command, wandb_project)
     installed = None
     if deps and install:
         installed = envmod.run_step(envmod.pip_install_argv(run, deps["packages"]), str(repo), stream=True)
@@ -183,7 +211,7 @@ def start(repo: str | Path, command: str, *, gpus: str | None = None, env_name: 
             raise CkError(f"installing {', '.join(deps['packages'])} into the run's environment failed "
                           f"(exit {installed['exit_code']})", field="--install",
                           hint=installed["output_tail"].strip().splitlines()[-1] if installed["output_tail"].strip() else None)
-        deps = _dependency_check(repo, words, run)
+        deps = _dependency_check(repo, info, run)
 
     variables: dict[str, str] = {"PYTHONUNBUFFERED": "1", **run["set_env"]}
     if cuda is not None:
@@ -218,6 +246,7 @@ def start(repo: str | Path, command: str, *, gpus: str | None = None, env_name: 
         "repo_log": None, "wrapper": str(wrapper), "state_dir": str(folder), "started": now_iso(),
         "supervisor_pid": None, "supervisor_start": None, "pid": None, "pgid": None, "pid_start": None,
         "exit_code": None, "signal": None, "ended": None, "missing_dependencies": deps,
+        "warnings": warnings,
     }
     state.write_meta(folder, meta)
     atomic_write_text(log, "")
@@ -254,6 +283,8 @@ def start(repo: str | Path, command: str, *, gpus: str | None = None, env_name: 
     result.update({"run_id": run_id, "pid": pid, "log": str(log), "waited_s": wait_s})
     if deps:
         result["missing_dependencies"] = deps
+    if warnings:
+        result["warnings"] = warnings
     if installed:
         result["installed"] = installed
     return result
@@ -274,18 +305,22 @@ def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
     meta = state.read_meta(folder)
     record = state.read_exit(folder)
     running = members(meta) if meta.get("supervisor_pid") else []
-    alive = bool(running)
+    legacy = not meta.get("supervisor_pid") and bool(meta.get("pid"))  # started by ck before the supervisor
+    alive = bool(running) or (legacy and record is None and is_ours(meta))
     now = time.time()
 
     if record is not None and meta.get("exit_code") is None:
+        ended_iso = record.get("ended") or (_dt.datetime.fromtimestamp(record["ended_at"]).astimezone()
+                                            .isoformat(timespec="seconds") if record.get("ended_at") else None)
         meta = state.update_meta(folder, exit_code=record["exit_code"], signal=record.get("signal"),
-                                 ended=record.get("ended"))
+                                 ended=ended_iso)
     elif record is None and meta.get("supervisor_pid") and not _supervisor_alive(meta) and not meta.get("ended"):
         # Supervisor SIGKILLed (OOM killer, kill -9): no record; the time is when we noticed.
         meta = state.update_meta(folder, ended=now_iso(), ended_approx=True)
     log = Path(meta["log"])
 
-    ended_run = record is not None or (meta.get("supervisor_pid") and not _supervisor_alive(meta))
+    ended_run = record is not None or (meta.get("supervisor_pid") and not _supervisor_alive(meta)) \
+        or (legacy and not alive)
     exit_code = meta.get("exit_code")
     health = meta.get("loss_health")
     if health is None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -22,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CkError
-from ..util.fs import atomic_write_text
-from . import detect
+from ..util.fs import atomic_write_json, atomic_write_text
+from . import detect, state
 from ..templating import macros
 
 BACKUP_SUFFIX = ".backup"
@@ -356,25 +358,34 @@ def _plain_edits(src: Source, facts: detect.FileFacts, project: str | None,
                           "init", outer.lineno))
         notes.append("no parsed arguments found: wandb.init has no config")
 
-    # train log: after the optimizer step that follows backward, at the loop body's level
-    bstmt = _enclosing_stmt(backward, parents)
-    while parents.get(bstmt) is not loop:
-        bstmt = _enclosing_stmt(parents[bstmt], parents)
-    body, index = _body_and_index(bstmt, loop)
+    # train log: one value per optimizer step, right after the step (inside its `if`, if any)
     optimizers = _optimizer_names(src, facts)
-    optimizer = None
-    insert_after = bstmt
-    for stmt in body[index:]:
-        for call in _calls(stmt, "step"):
-            receiver = call.func.value
-            if isinstance(receiver, ast.Name) and (receiver.id in optimizers or "optim" in receiver.id.lower()
-                                                   or receiver.id == "opt"):
-                optimizer, insert_after = receiver.id, stmt
-            elif not (isinstance(receiver, ast.Name) and "sched" in receiver.id.lower()) and optimizer is None:
-                insert_after = stmt  # scaler.step(optimizer), accelerator-style wrappers
+    step_loop, step_call, optimizer = _optimizer_step(src, loop, backward, optimizers, parents)
     epoch = _epoch_var(loop, parents)
+    if step_call is None:  # no recognisable step: after the backward statement, as before
+        insert_after = _enclosing_stmt(backward, parents)
+        while parents.get(insert_after) is not loop:
+            insert_after = _enclosing_stmt(parents[insert_after], parents)
+        accumulate = False
+    else:
+        insert_after = _enclosing_stmt(step_call, parents)
+        scaled = _loss_scaling(src, loop, backward, loss, parents)
+        # Gradient accumulation: the step sits in an outer loop or under an `if`, or the loss is divided
+        # before backward. Then log the mean of the unscaled micro-batch losses since the last step.
+        accumulate = step_loop is not loop or parents.get(insert_after) is not step_loop or scaled is not None
+    if accumulate:
+        capture_at, capture_expr, before = scaled or (_enclosing_stmt(backward, parents), loss, True)
+        edits.append(Edit(src.before(step_loop), src.before(step_loop),
+                          src.lines_text(str(m.loss_sum_init(src.indent_of(step_loop)))), "loss sum init",
+                          step_loop.lineno))
+        pos = src.before(capture_at) if before else src.after(capture_at)
+        edits.append(Edit(pos, pos, src.lines_text(str(m.loss_sum_add(src.indent_of(capture_at), capture_expr))),
+                          "loss capture", capture_at.lineno if before else capture_at.end_lineno + 1))
+        notes.append("gradient accumulation: train/loss is the mean of the unscaled micro-batch losses of each "
+                     "optimizer step, logged once per step")
     edits.append(Edit(src.after(insert_after), src.after(insert_after),
-                      src.lines_text(str(m.log_train(src.indent_of(insert_after), loss, optimizer, epoch, guard, unit))),
+                      src.lines_text(str(m.log_train(src.indent_of(insert_after), loss, optimizer, epoch, guard, unit,
+                                                     accumulate))),
                       "log train", insert_after.end_lineno + 1))
 
     eval_edit = _eval_edit(src, parents, loss, epoch, guard, m)
@@ -388,6 +399,68 @@ def _plain_edits(src: Source, facts: detect.FileFacts, project: str | None,
     if guard:
         notes.append(f"distributed code: every wandb call runs on rank 0 only ({guard}())")
     return edits, notes
+
+
+def _is_optimizer_step(call: ast.Call, optimizers: set[str]) -> str | None:
+    """'opt' for opt.step() / scaler.step(opt) / optimizer.step(); '' for another non-scheduler .step()."""
+    receiver = call.func.value
+    name = receiver.id if isinstance(receiver, ast.Name) else None
+
+    def optimizer_like(n: str | None) -> bool:
+        return bool(n) and (n in optimizers or "optim" in n.lower() or n == "opt")
+
+    if optimizer_like(name):
+        return name
+    if name and "sched" in name.lower():
+        return None
+    arg = call.args[0] if call.args and isinstance(call.args[0], ast.Name) else None
+    return arg.id if arg is not None and optimizer_like(arg.id) else ""
+
+
+def _optimizer_step(src: Source, loop: ast.AST, backward: ast.Call, optimizers: set[str], parents
+                    ) -> tuple[ast.AST, ast.Call | None, str | None]:
+    """(the loop whose body holds the optimizer step, the step call, the optimizer's name): the
+    backward's own loop first, then the loops around it (nanoGPT steps after its micro-step loop)."""
+    loops = [loop]
+    for anc in _ancestors(loop, parents):
+        if isinstance(anc, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            break
+        if isinstance(anc, (ast.For, ast.While, ast.AsyncFor)):
+            loops.append(anc)
+    for candidate in loops:
+        steps = [(c, kind) for c in _calls(candidate, "step") if (kind := _is_optimizer_step(c, optimizers)) is not None]
+        if candidate is loop:
+            steps = [(c, k) for c, k in steps if (c.lineno, c.col_offset) > (backward.lineno, backward.col_offset)]
+        named = [(c, k) for c, k in steps if k]
+        chosen = named[0] if named else (steps[0] if steps else None)
+        if chosen:
+            return candidate, chosen[0], chosen[1] or None
+    return loop, None, None
+
+
+def _loss_scaling(src: Source, loop: ast.AST, backward: ast.Call, loss: str, parents
+                  ) -> tuple[ast.stmt, str, bool] | None:
+    """Where the unscaled loss can be read when it is divided before backward: (statement, expression,
+    insert before it?). `loss = loss / N`, `loss /= N`: before it, `loss`. `loss = f(x) / N`: after it,
+    `(loss * N)`. `(loss / N).backward()`: None (the variable itself is unscaled)."""
+    found = None
+    for node in ast.walk(loop):
+        if not isinstance(node, (ast.Assign, ast.AugAssign)) or node.lineno >= backward.lineno:
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if not any(isinstance(t, ast.Name) and t.id == loss for t in targets):
+            continue
+        if isinstance(node, ast.AugAssign):
+            found = (node, loss, True) if isinstance(node.op, ast.Div) else None
+        elif isinstance(node.value, ast.BinOp) and isinstance(node.value.op, ast.Div):
+            left = node.value.left
+            if isinstance(left, ast.Name) and left.id == loss:
+                found = (node, loss, True)
+            else:
+                found = (node, f"({loss} * {ast.unparse(node.value.right)})", False)
+        else:
+            found = None  # a plain (re)assignment: whatever came before no longer matters
+    return found
 
 
 def _same_function(a: ast.AST, b: ast.AST, parents) -> bool:
@@ -568,8 +641,21 @@ def inject(path: str | Path, project: str | None = None, apply: bool = False) ->
         script, backup = Path(result["file"]), Path(result["backup"])
         _copy_atomic(script, backup)
         atomic_write_text(script, new_text, mode=script.stat().st_mode & 0o7777)
+        # what ck wrote, so revert can tell the user's later edits from ours
+        atomic_write_json(_record_path(script), {"file": str(script), "backup": str(backup),
+                                                 "sha256": _sha256(script.read_bytes()), "text": new_text})
         result["applied"] = True
     return result
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _record_path(script: Path) -> Path:
+    """Where inject keeps what it wrote (in ck's launch state dir, never in the repo)."""
+    key = _sha256(str(script.resolve()).encode())[:24]
+    return state.launch_home() / "injections" / f"{key}.json"
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
@@ -584,7 +670,7 @@ def _copy_atomic(src: Path, dst: Path) -> None:
         raise
 
 
-def revert(path: str | Path) -> dict[str, Any]:
+def revert(path: str | Path, force: bool = False) -> dict[str, Any]:
     script = Path(path).expanduser()
     if script.is_dir():
         raise CkError(f"{script} is a folder: pass the script that was injected", field="SCRIPT")
@@ -592,8 +678,28 @@ def revert(path: str | Path) -> dict[str, Any]:
     if not backup.is_file():
         raise CkError(f"no backup to restore: {backup} does not exist", field="SCRIPT",
                       hint="only scripts changed by `ck launch wandb inject --yes` can be reverted")
-    current = script.read_text(encoding="utf-8", errors="replace") if script.exists() else ""
+    current_bytes = script.read_bytes() if script.exists() else b""
+    current = current_bytes.decode("utf-8", errors="replace")
     original = backup.read_text(encoding="utf-8", errors="replace")
+    record_file = _record_path(script)
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    notes = []
+    if record is None:
+        notes.append("no record of what inject wrote (another CK_LAUNCH_HOME?): later edits could not be checked")
+    elif record.get("sha256") != _sha256(current_bytes):
+        later = unified_diff(record.get("text", ""), current, script.name)
+        if not force:
+            raise CkError(f"{script.name} changed since `ck launch wandb inject`; reverting would discard these "
+                          f"edits:\n{later}", file=script, field="SCRIPT",
+                          hint=f"keep them by removing the wandb lines by hand (then delete {backup.name}), or "
+                               "discard them with `ck launch wandb revert SCRIPT --force`")
+        notes.append("edits made after inject were discarded (--force)")
     diff = unified_diff(current, original, script.name)
     os.replace(backup, script)  # the backup's bytes (and mode) become the script; atomic
-    return {"file": str(script.resolve()), "restored_from": str(backup), "reverted": True, "diff": diff}
+    if record_file.exists():
+        record_file.unlink()
+    return {"file": str(script.resolve()), "restored_from": str(backup), "reverted": True, "diff": diff,
+            "notes": notes}
