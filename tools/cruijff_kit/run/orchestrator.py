@@ -126,7 +126,9 @@ class Orchestrator:
                 Ledger.apply_submit(data, key, info.job_id, note="found at the scheduler after an interrupted submit")
                 self.ledger.apply_info(data, key, info)
         for key, info in found.items():
-            self._event(EventType.RECONCILED, key=key, job_id=info.job_id if info else None,
+            job = self.plan.get(key)
+            self._event(EventType.RECONCILED, job, key=key, run=job.run if job else key.split("/")[0],
+                        job_id=info.job_id if info else None, state="RECONCILED",
                         note=(f"submission found at the scheduler: job {info.job_id}" if info
                               else "was never submitted; deciding again"),
                         details=pending[key]["tag"])
