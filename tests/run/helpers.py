@@ -82,7 +82,7 @@ def eval_script(run: FakeRun, task: str, epoch: int | None, out_dir: Path, marke
         lines += [f"if [ ! -d {ck} ]; then echo 'ck: no checkpoint at {ck}' >&2; exit 3; fi"]
     key = f"{run.name}/eval/{stem}"
     src = shlex.quote(str(marker.parent / "eval-logs" / f"{run.name}__{stem}.eval"))
-    lines += [f'case " ${{CK_INSPECT_ARGS:-}} " in *" --metadata ck_job={key} "*) ;; '
+    lines += [f'case " ${{CK_INSPECT_ARGS:-}} " in *" --metadata ck_job=\\"{key}\\" "*) ;; '
               f'*) echo "ck: no inspect metadata for {key}: [${{CK_INSPECT_ARGS:-}}]" >&2; exit 4;; esac',
               f"sleep {run.eval_sleep}", "mkdir -p logs", f"cp {src} logs/{stem}.eval", end, ""]
     return "\n".join(lines)

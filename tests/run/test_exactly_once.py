@@ -229,3 +229,16 @@ def test_status_into_a_closed_pipe_is_exit_2_without_traceback(tmp_path):
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 2
     assert "broken pipe" in err and "Traceback" not in err
+
+
+def test_second_detach_leaves_the_live_supervisors_pid_file_alone(tmp_path, capsys):
+    exp = make_experiment(tmp_path, [FakeRun("a", sleep=3.0, tasks=())])
+    args = ["run", str(exp), "--executor", "local", "--detach", "--poll", "0.2", "--gpus", "none"]
+    assert main(args) == 0
+    pid_file = exp / ".ck/supervisor.pid"
+    first = (pid_file.read_text(), pid_file.stat().st_mtime_ns)
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "already monitoring" in capsys.readouterr().err
+    assert (pid_file.read_text(), pid_file.stat().st_mtime_ns) == first
+    os.kill(int(first[0]), 9)

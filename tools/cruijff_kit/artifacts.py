@@ -300,11 +300,13 @@ def expected_metadata(expected: ExpectedEval, exp_id: str | None) -> dict[str, s
 
 
 def metadata_args(meta: dict[str, str]) -> str:
-    """`--metadata k=v ...` for $CK_INSPECT_ARGS (word-split by the eval script: no spaces)."""
+    """`--metadata k="v" ...` for $CK_INSPECT_ARGS, which the eval script word-splits (so no
+    spaces or glob characters). inspect reads each value as YAML: the double quotes keep a task
+    named 0777 or true, or a fingerprint of digits, a string (unquoted they become 511 / True)."""
     for k, v in meta.items():
         if not re.fullmatch(r"[A-Za-z0-9._:/+-]+", v):
             raise ValueError(f"metadata {k}={v!r} cannot pass through CK_INSPECT_ARGS")
-    return " ".join(f"--metadata {k}={v}" for k, v in meta.items())
+    return " ".join(f'--metadata {k}="{v}"' for k, v in meta.items())
 
 
 def _created(text: str) -> float | None:

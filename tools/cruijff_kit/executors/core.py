@@ -8,7 +8,7 @@ tests for attributes or imports a backend:
     infos  = executor.poll([job_id, ...])      # ONE batched scheduler query for all ids
     infos  = executor.peek([job_id, ...])      # the same answer, with no side effect (ck status)
     executor.cancel([job_id, ...])
-    found  = executor.find_tagged(tag)         # jobs the scheduler knows carrying spec.tag
+    found  = executor.find_tagged([tag, ...])  # tag -> jobs the scheduler knows carrying it
     argv   = executor.submit_argv(spec, after) # what submit() runs, for display
     Executor.affinity()                        # -1 unusable here, higher = preferred (auto)
     executor.settings()                        # its own options (max_parallel, gpus, ...)
@@ -148,8 +148,10 @@ class Executor(abc.ABC):
         """Like poll(), but changes nothing anywhere (no job started, no file written)."""
 
     @abc.abstractmethod
-    def find_tagged(self, tag: str, since: str | None = None) -> list[JobInfo]:
-        """Jobs the scheduler knows that were submitted with JobSpec.tag == tag (oldest first)."""
+    def find_tagged(self, tags: Sequence[str], since: str | None = None) -> dict[str, list[JobInfo]]:
+        """For each tag, the jobs the scheduler knows that were submitted with JobSpec.tag == tag
+        (oldest first; [] when none). `since`: ISO time before the first such submission. One
+        batched query, like poll(). Raises when the scheduler cannot answer (never guesses)."""
 
     @abc.abstractmethod
     def submit(self, spec: JobSpec, after: str | None = None) -> str:

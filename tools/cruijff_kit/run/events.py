@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
+from ..errors import CkError
 from ..util.log import ActionLog
 
 
@@ -129,8 +130,12 @@ class ActionLogReporter:
     @staticmethod
     def _w(target: ActionLog, action: str, description: str | None, **kw) -> None:
         details, result = kw.pop("details", None), kw.pop("result", None)
-        target.write(action, description or "-", details=details or None, result=result,
-                  **{k: str(v) for k, v in kw.items() if v not in (None, "")})
+        try:
+            target.write(action, description or "-", details=details or None, result=result,
+                         **{k: str(v) for k, v in kw.items() if v not in (None, "")})
+        except OSError as exc:
+            raise CkError(f"cannot write the log ({exc.strerror or exc})", file=target.path,
+                          hint="is the experiment directory writable?") from None
 
     def _worker(self, e: Event) -> ActionLog:
         return self.tune if e.kind == "finetune" else self.inspect

@@ -110,14 +110,17 @@ class Orchestrator:
         pending = {k: e["intent"] for k, e in entries.items() if e.get("intent")}
         if not pending:
             return
-        found: dict[str, JobInfo | None] = {}
         for key, intent in pending.items():
             if intent.get("executor") not in (None, self.ex.name):
                 raise CkError(f"{key} was being submitted to the {intent['executor']} executor when "
                               "`ck run` stopped", file=self.ledger.path, field="executor",
                               hint=f"run again with --executor {intent['executor']}")
-            hits = self.ex.find_tagged(intent["tag"], since=intent.get("at"))
-            found[key] = hits[-1] if hits else None
+        since = min((i.get("at") or "" for i in pending.values()), default="") or None
+        hits = self.ex.find_tagged([i["tag"] for i in pending.values()], since=since)
+        found: dict[str, JobInfo | None] = {}
+        for key, intent in pending.items():
+            jobs = hits.get(intent["tag"]) or []
+            found[key] = jobs[-1] if jobs else None
         with self.ledger.transaction() as data:
             for key, info in found.items():
                 if info is None:
@@ -126,7 +129,9 @@ class Orchestrator:
                 Ledger.apply_submit(data, key, info.job_id, note="found at the scheduler after an interrupted submit")
                 self.ledger.apply_info(data, key, info)
         for key, info in found.items():
-            self._event(EventType.RECONCILED, key=key, job_id=info.job_id if info else None,
+            job = self.plan.get(key)
+            self._event(EventType.RECONCILED, job, key=key, run=job.run if job else key.split("/")[0],
+                        job_id=info.job_id if info else None, state="RECONCILED",
                         note=(f"submission found at the scheduler: job {info.job_id}" if info
                               else "was never submitted; deciding again"),
                         details=pending[key]["tag"])

@@ -235,6 +235,15 @@ def plan_experiment(exp_dir: str | Path, exp_id: str | None = None) -> Plan:
     return plan
 
 
+def expected_evals(exp_dir: str | Path) -> dict[str, list[artifacts.ExpectedEval]]:
+    """run dir -> the evaluations the plan expects there, for analyze: pass them to
+    artifacts.scan_run(..., expected=...) so analyze counts exactly what `ck run` counts."""
+    out: dict[str, list[artifacts.ExpectedEval]] = {}
+    for job in plan_experiment(exp_dir).evals:
+        out.setdefault(job.run, []).append(job.expected())
+    return out
+
+
 # ---- artifacts (answers from cruijff_kit.artifacts) -----------------------------------------
 
 def checkpoint_ready(path: Path) -> bool:

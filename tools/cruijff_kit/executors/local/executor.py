@@ -141,16 +141,15 @@ class LocalExecutor(Executor):
     def submit_argv(self, spec: JobSpec, after: str | None = None) -> list[str]:
         return ["bash", str(Path(spec.script).name)]
 
-    def find_tagged(self, tag: str, since: str | None = None) -> list[JobInfo]:
-        """Every job record carrying `tag`, including finished ones (records are never deleted)."""
-        found = []
-        if not self.jobs_dir.is_dir():
-            return found
-        for path in self.jobs_dir.glob("*.job.json"):
-            rec = self._read_json(path)
-            if rec is not None and rec.get("tag") == tag:
-                found.append((int(path.name.split(".")[0]), rec["job_id"]))
-        return [self._info(jid, decide=False) for _, jid in sorted(found)]
+    def find_tagged(self, tags: Sequence[str], since: str | None = None) -> dict[str, list[JobInfo]]:
+        """Job records carrying each tag, finished ones included (records are never deleted)."""
+        found: dict[str, list[tuple[int, str]]] = {t: [] for t in tags}
+        if self.jobs_dir.is_dir():
+            for path in self.jobs_dir.glob("*.job.json"):
+                rec = self._read_json(path)
+                if rec is not None and rec.get("tag") in found:
+                    found[rec["tag"]].append((int(path.name.split(".")[0]), rec["job_id"]))
+        return {t: [self._info(jid, decide=False) for _, jid in sorted(hits)] for t, hits in found.items()}
 
     def submit(self, spec: JobSpec, after: str | None = None) -> str:
         script = Path(spec.script)

@@ -30,6 +30,7 @@ from .parse import (
 
 Runner = Callable[..., subprocess.CompletedProcess]
 _JOB_ID = re.compile(r"\d+(?:_\d+)?")
+_NAMES_PER_CALL = 200  # job names per squeue/sacct call (keeps one argument far below 128 KiB)
 _HINT = "is the cluster up? `sinfo`; for the local test cluster: scripts/local-slurm status"
 
 
@@ -158,27 +159,37 @@ class SlurmExecutor(Executor):
         finally:
             self._final = final
 
-    def find_tagged(self, tag: str, since: str | None = None) -> list[JobInfo]:
-        """Jobs named after `tag`: squeue (live and recently ended), then sacct (older ones)."""
-        name = self.job_name(tag)
-        p = self._run(["squeue", "--noheader", "--states=all", f"--name={name}",
-                       f"--Format={SQUEUE_FORMAT}"])
-        if p.returncode != 0:
-            raise SchedulerError(f"squeue failed: {p.stderr.strip() or p.stdout.strip()}", hint=_HINT)
-        found = parse_squeue(p.stdout)
-        argv = ["sacct", "--noheader", "--parsable2", "--allocations", f"--name={name}",
-                f"--format={SACCT_FORMAT}"]
-        if since:
-            argv.append(f"--starttime={since}")
-        q = self._run(argv)
-        if q.returncode == 0:
-            for jid, info in parse_sacct(q.stdout).items():
-                found.setdefault(jid, info)
-        elif not found:
-            # Neither answer: saying "never submitted" could submit it twice.
-            raise SchedulerError(f"cannot tell whether {tag} was submitted: sacct failed "
-                                 f"({q.stderr.strip() or q.returncode})", hint=_HINT)
-        return [found[j] for j in sorted(found, key=lambda j: [int(x) for x in j.split("_")])]
+    def find_tagged(self, tags: Sequence[str], since: str | None = None) -> dict[str, list[JobInfo]]:
+        """Jobs named after each tag. Batched like poll(): one `squeue --name=a,b,..` and one
+        `sacct --name=a,b,..` (for jobs slurmctld forgot) per chunk of names, then one poll of
+        the ids found — a handful of scheduler calls whatever the number of tags."""
+        by_name = {self.job_name(t): t for t in tags}
+        ids: dict[str, str] = {}  # job id -> tag
+        names = list(by_name)
+        for i in range(0, len(names), _NAMES_PER_CALL):
+            chunk = ",".join(names[i:i + _NAMES_PER_CALL])
+            p = self._run(["squeue", "--noheader", "--states=all", f"--name={chunk}", "--Format=JobID:|,Name:|"])
+            if p.returncode != 0:
+                raise SchedulerError(f"squeue failed: {p.stderr.strip() or p.stdout.strip()}", hint=_HINT)
+            argv = ["sacct", "--noheader", "--parsable2", "--allocations", f"--name={chunk}",
+                    "--format=JobID,JobName"]
+            if since:
+                argv.append(f"--starttime={since}")
+            q = self._run(argv)
+            if q.returncode != 0:
+                # Without sacct, a job slurmctld already forgot looks never submitted, and would
+                # be submitted twice: refuse to guess.
+                raise SchedulerError("cannot tell whether interrupted submissions happened: sacct "
+                                     f"failed ({q.stderr.strip() or q.returncode})", hint=_HINT)
+            for line in (p.stdout + q.stdout).splitlines():
+                parts = line.strip().split("|")
+                if len(parts) >= 2 and _JOB_ID.fullmatch(parts[0]) and parts[1] in by_name:
+                    ids[parts[0]] = by_name[parts[1]]
+        infos = self.peek(list(ids)) if ids else {}
+        found: dict[str, list[JobInfo]] = {t: [] for t in tags}
+        for jid in sorted(ids, key=lambda j: [int(x) for x in j.split("_")]):
+            found[ids[jid]].append(infos[jid])
+        return found
 
     def poll(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
         ids = list(dict.fromkeys(str(j) for j in job_ids))
