@@ -132,6 +132,9 @@ def _expected_epochs(exp: Experiment, run: Run, task: str) -> list[int | None]:
         return [None]
     for ev in exp.evaluations:
         if ev.task == task:
+            runs = getattr(ev, "runs", None)  # an evaluation matrix may name the runs a task covers
+            if runs and run.name not in runs:
+                continue
             return list(ev.epochs)
     return []
 
