@@ -152,3 +152,15 @@ def test_tie_with_the_control_is_no_best(grid):
         assert main(["analyze", str(grid["tie"]), "--out", str(grid["tie"] / "a2")]) == 0
     assert "Best: none (a tie: " in text.getvalue()
     assert "Answer: No run beats the control" in text.getvalue()
+
+
+def test_samples_in_the_terminal(grid, capsys):
+    assert main(["analyze", str(grid["exp"]), "--samples", "tiny_rank16_lr1e-4", "--limit", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "== rank16_lr1e-4 capitalization epoch_0: includes/accuracy = 0.250 (8 samples)" in out
+    assert "== rank16_lr1e-4 capitalization epoch_1: includes/accuracy = 0.875 (8 samples)" in out
+    graded = [line for line in out.splitlines() if line.startswith("  [")]
+    assert len(graded) == 16 and sum(" C " in line for line in graded) == 2 + 7
+    assert "target='Tulip'" in out and "input='tulip'" in out  # the last held-out word, not blanked
+    assert main(["analyze", str(grid["exp"]), "--samples", "nope"]) == 2
+    assert "no run 'nope'" in capsys.readouterr().err

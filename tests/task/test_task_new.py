@@ -25,7 +25,7 @@ def _load(path: Path, name: str):
     return module
 
 
-@pytest.mark.parametrize("scorer", ["exact", "includes", "numeric"])
+@pytest.mark.parametrize("scorer", ["exact", "includes", "numeric", "classification", "regression"])
 def test_generated_task_loads_both_formats(data, tmp_path, scorer):
     out = tmp_path / f"sums_{scorer}.py"
     assert main(["task", "new", "sums", "--dataset", str(data), "--input-field", "question",
@@ -53,13 +53,18 @@ def test_numeric_scorer_is_model_free(data, tmp_path):
     assert module.first_number("no digits") is None
 
 
-def test_generated_task_runs_on_tiny_model(data, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from cruijff_kit.tiny_model import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def test_generated_task_runs_on_tiny_model(data, tmp_path, tiny_model_dir):
     import inspect_ai
     from inspect_ai.log import read_eval_log
 
-    from cruijff_kit.tiny_model import make_tiny_model
-
-    model = make_tiny_model(tmp_path / "model")
+    model = tiny_model_dir
     out = tmp_path / "sums_task.py"
     assert main(["task", "new", "sums", "--dataset", str(data), "--input-field", "question",
                  "--target-field", "answer", "--scorer", "numeric", "--out", str(out)]) == 0
@@ -92,3 +97,95 @@ def test_refuses_bad_name_and_overwrite(data, tmp_path, capsys):
                  "--target-field", "answer", "--out", str(out)]) == 2
     assert out.read_text() == "# mine\n"
     assert "--force" in capsys.readouterr().err
+    # a task named like one of the file's own imports/helpers would shadow it
+    assert main(["task", "new", "load_rows", "--dataset", str(data), "--input-field", "question",
+                 "--target-field", "answer", "--out", str(tmp_path / "u.py")]) == 2
+    assert "also a name the generated file uses" in capsys.readouterr().err and not (tmp_path / "u.py").exists()
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """A 3-class dataset whose inputs are also numbers (for the regression scorer)."""
+    root = tmp_path_factory.mktemp("labelled")
+    rows = [{"text": f"{i} apples", "label": ["cat", "dog", "bird"][i % 3], "y": str(i * 1.5)} for i in range(12)]
+    path = root / "pets.json"
+    path.write_text(json.dumps({"train": rows[:6], "test": rows[6:]}))
+    return path
+
+
+def _new(dataset, tmp_path, scorer, target):
+    out = tmp_path / f"pets_{scorer}.py"
+    assert main(["task", "new", "pets", "--dataset", str(dataset), "--input-field", "text", "--target-field", target,
+                 "--scorer", scorer, "--out", str(out)]) == 0
+    return out, _load(out, scorer)
+
+
+def test_classification_metrics_by_hand(labelled, tmp_path):
+    from inspect_ai.scorer import CORRECT, INCORRECT, SampleScore, Score
+
+    _, m = _new(labelled, tmp_path, "classification", "label")
+    labels = ["bird", "cat", "dog", "cat dog"]
+    assert m.parse_label("  Cat.", labels) == "cat"
+    assert m.parse_label("cat dog!", labels) == "cat dog"        # the longest label first
+    assert m.parse_label("dog, clearly", labels) == "dog"
+    assert m.parse_label("category", labels) is None              # not a whole word
+    assert m.parse_label("\n\n", labels) is None
+    pairs = [("cat", "cat"), ("cat", "dog"), ("dog", "dog"), ("dog", "dog"), ("bird", None), ("bird", "cat")]
+    scores = [SampleScore(score=Score(value=CORRECT if t == p else INCORRECT, metadata={"target": t, "predicted": p}))
+              for t, p in pairs]
+    # recall: cat 1/2, dog 2/2, bird 0/2 -> balanced accuracy 0.5
+    assert m.balanced_accuracy()(scores) == pytest.approx(0.5)
+    # F1 = 2TP / (2TP + FP + FN): cat 2/(2+1+1), dog 4/(4+1+0), bird 0
+    per_class = m.f1_per_class()(scores)
+    assert per_class == pytest.approx({"f1_bird": 0.0, "f1_cat": 0.5, "f1_dog": 0.8})
+    assert m.macro_f1()(scores) == pytest.approx((0.5 + 0.8) / 3)
+
+
+def test_regression_metrics_by_hand(labelled, tmp_path):
+    from inspect_ai.scorer import SampleScore, Score
+
+    _, m = _new(labelled, tmp_path, "regression", "y")
+    errors = [0.5, 1.5, 3.0]
+    scores = [SampleScore(score=Score(value=e)) for e in errors]
+    assert m.mae()(scores) == pytest.approx(5.0 / 3)
+    assert m.rmse()(scores) == pytest.approx(((0.25 + 2.25 + 9.0) / 3) ** 0.5)
+
+
+@pytest.mark.parametrize("scorer, target", [("classification", "label"), ("regression", "y")])
+def test_new_scorers_on_tiny_model(labelled, tmp_path, tiny_model_dir, scorer, target):
+    """A real eval: the log's metrics equal what its own per-sample scores give."""
+    import math
+    import re
+
+    import inspect_ai
+    from inspect_ai.log import read_eval_log
+
+    out, m = _new(labelled, tmp_path, scorer, target)
+    [log] = inspect_ai.eval(f"{out}@pets", task_args={"data_path": str(labelled), "split": "test"},
+                            model=f"hf/{tiny_model_dir}", model_args={"do_sample": False}, max_tokens=4,
+                            log_dir=str(tmp_path / "logs"), display="none")
+    assert log.status == "success"
+    log = read_eval_log(log.location)
+    [score] = log.results.scores
+    metrics = {k: v.value for k, v in score.metrics.items()}
+    name = f"{scorer}_{'match' if scorer == 'classification' else 'error'}"
+    assert score.name == name
+    rows = json.loads(labelled.read_text())["test"]
+    if scorer == "classification":
+        labels = sorted({r["label"] for r in rows})
+        pairs = [(s.target, m.parse_label(s.output.completion, labels)) for s in log.samples]
+        assert [(s.scores[name].metadata["target"], s.scores[name].metadata["predicted"]) for s in log.samples] == pairs
+        recall = [sum(p == c for t, p in pairs if t == c) / sum(t == c for t, _ in pairs) for c in labels]
+        assert metrics["accuracy"] == pytest.approx(sum(t == p for t, p in pairs) / len(pairs))
+        assert metrics["balanced_accuracy"] == pytest.approx(sum(recall) / len(recall))
+        assert set(metrics) >= {"macro_f1", *(f"f1_{c}" for c in labels)}
+    else:
+        number = re.compile(r"[-+]?(?:\d+(?:,\d{3})*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+        errors = [abs(float(number.search(s.output.completion).group(0).replace(",", "")) - float(s.target))
+                  for s in log.samples if number.search(s.output.completion)]
+        assert score.unscored_samples == len(rows) - len(errors)  # answers without a number
+        if errors:
+            assert metrics["mae"] == pytest.approx(sum(errors) / len(errors))
+            assert metrics["rmse"] == pytest.approx(math.sqrt(sum(e * e for e in errors) / len(errors)))
+        else:
+            assert math.isnan(metrics["mae"]) or metrics["mae"] == 0

@@ -18,6 +18,7 @@ class Plot:
     series: int = 0   # lines or bars drawn
     cells: int = 0    # heatmap cells (filled ones in `filled`)
     filled: int = 0
+    log_y: bool = False
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -64,7 +65,8 @@ def loss_curves(results: Results, out: Path) -> Plot | None:
             values += vlosses
             val_series += 1
     positive = [v for v in values if v > 0]
-    if positive and len(positive) == len(values) and max(positive) / min(positive) > 20:
+    log_y = bool(positive) and len(positive) == len(values) and max(positive) / min(positive) > 20
+    if log_y:
         ax.set_yscale("log")
     ax.set_xlabel("epochs of training (checkpoint epoch_N is saved at N + 1)")
     ax.set_ylabel("loss")
@@ -76,7 +78,7 @@ def loss_curves(results: Results, out: Path) -> Plot | None:
     _save(fig, path)
     plt.close(fig)
     return Plot("loss_curves", str(path), "Training loss per run" + (" (dashed: validation)" if val_series else ""),
-                series=len(rows) + val_series)
+                series=len(rows) + val_series, log_y=log_y)
 
 
 def per_epoch(results: Results, task: str, out: Path) -> Plot | None:
@@ -174,7 +176,7 @@ def metric_vs_control(results: Results, task: str, out: Path) -> Plot | None:
         ax.axhline(base, color="tab:red", linestyle="--", label=f"control ({control.run}): {base:.3f}")
     ax.set_ylabel(_metric_label(results, task))
     if stats.bounded_01(_metric_label(results, task)):
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.05)
     ax.set_title(f"{task}: fine-tuned runs (last evaluated epoch) vs control")
     ax.legend(fontsize="small")
     path = out / f"metric_{task}.png"

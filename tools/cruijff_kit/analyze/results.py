@@ -132,6 +132,9 @@ def _expected_epochs(exp: Experiment, run: Run, task: str) -> list[int | None]:
         return [None]
     for ev in exp.evaluations:
         if ev.task == task:
+            runs = getattr(ev, "runs", None)  # an evaluation matrix may name the runs a task covers
+            if runs and run.name not in runs:
+                continue
             return list(ev.epochs)
     return []
 
@@ -246,6 +249,11 @@ def _fill_task(res: Results, row: Row, run: Run, task: str, epochs: list[int | N
     row.all_epochs[task] = {key(r): r.value for r in found}
     row.all_epochs_se[task] = {key(r): stats.metric_se(r.metric, r.value, r.sample_values, r.stderr) for r in found}
     row.all_logs[task] = {key(r): r.path for r in found}
+    for r in found:
+        if r.unscored:
+            res.problems.append(f"{row.run} {task} ({'base model' if r.epoch is None else f'epoch {r.epoch}'}): "
+                                f"{r.unscored} sample(s) unscored by {r.scorer} (e.g. no number in the answer); "
+                                f"its metrics leave them out ({r.path})")
     if found:
         last = found[-1]  # the last evaluated epoch stands for the run
         row.metrics[task] = last.value

@@ -11,11 +11,20 @@ def register(sub) -> None:
     p.add_argument("dir", metavar="DIR", help="experiment directory (holds experiment_summary.md)")
     p.add_argument("--out", metavar="DIR", help="where to write the analysis (default: DIR/analysis)")
     p.add_argument("--json", action="store_true", help="rows, best, missing, problems as JSON")
+    p.add_argument("--samples", metavar="RUN", help="print each graded sample of RUN's evaluations "
+                                                   "(run name or directory) instead of analyzing")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="samples per log with --samples (default 20)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..analyze.pipeline import analyze_experiment, summary_text
+
+    if args.samples:
+        from ..analyze.samples import sample_lines
+
+        print("\n".join(sample_lines(experiment_dir(args.dir), args.samples, limit=max(args.limit, 0))))
+        return 0
 
     analysis = analyze_experiment(experiment_dir(args.dir), out=args.out)
     if args.json:

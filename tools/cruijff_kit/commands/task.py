@@ -10,7 +10,12 @@ from ._common import emit_json
 
 SCORERS = {"exact": ("exact_match()", "exact match of the stripped completion (case-sensitive)"),
            "includes": ("includes_target()", "the target appears in the completion (case-sensitive)"),
-           "numeric": ("numeric_match()", "the first number in the completion equals the target number")}
+           "numeric": ("numeric_match()", "the first number in the completion equals the target number"),
+           "classification": ("classification_match(labels)",
+                               "the completion names the target's class; accuracy, balanced accuracy, macro F1, "
+                               "F1 per class"),
+           "regression": ("regression_error()",
+                          "absolute error of the first number in the completion; MAE, RMSE (lower is better)")}
 
 
 def register(sub) -> None:
@@ -18,7 +23,7 @@ def register(sub) -> None:
     tsub = p.add_subparsers(dest="task_command", metavar="SUBCOMMAND")
     n = tsub.add_parser("new", help="generate an inspect-ai task for a JSON/parquet dataset",
                         description="create-inspect-task: a task(data_path, split, system_prompt) file "
-                                    "with an exact / includes / numeric scorer.")
+                                    "with an exact / includes / numeric / classification / regression scorer.")
     n.add_argument("name", metavar="NAME", help="task function name (a Python identifier)")
     n.add_argument("--dataset", required=True, help="JSON {split: [rows]} / JSON list / dir of <split>.parquet / .parquet")
     n.add_argument("--input-field", default="input", help="row field sent to the model (default: input)")
@@ -70,6 +75,21 @@ def _sample_rows(dataset: Path, split: str | None) -> tuple[list[dict], str | No
     return data[chosen][:5], chosen, splits
 
 
+def _bound_names(source: str) -> list[str]:
+    """Every name the module binds at top level (imports, functions, assignments), repeats kept."""
+    import ast
+
+    names: list[str] = []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names += [(a.asname or a.name).split(".")[0] for a in node.names]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return names
+
+
 def run_new(args) -> int:
     from ..templating import render
     from ..util.fs import atomic_write_text
@@ -98,6 +118,9 @@ def run_new(args) -> int:
                   input_field_repr=repr(args.input_field), target_field_repr=repr(args.target_field),
                   file_name=out.name)
     compile(text, str(out), "exec")  # a template bug must not leave a broken task file behind
+    if _bound_names(text).count(name) != 1:
+        raise CkError(f"task name {name!r} is also a name the generated file uses (an import or helper)",
+                      field="NAME", hint=f"choose another name, e.g. my_{name}")
     atomic_write_text(out, text)
     report = {"task": name, "file": str(out.resolve()), "dataset": str(dataset), "scorer": args.scorer,
               "splits": splits, "checked_split": split, "input_field": args.input_field,

@@ -1,0 +1,60 @@
+"""The arithmetic behind the report's claims, on numbers worked out by hand (no model needed)."""
+import math
+
+import pytest
+
+from cruijff_kit.analyze import stats
+from cruijff_kit.analyze.effects import findings
+from cruijff_kit.analyze.loss_logs import last_per_epoch, mean_per_epoch, steps_per_epoch
+from cruijff_kit.analyze.results import Results, Row
+
+
+def test_binomial_standard_error():
+    # 3 of 4 correct: sd (n-1) = sqrt(0.25), SE = 0.5 / 2
+    assert stats.standard_error([1, 1, 1, 0]) == pytest.approx(0.25)
+    assert stats.standard_error([1]) is None
+    assert stats.metric_se("includes/accuracy", 0.75, {"a": 1, "b": 1, "c": 1, "d": 0}, None) == pytest.approx(0.25)
+    # not the mean of the samples (e.g. RMSE): the log's own stderr, else unknown
+    assert stats.metric_se("x/rmse", 2.0, [1.0, 3.0], None) is None
+    assert stats.metric_se("x/accuracy", 0.9, [1.0, 0.0], 0.1) == 0.1
+
+
+def test_noise_rule():
+    assert stats.difference(0.5, 0.1, 0.2, 0.1).within_noise is False   # 0.3 > 2 x 0.141
+    assert stats.difference(0.4, 0.1, 0.2, 0.1).within_noise is True    # 0.2 < 0.283
+    assert stats.difference(0.25, 0.0, 0.25, 0.0).within_noise is True  # a tie
+    assert stats.difference(0.3, None, 0.2, 0.1).within_noise is None   # unknown: no claim
+
+
+def test_metric_direction_and_bounds():
+    assert stats.lower_is_better("regression_error/mae") and stats.lower_is_better("rmse")
+    assert not stats.lower_is_better("includes/accuracy") and not stats.lower_is_better("f1_cat")
+    assert stats.bounded_01("match/balanced_accuracy") and not stats.bounded_01("regression_error/mae")
+
+
+def test_loss_per_epoch():
+    curve = [(s, float(s)) for s in range(1, 7)]
+    assert steps_per_epoch(6, 2) == 3 and steps_per_epoch(7, 2) is None
+    assert mean_per_epoch(curve, 3) == {0: 2.0, 1: 5.0}
+    assert last_per_epoch([(2, 1.0), (3, 0.9), (5, 0.8), (6, 1.1)], 3) == {0: 0.9, 1: 1.1}
+
+
+def _row(run, rank, mae, se, control=False):
+    r = Row(run=run, directory=run, type="Control" if control else "Fine-tuned", model="m",
+            params={"lora_rank": None if control else rank})
+    key = "base" if control else "0"
+    r.metrics["t"], r.se["t"], r.metric_names["t"] = mae, se, "regression_error/mae"
+    r.all_epochs["t"], r.all_epochs_se["t"] = {key: mae}, {key: se}
+    return r
+
+
+def test_lower_is_better_picks_the_smallest_error():
+    res = Results("e", "/x", ["lora_rank"], ["t"],
+                  [_row("r8", 8, 2.0, 0.1), _row("r16", 16, 1.0, 0.1), _row("base", None, 3.0, 0.1, control=True)])
+    f = findings(res, "t")
+    assert f.lower_better and f.best["run"] == "r16"
+    verdicts = {c.run: c.verdict for c in f.comparisons}
+    assert verdicts == {"r8": "better", "r16": "better"}  # 1.0 and 2.0 below the control's 3.0
+    [effect] = f.effects
+    assert effect.best_level == "16" and effect.effect.value == pytest.approx(-1.0)
+    assert effect.effect.se == pytest.approx(math.sqrt(0.02))
