@@ -49,11 +49,15 @@ def _version() -> str:
     return __version__
 
 
+def normalize_argv(argv: list[str]) -> list[str]:
+    """`ck inspect ...`: inspect's own options (--log-dir, --max-tokens, --version) pass through unparsed."""
+    if argv[:1] == ["inspect"] and argv[1:2] not in (["-h"], ["--help"], ["--"]):
+        return ["inspect", "--", *argv[1:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["inspect"] and argv[1:2] not in (["-h"], ["--help"]):
-        # inspect's own options (--log-dir, --max-tokens, --version) pass through unparsed
-        argv = ["inspect", "--", *argv[1:]]
+    argv = normalize_argv(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
