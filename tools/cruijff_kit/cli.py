@@ -40,7 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _add_json_schema_flags(parser, [])
     return parser
+
+
+def _add_json_schema_flags(parser: argparse.ArgumentParser, path: list[str]) -> None:
+    """Every (sub)command with --json also gets --json-schema (commands/json_fields.yaml)."""
+    from .commands._common import JsonSchemaAction
+
+    if path and "--json" in parser._option_string_actions:
+        JsonSchemaAction.add(parser, " ".join(path))
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                _add_json_schema_flags(child, [*path, name])
 
 
 def _version() -> str:
