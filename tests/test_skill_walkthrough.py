@@ -26,12 +26,6 @@ def skill_text(name: str) -> str:
     return (ROOT / "skills" / name / "SKILL.md").read_text()
 
 
-def test_skills_an_agent_reads_for_design_to_analyze_stay_short():
-    total = sum(len(skill_text(n).encode()) for n in DESIGN_TO_ANALYZE)
-    print(f"\nSKILL.md bytes read for design -> analyze: {total} (goal <= 20480)")
-    assert total <= 20 * 1024
-
-
 @pytest.fixture
 def world(tmp_path):
     from cruijff_kit.blueprints.capitalization.generate import generate
@@ -68,6 +62,7 @@ class Agent:
             "REPO": str(root / "repo"), "SCRIPT": str(root / "repo" / "train.py"),
             # the launch skill runs in the project's venv (reused, nothing downloaded)
             "NAME": sys.prefix, "P": "walkthrough",
+            "QUESTION": "Which matters more, LoRA rank or learning rate?",
         }
         self.designs = 0
         self.exp = None
@@ -82,6 +77,10 @@ class Agent:
         for i, a in enumerate(argv):
             if a == "EXP_DIR":
                 a = str(self.exp)
+            elif a == "EXP_DIR/RUN":  # one run directory: the first the scaffold wrote
+                a = str(next(p.parent for p in sorted(self.exp.glob("*/setup_finetune.yaml"))))
+            elif a.startswith("Question="):
+                a = a.replace("QUESTION", self.values["QUESTION"])
             elif a == "RUN_ID":
                 a = self.values["RUN_ID"]
             elif argv[i - 1] == "--gpus" and argv[1] == "launch":
@@ -125,6 +124,8 @@ def test_workflow_skills_commands_run_in_order(world):
     agent = Agent(root, env)
     for name in DESIGN_TO_ANALYZE:
         for line in ck_lines(skill_text(name)):
+            if "--executor slurm" in line:  # the user confirmed the local executor (run-experiment step 2)
+                continue
             agent.run(line)
     exp = agent.exp
     ledger = json.loads((exp / ".ck" / "ledger.json").read_text())["jobs"]
@@ -139,7 +140,8 @@ def test_create_inspect_task_and_launch_training_commands_run(world):
     for line in ck_lines(skill_text("create-inspect-task")):
         agent.run(line)
     assert (root / "tasks" / "my_task.py").is_file()
-    assert list((agent.exp).glob("*/eval/my_task_*.slurm"))
+    assert list((root / "tasks" / "smoke-logs").glob("*.eval"))  # the smoke test's logs, not ./logs
+    assert not (root / "logs").exists()
     for line in ck_lines(skill_text("launch-training")):
         if line.split()[:3] == ["ck", "launch", "stop"]:
             status = json.loads(agent.run(f"ck launch status {agent.values['RUN_ID']} --json").stdout)

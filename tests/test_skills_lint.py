@@ -1,4 +1,6 @@
-"""Every SKILL.md is a valid skill, and every `ck …` command it shows is accepted by the real CLI."""
+"""Every SKILL.md is a valid skill, every `ck …` command it shows is accepted by the real CLI, the
+skills' trigger phrases do not overlap, every path they name exists in the installed plugin, and
+what an agent reads from design to analyze stays short."""
 import re
 import shlex
 from pathlib import Path
@@ -6,10 +8,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cruijff_kit.cli import build_parser
+from cruijff_kit.cli import build_parser, normalize_argv
 
 ROOT = Path(__file__).resolve().parents[1]
+# what `claude plugin install` copies (the marketplace's source folder, links followed)
+PLUGIN = ROOT / "plugin"
 SKILLS = sorted(ROOT.glob("skills/*/SKILL.md"))
+DESIGN_TO_ANALYZE = ["design-experiment", "scaffold-experiment", "scaffold-torchtune", "scaffold-inspect",
+                     "run-experiment", "run-torchtune", "run-inspect", "analyze-experiment"]
+READ_BUDGET = 20 * 1024
+# a reference counts as read when the skill tells the agent to read it
+TOLD_TO_READ = re.compile(r"\bread\s+`(references/[A-Za-z0-9_.-]+)`", re.I)
 # fences may be indented (inside numbered steps)
 FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
 PATHLIKE = re.compile(r"`((?:tools|templates|scripts|skills|references|bench|tests)/[A-Za-z0-9_./{},-]+)`")
@@ -48,7 +57,7 @@ def test_frontmatter(skill):
 def test_ck_commands_parse(skill):
     parser = build_parser()
     for line in ck_lines(skill.read_text()):
-        argv = shlex.split(line.split(" #")[0])[1:]
+        argv = normalize_argv(shlex.split(line.split(" #")[0])[1:])
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:
@@ -64,5 +73,66 @@ def test_named_paths_exist(skill):
     for path in PATHLIKE.findall(text):
         if "{" in path:
             continue
-        candidates = [ROOT / path, skill.parent / path]
-        assert any(c.exists() for c in candidates), f"{skill}: names {path}, which does not exist"
+        candidates = [PLUGIN / path, PLUGIN / "skills" / skill.parent.name / path]
+        assert any(c.exists() for c in candidates), \
+            f"{skill}: names {path}, which an installed plugin does not have (plugin/ and its links)"
+
+
+def trigger_words(description: str) -> list[str]:
+    """The 'Use when/after/for/to ...' part of a description, as lower-case words, minus 'use X'."""
+    m = re.search(r"\bUse\s+\w+\s+(.*)$", description, re.S)
+    assert m, "the description must say when to use the skill ('Use when ...')"
+    return re.findall(r"[a-z0-9_]+", m.group(1).lower())
+
+
+def trigram_set(words):
+    return {tuple(words[i:i + 3]) for i in range(len(words) - 2)}
+
+
+def test_trigger_phrases_do_not_overlap():
+    """An agent picks a skill by its description: two skills whose triggers share a three-word
+    phrase ('start training a', 'run an experiment') compete for the same request."""
+    triggers = {}
+    for skill in SKILLS:
+        meta = yaml.safe_load(frontmatter(skill.read_text())[0])
+        triggers[skill.parent.name] = trigram_set(trigger_words(meta["description"]))
+    names = sorted(triggers)
+    clashes = [(a, b, " ".join(t)) for i, a in enumerate(names) for b in names[i + 1:]
+               for t in sorted(triggers[a] & triggers[b])]
+    assert not clashes, "trigger phrases shared by two skills: " + "; ".join(f"{a} / {b}: '{t}'" for a, b, t in clashes)
+
+
+def test_trigram_check_catches_an_overlap():
+    a = trigger_words("X. Use when the user asks to start training now.")
+    b = trigger_words("Y. Use for anything that means start training now.")
+    assert trigram_set(a) & trigram_set(b) == {("start", "training", "now")}
+
+
+def read_from_design_to_analyze() -> dict[str, int]:
+    """Bytes an agent reads going design -> analyze: each SKILL.md plus the references it says to read."""
+    sizes = {}
+    for name in DESIGN_TO_ANALYZE:
+        skill = ROOT / "skills" / name / "SKILL.md"
+        text = skill.read_text()
+        sizes[f"{name}/SKILL.md"] = len(text.encode())
+        for ref in TOLD_TO_READ.findall(text):
+            sizes[f"{name}/{ref}"] = len((skill.parent / ref).read_bytes())
+    return sizes
+
+
+def test_what_an_agent_reads_from_design_to_analyze_stays_short():
+    sizes = read_from_design_to_analyze()
+    total = sum(sizes.values())
+    print(f"\nbytes read for design -> analyze: {total} (budget {READ_BUDGET}): {sizes}")
+    assert total <= READ_BUDGET
+
+
+def test_plugin_folder_is_the_marketplace_source():
+    import json
+
+    market = json.loads((ROOT / ".claude-plugin/marketplace.json").read_text())
+    assert [p["source"] for p in market["plugins"]] == ["./plugin"]
+    assert market["metadata"]["description"]
+    assert (PLUGIN / ".claude-plugin/plugin.json").is_file() and not (PLUGIN / "CLAUDE.md").exists()
+    for link in ("skills", "bin", "tools", "templates", "scripts", "pyproject.toml"):
+        assert (PLUGIN / link).resolve() == (ROOT / link).resolve(), link

@@ -34,7 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _add_json_schema_flags(parser, [])
     return parser
+
+
+def _add_json_schema_flags(parser: argparse.ArgumentParser, path: list[str]) -> None:
+    """Every (sub)command with --json also gets --json-schema (commands/json_fields.yaml)."""
+    from .commands._common import JsonSchemaAction
+
+    if path and "--json" in parser._option_string_actions:
+        JsonSchemaAction.add(parser, " ".join(path))
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                _add_json_schema_flags(child, [*path, name])
 
 
 def _version() -> str:
@@ -43,11 +56,15 @@ def _version() -> str:
     return __version__
 
 
+def normalize_argv(argv: list[str]) -> list[str]:
+    """`ck inspect ...`: inspect's own options (--log-dir, --max-tokens, --version) pass through unparsed."""
+    if argv[:1] == ["inspect"] and argv[1:2] not in (["-h"], ["--help"], ["--"]):
+        return ["inspect", "--", *argv[1:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["inspect"] and argv[1:2] not in (["-h"], ["--help"]):
-        # inspect's own options (--log-dir, --max-tokens, --version) pass through unparsed
-        argv = ["inspect", "--", *argv[1:]]
+    argv = normalize_argv(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

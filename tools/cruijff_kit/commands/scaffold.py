@@ -1,4 +1,8 @@
-"""`ck scaffold DIR [--only torchtune|inspect] [--dry-run] [--json]` (scaffold-experiment)."""
+"""`ck scaffold DIR [--only torchtune|inspect] [--dry-run] [--json]` (scaffold-experiment).
+
+DIR may also be one run directory (it holds setup_finetune.yaml, no experiment_summary.md): then
+only that run's finetune.yaml + finetune.slurm are rewritten from its (hand-edited)
+setup_finetune.yaml, the step seed 002 ran as tools/torchtune/setup_finetune.py."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +13,8 @@ from ._common import emit_json, experiment_dir, warn
 def register(sub) -> None:
     p = sub.add_parser("scaffold", help="generate run dirs, torchtune configs, .slurm and eval scripts",
                        description="scaffold-experiment: scaffold-torchtune then scaffold-inspect.")
-    p.add_argument("dir", metavar="DIR", help="experiment directory (holds experiment_summary.md)")
+    p.add_argument("dir", metavar="DIR", help="experiment directory (holds experiment_summary.md), or one run "
+                                              "directory: rewrite its finetune.yaml/.slurm from setup_finetune.yaml")
     p.add_argument("--only", choices=("torchtune", "inspect"), help="run one worker only")
     p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     p.add_argument("--config", help="claude.local.md to use (default: searched)")
@@ -20,6 +25,9 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..scaffold.orchestrator import scaffold_experiment
 
+    run_dir = Path(args.dir).expanduser()
+    if (run_dir / "setup_finetune.yaml").is_file() and not (run_dir / "experiment_summary.md").exists():
+        return _one_run(run_dir.resolve(), args)
     report = scaffold_experiment(experiment_dir(args.dir), only=args.only, dry_run=args.dry_run,
                                  config=args.config)
     if args.json:
@@ -42,3 +50,16 @@ def run(args) -> int:
         if not args.dry_run:
             print(f"\nLogs: scaffold-experiment.log, scaffold-torchtune.log, scaffold-inspect.log\nNext: ck run {report.experiment_dir}")
     return 2 if report.failures else 0
+
+
+def _one_run(run_dir: Path, args) -> int:
+    from ..scaffold.torchtune_worker import generate_from_setup
+
+    changes = generate_from_setup(run_dir, dry_run=args.dry_run)
+    if args.json:
+        emit_json({"run_dir": str(run_dir), "dry_run": args.dry_run, "ok": True,
+                   "files": [{"path": c.path, "status": c.status} for c in changes]})
+    else:
+        for c in changes:
+            print(f"{Path(c.path).name}: {c.status}")
+    return 0
