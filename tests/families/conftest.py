@@ -9,6 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import checkpoints  # noqa: E402
+from evalcheck import words_dataset  # noqa: E402
 
 FAMILIES = tuple(checkpoints.BUILDERS)
 
@@ -29,3 +30,8 @@ def family_model(model_root):
         return built[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def words(tmp_path_factory) -> Path:
+    return words_dataset(tmp_path_factory.mktemp("data") / "words.json")

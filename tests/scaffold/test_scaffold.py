@@ -57,7 +57,10 @@ def test_canonical_sweep_scaffolds_eight_runs_and_control(exp, capsys):
         subprocess.run(["bash", "-n", str(run / "eval" / "capitalization_epoch0.slurm")], check=True)
     assert not (exp / "base" / "finetune.yaml").exists()
     base_eval = (exp / "base" / "eval" / "capitalization_base.slurm").read_text()
-    assert "hf/$MODEL_DIR" in base_eval and "MODEL_DIR=/models/Llama-3.2-1B-Instruct" in base_eval
+    # evaluated through ck's launcher in the Llama-3 training format (was: plain `--model hf/$MODEL_DIR`,
+    # which applied the checkpoint's own template: a date block and a second BOS training never saw)
+    assert '--model-dir "$MODEL_DIR" --prompt-format llama3' in base_eval
+    assert "MODEL_DIR=/models/Llama-3.2-1B-Instruct" in base_eval
     ep0 = (exp / "rank8_lr1e-5" / "eval" / "capitalization_epoch0.slurm").read_text()
     assert str(exp / "rank8_lr1e-5" / "checkpoints" / "epoch_0") in ep0 and "--log-dir logs" in ep0
     for log in ("scaffold-experiment.log", "scaffold-torchtune.log", "scaffold-inspect.log"):

@@ -10,6 +10,7 @@ from typing import Any
 
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.models import resolve_model
+from cruijff_kit.finetune.prompt_format import check_system_prompt
 
 REQUIRED_FIELDS = (
     "run_name", "model_checkpoint", "dataset", "dataset_format", "lora_rank", "lora_alpha",
@@ -155,6 +156,7 @@ def finetune_config(setup: dict) -> dict[str, Any]:
     """The config torchtune will see, as a nested dict in the file's order, overrides applied."""
     s = with_defaults(setup)
     spec = resolve_model(str(s["model_checkpoint"]), s["model_name"])
+    check_system_prompt(spec.prompt_format, spec.family, str(s["system_prompt"] or ""), where=SETUP_FILE)
     gpu = s["num_gpus"] > 0
     lora_attn = list(s["lora_attn_modules"])
     model = {

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cruijff_kit.errors import CkError
+from cruijff_kit.finetune.prompt_format import PromptFormat, format_for, is_mistral_v3
 
 SUPPORTED_ARCHITECTURES = ("qwen2", "llama", "mistral")
 
@@ -40,6 +41,8 @@ class ModelSpec:
     tied_embeddings: bool
     source: str  # "config.json" or "named builder"
     notes: tuple[str, ...] = field(default=())
+    # the one prompt format training and evaluation share (None: ck has no inference template for it)
+    prompt_format: PromptFormat | None = None
 
     @property
     def lora_on_output_allowed(self) -> bool:
@@ -54,6 +57,16 @@ class _Known:
     tied: bool
     files: tuple[str, ...]
     model_type: str
+    # builder arguments when the named builder does not fit (Mistral v0.3: torchtune's
+    # lora_mistral_7b has v0.1's 32000-token vocabulary)
+    args: tuple[tuple[str, Any], ...] = ()
+    mistral_v3: bool = False
+
+
+# mistralai/Mistral-7B-(Instruct-)v0.3 config.json, as the generic lora_mistral builder's arguments
+_MISTRAL_V3_ARGS = (("vocab_size", 32768), ("num_layers", 32), ("num_heads", 32), ("num_kv_heads", 8),
+                    ("embed_dim", 4096), ("intermediate_dim", 14336), ("max_seq_len", 32768),
+                    ("attn_dropout", 0.0), ("norm_eps", 1e-5), ("rope_base", 1_000_000))
 
 
 def _shards(n: int) -> tuple[str, ...]:
@@ -81,6 +94,10 @@ _KNOWN: dict[str, _Known] = {
     "qwen2.5-7b": _Known("torchtune.models.qwen2_5.lora_qwen2_5_7b_base", "qwen2", False, _shards(4), "QWEN2"),
     "qwen2.5-14b-instruct": _Known("torchtune.models.qwen2_5.lora_qwen2_5_14b_instruct", "qwen2", False, _shards(8), "QWEN2"),
     "qwen2.5-32b-instruct": _Known("torchtune.models.qwen2_5.lora_qwen2_5_32b_instruct", "qwen2", False, _shards(17), "QWEN2"),
+    "mistral-7b-instruct-v0.3": _Known("torchtune.models.mistral.lora_mistral", "mistral", False, _shards(3), "MISTRAL",
+                                       _MISTRAL_V3_ARGS, mistral_v3=True),
+    "mistral-7b-v0.3": _Known("torchtune.models.mistral.lora_mistral", "mistral", False, _shards(3), "MISTRAL",
+                              _MISTRAL_V3_ARGS, mistral_v3=True),
     "mistral-7b-instruct-v0.2": _Known("torchtune.models.mistral.lora_mistral_7b", "mistral", False, _shards(3), "MISTRAL"),
     "mistral-7b-v0.1": _Known("torchtune.models.mistral.lora_mistral_7b", "mistral", False, _shards(2), "MISTRAL"),
 }
@@ -123,17 +140,19 @@ def _read_json(path: Path) -> dict:
 
 def _from_named(model_dir: Path, name: str, known: _Known) -> ModelSpec:
     files = _checkpoint_files(model_dir) if model_dir.is_dir() else list(known.files)
-    tokenizer = _tokenizer(known.family, model_dir, custom_vocab=False)
+    tokenizer = _tokenizer(known.family, model_dir, custom_vocab=False, mistral_v3=known.mistral_v3)
+    vocab = dict(known.args).get("vocab_size")
     return ModelSpec(
         name=name,
         family=known.family,
         model_dir=str(model_dir),
-        model={"_component_": known.builder},
+        model={"_component_": known.builder, **dict(known.args)},
         tokenizer=tokenizer,
         checkpointer=_checkpointer(model_dir, files, known.model_type),
         tied_embeddings=known.tied,
         source="named builder",
         notes=(f"{model_dir}/config.json not found: using torchtune's {known.builder}",),
+        prompt_format=format_for(known.family, model_dir, 32768 if known.mistral_v3 else vocab),
     )
 
 
@@ -170,16 +189,18 @@ def _from_config(model_dir: Path, name: str, cfg: dict) -> ModelSpec:
     else:
         family, model_type, model = _llama(model_dir, cfg, dims, tied, where)
 
+    mistral_v3 = family == "mistral" and is_mistral_v3(model_dir, int(cfg["vocab_size"]))
     return ModelSpec(
         name=name,
         family=family,
         model_dir=str(model_dir),
         model=model,
-        tokenizer=_tokenizer(family, model_dir, custom_vocab=_custom_vocab(family, cfg)),
+        tokenizer=_tokenizer(family, model_dir, custom_vocab=_custom_vocab(family, cfg), mistral_v3=mistral_v3),
         checkpointer=_checkpointer(model_dir, files, model_type),
         tied_embeddings=tied,
         source="config.json",
         notes=tuple(notes),
+        prompt_format=format_for(family, model_dir, int(cfg["vocab_size"])),
     )
 
 
@@ -261,7 +282,7 @@ def _is_tiktoken(path: Path) -> bool:
     return len(first) == 2 and first[1].isdigit()
 
 
-def _tokenizer(family: str, model_dir: Path, *, custom_vocab: bool) -> dict[str, Any]:
+def _tokenizer(family: str, model_dir: Path, *, custom_vocab: bool, mistral_v3: bool = False) -> dict[str, Any]:
     d = model_dir
     if family == "qwen2":
         tj = d / "tokenizer.json"
@@ -276,12 +297,18 @@ def _tokenizer(family: str, model_dir: Path, *, custom_vocab: bool) -> dict[str,
             tok["special_tokens_path"] = str(tj)
         return tok
     if family == "llama3":
+        if not (d / "original" / "tokenizer.model").is_file() and ((d / "tokenizer.json").is_file() or not d.is_dir()):
+            # a download without original/ (or a directory this machine cannot see: every hub
+            # layout has tokenizer.json, not every one has original/): the same ids from tokenizer.json
+            return {"_component_": "cruijff_kit.finetune.tokenizers.llama3_hf_tokenizer", "path": str(d / "tokenizer.json")}
         tok = {"_component_": "torchtune.models.llama3.llama3_tokenizer", "path": str(_llama_tokenizer_file(d))}
         if custom_vocab and (d / "tokenizer.json").is_file():
             tok["special_tokens_path"] = str(d / "tokenizer.json")
         return tok
     if family == "llama2":
         return {"_component_": "torchtune.models.llama2.llama2_tokenizer", "path": str(d / "tokenizer.model")}
+    if mistral_v3:
+        return {"_component_": "cruijff_kit.finetune.tokenizers.mistral_v3_tokenizer", "path": str(d / "tokenizer.model")}
     return {"_component_": "torchtune.models.mistral.mistral_tokenizer", "path": str(d / "tokenizer.model")}
 
 

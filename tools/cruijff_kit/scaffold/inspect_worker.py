@@ -50,8 +50,20 @@ def task_function(script: Path) -> tuple[str, tuple[str, ...]]:
     raise CkError("no @task function found in the task script", file=script)
 
 
+def prompt_format_name(exp: Experiment, run: Run, summary: str | None = None) -> str:
+    """The prompt format training uses for this run's base model (controls are evaluated in it too)."""
+    from ..finetune.models import resolve_model
+
+    spec = resolve_model(exp.model_path(run.model), run.model)
+    if spec.prompt_format is None:
+        raise CkError(f"ck has no chat template that reproduces the {spec.family} training format, so its "
+                      "evaluation would not see the prompt training saw", file=summary, field="Model",
+                      hint="use a Llama-3.x, Qwen2.5 or Mistral v0.3 checkpoint")
+    return spec.prompt_format.name
+
+
 def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, model_path: str,
-                 script: Path, run_dir: str, local: LocalConfig) -> dict:
+                 script: Path, run_dir: str, local: LocalConfig, prompt_format: str | None = None) -> dict:
     func, params = task_function(script)
     split = (exp.config_value("Evaluation split") or "test").strip()
     task_args = {}
@@ -68,6 +80,7 @@ def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, m
         "task_spec": f"{script}@{func}",
         "task_args": task_args,
         "model_path": model_path,
+        "prompt_format": prompt_format or prompt_format_name(exp, run),
         "epoch": epoch,
         "max_tokens": int(exp.config_value("Eval max tokens") or 32),
         "run_name": run_dir,
@@ -101,13 +114,18 @@ def scaffold_run_evals(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, l
     result = RunResult(run=run.name, directory=run_dir)
     eval_dir = exp_dir / run_dir / "eval"
     problems = []
+    try:
+        fmt = prompt_format_name(exp, run, summary) if exp.evaluations else None
+    except CkError as err:
+        result.ok, result.error = False, str(err)
+        return result
     for fname, ev, epoch, model_path in eval_jobs(exp, run, run_dir, exp_dir, local):
         try:
             if epoch is not None and epoch >= exp.epochs:
                 raise CkError(f"task {ev.task!r} evaluates epoch {epoch} but training writes only "
                               f"epoch_0..epoch_{exp.epochs - 1}", file=summary, line=ev.line, field="Epochs")
             script = resolve_task_script(ev.script, exp_dir, summary, ev.line)
-            text = render_eval_slurm(eval_context(exp, run, ev, epoch, model_path, script, run_dir, local))
+            text = render_eval_slurm(eval_context(exp, run, ev, epoch, model_path, script, run_dir, local, fmt))
             if not dry_run:
                 (eval_dir / "logs").mkdir(parents=True, exist_ok=True)
             result.files.append(_write(eval_dir / fname, text, dry_run))

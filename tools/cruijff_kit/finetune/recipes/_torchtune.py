@@ -26,3 +26,11 @@ def load_recipe(name: str) -> ModuleType:
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def stamp_epoch(checkpointer, epoch: int, *, adapter_only: bool) -> None:
+    """After torchtune saved epoch_<epoch>: ck's chat template + ck_checkpoint.json (base path, format)."""
+    from cruijff_kit.finetune.prompt_format import stamp_checkpoint
+
+    stamp_checkpoint(Path(checkpointer._output_dir) / f"epoch_{epoch}", Path(checkpointer._checkpoint_dir),
+                     adapter_only=adapter_only)

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torchtune import training
 from torchtune.utils import get_torch_device_namespace
 
-from cruijff_kit.finetune.recipes._torchtune import load_recipe
+from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
 
 _stock = load_recipe("lora_finetune_distributed")
 
@@ -59,7 +59,19 @@ _stock.init_process_group = init_process_group
 training.get_memory_stats = get_memory_stats
 training.cleanup_before_training = cleanup_before_training
 
-LoRAFinetuneRecipeDistributed = _stock.LoRAFinetuneRecipeDistributed
+class LoRAFinetuneRecipeDistributed(_stock.LoRAFinetuneRecipeDistributed):
+    def save_checkpoint(self, epoch: int) -> None:
+        super().save_checkpoint(epoch=epoch)
+        self._stamp_prompt_format(epoch)
+
+    def _stamp_prompt_format(self, epoch: int) -> None:
+        """The epoch directory carries the training format (see finetune/prompt_format.py); rank 0 saved it."""
+        if self._is_rank_zero:
+            stamp_epoch(self._checkpointer, epoch, adapter_only=self._save_adapter_weights_only)
+
+
+# the stock recipe_main instantiates the class by its module-level name
+_stock.LoRAFinetuneRecipeDistributed = LoRAFinetuneRecipeDistributed
 recipe_main = _stock.recipe_main
 
 if __name__ == "__main__":

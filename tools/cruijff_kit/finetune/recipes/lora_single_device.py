@@ -19,7 +19,7 @@ import sys
 from omegaconf import DictConfig
 from torchtune import config
 
-from cruijff_kit.finetune.recipes._torchtune import load_recipe
+from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
 
 _stock = load_recipe("lora_finetune_single_device")
 
@@ -27,7 +27,8 @@ _stock = load_recipe("lora_finetune_single_device")
 class LoRAFinetuneRecipeSingleDevice(_stock.LoRAFinetuneRecipeSingleDevice):
     def save_checkpoint(self, epoch: int) -> None:
         if self._device.type != "cpu":
-            return super().save_checkpoint(epoch)
+            super().save_checkpoint(epoch)
+            return self._stamp_prompt_format(epoch)
         model = self._model
         live_state_dict = model.state_dict
 
@@ -40,6 +41,11 @@ class LoRAFinetuneRecipeSingleDevice(_stock.LoRAFinetuneRecipeSingleDevice):
             super().save_checkpoint(epoch)
         finally:
             del model.state_dict
+        self._stamp_prompt_format(epoch)
+
+    def _stamp_prompt_format(self, epoch: int) -> None:
+        """The epoch directory carries the training format (see finetune/prompt_format.py)."""
+        stamp_epoch(self._checkpointer, epoch, adapter_only=self._save_adapter_weights_only)
 
 
 @config.parse
