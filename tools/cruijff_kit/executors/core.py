@@ -80,6 +80,11 @@ class SubmitError(CkError):
     """The scheduler refused the job (bad partition, impossible memory, ...). Nothing was submitted."""
 
 
+class SubmitLimitReached(SubmitError):
+    """Refused only because the user has as many jobs submitted as a limit allows (QOS/association
+    MaxSubmitJobs). Nothing was submitted; the same job will be accepted once jobs end."""
+
+
 class Executor(abc.ABC):
     name: ClassVar[str]
 

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import CkError
-from ..executors.core import Executor, JobInfo, JobState, SubmitError
+from ..executors.core import Executor, JobInfo, JobState, SubmitError, SubmitLimitReached
 from ..util.log import ActionLog
 from . import recovery
 from .ledger import LIVE_STATES, Ledger, duration, format_seconds, monitor_lock
 from .plan import Plan, PlannedJob, has_checkpoint, is_done, plan_experiment
+from .submission_window import QUEUED, SubmissionWindow, mark_queued, window_for
 
 TAIL_LINES = 20
 UNKNOWN_POLLS_BEFORE_GIVING_UP = 3
@@ -72,8 +73,11 @@ class RunReport:
 class Orchestrator:
     def __init__(self, plan: Plan, executor: Executor, *, only: str | None = None,
                  retry_failed: bool = False, poll_s: float = 60,
-                 out: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep):
+                 out: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep,
+                 window: SubmissionWindow | None = None):
         self.plan, self.ex, self.only = plan, executor, only
+        self.window = window  # submission limit (submission_window.py); learnt in start() when None
+        self._queued_state: dict[str, str | None] = {}  # queued key -> its ledger state when decided
         self.retry_failed, self.poll_s = retry_failed, poll_s
         self.out = out or (lambda line: print(line, flush=True))
         self.sleep = sleep
@@ -126,15 +130,24 @@ class Orchestrator:
                 raise CkError(f"{key} is still {e['state']} under the {e['executor']} executor "
                               f"(job {e.get('job_id')})", file=self.ledger.path, field="executor",
                               hint=f"run again with --executor {e['executor']}")
+        if self.window is None:
+            self.window = window_for(self.ex, exp, [j.script for j in self._jobs()], backoff_s=self.poll_s)
+        if self.window.limit is not None:
+            self.out(f"    submission limit: {self.window.describe()}")
+            if not dry_run:
+                self.log.write("SUBMISSION_LIMIT", "Submission window", details=self.window.describe(),
+                               result="jobs over it wait in the ledger as QUEUED and are submitted as jobs end")
         for job in self._jobs():
             self._decide(job, entries.get(job.key), dry_run)
+        if self.window.queue and not dry_run:
+            mark_queued(self.ledger, [(k, self.plan.get(k)) for k in self.window.queue])
         if self.only == "inspect" and self.report.refused and not (
-                self.live or any(o.action == "submit" for o in self.outcomes.values())):
+                self.live or any(o.action in ("submit", "queue") for o in self.outcomes.values())):
             raise CkError("no evaluation can run: no checkpoint for run(s) " + ", ".join(self.report.refused),
                           hint="fine-tune first (`ck run DIR --only torchtune` or plain `ck run DIR`)")
         if not dry_run:
             counts = {a: sum(o.action == a for o in self.outcomes.values())
-                      for a in ("submit", "reattach", "done", "skip", "refuse")}
+                      for a in ("submit", "queue", "reattach", "done", "skip", "refuse")}
             self.log.write("SUBMIT", "Jobs submitted",
                            details=", ".join(f"{v} {k}" for k, v in counts.items() if v),
                            result=f"job ids: {' '.join(self.report.submitted) or 'none'}")
@@ -142,6 +155,8 @@ class Orchestrator:
 
     def _decide(self, job: PlannedJob, e: dict | None, dry_run: bool) -> None:
         state = (e or {}).get("state")
+        if state == QUEUED:  # decided earlier, never submitted: decide again
+            state = None
         done = is_done(job, self.plan)
         if state in LIVE_STATES and e.get("job_id"):
             self.live[job.key] = e["job_id"]
@@ -161,6 +176,36 @@ class Orchestrator:
                           note=f"{state} earlier; --retry-failed resubmits it")
             self._say(job, e.get("job_id"), state, "not resubmitted (use --retry-failed)")
             return
+        dep = job.depends_on if job.kind == "eval" and self.only != "inspect" else None
+        if self.window.holds(job.key, dep, len(self.live)):
+            self._queue(job, state, dry_run)
+            return
+        self._submit_decided(job, state, dry_run)
+
+    def _queue(self, job: PlannedJob, state: str | None, dry_run: bool) -> None:
+        """Wait for room under the submission limit (submission_window.py)."""
+        dep = job.depends_on if job.kind == "eval" and self.only != "inspect" else None
+        self.window.add(job.key, dep)
+        self._queued_state[job.key] = state
+        self._outcome(job, "queue", state=QUEUED, note=self.window.describe())
+        self._say(job, None, "WOULD QUEUE" if dry_run else QUEUED, "")
+
+    def _drain(self) -> bool:
+        """Submit queued jobs while the window has room; True when anything changed."""
+        changed = False
+        for key in self.window.due(len(self.live)):
+            if self.window.room(len(self.live)) <= 0:
+                break  # a refusal closed the window
+            pause = self.window.pause()
+            if pause:
+                self.sleep(pause)
+            self.window.discard(key)
+            job = self.plan.get(key)
+            self._submit_decided(job, self._queued_state.pop(key, None), False)
+            changed = True
+        return changed
+
+    def _submit_decided(self, job: PlannedJob, state: str | None, dry_run: bool) -> None:
         after = None
         if job.kind == "eval":
             after, why_not = self._eval_dependency(job)
@@ -209,6 +254,17 @@ class Orchestrator:
         spec = job.spec(env=env)
         try:
             job_id = self.ex.submit(spec, after=after)
+        except SubmitLimitReached as err:
+            # Over the scheduler's limit (jobs outside this experiment count too): wait, retry.
+            self.window.refused()
+            dep = job.depends_on if job.kind == "eval" and self.only != "inspect" else None
+            self.window.queue = {job.key: dep, **self.window.queue}  # first in line again
+            prev = (self.ledger.entry(job.key) or {}).get("state")
+            self._queued_state[job.key] = None if prev in (None, QUEUED) else prev
+            mark_queued(self.ledger, [(job.key, job)], note=str(err).splitlines()[0])
+            self._outcome(job, "queue", state=QUEUED, note="submission limit reached; retrying")
+            self._say(job, None, QUEUED, "submission limit reached; retrying as jobs end")
+            return None
         except SubmitError as err:
             # Nothing was submitted: record nothing as submitted, say exactly why.
             self._outcome(job, "skip", state="SUBMIT_FAILED", note=str(err))
@@ -229,35 +285,42 @@ class Orchestrator:
 
     # ---- phase 2: monitor --------------------------------------------------------------
     def monitor(self) -> None:
-        if not self.live:
+        if not self.live and not self.window.queue:
             return
-        self.log.write("MONITOR", "Monitoring jobs", details=f"{len(self.live)} live job(s), poll every {self.poll_s}s")
-        ft_open = any(self.plan.get(k).kind == "finetune" for k in self.live)
-        ev_open = any(self.plan.get(k).kind == "eval" for k in self.live)
+        self.log.write("MONITOR", "Monitoring jobs", details=f"{len(self.live)} live job(s), poll every {self.poll_s}s"
+                       + (f"; {len(self.window.queue)} queued, {self.window.describe()}" if self.window.queue else ""))
+        ft_open = self._open("finetune")
+        ev_open = self._open("eval")
         t0 = time.monotonic()
         try:
-            while self.live:
+            while self.live or self.window.queue:
                 infos = self.ex.poll(list(self.live.values()))  # ONE batched query per cycle
                 changed = False
                 for key, jid in list(self.live.items()):
                     if self.live.get(key) != jid:
                         continue  # replaced by a recovery resubmission during this cycle
                     changed |= self._observe(self.plan.get(key), infos.get(jid) or JobInfo(jid, JobState.UNKNOWN))
+                if self.window.queue:
+                    changed |= self._drain()  # jobs that ended made room
                 if changed:
                     self._counts()
                     self._write_status()
-                if ft_open and not any(self.plan.get(k).kind == "finetune" for k in self.live):
+                if ft_open and not self._open("finetune"):
                     ft_open = False
                     self._phase_done("finetune", "RUN_TORCHTUNE_COMPLETE", "Fine-tuning finished", t0)
-                if ev_open and not self.live:
+                if ev_open and not self.live and not self.window.queue:
                     ev_open = False
                     self._phase_done("eval", "RUN_INSPECT_COMPLETE", "Evaluation finished", t0)
-                if self.live:
+                if self.live or self.window.queue:
                     self.sleep(self.poll_s)
         except KeyboardInterrupt:
             self.log.write("MONITOR_STOPPED", "Interrupted", details=f"{len(self.live)} job(s) still live",
                            result="jobs keep running; run `ck run` again to resume monitoring")
             raise
+
+    def _open(self, kind: str) -> bool:
+        """Jobs of this kind still live or queued."""
+        return any(self.plan.get(k).kind == kind for k in (*self.live, *self.window.queue))
 
     def _phase_done(self, kind: str, action: str, title: str, t0: float) -> None:
         outs = [o for o in self.outcomes.values() if o.kind == kind]
@@ -268,8 +331,8 @@ class Orchestrator:
 
     def _counts(self) -> None:
         states = [o.state or "" for o in self.outcomes.values()]
-        parts = [f"{states.count(s)} {s.lower()}" for s in ("RUNNING", "PENDING", "COMPLETED") if states.count(s)]
-        bad = sum(1 for o in self.outcomes.values() if o.state and o.state not in ("RUNNING", "PENDING", "COMPLETED", "UNKNOWN"))
+        parts = [f"{states.count(s)} {s.lower()}" for s in ("RUNNING", "PENDING", QUEUED, "COMPLETED") if states.count(s)]
+        bad = sum(1 for o in self.outcomes.values() if o.state and o.state not in ("RUNNING", "PENDING", QUEUED, "COMPLETED", "UNKNOWN"))
         skipped = sum(1 for o in self.outcomes.values() if o.action in ("skip", "refuse") and not o.state)
         parts += [f"{bad} failed"] if bad else []
         parts += [f"{skipped} skipped"] if skipped else []
@@ -356,7 +419,8 @@ class Orchestrator:
         self.overrides[job.key] = new
         self.log.write("RECOVERY", f"{job.key}: resubmitting after {info.state.value}", details=why)
         new_id = self._submit(job, None, note=f"retry after {info.state.value}: {why}")
-        if new_id is None:
+        queued = new_id is None and job.key in self.window.queue  # over the limit: waits its turn
+        if new_id is None and not queued:
             return
         # The evaluations waited on the old id; point them at the new one.
         for dep in self.plan.dependents(job.key):
@@ -366,7 +430,11 @@ class Orchestrator:
             if old is not None:
                 self.ex.cancel([old])
                 self.ledger.record_info(dep.key, JobInfo(old, JobState.CANCELLED, reason="superseded: training resubmitted"))
-            if old is not None or self.outcomes[dep.key].action in ("submit", "reattach"):
+            if queued and (old is not None or self.outcomes[dep.key].action in ("submit", "reattach", "queue")):
+                if dep.key not in self.window.queue:
+                    self._queue(dep, None, False)
+                    mark_queued(self.ledger, [(dep.key, dep)], note="training waits for room to be resubmitted")
+            elif old is not None or self.outcomes[dep.key].action in ("submit", "reattach"):
                 self._submit(dep, new_id, note="training resubmitted")
 
     # ---- status table ------------------------------------------------------------------
