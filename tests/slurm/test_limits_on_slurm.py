@@ -5,7 +5,8 @@ A 4-run experiment (tiny model, real torchtune + inspect-ai on CPU), 2 evaluatio
 sacctmgr, never has more than 3 jobs submitted-but-unfinished (checked from sacct's own submit /
 end times, not from ck's records), chains each evaluation after its own training, survives a
 kill -9 of its detached supervisor mid-way, and the next `ck run` finishes with nothing lost and
-nothing submitted twice.
+nothing submitted twice. `ck status` then shows each job's measured resources (sacct MaxRSS,
+elapsed, torchtune's tokens/s).
 """
 from __future__ import annotations
 
@@ -111,6 +112,17 @@ def test_qos_limit_three_kill_nine_and_resume(slurm_cluster, inputs):
             assert (ckpt / "config.json").is_file() and any(ckpt.glob("*.safetensors"))
         logs = sorted((exp / run / "eval" / "logs").glob("*.eval"))
         assert len(logs) == 2 and all(eval_status(p) == "success" for p in logs), logs
+    # measured resources of every job, as `ck status` shows them (sacct records usage asynchronously)
+    def measured():
+        st = json.loads(ck("status", exp, "--json", env=env).stdout)
+        return st if all((j["resources"] or {}).get("max_rss_bytes") for j in st["jobs"]) else None
+    st = wait_until(measured, 60, "MaxRSS of every job in sacct")
+    for j in st["jobs"]:
+        r = j["resources"]
+        assert 50 * 1024 ** 2 < r["max_rss_bytes"] < 3 * 1024 ** 3 and r["elapsed_s"] > 0, j
+        assert (r["tokens_per_s"] or 0) > 0 if j["kind"] == "finetune" else r["tokens_per_s"] is None, j
+    table = ck("status", exp, env=env).stdout
+    assert "RESOURCES" in table and "tok/s" in table and "RSS " in table, table
     elapsed = time.monotonic() - t0
     print(f"\n4 runs x (1 fine-tune + 2 evals) under MaxSubmitJobsPerUser=3: {elapsed:.0f} s")
     assert elapsed < BUDGET_S

@@ -139,9 +139,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"Experiment {status['experiment']}")
     print(f"Monitor: {sup['holder'] or 'none running'}"
           + (f" (detached supervisor pid {sup['pid']}{'' if sup['running'] else ', not running'})" if sup["pid"] else ""))
-    header = ("RUN", "JOB", "JOB ID", "STATE", "DURATION", "ARTIFACTS")
+    header = ("RUN", "JOB", "JOB ID", "STATE", "DURATION", "ARTIFACTS", "RESOURCES")
     rows = [(r["run"], r["job"], r["job_id"] or "-", r["state"] or "not submitted", r["duration"] or "-",
-             "yes" if r["artifacts"] else "no") for r in status["jobs"]]
+             "yes" if r["artifacts"] else "no", r.get("resources_text") or "-") for r in status["jobs"]]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for row in (header, *rows):
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
