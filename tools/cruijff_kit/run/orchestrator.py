@@ -296,15 +296,16 @@ class Orchestrator:
             while self.live or self.window.queue:
                 infos = self.ex.poll(list(self.live.values()))  # ONE batched query per cycle
                 changed = False
-                for key, jid in list(self.live.items()):
-                    if self.live.get(key) != jid:
-                        continue  # replaced by a recovery resubmission during this cycle
-                    changed |= self._observe(self.plan.get(key), infos.get(jid) or JobInfo(jid, JobState.UNKNOWN))
-                if self.window.queue:
-                    changed |= self._drain()  # jobs that ended made room
-                if changed:
-                    self._counts()
-                    self._write_status()
+                with self.ledger.deferred():  # one ledger write per cycle (submissions: at once)
+                    for key, jid in list(self.live.items()):
+                        if self.live.get(key) != jid:
+                            continue  # replaced by a recovery resubmission during this cycle
+                        changed |= self._observe(self.plan.get(key), infos.get(jid) or JobInfo(jid, JobState.UNKNOWN))
+                    if self.window.queue:
+                        changed |= self._drain()  # jobs that ended made room
+                    if changed:
+                        self._counts()
+                        self._write_status()
                 if ft_open and not self._open("finetune"):
                     ft_open = False
                     self._phase_done("finetune", "RUN_TORCHTUNE_COMPLETE", "Fine-tuning finished", t0)
