@@ -19,6 +19,8 @@ from ..util.log import ActionLog
 from . import recovery
 from .ledger import LIVE_STATES, Ledger, duration, format_seconds, monitor_lock
 from .plan import Plan, PlannedJob, has_checkpoint, is_done, plan_experiment
+from .after_run import analyze_when_done, select_runs
+from .after_run import notify as notify_command
 from .submission_window import QUEUED, SubmissionWindow, mark_queued, window_for
 
 TAIL_LINES = 20
@@ -77,7 +79,8 @@ class Orchestrator:
                  window: SubmissionWindow | None = None):
         self.plan, self.ex, self.only = plan, executor, only
         self.window = window  # submission limit (submission_window.py); learnt in start() when None
-        self._queued_state: dict[str, str | None] = {}  # queued key -> its ledger state when decided
+        self._queued_state: dict[str, str | None] = {}
+        self.runs: set[str] | None = None  # --runs GLOB: only these run directories  # queued key -> its ledger state when decided
         self.retry_failed, self.poll_s = retry_failed, poll_s
         self.out = out or (lambda line: print(line, flush=True))
         self.sleep = sleep
@@ -96,11 +99,12 @@ class Orchestrator:
     # ---- helpers -----------------------------------------------------------------------
     def _jobs(self) -> list[PlannedJob]:
         if self.only == "torchtune":
-            return self.plan.finetunes
-        if self.only == "inspect":
-            return self.plan.evals
-        # fine-tuning first, so each evaluation can name its training job as dependency
-        return self.plan.finetunes + self.plan.evals
+            jobs = self.plan.finetunes
+        elif self.only == "inspect":
+            jobs = self.plan.evals
+        else:  # fine-tuning first, so each evaluation can name its training job as dependency
+            jobs = self.plan.finetunes + self.plan.evals
+        return jobs if self.runs is None else [j for j in jobs if j.run in self.runs]  # --runs GLOB
 
     def _wlog(self, job: PlannedJob) -> ActionLog:
         return self.tune_log if job.kind == "finetune" else self.inspect_log
@@ -474,7 +478,8 @@ def status_rows(plan: Plan, entries: dict, outcomes: dict[str, JobOutcome] | Non
 def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = None, poll_s: float = 60,
                    detach: bool = False, retry_failed: bool = False, max_parallel: int | None = None,
                    dry_run: bool = False, out: Callable[[str], None] | None = None,
-                   sleep: Callable[[float], None] = time.sleep) -> RunReport | dict:
+                   sleep: Callable[[float], None] = time.sleep, runs: str | None = None,
+                   analyze: bool = False, notify: str | None = None) -> RunReport | dict:
     """Submit and monitor an experiment until every job ends. With `detach`, start a background
     supervisor doing exactly that and return where to look (a dict)."""
     if only not in (None, "torchtune", "inspect"):
@@ -485,17 +490,20 @@ def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = N
     if detach:
         from .supervisor import spawn, supervisor_argv
 
-        plan_experiment(exp)  # fail here, in the foreground, on a broken experiment
-        return spawn(exp, supervisor_argv(exp, executor, only=only, poll_s=poll_s,
-                                          retry_failed=retry_failed))
+        select_runs(plan_experiment(exp), runs)  # fail here, in the foreground, on a broken experiment
+        return spawn(exp, supervisor_argv(exp, executor, only=only, poll_s=poll_s, retry_failed=retry_failed,
+                                          runs=runs, analyze=analyze, notify=notify))
     plan = plan_experiment(exp)
+    selected = select_runs(plan, runs)
     if dry_run:
         orch = Orchestrator(plan, executor, only=only, retry_failed=retry_failed, poll_s=poll_s, out=out)
+        orch.runs = selected
         orch.start(dry_run=True)
         return _finish(orch)
     with monitor_lock(exp):
         orch = Orchestrator(plan, executor, only=only, retry_failed=retry_failed, poll_s=poll_s, out=out,
                             sleep=sleep)
+        orch.runs = selected
         orch.start()
         orch.monitor()
         report = _finish(orch)
@@ -505,6 +513,10 @@ def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = N
                        details=f"{done}/{len(report.jobs)} job(s) COMPLETED; {len(report.failed)} failed or skipped"
                                + (f"; refused (no checkpoint): {', '.join(report.refused)}" if report.refused else ""),
                        result="logs: run-torchtune.log, run-inspect.log; eval logs: <run>/eval/logs/*.eval")
+        if analyze:
+            analyze_when_done(exp, orch.log, orch.out)
+        if notify:
+            notify_command(exp, notify, orch.log, orch.out)
         return report
 
 
