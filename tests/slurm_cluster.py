@@ -6,6 +6,10 @@ LOCAL_SLURM_FAKE_GPUS says otherwise) so GPU requests can be tested, and left ru
 afterwards: other test sessions may share it, and `scripts/local-slurm stop` ends it. Where it
 cannot start (not root, no apt, no Debian), the tests that need it are skipped and the reason
 is printed in the terminal summary -- never silently. CK_SLURM_TESTS=0 skips them on purpose.
+Under CI (CI=true) a cluster that cannot start fails the tests instead: CI must run them.
+
+The summary also says how the cluster enforces --mem (cgroup, or SLURM's sampled-RSS kill where
+this machine gives no writable memory cgroup), so a reader knows what the OOM tests proved.
 """
 from __future__ import annotations
 
@@ -23,6 +27,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "local-slurm"
 
 _skip_reason: list[str] = []
+STATE = Path(os.environ.get("LOCAL_SLURM_STATE", "/tmp/ck-local-slurm"))
+TEST_QOS = "cklimit3"  # scripts/local-slurm: MaxSubmitJobsPerUser=3
+
+
+def memory_enforcement() -> str:
+    """'cgroup' | 'sampled' for a cluster scripts/local-slurm runs; 'unknown' otherwise."""
+    try:
+        for line in (STATE / "etc" / "settings").read_text().splitlines():
+            if line.startswith("MEM_ENFORCE="):
+                return line.split("=", 1)[1].strip() or "unknown"
+    except OSError:
+        pass
+    return "unknown"
 
 
 def _has_gpus() -> bool:
@@ -66,10 +83,19 @@ def slurm_cluster() -> None:
         why = _start()
         _skip_reason.append(why or "")
     if _skip_reason[0]:
+        if os.environ.get("CI", "").lower() == "true" and os.environ.get("CK_SLURM_TESTS") != "0":
+            pytest.fail(f"CI=true but the local SLURM cluster is unavailable: {_skip_reason[0]}")
         pytest.skip(f"local SLURM cluster unavailable: {_skip_reason[0]}")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _skip_reason and not _skip_reason[0]:
+        mode = memory_enforcement()
+        terminalreporter.write_sep("=", "local SLURM cluster")
+        terminalreporter.write_line(
+            f"--mem enforced by: {mode}" + ("" if mode == "cgroup" else
+                                            " (no writable cgroup v1 memory controller on this machine: "
+                                            "SLURM kills jobs from sampled RSS instead of a kernel limit)"))
     if _skip_reason and _skip_reason[0]:
         terminalreporter.write_sep("=", "SLURM tests skipped")
         terminalreporter.write_line(f"local SLURM cluster unavailable: {_skip_reason[0]}")

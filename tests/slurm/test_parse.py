@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cruijff_kit.executors.core import JobState, SubmitError
+from cruijff_kit.executors.core import JobState, SubmitError, SubmitLimitReached
 from cruijff_kit.executors.slurm.parse import (
     decode_sacct_exit,
     decode_wait_status,
@@ -134,3 +134,18 @@ def test_refusal_partition_lists_partitions_and_unreachable_controller():
     assert "could not reach the SLURM controller" in down.message and down.field is None
     other = explain_refusal("sbatch: error: something new", Path("f.slurm"), {})
     assert "something new" in other.message
+
+
+@pytest.mark.parametrize("opt", ["--qos=cklimit3 (4th job; QOS MaxSubmitJobsPerUser=3)",
+                                 "association MaxSubmitJobs=1, 2nd job"])
+def test_submit_limit_refusals_mean_wait_not_fail(opt):
+    err = explain_refusal(_refusals()[opt], Path("/x/run/finetune.slurm"), {})
+    assert isinstance(err, SubmitLimitReached)
+    assert "MaxSubmitJob" in err.message and err.field == "slurm_max_submitted"
+
+
+@pytest.mark.parametrize("opt", ["--qos=nope", "-t 0-bad", "-p nope", "--mem=100G"])
+def test_other_refusals_are_not_limits(opt):
+    # "time limits" appears in the limit message: a bad --time must still be a hard refusal
+    err = explain_refusal(_refusals()[opt], Path("/x/f.slurm"), {})
+    assert isinstance(err, SubmitError) and not isinstance(err, SubmitLimitReached)

@@ -26,6 +26,7 @@ class SlurmDefaults:
     cpus: int = 4
     gpus: int | None = None  # None: the experiment's GPU count
     modules: list[str] = field(default_factory=list)
+    max_submitted: int | None = None  # jobs submitted at once (run/submission_window.py); None: ask sacctmgr
 
 
 @dataclass
@@ -73,7 +74,7 @@ _MEM = re.compile(r"^\d+[KMGT]?$", re.I)
 
 
 def _set_slurm(cfg: LocalConfig, key: str, val: str, path: str, line: int) -> None:
-    if key in ("cpus", "gpus"):
+    if key in ("cpus", "gpus", "max_submitted"):
         if not val:
             return
         if not val.isdigit():

@@ -28,6 +28,10 @@ def register(subparsers) -> None:
     p.add_argument("--retry-failed", action="store_true", help="resubmit jobs that failed earlier")
     p.add_argument("--dry-run", action="store_true", help="show what would be submitted; change nothing")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout (progress goes to stderr)")
+    p.add_argument("--runs", metavar="GLOB", help="only run directories matching GLOB, e.g. 'rank8_*'")
+    p.add_argument("--analyze", action="store_true", help="run `ck analyze` when the last job ends")
+    p.add_argument("--notify", metavar="CMD", help="shell command run when the last job ends, with "
+                   "`ck status --json` on its stdin (CK_RUN_OK=1 when every job completed)")
     p.set_defaults(func=cmd_run)
 
     s = subparsers.add_parser("status", help="show an experiment's jobs from the ledger (submits nothing)")
@@ -98,7 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _sigterm_interrupts()
     out = default_out(args.json)
     report = run_experiment(exp, executor, only=args.only, poll_s=args.poll, detach=args.detach,
-                            retry_failed=args.retry_failed, dry_run=args.dry_run, out=out)
+                            retry_failed=args.retry_failed, dry_run=args.dry_run, out=out,
+                            runs=args.runs, analyze=args.analyze, notify=args.notify)
     if report.detached:
         sup = report.supervisor
         if args.json:
@@ -171,9 +176,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"stale: {run}/ is not a run of experiment_summary.md (ck run will not submit it)")
     for run in status["unscaffolded"]:
         print(f"not scaffolded: planned run {run} has no run directory")
-    header = ("RUN", "JOB", "JOB ID", "STATE", "DURATION", "ARTIFACTS")
+    header = ("RUN", "JOB", "JOB ID", "STATE", "DURATION", "ARTIFACTS", "RESOURCES")
     rows = [(r["run"], r["job"], r["job_id"] or "-", r["state"] or "not submitted", r["duration"] or "-",
-             "yes" if r["artifacts"] else "no") for r in status["jobs"]]
+             "yes" if r["artifacts"] else "no", r.get("resources_text") or "-") for r in status["jobs"]]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for row in (header, *rows):
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())

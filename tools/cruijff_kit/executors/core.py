@@ -48,10 +48,13 @@ class JobState(str, enum.Enum):
     PREEMPTED = "PREEMPTED"
     DEPENDENCY_NEVER_SATISFIED = "DependencyNeverSatisfied"
     UNKNOWN = "UNKNOWN"  # the scheduler no longer knows the id and nothing on disk tells
+    # ck's own state, never a scheduler's: not submitted yet because the user's submission limit
+    # is reached (run/submission_window.py); no job id; submitted as other jobs end
+    QUEUED = "QUEUED"
 
     @property
     def terminal(self) -> bool:
-        return self not in LIVE
+        return self not in LIVE and self is not JobState.QUEUED
 
     @property
     def live(self) -> bool:
@@ -103,8 +106,19 @@ class JobInfo:
     log: Path | None = None  # stdout+stderr of the job (slurm-<id>.out)
 
 
+@dataclass(frozen=True)
+class SubmitLimit:
+    max_submitted: int | None  # None: no limit known
+    source: str  # what set it, for logs: "QOS cklimit3 MaxSubmitJobsPerUser=3"
+
+
 class SubmitError(CkError):
     """The scheduler refused the job (bad partition, impossible memory, ...). Nothing was submitted."""
+
+
+class SubmitLimitReached(SubmitError):
+    """Refused only because the user has as many jobs submitted as a limit allows (QOS/association
+    MaxSubmitJobs). Nothing was submitted; the same job will be accepted once jobs end."""
 
 
 class Executor(abc.ABC):
@@ -164,6 +178,11 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel; unknown or finished ids are ignored."""
+
+    def submission_limit(self, scripts: Sequence[Path] = ()) -> "SubmitLimit":
+        """The most jobs this user may have submitted at once for these scripts (None: no limit;
+        a backend that has limits learns them, e.g. SLURM from sacctmgr)."""
+        return SubmitLimit(None, "no limit")
 
     def log_path(self, spec: JobSpec, job_id: str) -> Path:
         """Where the job's stdout/stderr goes (the seeds' slurm-<id>.out beside the script)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CkError
-from .estimate import estimate_seconds, examples_in_dataset, format_duration, params_from_model
+from .estimate import calibrate, estimate_seconds, examples_in_dataset, format_duration, params_from_model
 from .model import Evaluation, Experiment, Run, RunType
 from .naming import check_safe_name
 from .numbers import format_float
@@ -73,6 +73,19 @@ class DesignSpec:
             raise CkError(f"bad value ({exc})", file=source) from None
 
 
+def _measurement_dirs(spec: DesignSpec) -> list[str]:
+    """Where earlier experiments (with measured run times) live: beside this one, and under
+    claude.local.md's output_dir_base."""
+    from ..localconfig import load_local_config
+
+    dirs = [str(Path(spec.experiment_dir).expanduser().resolve().parent)] if spec.experiment_dir else []
+    try:
+        base = load_local_config(search=(spec.experiment_dir,) if spec.experiment_dir else ()).output_dir_base
+    except CkError:
+        base = ""  # a broken claude.local.md is reported by the commands that need it
+    return dirs + ([base] if base else [])
+
+
 def design_experiment(spec: DesignSpec) -> Experiment:
     check_safe_name(spec.name, fld="name")
     for name, _ in spec.models:
@@ -89,13 +102,18 @@ def design_experiment(spec: DesignSpec) -> Experiment:
         if b < 1:
             raise CkError(f"batch size must be >= 1, got {b}", field="batch_size")
     examples = examples_in_dataset(spec.dataset)
+    max_steps = next((int(v) for k, v in spec.config_extra
+                      if k.strip().lower() == "max steps per epoch" and str(v).strip().isdigit()), None)
+    calibrations = {path: calibrate(path, _measurement_dirs(spec), exclude=spec.experiment_dir or None)
+                    for _, path in spec.models}
     runs: list[Run] = []
     several_bs = len(spec.batch_sizes) > 1
     for (model, path), rank, lr, bs in itertools.product(spec.models, spec.lora_ranks,
                                                           spec.learning_rates, spec.batch_sizes):
         name = f"{model}_rank{rank}_lr{format_float(lr)}" + (f"_bs{bs}" if several_bs else "")
         est = estimate_seconds(params=params_from_model(path, model), examples=examples,
-                               epochs=spec.epochs, batch_size=bs, gpus=spec.gpus)
+                               epochs=spec.epochs, batch_size=bs, gpus=spec.gpus,
+                               max_steps_per_epoch=max_steps, calibration=calibrations[path])
         runs.append(Run(name=name, model=model, type=RunType.FINETUNED, lora_rank=rank,
                         learning_rate=lr, batch_size=bs, est_time=format_duration(est)))
     if spec.controls:

@@ -1,25 +1,40 @@
-"""Per-run time estimate for the runs table (documented, deliberately simple).
+"""Per-run time estimate for the runs table, and the SLURM --time it suggests.
 
-    seconds = 6 * params * tokens_per_step * steps / (devices * FLOPS_PER_DEVICE * MFU) + overhead
+A run is `overhead + forward_batches * (PER_BATCH_S + batch_size * per_example_s)`:
 
-steps = epochs * ceil(examples / batch_size); tokens_per_step = batch_size * TOKENS_PER_EXAMPLE.
+    forward_batches = epochs * min(ceil(examples / (batch_size * ranks)), max_steps_per_epoch * grad_acc)
+    per_example_s   = 6 * params * TOKENS_PER_EXAMPLE / (FLOPS_PER_DEVICE * MFU)
+
+so fewer, larger batches are cheaper per example (the fixed per-batch cost: optimizer step,
+data loading, logging), and both the dataset size and the batch size change the estimate.
 LoRA still runs the full forward/backward through the frozen base model, so 6·N·T is the right
 order. Parameters come from the model's config.json when readable, else from a size in its name
-("1B", "8B"); examples from the dataset's train split when readable. The estimate is a planning
-aid shown as "~Ns/~Nm/~Nh"; it never changes what runs.
+("1B", "8B"); examples from the dataset's train split when readable.
+
+That formula is only the shape. When earlier experiments fine-tuned the same model (their ledgers
+under the new experiment's parent directory or claude.local.md's output_dir_base), the estimate is
+scaled by the median of measured / predicted over those runs (measured = the job's elapsed time
+in its ledger), so it reflects this cluster's real throughput, start-up included. The estimate
+is a planning aid shown as "~Ns/~Nm/~Nh"; it never changes what runs, and
+`suggested_slurm_time` turns it into a --time default with a margin that the user may override.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
 import re
+import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 GPU_FLOPS = 312e12  # A100 bf16 dense peak
 CPU_FLOPS = 5e10  # one modern core, fp32, order of magnitude
 MFU = 0.3
 TOKENS_PER_EXAMPLE = 32  # short instruction rows (capitalization-sized); coarse
-OVERHEAD_S = 60.0  # start-up, model load, checkpoint save
+OVERHEAD_S = 60.0  # start-up, model load, checkpoint save (GPU); CPU jobs: 5 s
+PER_BATCH_S = 0.05  # optimizer step, data loading, logging: paid per batch whatever its size
+MAX_LEDGERS = 200  # earlier experiments scanned for measurements (bounded work for `ck design`)
 
 
 def params_from_model(path: str, name: str) -> float | None:
@@ -50,14 +65,126 @@ def examples_in_dataset(path: str) -> int | None:
     return None
 
 
+def forward_batches(*, examples: int, epochs: int, batch_size: int, ranks: int = 1,
+                    max_steps_per_epoch: int | None = None, grad_accum: int = 1) -> int:
+    per_epoch = math.ceil(examples / max(batch_size * max(ranks, 1), 1))
+    if max_steps_per_epoch:
+        per_epoch = min(per_epoch, max_steps_per_epoch * max(grad_accum, 1))
+    return epochs * per_epoch
+
+
+def model_seconds(*, params: float, examples: int, epochs: int, batch_size: int, gpus: int,
+                  max_steps_per_epoch: int | None = None, grad_accum: int = 1) -> float:
+    """The uncalibrated formula (module docstring)."""
+    batches = forward_batches(examples=examples, epochs=epochs, batch_size=batch_size, ranks=max(gpus, 1),
+                              max_steps_per_epoch=max_steps_per_epoch, grad_accum=grad_accum)
+    per_example = 6 * params * TOKENS_PER_EXAMPLE / ((GPU_FLOPS if gpus > 0 else CPU_FLOPS) * MFU)
+    return (OVERHEAD_S if gpus > 0 else 5.0) + batches * (PER_BATCH_S + batch_size * per_example)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    factor: float  # measured / predicted, median over `runs`
+    runs: int
+
+    def describe(self) -> str:
+        return f"scaled x{self.factor:.2g} from {self.runs} measured run(s)"
+
+
 def estimate_seconds(*, params: float | None, examples: int | None, epochs: int, batch_size: int,
-                     gpus: int) -> float | None:
+                     gpus: int, max_steps_per_epoch: int | None = None, grad_accum: int = 1,
+                     calibration: Calibration | None = None) -> float | None:
     if params is None or examples is None:
         return None
-    steps = epochs * math.ceil(examples / max(batch_size, 1))
-    flops = 6 * params * batch_size * TOKENS_PER_EXAMPLE * steps
-    rate = (gpus * GPU_FLOPS if gpus > 0 else CPU_FLOPS) * MFU
-    return flops / rate + (OVERHEAD_S if gpus > 0 else 5.0)
+    s = model_seconds(params=params, examples=examples, epochs=epochs, batch_size=batch_size, gpus=gpus,
+                      max_steps_per_epoch=max_steps_per_epoch, grad_accum=grad_accum)
+    return s * calibration.factor if calibration else s
+
+
+def _seconds_between(a: str | None, b: str | None) -> float | None:
+    try:
+        return (_dt.datetime.fromisoformat(b) - _dt.datetime.fromisoformat(a)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+def _yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def measured_runs(model_path: str, search_dirs, *, exclude: Path | None = None) -> list[tuple[dict, float]]:
+    """(setup_finetune.yaml, elapsed seconds) of every COMPLETED fine-tune of `model_path` found
+    in the ledgers EXP/.ck/ledger.json of experiments directly under `search_dirs`."""
+    want = str(Path(model_path).expanduser().resolve()) if model_path else ""
+    found: list[tuple[dict, float]] = []
+    ledgers: list[Path] = []
+    for d in dict.fromkeys(Path(x).expanduser() for x in search_dirs if x):
+        if d.is_dir():
+            ledgers += sorted(d.glob("*/.ck/ledger.json"))
+    for ledger in ledgers[:MAX_LEDGERS]:
+        exp = ledger.parents[1]
+        if exclude is not None and exp.resolve() == Path(exclude).resolve():
+            continue
+        try:
+            jobs = json.loads(ledger.read_text(encoding="utf-8")).get("jobs", {})
+        except (OSError, ValueError):
+            continue
+        for key, e in jobs.items():
+            if e.get("kind") != "finetune" or e.get("state") != "COMPLETED" or not e.get("attempts"):
+                continue
+            a = e["attempts"][-1]
+            elapsed = _seconds_between(a.get("started"), a.get("ended"))
+            if not elapsed or elapsed <= 0:
+                continue
+            setup = _yaml(exp / key.split("/")[0] / "setup_finetune.yaml")
+            ckpt = str(setup.get("model_checkpoint") or "")
+            if not ckpt or str(Path(ckpt).expanduser().resolve()) != want:
+                continue
+            found.append((setup, elapsed))
+    return found
+
+
+def calibrate(model_path: str, search_dirs, *, exclude: Path | None = None) -> Calibration | None:
+    """Measured / predicted over earlier fine-tunes of the same model (None when there are none)."""
+    ratios = []
+    params = None
+    rows: dict[str, int | None] = {}
+    for setup, elapsed in measured_runs(model_path, search_dirs, exclude=exclude):
+        params = params if params is not None else params_from_model(model_path, "")
+        dataset = str(setup.get("dataset") or "")
+        if dataset not in rows:
+            rows[dataset] = examples_in_dataset(dataset)
+        try:
+            predicted = estimate_seconds(
+                params=params, examples=rows[dataset], epochs=int(setup.get("epochs") or 1),
+                batch_size=int(setup.get("batch_size") or 1), gpus=int(setup.get("num_gpus") or 0),
+                max_steps_per_epoch=setup.get("max_steps_per_epoch"),
+                grad_accum=int(setup.get("gradient_accumulation_steps") or 1))
+        except (TypeError, ValueError):
+            continue
+        if predicted:
+            ratios.append(elapsed / predicted)
+    if not ratios:
+        return None
+    return Calibration(statistics.median(ratios), len(ratios))
+
+
+def suggested_slurm_time(seconds: float | None, *, margin: float = 1.5, minimum_s: float = 15 * 60) -> str | None:
+    """A --time with room: estimate x margin, at least 15 min, rounded up to 15 min; D-HH:MM:SS."""
+    if seconds is None:
+        return None
+    total = max(minimum_s, seconds * margin)
+    total = math.ceil(total / 900) * 900
+    days, rest = divmod(int(total), 86400)
+    h, rest = divmod(rest, 3600)
+    text = f"{h:02d}:{rest // 60:02d}:00"
+    return f"{days}-{text}" if days else text
 
 
 def format_duration(seconds: float | None) -> str:

@@ -42,6 +42,8 @@ class EventType(str, enum.Enum):
     INTERRUPTED = "interrupted"
     COMPLETE = "complete"
     WARNING = "warning"
+    SUBMISSION_LIMIT = "submission_limit"  # the limit this run keeps to
+    QUEUED = "queued"  # a job waits for room under the submission limit
 
 
 @dataclass
@@ -93,6 +95,9 @@ class TerminalReporter:
             return
         if e.type is EventType.COUNTS:
             self.out("    " + e.note)
+            return
+        if e.type is EventType.SUBMISSION_LIMIT:
+            self.out(f"    submission limit: {e.details}")
             return
         if e.type in (EventType.WARNING, EventType.STALE, EventType.UNSCAFFOLDED):
             self.out(f"    warning: {e.note}")
@@ -148,6 +153,11 @@ class ActionLogReporter:
             self._w(self.main, "DISCOVER_EXPERIMENT", "Found experiment", details=e.details, result=e.note)
         elif t in (EventType.STALE, EventType.UNSCAFFOLDED, EventType.RECONCILED, EventType.WARNING):
             self._w(self.main, t.name, e.key or "plan", details=e.details or None, result=e.note)
+        elif t is EventType.SUBMISSION_LIMIT:
+            self._w(self.main, "SUBMISSION_LIMIT", "Submission window", details=e.details, result=e.note)
+        elif t is EventType.QUEUED:
+            self._w(self._worker(e), "QUEUE_JOB", e.key, details=e.note or None,
+                    result="waits for room under the submission limit")
         elif t is EventType.SUBMIT_SUMMARY:
             self._w(self.main, "SUBMIT", "Jobs submitted", details=e.details, result=e.note)
         elif t is EventType.SUBMITTED:

@@ -171,6 +171,17 @@ class Ledger:
         })
 
     @staticmethod
+    def clear_queued(data: dict, key: str) -> None:
+        """A queued job that will not be submitted after all (e.g. its training failed)."""
+        e = data["jobs"].get(key)
+        if e is not None and e.get("state") == JobState.QUEUED.value:
+            if not e.get("attempts"):
+                del data["jobs"][key]
+            else:
+                last = e["attempts"][-1]
+                e.update(state=last.get("state"), job_id=last.get("job_id"), updated=now())
+
+    @staticmethod
     def clear_intent(data: dict, key: str) -> None:
         e = data["jobs"].get(key)
         if e is not None:

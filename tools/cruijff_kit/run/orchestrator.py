@@ -8,8 +8,10 @@ the slowest run of the experiment.
 Steps of one `ck run` (each a method below):
   1. reconcile  - intents left by a crash are matched with what the scheduler has (exactly once)
   2. decide     - per planned job: done / re-attach / skip / refuse / to submit (no side effects)
-  3. submit     - the one step that submits: intent recorded, submit, id recorded
-  4. monitor    - one poll per cycle, one ledger write per cycle, recovery of OOM / TIMEOUT
+  3. submit     - the one step that submits: intent recorded, submit, id recorded; jobs over the
+                  user's submission limit wait QUEUED in the ledger (run/submission_window.py)
+  4. monitor    - one poll per cycle, one ledger write per cycle, recovery of OOM / TIMEOUT,
+                  queued jobs submitted as others end
 Everything the user sees goes out as events (run/events.py); this module prints nothing.
 """
 from __future__ import annotations
@@ -21,13 +23,17 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import CkError
-from ..executors.core import Executor, JobInfo, JobState, SubmitError
+from ..util.log import ActionLog
+from ..executors.core import Executor, JobInfo, JobState, SubmitError, SubmitLimitReached
 from . import recovery
 from .events import ActionLogReporter, Event, EventType, Fanout, Reporter, TerminalReporter
 from .identity import check_place, claim_output_dir, ensure_identity
 from .ledger import Ledger, duration, entry_state, format_seconds, is_live, monitor_lock
 from .outcome import Action, JobOutcome, RunReport, Verdict
 from .plan import Plan, PlannedJob, has_checkpoint, is_done, plan_experiment
+from .after_run import analyze_when_done, select_runs
+from .after_run import notify as notify_command
+from .submission_window import SubmissionWindow, mark_queued, window_for
 
 TAIL_LINES = 20
 TAIL_BYTES = 64 * 1024
@@ -53,8 +59,14 @@ def job_tag(exp_id: str, key: str, attempt: int) -> str:
 class Orchestrator:
     def __init__(self, plan: Plan, executor: Executor, *, only: str | None = None,
                  retry_failed: bool = False, poll_s: float = 60, report: Reporter | None = None,
-                 sleep: Callable[[float], None] = time.sleep, exp_id: str | None = None):
+                 sleep: Callable[[float], None] = time.sleep, exp_id: str | None = None,
+                 window: SubmissionWindow | None = None, runs: set[str] | None = None):
         self.plan, self.ex, self.only = plan, executor, only
+        self.window = window or SubmissionWindow()  # the submission limit
+        self._learn_window = window is None  # start() asks the executor and claude.local.md
+        self.runs = runs  # --runs GLOB: only these run directories (None: all)
+        self._queued_notes: dict[str, str | None] = {}  # queued key -> note for its submission
+        self._dry_submits = 0  # a dry run's would-be submissions (they count against the limit)
         self.retry_failed, self.poll_s = retry_failed, poll_s
         self.emit: Reporter = report or (lambda _e: None)
         self.sleep = sleep
@@ -71,11 +83,20 @@ class Orchestrator:
     # ---- helpers -----------------------------------------------------------------------
     def _jobs(self) -> list[PlannedJob]:
         if self.only == "torchtune":
-            return self.plan.finetunes
-        if self.only == "inspect":
-            return self.plan.evals
-        # fine-tuning first, so each evaluation can name its training job as dependency
-        return self.plan.finetunes + self.plan.evals
+            jobs = self.plan.finetunes
+        elif self.only == "inspect":
+            jobs = self.plan.evals
+        else:  # fine-tuning first, so each evaluation can name its training job as dependency
+            jobs = self.plan.finetunes + self.plan.evals
+        return jobs if self.runs is None else [j for j in jobs if j.run in self.runs]
+
+    def _n_live(self) -> int:
+        """Jobs of this experiment submitted and not finished (what a submission limit counts)."""
+        return sum(1 for jid in self.live.values() if jid != DRY_ID)
+
+    def _open(self, kind: str) -> bool:
+        """Jobs of this kind still live or waiting in the submission queue."""
+        return any(self.plan.get(k).kind == kind for k in (*self.live, *self.window.queue))
 
     def _outcome(self, job: PlannedJob, action: Action, verdict: Verdict, **kw) -> JobOutcome:
         o = JobOutcome(job.key, job.run, job.kind, job.label, action, verdict=verdict, **kw)
@@ -160,13 +181,16 @@ class Orchestrator:
     def _decide(self, job: PlannedJob, e: dict | None, dry_run: bool,
                 found: list[PlannedJob]) -> Submission | None:
         state = entry_state(e)
+        if state is JobState.QUEUED:  # waited for room under the submission limit: decide again
+            state = None
         if is_live(e):
             self.live[job.key] = e["job_id"]
             self._outcome(job, Action.REATTACH, Verdict.LIVE, job_id=e["job_id"], state=state)
             self._event(EventType.REATTACHED, job, job_id=e["job_id"], state=state.value, note="re-attached")
             return None
         # an evaluation of a checkpoint that is trained again in this pass is stale, log or not
-        retrained = job.kind == "eval" and self.live.get(job.depends_on or "") == DRY_ID
+        retrained = job.kind == "eval" and (self.live.get(job.depends_on or "") == DRY_ID
+                                            or (job.depends_on or "") in self.window.queue)
         done = not retrained and is_done(job, self.plan)
         if done and state in (None, JobState.COMPLETED):
             verdict = Verdict.DONE if state else Verdict.FOUND
@@ -202,7 +226,13 @@ class Orchestrator:
             sub.note = "artifacts missing or incomplete although the ledger says COMPLETED; resubmitting"
         elif state is not None:
             sub.note = f"retrying after {state.value}"
+        if dry_run and self.window.holds(job.key, self._dependency_key(job), self._n_live() + self._dry_submits):
+            self.window.add(job.key, self._dependency_key(job))
+            self._outcome(job, Action.QUEUE, Verdict.QUEUED, state=JobState.QUEUED, note=self.window.describe())
+            self._event(EventType.WOULD_SUBMIT, job, state="WOULD QUEUE", note=self.window.describe())
+            return None
         if dry_run:
+            self._dry_submits += 1
             self.live[job.key] = DRY_ID  # so its evaluations are planned "after" it
             after = sub.after or (DRY_ID if sub.after_key else None)
             self._outcome(job, Action.SUBMIT, Verdict.WOULD_SUBMIT,
@@ -223,6 +253,9 @@ class Orchestrator:
             orphan = job.depends_on is None and job.epoch is not None and self.only != "inspect"
             return f"no checkpoint at {ckpt}" + (f" and no finetune.slurm in {job.run}/" if orphan else "")
         ft = self.outcomes.get(job.depends_on)
+        if job.depends_on in self.window.queue:
+            sub.after_key = job.depends_on  # it waits with its training (dispatch queues it)
+            return None
         if job.depends_on in self.live:
             if self.live[job.depends_on] == DRY_ID:
                 sub.after_key = job.depends_on
@@ -235,7 +268,59 @@ class Orchestrator:
             return f"no checkpoint at {ckpt} although training is done (epoch beyond its epochs?)"
         return "skipped: training failed" + (f" ({(ft.state.value if ft.state else None) or ft.note})" if ft else "")
 
-    # ---- step 3: submit (the one place that submits) ------------------------------------------
+    # ---- step 3: submit within the submission limit -------------------------------------------
+    def _dependency_key(self, job: PlannedJob) -> str | None:
+        return job.depends_on if job.kind == "eval" and self.only != "inspect" else None
+
+    def dispatch(self, todo: list[Submission]) -> None:
+        """Submit what fits under the submission limit; queue the rest (ledger state QUEUED, no
+        job id) in plan order. An evaluation whose training waits, waits too."""
+        now: list[Submission] = []
+        queued: list[PlannedJob] = []
+        for sub in todo:
+            key = sub.job.key
+            if self.window.holds(key, self._dependency_key(sub.job), self._n_live() + len(now)):
+                self.window.add(key, self._dependency_key(sub.job))
+                self._queued_notes[key] = sub.note
+                if self.live.get(key) == DRY_ID:
+                    del self.live[key]
+                queued.append(sub.job)
+            else:
+                now.append(sub)
+        if queued:
+            self._mark_queued(queued)
+        self.submit(now)
+
+    def _mark_queued(self, jobs: list[PlannedJob], note: str | None = None) -> None:
+        mark_queued(self.ledger, [(j.key, j) for j in jobs], note=note)
+        for job in jobs:
+            self._outcome(job, Action.QUEUE, Verdict.QUEUED, state=JobState.QUEUED, note=self.window.describe())
+            self._event(EventType.QUEUED, job, state=JobState.QUEUED.value, note=note or self.window.describe())
+
+    def drain(self) -> bool:
+        """Submit queued jobs while the window has room (jobs ended, or a refusal's back-off
+        passed). Returns whether anything was submitted or decided."""
+        keys = self.window.due(self._n_live())
+        if not keys:
+            return False
+        todo: list[Submission] = []
+        for key in keys:
+            self.window.discard(key)
+            job = self.plan.get(key)
+            sub = Submission(job, note=self._queued_notes.pop(key, None))
+            if job.kind == "eval":
+                why_not = self._eval_dependency(job, sub)
+                if why_not is not None:
+                    self._outcome(job, Action.SKIP, Verdict.DEPENDENCY_FAILED, note=why_not)
+                    self._event(EventType.SKIPPED, job, state="SKIPPED", note=why_not)
+                    with self.ledger.transaction() as data:
+                        Ledger.clear_queued(data, key)
+                    continue
+            todo.append(sub)
+        self.submit(todo)
+        return True
+
+    # ---- the one place that submits ---------------------------------------------------------
     def submit(self, todo: list[Submission]) -> None:
         """Record every intent (one ledger write), submit, record every id (one ledger write).
         A crash anywhere in between is repaired by reconcile() on the next `ck run`."""
@@ -256,9 +341,14 @@ class Orchestrator:
                 plans.append((sub, tag, overrides))
         done: list[tuple[Submission, str, str, str | None, dict]] = []
         failed: list[Submission] = []
+        limited: list[tuple[Submission, str]] = []  # refused for a submission limit: requeued
         try:
             for sub, tag, overrides in plans:
                 after = sub.after
+                if limited:  # the scheduler is at the user's limit: the rest waits too
+                    failed.append(sub)
+                    limited.append((sub, limited[0][1]))
+                    continue
                 if sub.after_key is not None:
                     after = self.live.get(sub.after_key)
                     if after in (None, DRY_ID):  # its training could not be submitted
@@ -271,8 +361,17 @@ class Orchestrator:
                 env = {recovery.ENV_VAR: recovery.format_overrides(overrides)} if overrides else {}
                 env.update(self._eval_env(sub.job))
                 spec = sub.job.spec(env=env, tag=tag)
+                pause = self.window.pause()
+                if pause:
+                    self.sleep(pause)
                 try:
                     job_id = self.ex.submit(spec, after=after)
+                except SubmitLimitReached as err:
+                    # Over the scheduler's limit (the user's other jobs count too): never a failed
+                    # run. It waits first in line and is retried after the back-off.
+                    failed.append(sub)
+                    limited.append((sub, str(err).splitlines()[0]))
+                    continue
                 except SubmitError as err:
                     failed.append(sub)
                     if sub.job.kind == "finetune":
@@ -282,6 +381,7 @@ class Orchestrator:
                                 note=str(err).splitlines()[0], details=str(err))
                     continue
                 self.live[sub.job.key] = job_id
+                self.window.submitted()
                 done.append((sub, tag, job_id, after, overrides))
                 self.report.submitted.append(job_id)
                 self._outcome(sub.job, Action.SUBMIT, Verdict.LIVE, job_id=job_id,
@@ -298,6 +398,20 @@ class Orchestrator:
                                         tag=tag, executor=self.ex.name, note=sub.note)
                 for sub in failed:
                     Ledger.clear_intent(data, sub.job.key)
+            if limited:
+                self._requeue(limited)
+
+    def _requeue(self, limited: list[tuple[Submission, str]]) -> None:
+        """Jobs the scheduler refused for a submission limit go back to the front of the queue."""
+        self.window.refused()
+        front = {}
+        for sub, _why in limited:
+            self.live.pop(sub.job.key, None)
+            front[sub.job.key] = self._dependency_key(sub.job)
+            self._queued_notes[sub.job.key] = sub.note
+        self.window.queue = {**front, **{k: v for k, v in self.window.queue.items() if k not in front}}
+        self._mark_queued([sub.job for sub, _ in limited], note=f"submission limit reached ({limited[0][1]}); "
+                                                                "retrying as jobs end")
 
     def _eval_env(self, job: PlannedJob) -> dict[str, str]:
         """Tag the evaluation's inspect log with the job it belongs to (inspect --metadata)."""
@@ -311,6 +425,13 @@ class Orchestrator:
     def start(self, dry_run: bool = False) -> None:
         self.report.dry_run = dry_run
         self.announce()
+        if self._learn_window:
+            self._learn_window = False
+            self.window = window_for(self.ex, self.plan.exp_dir, [j.script for j in self._jobs()],
+                                     backoff_s=self.poll_s)
+        if self.window.limit is not None:
+            self._event(EventType.SUBMISSION_LIMIT, details=self.window.describe(),
+                        note="jobs over it wait in the ledger as QUEUED and are submitted as jobs end")
         entries = self.ledger.jobs()
         if not dry_run:
             self.reconcile(entries)
@@ -321,7 +442,7 @@ class Orchestrator:
                           hint="fine-tune first (`ck run DIR --only torchtune` or plain `ck run DIR`)")
         if dry_run:
             return
-        self.submit(todo)
+        self.dispatch(todo)
         counts = {a.value: sum(o.action is a for o in self.outcomes.values()) for a in Action}
         self._event(EventType.SUBMIT_SUMMARY, details=", ".join(f"{v} {k}" for k, v in counts.items() if v),
                     note=f"job ids: {' '.join(self.report.submitted) or 'none'}")
@@ -329,24 +450,28 @@ class Orchestrator:
 
     # ---- step 4: monitor ---------------------------------------------------------------
     def monitor(self) -> None:
-        if not self.live:
+        if not self.live and not self.window.queue:
             return
-        self._event(EventType.MONITORING, details=f"{len(self.live)} live job(s), poll every {self.poll_s}s")
-        ft_open = any(self.plan.get(k).kind == "finetune" for k in self.live)
-        ev_open = any(self.plan.get(k).kind == "eval" for k in self.live)
+        self._event(EventType.MONITORING, details=f"{len(self.live)} live job(s), poll every {self.poll_s}s"
+                    + (f"; {len(self.window.queue)} queued, {self.window.describe()}" if self.window.queue else ""))
+        ft_open = self._open("finetune")
+        ev_open = self._open("eval")
         t0 = time.monotonic()
         try:
-            while self.live:
-                if self.cycle():
+            while self.live or self.window.queue:
+                changed = self.cycle() if self.live else False
+                if self.window.queue:
+                    changed = self.drain() or changed  # jobs that ended made room
+                if changed:
                     self._event(EventType.COUNTS, note=self._counts())
                     self.write_status()
-                if ft_open and not any(self.plan.get(k).kind == "finetune" for k in self.live):
+                if ft_open and not self._open("finetune"):
                     ft_open = False
                     self._phase_done("finetune", "RUN_TORCHTUNE_COMPLETE", "Fine-tuning finished", t0)
-                if ev_open and not self.live:
+                if ev_open and not self._open("eval"):
                     ev_open = False
                     self._phase_done("eval", "RUN_INSPECT_COMPLETE", "Evaluation finished", t0)
-                if self.live:
+                if self.live or self.window.queue:
                     self.sleep(self.poll_s)
         except KeyboardInterrupt:
             self._event(EventType.INTERRUPTED, details=f"{len(self.live)} job(s) still live",
@@ -431,7 +556,8 @@ class Orchestrator:
 
     def _counts(self) -> str:
         outs = list(self.outcomes.values())
-        parts = [f"{n} {s.value.lower()}" for s in (JobState.RUNNING, JobState.PENDING, JobState.COMPLETED)
+        parts = [f"{n} {s.value.lower()}" for s in (JobState.RUNNING, JobState.PENDING, JobState.QUEUED,
+                                                     JobState.COMPLETED)
                  if (n := sum(o.state is s for o in outs))]
         bad = sum(1 for o in outs if o.state is not None and o.state.terminal and o.state is not JobState.COMPLETED)
         skipped = sum(1 for o in outs if o.action in (Action.SKIP, Action.REFUSE) and o.state is None)
@@ -470,7 +596,7 @@ class Orchestrator:
                                                          reason="superseded: training resubmitted"))
             if old is not None or self.outcomes[dep.key].action in (Action.SUBMIT, Action.REATTACH):
                 deps.append(Submission(dep, after_key=job.key, note="training resubmitted"))
-        self.submit([Submission(job, note=f"retry after {info.state.value}: {why}")] + deps)
+        self.dispatch([Submission(job, note=f"retry after {info.state.value}: {why}")] + deps)
 
     # ---- status table ------------------------------------------------------------------
     def status_rows(self) -> list[dict]:
@@ -525,7 +651,8 @@ def status_rows(plan: Plan, entries: dict, outcomes: dict[str, JobOutcome] | Non
 def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = None, poll_s: float = 60,
                    detach: bool = False, retry_failed: bool = False, dry_run: bool = False,
                    out: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep,
-                   reporters: list[Reporter] | None = None) -> RunReport:
+                   reporters: list[Reporter] | None = None, runs: str | None = None,
+                   analyze: bool = False, notify: str | None = None) -> RunReport:
     """Submit and monitor an experiment until every job ends. With `detach`, start a background
     supervisor doing exactly that and return a report naming it (report.supervisor)."""
     if only not in (None, "torchtune", "inspect"):
@@ -535,17 +662,18 @@ def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = N
         from .supervisor import spawn, supervisor_argv
 
         check_place(exp)
-        plan_experiment(exp)  # fail here, in the foreground, on a broken experiment
+        select_runs(plan_experiment(exp), runs)  # fail here, in the foreground, on a broken experiment
         report = RunReport(str(exp), executor.name)
         report.supervisor = spawn(exp, supervisor_argv(exp, executor, only=only, poll_s=poll_s,
-                                                       retry_failed=retry_failed))
+                                                       retry_failed=retry_failed, runs=runs,
+                                                       analyze=analyze, notify=notify))
         return report
     terminal = TerminalReporter(out or (lambda line: print(line, flush=True)))
     if dry_run:
         ident = check_place(exp)
         plan = plan_experiment(exp, exp_id=ident["id"] if ident else None)
         orch = Orchestrator(plan, executor, only=only, retry_failed=retry_failed, poll_s=poll_s,
-                            report=Fanout([terminal, *(reporters or [])]))
+                            report=Fanout([terminal, *(reporters or [])]), runs=select_runs(plan, runs))
         orch.start(dry_run=True)
         return _finish(orch)
     with monitor_lock(exp):
@@ -553,7 +681,7 @@ def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = N
         plan = plan_experiment(exp, exp_id=exp_id)
         orch = Orchestrator(plan, executor, only=only, retry_failed=retry_failed, poll_s=poll_s,
                             report=Fanout([terminal, ActionLogReporter(exp), *(reporters or [])]),
-                            sleep=sleep, exp_id=exp_id)
+                            sleep=sleep, exp_id=exp_id, runs=select_runs(plan, runs))
         orch.start()
         orch.monitor()
         report = _finish(orch)
@@ -563,6 +691,12 @@ def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = N
                     details=f"{done}/{len(report.jobs)} job(s) COMPLETED; {len(report.failed)} failed or skipped"
                             + (f"; refused (no checkpoint): {', '.join(report.refused)}" if report.refused else ""),
                     note="logs: run-torchtune.log, run-inspect.log; eval logs: <run>/eval/logs/")
+        if analyze or notify:
+            log, say = ActionLog(exp / "run-experiment.log"), out or (lambda line: print(line, flush=True))
+            if analyze:
+                analyze_when_done(exp, log, say)
+            if notify:
+                notify_command(exp, notify, log, say)
         return report
 
 

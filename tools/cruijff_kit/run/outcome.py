@@ -22,6 +22,7 @@ class Action(str, enum.Enum):
     DONE = "done"
     SKIP = "skip"
     REFUSE = "refuse"
+    QUEUE = "queue"  # waits for room under the submission limit
 
     __hash__ = str.__hash__  # so Action.DONE and "done" are one set member / dict key
     __str__ = str.__str__
@@ -38,6 +39,7 @@ class Verdict(str, enum.Enum):
     NO_CHECKPOINT = "no checkpoint"  # an evaluation whose checkpoint does not exist
     NOT_RETRIED = "failed earlier; --retry-failed resubmits it"
     SUBMIT_FAILED = "submit failed"
+    QUEUED = "queued"  # not submitted yet: the submission limit is reached
     STALE = "not in the plan"  # a run directory the summary no longer lists
 
     __hash__ = str.__hash__

@@ -73,7 +73,10 @@ class Plan:
     unscaffolded: list[str] = field(default_factory=list)  # summary runs without a run dir
 
     def get(self, key: str) -> PlannedJob | None:
-        return next((j for j in self.jobs if j.key == key), None)
+        index = self.__dict__.get("_index")
+        if index is None or len(index) != len(self.jobs):  # built once per plan (1,000 jobs: O(1) lookups)
+            index = self.__dict__["_index"] = {j.key: j for j in self.jobs}
+        return index.get(key)
 
     @property
     def finetunes(self) -> list[PlannedJob]:

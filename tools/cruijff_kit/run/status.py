@@ -62,6 +62,13 @@ def experiment_status(exp_dir: str | Path) -> dict:
             "in_plan": job is not None,
             "artifacts": bool(job and is_done(job, plan)),
         })
+    if plan is not None:  # measured resources of finished jobs (run/resources.py)
+        from .resources import format_resources, job_resources
+
+        used = job_resources(plan, entries)
+        for j in jobs:
+            r = used.get(j["key"])
+            j["resources"], j["resources_text"] = (r.to_dict() if r else None), format_resources(r)
     pid = supervisor_pid(exp)
     counts = Counter(j["state"] or "NOT_SUBMITTED" for j in jobs)
     return {

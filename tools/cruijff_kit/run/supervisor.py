@@ -25,9 +25,12 @@ START_WAIT_S = 15.0
 
 
 def supervisor_argv(exp: Path, executor: Executor, *, only: str | None, poll_s: float,
-                    retry_failed: bool) -> list[str]:
+                    retry_failed: bool, runs: str | None = None, analyze: bool = False,
+                    notify: str | None = None) -> list[str]:
     # Name the resolved executor (not "auto"): the supervisor must drive the same backend.
     argv = ["run", str(exp), "--executor", executor.name, "--poll", str(poll_s), *executor.cli_args()]
+    argv += (["--runs", runs] if runs else []) + (["--analyze"] if analyze else []) \
+        + (["--notify", notify] if notify else [])
     if only:
         argv += ["--only", only]
     if retry_failed:

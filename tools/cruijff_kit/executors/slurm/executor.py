@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 from ...errors import CkError
 from ..core import Executor, JobInfo, JobSpec, JobState, SubmitError
+from .limits import SubmitLimit, learn_submit_limit
 from .parse import (
     SACCT_FORMAT,
     SQUEUE_FORMAT,
@@ -149,6 +150,18 @@ class SlurmExecutor(Executor):
             return []
         names = {ln.strip() for ln in p.stdout.splitlines() if ln.strip()}
         return sorted(n[:-1] + " (default)" if n.endswith("*") else n for n in names)
+
+    # ------------------------------------------------------------------ limits
+    def submission_limit(self, scripts: Sequence[Path] = ()) -> SubmitLimit:
+        """The most jobs this user may have submitted at once (limits.py), for the QOS/account
+        the given scripts ask for. Two sacctmgr calls; call it once per `ck run`."""
+        requested = []
+        for script in dict.fromkeys(Path(s) for s in scripts):
+            try:
+                requested.append(requested_options(script.read_text(errors="replace")[:20000]))
+            except OSError:
+                continue
+        return learn_submit_limit(lambda argv: self._run(argv), requested)
 
     # ------------------------------------------------------------------ poll
     def peek(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:

@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..core import JobInfo, JobState, SubmitError
+from ..core import JobInfo, JobState, SubmitError, SubmitLimitReached
 
 # `-O field:|` means "no padding, '|' after the value": unambiguous, since none of these fields
 # can contain '|'. exit_code is the raw wait status (768 == exit 3), only squeue -O offers it.
@@ -227,6 +227,12 @@ _REFUSALS: list[tuple[str, tuple[str, ...], str | None, str]] = [
     (r"requested node configuration is not available", ("mem", "gpus", "gres", "cpus-per-task", "constraint"),
      "slurm.mem / slurm.gpus / slurm.cpus", "the requested resources ({v}) fit no node"),
 ]
+# Refusals that only mean "too many of your jobs are queued right now": wait, never fail the run.
+# The reason names are slurmctld's (slurm/slurm_errno.h, job_reason strings); the last alternative
+# is the text of ESLURM_ACCOUNTING_POLICY that accompanies them.
+SUBMIT_LIMIT = re.compile(
+    r"(QOS|Assoc)(Grp)?MaxSubmitJob(s)?(PerUser|PerAccount)?Limit|(Qos|Assoc)GrpSubmitJobsLimit"
+    r"|MaxSubmitJobs?(PerUser|PU|PA)?|job submit limit", re.I)
 _UNREACHABLE = r"unable to contact slurm controller|socket timed out|connection refused|zero bytes were transmitted"
 
 
@@ -241,6 +247,12 @@ def explain_refusal(stderr: str, script: Path, requested: dict[str, str],
             file=script,
             hint="is the cluster up? `sinfo`; for the local test cluster: scripts/local-slurm status",
         )
+    if SUBMIT_LIMIT.search(err):
+        return SubmitLimitReached(
+            f"submission limit reached ({err}); nothing was submitted, ck submits it when jobs end",
+            file=script, field="slurm_max_submitted",
+            hint="ck keeps the queue under the limit it learns from sacctmgr or slurm_max_submitted "
+                 "in claude.local.md; other jobs of yours count too")
     for pattern, opts, setting, what in _REFUSALS:
         if re.search(pattern, low):
             given = [f"--{o}={requested[o]}" for o in opts if o in requested]
