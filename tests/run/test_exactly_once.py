@@ -242,3 +242,17 @@ def test_second_detach_leaves_the_live_supervisors_pid_file_alone(tmp_path, caps
     assert "already monitoring" in capsys.readouterr().err
     assert (pid_file.read_text(), pid_file.stat().st_mtime_ns) == first
     os.kill(int(first[0]), 9)
+
+
+@pytest.mark.parametrize("content, what", [
+    (b"output_dir: \xff\xfe\nepochs: 1\n", "not UTF-8"),
+    (b"a: &x [1, 2]\nb: *x\noutput_dir: /tmp/o\n", "aliases"),
+    (b"output_dir: [unclosed\n", "invalid YAML"),
+])
+def test_bad_setup_finetune_yaml_is_exit_2_naming_file_and_line(tmp_path, capsys, content, what):
+    exp = make_experiment(tmp_path, [FakeRun("a")])
+    (exp / "a/setup_finetune.yaml").write_bytes(content)
+    assert main(["run", str(exp), "--executor", "local"]) == 2
+    err = capsys.readouterr().err
+    assert "setup_finetune.yaml" in err and what in err and "Traceback" not in err
+    assert starts(exp) == []

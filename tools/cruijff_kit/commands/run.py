@@ -27,7 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--detach", action="store_true", help="leave a background supervisor and return")
     p.add_argument("--retry-failed", action="store_true", help="resubmit jobs that failed earlier")
     p.add_argument("--dry-run", action="store_true", help="show what would be submitted; change nothing")
-    p.add_argument("--json", action="store_true", help="one JSON document on stdout (progress goes to stderr)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON document on stdout; progress as one JSON event per line on stderr")
     p.set_defaults(func=cmd_run)
 
     s = subparsers.add_parser("status", help="show an experiment's jobs from the ledger (submits nothing)")
@@ -84,6 +85,7 @@ def _executor_name(requested: str, exp: Path) -> str:
 @_closed_pipe
 def cmd_run(args: argparse.Namespace) -> int:
     from ..executors import get_executor
+    from ..run.events import JsonLinesReporter
     from ..run.orchestrator import default_out, run_experiment
 
     if args.max_parallel is not None and args.max_parallel < 1:
@@ -97,8 +99,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                             gpus=_gpus(args.gpus))
     _sigterm_interrupts()
     out = default_out(args.json)
+    # --json: stdout is one JSON document at the end; progress is one JSON event per line on stderr
+    progress = JsonLinesReporter(out) if args.json else None
     report = run_experiment(exp, executor, only=args.only, poll_s=args.poll, detach=args.detach,
-                            retry_failed=args.retry_failed, dry_run=args.dry_run, out=out)
+                            retry_failed=args.retry_failed, dry_run=args.dry_run, out=out, progress=progress)
     if report.detached:
         sup = report.supervisor
         if args.json:
