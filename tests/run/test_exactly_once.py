@@ -256,3 +256,23 @@ def test_bad_setup_finetune_yaml_is_exit_2_naming_file_and_line(tmp_path, capsys
     err = capsys.readouterr().err
     assert "setup_finetune.yaml" in err and what in err and "Traceback" not in err
     assert starts(exp) == []
+
+
+def test_analyze_counts_what_run_counts(tmp_path):
+    from cruijff_kit.analyze.eval_logs import EvalScan, scan_run
+
+    exp = make_experiment(tmp_path, [FakeRun("a")])
+    run(exp)
+    scan = EvalScan()
+    scan_run(exp, "a", scan)
+    assert list(scan.results) == [("a", "cap", 0)] and scan.results[("a", "cap", 0)].value == 0.75
+    script = exp / "a/eval/cap_epoch0.slurm"
+    script.write_text(script.read_text() + "# changed\n")  # a new evaluation: the old log is not its result
+    scan = EvalScan()
+    scan_run(exp, "a", scan)
+    assert scan.results == {} and "not the current evaluation" in scan.problems[0]
+    log = exp / "a/eval/logs/cap_epoch0.eval"
+    log.write_bytes(log.read_bytes()[:100])
+    scan = EvalScan()
+    scan_run(exp, "a", scan)
+    assert scan.results == {} and "not a readable inspect-ai log" in scan.problems[0]
