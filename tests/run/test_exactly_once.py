@@ -50,6 +50,10 @@ def test_crash_around_submit_then_run_submits_each_job_exactly_once(tmp_path, wh
     crash_run(exp, when)
     entry = Ledger(exp).entry("a/finetune")
     assert entry["intent"]["tag"].endswith("-1-a/finetune") and entry.get("job_id") is None
+    from cruijff_kit.run.status import experiment_status
+
+    status = {j["key"]: j for j in experiment_status(exp)["jobs"]}
+    assert status["a/finetune"]["submitting"] and status["a/finetune"]["state"] == ""
     report = run(exp)
     assert all(j.ok for j in report.jobs), report.to_dict()
     assert len(starts(exp, "a/finetune")) == 1 and len(starts(exp, "a/eval/cap_epoch0")) == 1

@@ -176,7 +176,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for run in status["unscaffolded"]:
         print(f"not scaffolded: planned run {run} has no run directory")
     header = ("RUN", "JOB", "JOB ID", "STATE", "DURATION", "ARTIFACTS")
-    rows = [(r["run"], r["job"], r["job_id"] or "-", r["state"] or "not submitted", r["duration"] or "-",
+    rows = [(r["run"], r["job"], r["job_id"] or "-",
+             r["state"] or ("submit interrupted (ck run checks the scheduler)" if r["submitting"] else "not submitted"),
+             r["duration"] or "-",
              "yes" if r["artifacts"] else "no") for r in status["jobs"]]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for row in (header, *rows):
