@@ -81,6 +81,9 @@ def test_json_is_one_document_and_progress_goes_to_stderr(tmp_path, capsys):
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
     assert doc["ok"] and len(doc["jobs"]) == 2 and "SUBMITTED" in captured.err
+    events = [json.loads(line) for line in captured.err.splitlines()]  # progress: JSON lines
+    assert [e["key"] for e in events if e["type"] == "submitted"] == ["a/finetune", "a/eval/cap_epoch0"]
+    assert {"finished", "complete"} <= {e["type"] for e in events}
     assert main(["run", str(exp), "--executor", "local", "--json", "--dry-run"]) == 0
     assert all(j["action"] == "done" for j in json.loads(capsys.readouterr().out)["jobs"])
 

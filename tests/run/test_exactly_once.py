@@ -50,6 +50,10 @@ def test_crash_around_submit_then_run_submits_each_job_exactly_once(tmp_path, wh
     crash_run(exp, when)
     entry = Ledger(exp).entry("a/finetune")
     assert entry["intent"]["tag"].endswith("-1-a/finetune") and entry.get("job_id") is None
+    from cruijff_kit.run.status import experiment_status
+
+    status = {j["key"]: j for j in experiment_status(exp)["jobs"]}
+    assert status["a/finetune"]["submitting"] and status["a/finetune"]["state"] == ""
     report = run(exp)
     assert all(j.ok for j in report.jobs), report.to_dict()
     assert len(starts(exp, "a/finetune")) == 1 and len(starts(exp, "a/eval/cap_epoch0")) == 1
@@ -242,3 +246,37 @@ def test_second_detach_leaves_the_live_supervisors_pid_file_alone(tmp_path, caps
     assert "already monitoring" in capsys.readouterr().err
     assert (pid_file.read_text(), pid_file.stat().st_mtime_ns) == first
     os.kill(int(first[0]), 9)
+
+
+@pytest.mark.parametrize("content, what", [
+    (b"output_dir: \xff\xfe\nepochs: 1\n", "not UTF-8"),
+    (b"a: &x [1, 2]\nb: *x\noutput_dir: /tmp/o\n", "aliases"),
+    (b"output_dir: [unclosed\n", "invalid YAML"),
+])
+def test_bad_setup_finetune_yaml_is_exit_2_naming_file_and_line(tmp_path, capsys, content, what):
+    exp = make_experiment(tmp_path, [FakeRun("a")])
+    (exp / "a/setup_finetune.yaml").write_bytes(content)
+    assert main(["run", str(exp), "--executor", "local"]) == 2
+    err = capsys.readouterr().err
+    assert "setup_finetune.yaml" in err and what in err and "Traceback" not in err
+    assert starts(exp) == []
+
+
+def test_analyze_counts_what_run_counts(tmp_path):
+    from cruijff_kit.analyze.eval_logs import EvalScan, scan_run
+
+    exp = make_experiment(tmp_path, [FakeRun("a")])
+    run(exp)
+    scan = EvalScan()
+    scan_run(exp, "a", scan)
+    assert list(scan.results) == [("a", "cap", 0)] and scan.results[("a", "cap", 0)].value == 0.75
+    script = exp / "a/eval/cap_epoch0.slurm"
+    script.write_text(script.read_text() + "# changed\n")  # a new evaluation: the old log is not its result
+    scan = EvalScan()
+    scan_run(exp, "a", scan)
+    assert scan.results == {} and "not the current evaluation" in scan.problems[0]
+    log = exp / "a/eval/logs/cap_epoch0.eval"
+    log.write_bytes(log.read_bytes()[:100])
+    scan = EvalScan()
+    scan_run(exp, "a", scan)
+    assert scan.results == {} and "not a readable inspect-ai log" in scan.problems[0]

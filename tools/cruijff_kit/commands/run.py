@@ -27,7 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--detach", action="store_true", help="leave a background supervisor and return")
     p.add_argument("--retry-failed", action="store_true", help="resubmit jobs that failed earlier")
     p.add_argument("--dry-run", action="store_true", help="show what would be submitted; change nothing")
-    p.add_argument("--json", action="store_true", help="one JSON document on stdout (progress goes to stderr)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON document on stdout; progress as one JSON event per line on stderr")
     p.add_argument("--runs", metavar="GLOB", help="only run directories matching GLOB, e.g. 'rank8_*'")
     p.add_argument("--analyze", action="store_true", help="run `ck analyze` when the last job ends")
     p.add_argument("--notify", metavar="CMD", help="shell command run when the last job ends, with "
@@ -88,6 +89,7 @@ def _executor_name(requested: str, exp: Path) -> str:
 @_closed_pipe
 def cmd_run(args: argparse.Namespace) -> int:
     from ..executors import get_executor
+    from ..run.events import JsonLinesReporter
     from ..run.orchestrator import default_out, run_experiment
 
     if args.max_parallel is not None and args.max_parallel < 1:
@@ -101,8 +103,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                             gpus=_gpus(args.gpus))
     _sigterm_interrupts()
     out = default_out(args.json)
+    # --json: stdout is one JSON document at the end; progress is one JSON event per line on stderr
+    progress = JsonLinesReporter(out) if args.json else None
     report = run_experiment(exp, executor, only=args.only, poll_s=args.poll, detach=args.detach,
-                            retry_failed=args.retry_failed, dry_run=args.dry_run, out=out,
+                            retry_failed=args.retry_failed, dry_run=args.dry_run, out=out, progress=progress,
                             runs=args.runs, analyze=args.analyze, notify=args.notify)
     if report.detached:
         sup = report.supervisor
@@ -177,7 +181,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for run in status["unscaffolded"]:
         print(f"not scaffolded: planned run {run} has no run directory")
     header = ("RUN", "JOB", "JOB ID", "STATE", "DURATION", "ARTIFACTS", "RESOURCES")
-    rows = [(r["run"], r["job"], r["job_id"] or "-", r["state"] or "not submitted", r["duration"] or "-",
+    rows = [(r["run"], r["job"], r["job_id"] or "-",
+             r["state"] or ("submit interrupted (ck run checks the scheduler)" if r["submitting"] else "not submitted"),
+             r["duration"] or "-",
              "yes" if r["artifacts"] else "no", r.get("resources_text") or "-") for r in status["jobs"]]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for row in (header, *rows):

@@ -651,10 +651,12 @@ def status_rows(plan: Plan, entries: dict, outcomes: dict[str, JobOutcome] | Non
 def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = None, poll_s: float = 60,
                    detach: bool = False, retry_failed: bool = False, dry_run: bool = False,
                    out: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep,
-                   reporters: list[Reporter] | None = None, runs: str | None = None,
-                   analyze: bool = False, notify: str | None = None) -> RunReport:
+                   reporters: list[Reporter] | None = None, progress: Reporter | None = None,
+                   runs: str | None = None, analyze: bool = False, notify: str | None = None) -> RunReport:
     """Submit and monitor an experiment until every job ends. With `detach`, start a background
-    supervisor doing exactly that and return a report naming it (report.supervisor)."""
+    supervisor doing exactly that and return a report naming it (report.supervisor).
+    Progress goes to `progress` (default: text lines through `out`); the experiment's action
+    logs and any extra `reporters` receive the same events."""
     if only not in (None, "torchtune", "inspect"):
         raise CkError(f"--only must be torchtune or inspect, not {only!r}", field="--only")
     exp = Path(exp_dir).resolve()
@@ -668,7 +670,7 @@ def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = N
                                                        retry_failed=retry_failed, runs=runs,
                                                        analyze=analyze, notify=notify))
         return report
-    terminal = TerminalReporter(out or (lambda line: print(line, flush=True)))
+    terminal = progress or TerminalReporter(out or (lambda line: print(line, flush=True)))
     if dry_run:
         ident = check_place(exp)
         plan = plan_experiment(exp, exp_id=ident["id"] if ident else None)

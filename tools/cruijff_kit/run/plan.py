@@ -99,11 +99,32 @@ def _inside(path: Path, root: Path, what: str) -> Path:
     return real
 
 
+MAX_YAML_BYTES = 4 * 1024 * 1024
+
+
 def _load_yaml(path: Path) -> dict:
+    """A run's YAML file: bounded read, UTF-8, no aliases (a few bytes of aliases can expand to
+    gigabytes), every failure a CkError naming the file."""
     import yaml
 
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise CkError("YAML aliases (*name) are not allowed here", file=path, line=mark.line + 1,
+                              hint="write the value out in full")
+            return super().compose_node(parent, index)
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise CkError(f"larger than {MAX_YAML_BYTES >> 20} MiB", file=path)
+        data = yaml.load(raw.decode("utf-8"), Loader=NoAliases)  # noqa: S506 - a SafeLoader subclass
+    except OSError as exc:
+        raise CkError(f"cannot read ({exc.strerror or exc})", file=path) from None
+    except UnicodeDecodeError as exc:
+        raise CkError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise CkError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=path,

@@ -29,8 +29,8 @@ def _config_value(finetune_yaml: Path | None, setup_yaml: Path | None, key: str)
             continue
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
-            continue
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            continue  # no value known: the retry rules then decline to guess
         if isinstance(data, dict) and data.get(key) is not None:
             return data[key]
     return None
