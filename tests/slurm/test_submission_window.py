@@ -183,3 +183,18 @@ def test_queued_jobs_are_in_the_ledger_and_resumed_after_the_monitor_dies(tmp_pa
     assert all(jobs[k]["job_id"] == jid for k, jid in submitted.items())
     assert all(len(e["attempts"]) == 1 for e in jobs.values())
     _check_order(exp)
+
+
+def test_stagger_from_claude_local_md_spaces_submissions(tmp_path, monkeypatch):
+    cfg = tmp_path / "claude.local.md"
+    cfg.write_text("- slurm_submit_stagger: 1\n- slurm_max_submitted: 5\n")
+    monkeypatch.setenv("CK_LOCAL_CONFIG", str(cfg))
+    exp = make_experiment(tmp_path, [FakeRun(f"r{i}", sleep=0.05, eval_sleep=0.05) for i in range(2)])
+    ex = CappedScheduler(exp, cap=10, reported=None)
+    waits: list[float] = []
+    report = run_experiment(exp, ex, poll_s=0.05, out=lambda _l: None, sleep=waits.append)
+    assert all(j.ok for j in report.jobs)
+    assert ex.peak <= 4
+    # 4 submissions, 1 s apart: the monitor asked to wait ~1 s before each but the first
+    # (the injected sleep does not advance the clock, so each wait is the full stagger)
+    assert sum(0.9 < w <= 1.0 for w in waits) == 3, waits
