@@ -185,16 +185,24 @@ def test_queued_jobs_are_in_the_ledger_and_resumed_after_the_monitor_dies(tmp_pa
     _check_order(exp)
 
 
-def test_stagger_from_claude_local_md_spaces_submissions(tmp_path, monkeypatch):
+def test_stagger_from_claude_local_md(tmp_path, monkeypatch):
+    from cruijff_kit.executors.slurm import SlurmExecutor
+    from cruijff_kit.run.submission_window import window_for
+
     cfg = tmp_path / "claude.local.md"
-    cfg.write_text("- slurm_submit_stagger: 1\n- slurm_max_submitted: 5\n")
+    cfg.write_text("- slurm_submit_stagger: 2\n- slurm_max_submitted: 5\n")
     monkeypatch.setenv("CK_LOCAL_CONFIG", str(cfg))
-    exp = make_experiment(tmp_path, [FakeRun(f"r{i}", sleep=0.05, eval_sleep=0.05) for i in range(2)])
-    ex = CappedScheduler(exp, cap=10, reported=None)
-    waits: list[float] = []
-    report = run_experiment(exp, ex, poll_s=0.05, out=lambda _l: None, sleep=waits.append)
-    assert all(j.ok for j in report.jobs)
-    assert ex.peak <= 4
-    # 4 submissions, 1 s apart: the monitor asked to wait ~1 s before each but the first
-    # (the injected sleep does not advance the clock, so each wait is the full stagger)
-    assert sum(0.9 < w <= 1.0 for w in waits) == 3, waits
+
+    class NoAccounting(SlurmExecutor):  # sacctmgr knows no limit here
+        def submission_limit(self, scripts=()):
+            return SubmitLimit(None, "none")
+
+    w = window_for(NoAccounting(tmp_path), tmp_path, [])
+    assert w.stagger_s == 2 and w.limit == 5 and "slurm_max_submitted=5" in w.describe()
+    clock = Clock()
+    w.clock = clock
+    assert w.pause() == 0  # the first submission does not wait
+    w.submitted()
+    assert w.pause() == 2
+    local = window_for(LocalExecutor(tmp_path, gpus=[]), tmp_path, [])  # SLURM settings only
+    assert local.stagger_s == 0 and local.limit is None

@@ -200,6 +200,9 @@ class Orchestrator:
         for key in self.window.due(len(self.live)):
             if self.window.room(len(self.live)) <= 0:
                 break  # a refusal closed the window
+            pause = self.window.pause()
+            if pause:
+                self.sleep(pause)
             self.window.discard(key)
             job = self.plan.get(key)
             self._submit_decided(job, self._queued_state.pop(key, None), False)
@@ -253,13 +256,8 @@ class Orchestrator:
         overrides = self.overrides.get(job.key, {})
         env = {recovery.ENV_VAR: recovery.format_overrides(overrides)} if overrides else {}
         spec = job.spec(env=env)
-        pause = self.window.pause() if self.window else 0  # slurm_submit_stagger
-        if pause:
-            self.sleep(pause)
         try:
             job_id = self.ex.submit(spec, after=after)
-            if self.window:
-                self.window.submitted()
         except SubmitLimitReached as err:
             # Over the scheduler's limit (jobs outside this experiment count too): wait, retry.
             self.window.refused()

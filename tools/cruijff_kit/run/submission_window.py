@@ -91,21 +91,20 @@ class SubmissionWindow:
         return f"at most {self.limit} job(s) submitted at once ({self.source})"
 
 
-def _slurm_config(exp_dir: str | Path):
+def configured_stagger(exp_dir: str | Path) -> float:
+    """`slurm_submit_stagger` (seconds between two submissions) from claude.local.md; 0 when unset."""
     from ..localconfig import load_local_config
 
     exp = Path(exp_dir)
-    return load_local_config(search=(exp, exp.parent))
-
-
-def configured_stagger(exp_dir: str | Path) -> float:
-    """`slurm_submit_stagger` (seconds between submissions) from claude.local.md; 0 when unset."""
-    return float(getattr(_slurm_config(exp_dir).slurm, "submit_stagger", None) or 0)
+    return float(load_local_config(search=(exp, exp.parent)).slurm.submit_stagger or 0)
 
 
 def configured_limit(exp_dir: str | Path) -> int | None:
     """`slurm_max_submitted` from claude.local.md (searched from the experiment upwards)."""
-    cfg = _slurm_config(exp_dir)
+    from ..localconfig import load_local_config
+
+    exp = Path(exp_dir)
+    cfg = load_local_config(search=(exp, exp.parent))
     value = getattr(cfg.slurm, "max_submitted", None)
     if value is not None and value < 1:
         raise CkError(f"slurm_max_submitted must be at least 1, got {value}", file=cfg.path,
@@ -117,10 +116,11 @@ def window_for(executor, exp_dir: str | Path, scripts: Iterable[Path], *,
                backoff_s: float = 30.0, stagger_s: float = 0.0) -> SubmissionWindow:
     """The window of one `ck run`: the smallest of the scheduler's limit (executors that have
     one: `submission_limit(scripts)`) and claude.local.md's slurm_max_submitted."""
+    stagger_s = stagger_s or (configured_stagger(exp_dir) if getattr(executor, "name", "") == "slurm" else 0.0)
+
     found: list[tuple[int, str]] = []
     learn = getattr(executor, "submission_limit", None)
     if learn is not None:
-        stagger_s = stagger_s or configured_stagger(exp_dir)
         lim = learn(list(scripts))
         if lim.max_submitted is not None:
             found.append((lim.max_submitted, lim.source))
