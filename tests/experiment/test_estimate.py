@@ -114,3 +114,15 @@ def test_suggested_slurm_time_has_a_margin():
     assert suggested_slurm_time(60) == "00:15:00"
     assert suggested_slurm_time(3600) == "01:30:00"
     assert suggested_slurm_time(20 * 3600) == "1-06:00:00"
+
+
+def test_time_limit_for_a_run_follows_its_estimate_and_measurements(tmp_path):
+    from cruijff_kit.experiment.estimate import estimated_time_limit
+
+    m, d = model(tmp_path), data(tmp_path, 20000)
+    setup = {"model_checkpoint": str(m), "dataset": str(d), "epochs": 1, "batch_size": 4, "num_gpus": 1,
+             "max_steps_per_epoch": None, "gradient_accumulation_steps": 1}
+    assert estimated_time_limit(setup, []) == "00:15:00"  # the formula says ~2 min: the floor
+    earlier_experiment(tmp_path, m, d, batch_size=4, seconds=2 * 3600, name="measured")
+    assert estimated_time_limit(setup, [tmp_path / "exps"]) == "03:00:00"  # 2 h measured x 1.5
+    assert estimated_time_limit({**setup, "dataset": str(tmp_path / "missing.json")}, []) is None

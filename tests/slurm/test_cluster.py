@@ -123,7 +123,7 @@ def test_polling_many_jobs_costs_at_most_two_calls_per_cycle(executor, tmp_path)
 
 
 def test_sacct_path_on_real_accounting(executor, tmp_path):
-    # slurmctld keeps jobs for MinJobAge (a day here), so call the sacct half directly to check
+    # slurmctld keeps finished jobs for MinJobAge (300 s, the default), so call the sacct half directly to check
     # that real accounting rows parse as squeue's do.
     ok = executor.submit(spec(write_script(tmp_path / "a", "true")))
     bad = executor.submit(spec(write_script(tmp_path / "b", "exit 5")))

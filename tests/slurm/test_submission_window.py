@@ -183,3 +183,26 @@ def test_queued_jobs_are_in_the_ledger_and_resumed_after_the_monitor_dies(tmp_pa
     assert all(jobs[k]["job_id"] == jid for k, jid in submitted.items())
     assert all(len(e["attempts"]) == 1 for e in jobs.values())
     _check_order(exp)
+
+
+def test_stagger_from_claude_local_md(tmp_path, monkeypatch):
+    from cruijff_kit.executors.slurm import SlurmExecutor
+    from cruijff_kit.run.submission_window import window_for
+
+    cfg = tmp_path / "claude.local.md"
+    cfg.write_text("- slurm_submit_stagger: 2\n- slurm_max_submitted: 5\n")
+    monkeypatch.setenv("CK_LOCAL_CONFIG", str(cfg))
+
+    class NoAccounting(SlurmExecutor):  # sacctmgr knows no limit here
+        def submission_limit(self, scripts=()):
+            return SubmitLimit(None, "none")
+
+    w = window_for(NoAccounting(tmp_path), tmp_path, [])
+    assert w.stagger_s == 2 and w.limit == 5 and "slurm_max_submitted=5" in w.describe()
+    clock = Clock()
+    w.clock = clock
+    assert w.pause() == 0  # the first submission does not wait
+    w.submitted()
+    assert w.pause() == 2
+    local = window_for(LocalExecutor(tmp_path, gpus=[]), tmp_path, [])  # SLURM settings only
+    assert local.stagger_s == 0 and local.limit is None

@@ -27,6 +27,7 @@ class SlurmDefaults:
     gpus: int | None = None  # None: the experiment's GPU count
     modules: list[str] = field(default_factory=list)
     max_submitted: int | None = None  # jobs submitted at once (run/submission_window.py); None: ask sacctmgr
+    submit_stagger: int | None = None  # seconds between two sbatch calls of ck run (sites that ask for it)
 
 
 @dataclass
@@ -74,7 +75,7 @@ _MEM = re.compile(r"^\d+[KMGT]?$", re.I)
 
 
 def _set_slurm(cfg: LocalConfig, key: str, val: str, path: str, line: int) -> None:
-    if key in ("cpus", "gpus", "max_submitted"):
+    if key in ("cpus", "gpus", "max_submitted", "submit_stagger"):
         if not val:
             return
         if not val.isdigit():

@@ -180,7 +180,7 @@ def suggested_slurm_time(seconds: float | None, *, margin: float = 1.5, minimum_
     if seconds is None:
         return None
     total = max(minimum_s, seconds * margin)
-    total = math.ceil(total / 900) * 900
+    total = math.ceil(total / 900 - 1e-9) * 900  # float noise must not add a quarter hour
     days, rest = divmod(int(total), 86400)
     h, rest = divmod(rest, 3600)
     text = f"{h:02d}:{rest // 60:02d}:00"
@@ -195,3 +195,23 @@ def format_duration(seconds: float | None) -> str:
     if seconds < 90 * 60:
         return f"~{round(seconds / 60)}m"
     return f"~{seconds / 3600:.1f}h"
+
+
+def estimated_time_limit(setup: dict, search_dirs=(), *, margin: float = 1.5) -> str | None:
+    """The --time default for one run from its resolved setup_finetune values (model_checkpoint,
+    dataset, epochs, batch_size, num_gpus, max_steps_per_epoch, gradient_accumulation_steps),
+    calibrated by earlier runs of the same model under `search_dirs`; None when the model or the
+    dataset cannot be read (keep the configured default then). For scaffolding, when the user did
+    not set slurm_time."""
+    model = str(setup.get("model_checkpoint") or "")
+    try:
+        seconds = estimate_seconds(
+            params=params_from_model(model, str(setup.get("model_name") or "")),
+            examples=examples_in_dataset(str(setup.get("dataset") or "")),
+            epochs=int(setup.get("epochs") or 1), batch_size=int(setup.get("batch_size") or 1),
+            gpus=int(setup.get("num_gpus") or 0), max_steps_per_epoch=setup.get("max_steps_per_epoch"),
+            grad_accum=int(setup.get("gradient_accumulation_steps") or 1),
+            calibration=calibrate(model, search_dirs) if model else None)
+    except (TypeError, ValueError):
+        return None
+    return suggested_slurm_time(seconds, margin=margin)

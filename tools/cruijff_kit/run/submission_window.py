@@ -92,6 +92,14 @@ class SubmissionWindow:
         return f"at most {self.limit} job(s) submitted at once ({self.source})"
 
 
+def configured_stagger(exp_dir: str | Path) -> float:
+    """`slurm_submit_stagger` (seconds between two submissions) from claude.local.md; 0 when unset."""
+    from ..localconfig import load_local_config
+
+    exp = Path(exp_dir)
+    return float(load_local_config(search=(exp, exp.parent)).slurm.submit_stagger or 0)
+
+
 def configured_limit(exp_dir: str | Path) -> int | None:
     """`slurm_max_submitted` from claude.local.md (searched from the experiment upwards)."""
     from ..localconfig import load_local_config
@@ -109,6 +117,8 @@ def window_for(executor: Executor, exp_dir: str | Path, scripts: Iterable[Path],
                backoff_s: float = 30.0, stagger_s: float = 0.0) -> SubmissionWindow:
     """The window of one `ck run`: the smallest of the scheduler's limit (executors that have
     one: `submission_limit(scripts)`) and claude.local.md's slurm_max_submitted."""
+    stagger_s = stagger_s or (configured_stagger(exp_dir) if getattr(executor, "name", "") == "slurm" else 0.0)
+
     found: list[tuple[int, str]] = []
     lim = executor.submission_limit(list(scripts))
     if lim.max_submitted is not None:

@@ -169,6 +169,7 @@ _OPTS = {
     "--gpus-per-task": "gpus",
     "--cpus-per-task": "cpus-per-task", "-c": "cpus-per-task",
     "--ntasks": "ntasks", "-n": "ntasks", "--nodes": "nodes", "-N": "nodes",
+    "--ntasks-per-node": "ntasks-per-node",
     "--constraint": "constraint", "-C": "constraint",
     "--account": "account", "-A": "account", "--qos": "qos", "-q": "qos",
     "--time": "time", "-t": "time",
@@ -253,6 +254,15 @@ def explain_refusal(stderr: str, script: Path, requested: dict[str, str],
             file=script, field="slurm_max_submitted",
             hint="ck keeps the queue under the limit it learns from sacctmgr or slurm_max_submitted "
                  "in claude.local.md; other jobs of yours count too")
+    nodes = requested.get("nodes", "1").split("-")[0]
+    if re.search(r"more processors requested than permitted", low) and nodes.isdigit() and int(nodes) > 1:
+        # Asked across nodes: the node count (x tasks per node) is what cannot be met, not --cpus.
+        given = ", ".join(f"--{o}={requested[o]}" for o in ("nodes", "ntasks-per-node", "cpus-per-task")
+                          if o in requested)
+        return SubmitError(f"{nodes} nodes ({given}) are more than the partition can give ({err}); "
+                           "nothing was submitted", file=script, field="slurm.nodes",
+                           hint=f"set slurm.nodes (Nodes in the experiment) to what the partition has, "
+                                f"or the #SBATCH lines in {script.name}")
     for pattern, opts, setting, what in _REFUSALS:
         if re.search(pattern, low):
             given = [f"--{o}={requested[o]}" for o in opts if o in requested]
