@@ -22,6 +22,16 @@ def setup_for(model_dir: Path, words: Path, out: Path, system_prompt: str = "") 
             "output_dir": str(out), "seed": 0, "system_prompt": system_prompt, "lr_warmup_steps": 0}
 
 
+def training_items(cfg: dict, split: str) -> list[dict]:
+    """torchtune's own dataset items (tokens, labels) of one split, from the finetune.yaml components."""
+    from omegaconf import OmegaConf
+    from torchtune import config as tt_config
+
+    c = OmegaConf.create({"tokenizer": cfg["tokenizer"], "dataset": {**cfg["dataset"], "field": split}})
+    ds = tt_config.instantiate(c.dataset, tt_config.instantiate(c.tokenizer))
+    return [ds[i] for i in range(len(ds))]
+
+
 def training_sequences(cfg: dict, split_rows: list[dict]) -> dict[str, list[int]]:
     """input text -> the training sequence's ids, built by torchtune's own dataset + tokenizer from
     the finetune.yaml components (the test split's rows, run through the training pipeline)."""

@@ -71,4 +71,6 @@ def setup_dict(tiny_model, words_json, tmp_path) -> dict:
                   "output": "slurm-%j.out"},
         "extra_overrides": {},
         "lr_warmup_steps": 1,
+        # these tests check the recipe's merged save; adapter-only (the default) is tested in tests/families
+        "save_merged_weights": True,
     }

@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "lr_warmup_steps": 100,
     "weight_decay": 0.01,
     "train_on_input": False,
+    # False: epoch dirs hold the LoRA adapter only (MBs, not a full model copy per epoch);
+    # evaluation merges it in node-local scratch
+    "save_merged_weights": False,
     "extra_overrides": {},
 }
 
@@ -177,7 +180,7 @@ def finetune_config(setup: dict) -> dict[str, Any]:
         "tokenizer": {**spec.tokenizer, "max_seq_len": None},
         "checkpointer": {**spec.checkpointer, "recipe_checkpoint": None, "output_dir": "${output_dir}"},
         "resume_from_checkpoint": False,
-        "save_adapter_weights_only": False,
+        "save_adapter_weights_only": not bool(s["save_merged_weights"]),
         "dataset": dataset_component(s),
         "seed": s["seed"],
         "shuffle": True,

@@ -1,0 +1,59 @@
+"""Materialise an adapter-only epoch directory as a merged Hugging Face checkpoint.
+
+The merge is torchtune's own, done as the recipe does it when it saves merged weights: the base
+checkpoint is read by FullModelHFCheckpointer (HF -> torchtune names, q/k permutations), the
+torchtune-format adapter (adapter_model.pt; not adapter_model.safetensors, whose q_proj torchtune
+0.6.1 permutes for Qwen2) is added, get_merged_lora_ckpt folds B@A*alpha/r into the base weights,
+and the same checkpointer writes them back in HF format. The result carries ck's chat template.
+
+Used by the eval launcher (node-local scratch, removed after the evaluation); imports torch.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cruijff_kit.errors import CkError
+from cruijff_kit.finetune.prompt_format import read_checkpoint_record, stamp_checkpoint
+
+ADAPTER_FILES = ("adapter_model.pt", "adapter_config.json")
+
+
+def has_weights(model_dir: Path) -> bool:
+    return any(p.name.startswith("model") for p in Path(model_dir).glob("*.safetensors")) or \
+        any(Path(model_dir).glob("pytorch_model*.bin"))
+
+
+def is_adapter_only(model_dir: Path) -> bool:
+    d = Path(model_dir)
+    return not has_weights(d) and all((d / f).is_file() for f in ADAPTER_FILES)
+
+
+def materialise(epoch_dir: Path, out_dir: Path) -> Path:
+    """Base model + this epoch's adapter -> out_dir/epoch_0 (HF format, ck's chat template)."""
+    import torch
+    from torchtune.modules.peft import get_merged_lora_ckpt
+    from torchtune.training import FullModelHFCheckpointer
+
+    from cruijff_kit.finetune.models import resolve_model
+
+    epoch_dir = Path(epoch_dir)
+    record = read_checkpoint_record(epoch_dir)
+    if record is None or not record.get("base_model"):
+        raise CkError("adapter directory does not record its base model (no ck_checkpoint.json)", file=epoch_dir)
+    base = Path(record["base_model"])
+    spec = resolve_model(str(base))
+    adapter_cfg = json.loads((epoch_dir / "adapter_config.json").read_text())
+    ckpt = FullModelHFCheckpointer(checkpoint_dir=str(base), checkpoint_files=spec.checkpointer["checkpoint_files"],
+                                   model_type=spec.checkpointer["model_type"], output_dir=str(out_dir))
+    state = ckpt.load_checkpoint()["model"]
+    adapter = torch.load(epoch_dir / "adapter_model.pt", map_location="cpu", weights_only=True)
+    missing = [k.rsplit(".lora_", 1)[0] + ".weight" for k in adapter if k.rsplit(".lora_", 1)[0] + ".weight" not in state]
+    if missing:
+        raise CkError(f"adapter does not fit the base model {base} (no {missing[0]})", file=epoch_dir / "adapter_model.pt")
+    state.update({k: v.to(state[k.rsplit(".lora_", 1)[0] + ".weight"].dtype) for k, v in adapter.items()})
+    merged = get_merged_lora_ckpt(state, rank=int(adapter_cfg["r"]), alpha=float(adapter_cfg["lora_alpha"]))
+    ckpt.save_checkpoint({"model": merged}, epoch=0)
+    out = Path(out_dir) / "epoch_0"
+    stamp_checkpoint(out, base, adapter_only=False)
+    return out
