@@ -210,3 +210,17 @@ def test_install_puts_missing_imports_into_the_runs_env_only(ck, tmp_path, wait_
     assert wait_done(second.json["run_id"])["state"] == "succeeded"
     assert "value 42" in ck("launch", "logs", second.json["run_id"]).out
     assert importlib.util.find_spec("ck_offline_dep") is None  # ck's own environment untouched
+
+
+def test_stop_escalates_to_sigkill_for_a_trainer_that_ignores_sigterm(ck, script_repo):
+    repo = script_repo(
+        "import signal, subprocess, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "worker = subprocess.Popen([sys.executable, '-c', 'import signal, time\\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\nwhile True: time.sleep(0.1)'])\n"
+        "print(f'worker {worker.pid}', flush=True)\nwhile True:\n    time.sleep(0.1)\n")
+    run_id = ck("launch", "start", repo, "--command", "python train.py", "--wait", "0.5", "--json").json["run_id"]
+    worker = _worker_pid(ck, run_id)
+    stopped = ck("launch", "stop", run_id, "--timeout", "1", "--json")
+    assert stopped.rc == 0, stopped
+    assert stopped.json["signal_sent"] == "SIGKILL" and stopped.json["state"] == "stopped"
+    assert stopped.json["alive"] is False and _gone(worker, timeout=5) and _marked(run_id) == []
