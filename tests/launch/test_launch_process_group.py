@@ -163,3 +163,64 @@ def test_missing_imports_are_proposed_for_the_runs_env_not_installed(ck, tmp_pat
     missing = started.json["missing_dependencies"]
     assert missing["modules"] == ["ck_surely_missing_a", "ck_surely_missing_b"]  # numpy is there
     assert missing["install_command"] == f"{sys.executable} -m pip install ck_surely_missing_a ck_surely_missing_b"
+
+
+def _wheel(folder: Path, name: str) -> Path:
+    """A minimal pure-Python wheel, so --install can be exercised offline (PIP_NO_INDEX + PIP_FIND_LINKS)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {f"{name}/__init__.py": "VALUE = 42\n",
+             f"{name}-0.1.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
+             f"{name}-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: ck-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = "".join(f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
+                     f"{len(text.encode())}\n" for path, text in files.items())
+    files[f"{name}-0.1.dist-info/RECORD"] = record + f"{name}-0.1.dist-info/RECORD,,\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{name}-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return wheel
+
+
+def test_install_puts_missing_imports_into_the_runs_env_only(ck, tmp_path, wait_done):
+    import importlib.util
+
+    repo = write_repo(tmp_path / "needs-dep", {"train.py": "import ck_offline_dep\nprint('value', ck_offline_dep.VALUE)\n"})
+    # The repo's own venv needs pip: borrow the base interpreter's (fast) where it has one, else ensurepip.
+    base_has_pip = subprocess.run([Path(sys.base_prefix) / "bin" / "python3", "-m", "pip", "--version"],
+                                  capture_output=True, timeout=120).returncode == 0
+    subprocess.run([sys.executable, "-m", "venv", *(["--without-pip", "--system-site-packages"] if base_has_pip else []),
+                    str(repo / ".venv")], check=True, timeout=300)
+    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(_wheel(tmp_path / "wheels", "ck_offline_dep").parent),
+               "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+    first = ck("launch", "start", repo, "--command", "python train.py", "--wait", "0", "--json", env=offline)
+    assert first.json["missing_dependencies"]["modules"] == ["ck_offline_dep"]
+    assert first.json["missing_dependencies"]["install_command"] == \
+        f"{repo / '.venv' / 'bin' / 'python'} -m pip install ck_offline_dep"
+    assert wait_done(first.json["run_id"])["state"] == "failed"  # proposed, not installed
+
+    second = ck("launch", "start", repo, "--command", "python train.py", "--install", "--wait", "0", "--json",
+                env=offline, timeout=300)
+    assert second.rc == 0, second
+    assert second.json["installed"]["exit_code"] == 0 and "missing_dependencies" not in second.json
+    assert wait_done(second.json["run_id"])["state"] == "succeeded"
+    assert "value 42" in ck("launch", "logs", second.json["run_id"]).out
+    assert importlib.util.find_spec("ck_offline_dep") is None  # ck's own environment untouched
+
+
+def test_stop_escalates_to_sigkill_for_a_trainer_that_ignores_sigterm(ck, script_repo):
+    repo = script_repo(
+        "import signal, subprocess, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "worker = subprocess.Popen([sys.executable, '-c', 'import signal, time\\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\nwhile True: time.sleep(0.1)'])\n"
+        "print(f'worker {worker.pid}', flush=True)\nwhile True:\n    time.sleep(0.1)\n")
+    run_id = ck("launch", "start", repo, "--command", "python train.py", "--wait", "0.5", "--json").json["run_id"]
+    worker = _worker_pid(ck, run_id)
+    stopped = ck("launch", "stop", run_id, "--timeout", "1", "--json")
+    assert stopped.rc == 0, stopped
+    assert stopped.json["signal_sent"] == "SIGKILL" and stopped.json["state"] == "stopped"
+    assert stopped.json["alive"] is False and _gone(worker, timeout=5) and _marked(run_id) == []

@@ -1,7 +1,8 @@
-"""launch-training: take any training repo from a command to a monitored run .
+"""launch-training: take any training repo from a command to a monitored run.
 
 Layers, lowest first (a module imports only those above it in this list):
     state.py        run ids, the per-run state dir, metadata (atomic JSON)
+    entry_points.py console scripts, Hydra, LightningCLI, configurators, wandb switches, flag forms
     detect.py       entry points, dependency files, framework, wandb use, argparse flags (AST)
     gpus.py         nvidia-smi parsing and ranking
     env.py          which environment runs the repo (never ck's own); plan, create, install, verify

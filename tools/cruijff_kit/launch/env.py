@@ -307,8 +307,7 @@ def runner(repo: Path, env_name: str | None, python: str | None) -> dict[str, An
         venv = repo / folder
         if (venv / "pyvenv.cfg").is_file() and venv_python(venv).exists():
             return _venv_runner(venv, f"the repo's own venv ({folder}/)")
-    conda = conda_exe() if (repo / "environment.yml").is_file() or (repo / "environment.yaml").is_file() \
-        or os.environ.get("CONDA_EXE") or shutil.which("conda") else None
+    conda = conda_exe()
     if conda:
         envs, _problem = procs.conda_envs(conda)
         for name in filter(None, (_environment_yml_name(repo), repo.name)):

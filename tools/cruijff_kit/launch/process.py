@@ -56,6 +56,9 @@ def members(meta: dict[str, Any]) -> list[procs.ProcStat]:
     run_id, sid, pgid = meta.get("run_id"), meta.get("supervisor_pid"), meta.get("pgid")
     if not run_id or not sid:
         return []
+    if not procs.HAS_PROC:  # no /proc to scan (macOS): the supervisor and the command, by identity
+        pairs = ((sid, meta.get("supervisor_start")), (meta.get("pid"), meta.get("pid_start")))
+        return [st for pid, start in pairs if pid and procs.is_alive(pid, start) and (st := procs.stat(pid))]
     # The session and group ids together (the group is never the session's leader's): no stranger
     # can hold both, since the kernel does not reuse a pid that still names a session or a group.
     return procs.find(lambda st: procs.has_env(st.pid, MARKER, run_id)
@@ -352,6 +355,8 @@ def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
     }
     if meta.get("stopped_by"):
         out["stopped_by"] = meta["stopped_by"]
+    if meta.get("warnings"):
+        out["warnings"] = meta["warnings"]  # e.g. a --wandb-project the repo's own project= overrides
     if running:
         out["resources"] = procs.usage(running, gpumod.memory_by_pid())
         if ended_run:

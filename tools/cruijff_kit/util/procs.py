@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-_HAS_PROC = Path("/proc/self/stat").exists()
+HAS_PROC = Path("/proc/self/stat").exists()  # Linux; elsewhere `ps` answers for single pids
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 SUPERVISOR = Path(__file__).with_name("supervise.py")
@@ -48,7 +48,7 @@ class ProcStat:
 
 def stat(pid: int) -> ProcStat | None:
     """What /proc/<pid>/stat says about `pid`; None when there is no such process."""
-    if _HAS_PROC:
+    if HAS_PROC:
         try:
             raw = Path(f"/proc/{pid}/stat").read_text()
         except (OSError, ValueError):
@@ -114,7 +114,7 @@ def _own_pids() -> Iterable[int]:
 def find(match: Callable[[ProcStat], bool]) -> list[ProcStat]:
     """Live processes of this user for which `match(stat)` holds (a run is its session, group and
     environment marker, whatever was killed or re-parented). Without /proc: none."""
-    if not _HAS_PROC:
+    if not HAS_PROC:
         return []
     found = []
     for pid in _own_pids():

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import datetime as _dt
-import errno
 import json
 import os
 import signal
