@@ -117,7 +117,7 @@ def window_for(executor: Executor, exp_dir: str | Path, scripts: Iterable[Path],
                backoff_s: float = 30.0, stagger_s: float = 0.0) -> SubmissionWindow:
     """The window of one `ck run`: the smallest of the scheduler's limit (executors that have
     one: `submission_limit(scripts)`) and claude.local.md's slurm_max_submitted."""
-    stagger_s = stagger_s or (configured_stagger(exp_dir) if getattr(executor, "name", "") == "slurm" else 0.0)
+    stagger_s = stagger_s or (configured_stagger(exp_dir) if executor.name == "slurm" else 0.0)
 
     found: list[tuple[int, str]] = []
     lim = executor.submission_limit(list(scripts))
