@@ -280,3 +280,12 @@ def test_analyze_counts_what_run_counts(tmp_path):
     scan = EvalScan()
     scan_run(exp, "a", scan)
     assert scan.results == {} and "not a readable inspect-ai log" in scan.problems[0]
+
+
+def test_unwritable_state_dir_is_exit_2_naming_it_even_as_root(tmp_path, capsys):
+    exp = make_experiment(tmp_path, [FakeRun("a")])
+    (exp / ".ck").write_text("not a directory\n")  # the OS refuses every write below it
+    assert main(["run", str(exp), "--executor", "local"]) == 2
+    err = capsys.readouterr().err
+    assert ".ck" in err and "Traceback" not in err
+    assert starts(exp) == []
