@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import CkError
+from ..util import procs
 from ..util.log import ActionLog
 from ..executors.core import Executor, JobInfo, JobState, SubmitError, SubmitLimitReached
 from . import recovery
@@ -616,16 +617,7 @@ class Orchestrator:
 
 def _tail(path: Path | None) -> list[str]:
     """The last lines of a job's log, reading at most TAIL_BYTES."""
-    if path is None:
-        return []
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            fh.seek(max(0, fh.tell() - TAIL_BYTES))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    return text.splitlines()[-TAIL_LINES:]
+    return [] if path is None else procs.tail_lines(path, TAIL_LINES, max_bytes=TAIL_BYTES)
 
 
 def status_rows(plan: Plan, entries: dict, outcomes: dict[str, JobOutcome] | None = None) -> list[dict]:

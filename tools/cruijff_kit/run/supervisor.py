@@ -11,13 +11,13 @@ so a second --detach that loses the race never overwrites the live supervisor's 
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from ..errors import CkError
 from ..executors.core import Executor
+from ..util import procs
 from ..util.fs import atomic_write_text
 from .ledger import lock_holder
 
@@ -49,10 +49,7 @@ def spawn(exp: Path, argv: list[str]) -> dict:
         ck_dir.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             log.write(f"\n=== ck run --detach at {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(argv)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen([sys.executable, "-m", "cruijff_kit", *argv], cwd=str(exp),
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True, close_fds=True)
+        proc = procs.start_detached([sys.executable, "-m", "cruijff_kit", *argv], cwd=exp, log=log_path)
     except OSError as exc:
         raise CkError(f"cannot start the background supervisor ({exc.strerror or exc})", file=log_path,
                       hint="is the experiment directory writable?") from None
@@ -73,13 +70,8 @@ def spawn(exp: Path, argv: list[str]) -> dict:
             "experiment": str(exp)}
 
 
-def _tail(path: Path, nbytes: int = 16384, lines: int = 15) -> list[str]:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, 2) - nbytes))
-            return fh.read().decode(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return []
+def _tail(path: Path, lines: int = 15) -> list[str]:
+    return procs.tail_lines(path, lines, max_bytes=16384)
 
 
 def supervisor_pid(exp: Path) -> int | None:

@@ -20,6 +20,7 @@ other exits -> FAILED. #SBATCH --time is not enforced locally, so TIMEOUT never 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import re
@@ -34,15 +35,14 @@ from ...util.fs import atomic_write_json, atomic_write_text, exclusive_lock
 from ..core import Executor, JobInfo, JobSpec, JobState, SubmitError
 from . import procs
 
-# $1 script, $2 exit file, $3 pid file. `bash "$1"` (not exec) so the wrapper survives the script
-# and can record how it ended; write-then-rename so a reader never sees half a line.
-WRAPPER = r'''
-printf '%s\n' "$$" > "$3.tmp" && mv -f "$3.tmp" "$3"
-bash "$1"
-rc=$?
-printf '%s %s\n' "$rc" "$(date +%s)" > "$2.tmp" && mv -f "$2.tmp" "$2"
-exit "$rc"
-'''
+
+
+@functools.lru_cache(maxsize=1)
+def _wrapper() -> str:
+    """The job wrapper (templates/local_job_wrapper.sh.j2): records the job's pid and exit code."""
+    from ...templating import render
+
+    return render("local_job_wrapper.sh.j2")
 
 # What a process killed for memory looks like locally: SIGKILL from the kernel's OOM killer
 # (bash reports 128+9) or PyTorch / the CPU allocator saying so in the log.
@@ -363,7 +363,7 @@ class LocalExecutor(Executor):
         log = Path(workdir) / f"slurm-{jid}.out"
         try:
             child = util_procs.start_detached(
-                ["bash", "-c", WRAPPER, "ck-local-job", script,
+                ["bash", "-c", _wrapper(), "ck-local-job", script,
                  str(self._file(n, "exit")), str(self._file(n, "pid"))],
                 cwd=workdir, log=log, env=env)
         except OSError as exc:
