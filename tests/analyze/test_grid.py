@@ -101,6 +101,13 @@ def test_control_differences_with_standard_errors(grid, grid_report):
     # rank8_lr1e-4 scores exactly the control's 2/8: a tie, not "better"
     assert comps["tiny_rank8_lr1e-4"]["delta"] == 0 and comps["tiny_rank8_lr1e-4"]["verdict"] == "within noise"
     assert comps["tiny_rank16_lr0.001"]["verdict"] == "better"
+    import csv
+
+    with open(grid["exp"] / "analysis" / "results.csv", newline="") as fh:
+        table = {r["directory"]: r for r in csv.DictReader(fh)}
+    c = comps["tiny_rank16_lr1e-4"]
+    assert float(table["rank16_lr1e-4"]["capitalization_delta_se"]) == pytest.approx(c["delta_se"])
+    assert float(table["rank16_lr1e-4"]["capitalization_se"]) == pytest.approx(c["se"])
     assert "| tiny_rank8_lr1e-4 | 0.250 | 0.164 | +0.000 (SE 0.231, within noise) | within noise |" in report
     best = data["best"]
     assert best["directory"] == "rank16_lr0.001" and best["beats_control"] is True and best["epoch"] == 1

@@ -134,7 +134,7 @@ def _csv(results: Results) -> str:
     epochs = {t: sorted({e for r in results.rows for e in r.all_epochs.get(t, {})}) for t in results.tasks}
     header = ["run", "directory", "type", "model", *results.varying, "final_train_loss"]
     for t in results.tasks:
-        header += [t, f"{t}_metric", f"{t}_delta_vs_control", f"{t}_epoch"]
+        header += [t, f"{t}_se", f"{t}_metric", f"{t}_delta_vs_control", f"{t}_delta_se", f"{t}_epoch"]
         if len(epochs[t]) > 1:
             header += [f"{t}_epoch{e}" for e in epochs[t] if e != "base"]
     w.writerow(header)
@@ -143,8 +143,9 @@ def _csv(results: Results) -> str:
                 "" if r.final_train_loss is None else r.final_train_loss]
         for t in results.tasks:
             e = r.epochs.get(t)
-            line += ["" if r.metrics.get(t) is None else r.metrics[t], r.metric_names.get(t, ""),
-                     "" if r.delta.get(t) is None else r.delta[t],
+            line += ["" if r.metrics.get(t) is None else r.metrics[t], "" if r.se.get(t) is None else r.se[t],
+                     r.metric_names.get(t, ""), "" if r.delta.get(t) is None else r.delta[t],
+                     "" if r.delta_se.get(t) is None else r.delta_se[t],
                      "base" if r.control and r.metrics.get(t) is not None else "" if e is None else e]
             if len(epochs[t]) > 1:
                 line += ["" if r.all_epochs.get(t, {}).get(e2) is None else r.all_epochs[t][e2]

@@ -186,8 +186,7 @@ def metric_vs_control(results: Results, task: str, out: Path) -> Plot | None:
 
 
 def _metric_label(results: Results, task: str) -> str:
-    names = {r.metric_names.get(task) for r in results.rows if r.metric_names.get(task)}
-    return names.pop() if len(names) == 1 else "metric"
+    return results.metric_name(task) or "metric"
 
 
 def _sort_key(v: object):

@@ -80,40 +80,6 @@ class Results:
         names = {r.metric_names[task] for r in self.rows if r.metric_names.get(task)}
         return names.pop() if len(names) == 1 else ""
 
-    def best(self, task: str | None = None) -> dict | None:
-        """The fine-tuned run with the best metric on the first task (the highest, or the lowest for
-        error metrics). None when no run is scored or when several share the best value: a tie is
-        reported as a tie, never broken by something else."""
-        task = task or (self.tasks[0] if self.tasks else None)
-        scored = [r for r in self.rows if not r.control and r.metrics.get(task) is not None]
-        if not scored:
-            return None
-        sign = -1.0 if stats.lower_is_better(self.metric_name(task)) else 1.0
-        top = max(sign * r.metrics[task] for r in scored)
-        winners = [r for r in scored if sign * r.metrics[task] == top]
-        if len(winners) > 1:
-            return None
-        win = winners[0]
-        d = win.delta.get(task)
-        diff = None if d is None else stats.Difference(d, win.delta_se.get(task))
-        return {"run": win.run, "directory": win.directory, "task": task,
-                "metric": win.metric_names.get(task, ""), "value": win.metrics[task], "se": win.se.get(task),
-                "delta_vs_control": d, "delta_se": None if diff is None else diff.se,
-                "within_noise": None if diff is None else diff.within_noise,
-                "beats_control": None if diff is None else (sign * d > 0 and diff.within_noise is False),
-                "params": win.params}
-
-    def tied_best(self, task: str | None = None) -> list[str]:
-        """Runs sharing the best value (empty unless there is a tie)."""
-        task = task or (self.tasks[0] if self.tasks else None)
-        scored = [r for r in self.rows if not r.control and r.metrics.get(task) is not None]
-        if len(scored) < 2:
-            return []
-        sign = -1.0 if stats.lower_is_better(self.metric_name(task)) else 1.0
-        top = max(sign * r.metrics[task] for r in scored)
-        winners = [r.run for r in scored if sign * r.metrics[task] == top]
-        return winners if len(winners) > 1 else []
-
 
 def param_value(run: Run, name: str) -> object:
     return getattr(run, name)
