@@ -235,12 +235,12 @@ def _uni(b: bytes, table: dict[int, str]) -> str:
 
 
 def _llama_like_weights(*, vocab: int, hidden: int, layers: int, heads: int, kv_heads: int, inter: int,
-                        tied: bool, bias: bool, seed: int) -> dict[str, torch.Tensor]:
+                        tied: bool, bias: bool, seed: int, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     hd = hidden // heads
 
     def normal(*shape: int, std: float = 0.02) -> torch.Tensor:
-        return (torch.randn(*shape, generator=gen) * std).contiguous()
+        return (torch.randn(*shape, generator=gen) * std).to(dtype).contiguous()
 
     w = {"model.embed_tokens.weight": normal(vocab, hidden, std=0.3), "model.norm.weight": torch.ones(hidden)}
     if not tied:
@@ -349,7 +349,9 @@ def _llama3_tokenizer_files(out: Path, chat_template: str, *, with_original: boo
 
 
 def make_llama32_1b_instruct(out: Path, *, with_original: bool = True, hidden: int = 32, layers: int = 2,
-                             heads: int = 4, kv_heads: int = 2, inter: int = 64, seed: int = 0) -> Path:
+                             heads: int = 4, kv_heads: int = 2, inter: int = 64, seed: int = 0,
+                             dtype: torch.dtype = torch.float32) -> Path:
+    """Shrunk by default; with hidden=2048, layers=16, heads=32, kv_heads=8, inter=8192 the real shape."""
     out.mkdir(parents=True, exist_ok=True)
     _llama3_tokenizer_files(out, LLAMA32_CHAT_TEMPLATE, with_original=with_original)
     _write_json(out / "config.json", {
@@ -368,8 +370,8 @@ def make_llama32_1b_instruct(out: Path, *, with_original: bool = True, hidden: i
         "bos_token_id": 128000, "do_sample": True, "eos_token_id": [128001, 128008, 128009],
         "temperature": 0.6, "top_p": 0.9, "transformers_version": "4.45.0.dev0",
     })
-    _save_weights(out, _llama_like_weights(vocab=128256, hidden=hidden, layers=layers, heads=heads,
-                                           kv_heads=kv_heads, inter=inter, tied=True, bias=False, seed=seed), 1)
+    _save_weights(out, _llama_like_weights(vocab=128256, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
+                                           inter=inter, tied=True, bias=False, seed=seed, dtype=dtype), 1)
     return out
 
 

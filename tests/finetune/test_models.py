@@ -22,6 +22,9 @@ def _checkpoint(tmp_path: Path, name: str, config: dict, *, tokenizer_model: byt
     if tokenizer_model is not None:
         (d / "original").mkdir()
         (d / "original" / "tokenizer.model").write_bytes(tokenizer_model)
+    if config.get("model_type") == "mistral":
+        # Mistral repos ship their sentencepiece model at the top; resolve_model checks it exists
+        (d / "tokenizer.model").write_bytes(b"")
     return d
 
 

@@ -301,6 +301,10 @@ def check_experiment(exp_dir: Path) -> list[Check]:
         why = _readable(p)
         if why is None and p.is_dir() and not (p / "config.json").exists():
             why = "has no config.json (not a Hugging Face model directory)"
+        if why is None and p.is_dir():
+            from ..finetune.models import layout_problems  # tokenizer files, family, prompt format
+
+            why = "; ".join(layout_problems(p, name)) or None
         out.append(Check(f"model {name}", why is None, f"{p} {why or 'is readable'}",
                          f"correct model {name}'s path ({raw}) under Resources in {summary}, or put the "
                          "model's files there (jobs read it as written)" if why else None))

@@ -140,7 +140,8 @@ def _read_json(path: Path) -> dict:
 
 def _from_named(model_dir: Path, name: str, known: _Known) -> ModelSpec:
     files = _checkpoint_files(model_dir) if model_dir.is_dir() else list(known.files)
-    tokenizer = _tokenizer(known.family, model_dir, custom_vocab=False, mistral_v3=known.mistral_v3)
+    tokenizer = _check_tokenizer_files(
+        _tokenizer(known.family, model_dir, custom_vocab=False, mistral_v3=known.mistral_v3), model_dir)
     vocab = dict(known.args).get("vocab_size")
     return ModelSpec(
         name=name,
@@ -195,7 +196,8 @@ def _from_config(model_dir: Path, name: str, cfg: dict) -> ModelSpec:
         family=family,
         model_dir=str(model_dir),
         model=model,
-        tokenizer=_tokenizer(family, model_dir, custom_vocab=_custom_vocab(family, cfg), mistral_v3=mistral_v3),
+        tokenizer=_check_tokenizer_files(
+            _tokenizer(family, model_dir, custom_vocab=_custom_vocab(family, cfg), mistral_v3=mistral_v3), model_dir),
         checkpointer=_checkpointer(model_dir, files, model_type),
         tied_embeddings=tied,
         source="config.json",
@@ -310,6 +312,29 @@ def _tokenizer(family: str, model_dir: Path, *, custom_vocab: bool, mistral_v3: 
     if mistral_v3:
         return {"_component_": "cruijff_kit.finetune.tokenizers.mistral_v3_tokenizer", "path": str(d / "tokenizer.model")}
     return {"_component_": "torchtune.models.mistral.mistral_tokenizer", "path": str(d / "tokenizer.model")}
+
+
+def _check_tokenizer_files(tokenizer: dict[str, Any], model_dir: Path) -> dict[str, Any]:
+    """The files the tokenizer component will open must exist (checked where the directory is
+    visible; otherwise the job would die on FileNotFoundError after queueing and loading)."""
+    if model_dir.is_dir():
+        for key in ("path", "merges_file", "special_tokens_path"):
+            if key in tokenizer and not Path(tokenizer[key]).is_file():
+                raise CkError(f"the tokenizer file {Path(tokenizer[key]).name} is missing", file=tokenizer[key],
+                              field="model_checkpoint",
+                              hint="download the model's tokenizer files into this directory")
+    return tokenizer
+
+
+def layout_problems(model_dir: str | Path, name: str | None = None) -> list[str]:
+    """What would stop ck from training and evaluating this checkpoint (for `ck doctor`)."""
+    try:
+        spec = resolve_model(str(model_dir), name)
+    except CkError as e:
+        return [str(e)]
+    if spec.prompt_format is None:
+        return [f"ck has no chat template reproducing the {spec.family} training format"]
+    return []
 
 
 def _checkpoint_files(model_dir: Path) -> list[str]:
