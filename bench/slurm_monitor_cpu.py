@@ -20,7 +20,9 @@ Usage: .venv/bin/python bench/slurm_monitor_cpu.py [--runs 334]
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,16 @@ from cruijff_kit.executors.slurm.limits import SubmitLimit
 from cruijff_kit.run.orchestrator import run_experiment
 
 GOAL_CPU_S = 1.0
+
+
+def tiny_safetensors() -> bytes:
+    """A real (one-tensor) safetensors file: 8-byte header length, JSON header, data."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header + b"\0\0\0\0"
+
+
+WEIGHTS = tiny_safetensors()
 GOAL_QUERIES = 2
 
 
@@ -69,7 +81,7 @@ class World:
             out = Path(rec["cwd"]).parents[1] / "out" / Path(rec["cwd"]).name
             for e in (0, 1):
                 (out / f"epoch_{e}").mkdir(parents=True, exist_ok=True)
-                (out / f"epoch_{e}" / "model-00001-of-00001.safetensors").write_bytes(b"w")
+                (out / f"epoch_{e}" / "model-00001-of-00001.safetensors").write_bytes(WEIGHTS)
             rec["written"] = True
 
     def __call__(self, argv, *, cwd=None, env=None, timeout=None):
