@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 
 from cruijff_kit.executors.slurm import SlurmExecutor, slurm_available
+
+sys.path.insert(0, str(Path(__file__).parent))
+from slurm_monitor_cpu import WEIGHTS  # noqa: E402  (a real one-tensor safetensors file)
 from cruijff_kit.run.orchestrator import run_experiment
 
 RUNS, TRAIN_S, EVAL_S = 6, 4.0, 2.0
@@ -31,13 +34,14 @@ def make(root: Path, scale: float) -> Path:
     exp.mkdir(parents=True)
     (exp / "experiment_summary.md").write_text("# Experiment: throttle\n\n## Status\n\n(not started)\n")
     head = "#!/bin/bash\n#SBATCH --output=slurm-%j.out\n#SBATCH --mem=20M\n#SBATCH --oversubscribe\n"
+    (root / "weights.safetensors").write_bytes(WEIGHTS)
     for r in range(RUNS):
         d = exp / f"run{r}"
         (d / "eval").mkdir(parents=True)
         out = root / "out" / d.name
         (d / "setup_finetune.yaml").write_text(f"output_dir: {out}\nepochs: 1\nnum_gpus: 0\n")
         (d / "finetune.slurm").write_text(
-            head + f"sleep {TRAIN_S * scale:.2f}\nmkdir -p {out}/epoch_0 && echo w > {out}/epoch_0/model.safetensors\n")
+            head + f"sleep {TRAIN_S * scale:.2f}\nmkdir -p {out}/epoch_0 && cp {root}/weights.safetensors {out}/epoch_0/model.safetensors\n")
         for t in ("a", "b"):
             (d / "eval" / f"{t}_epoch0.slurm").write_text(
                 head + f"sleep {EVAL_S * scale:.2f}\nmkdir -p logs && echo x > logs/{t}_epoch0.eval\n")

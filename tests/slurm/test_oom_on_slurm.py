@@ -32,7 +32,9 @@ block[::4096] = b"1" * len(block[::4096])  # touch every page: resident, not jus
 time.sleep(3)
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
-open(os.path.join(out, "model-00001-of-00001.safetensors"), "wb").write(b"weights")
+import numpy
+from safetensors.numpy import save_file
+save_file({"w": numpy.zeros(4, dtype="float32")}, os.path.join(out, "model-00001-of-00001.safetensors"))
 """
 
 
