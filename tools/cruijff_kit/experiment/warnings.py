@@ -27,7 +27,7 @@ MAX_DATASET_BYTES = 200_000_000  # larger files are not read at design time
 
 @dataclass(frozen=True)
 class DesignWarning:
-    code: str  # eval_split_overlaps_train | eval_split_small | warmup_fraction
+    code: str  # eval_split_overlaps_train | eval_split_small | warmup_fraction | no_steps
     message: str
     run: str | None = None
 
@@ -135,19 +135,24 @@ def design_warnings(exp: Experiment) -> list[DesignWarning]:
     n_train = len(train) if train is not None else None
     for run in exp.finetuned_runs:
         steps = steps_per_run(exp, run, n_train)
+        if steps == 0:
+            out.append(DesignWarning(
+                "no_steps", f"run {run.name} takes no optimizer step: {n_train} training rows are fewer than one "
+                "batch per rank (torchtune drops the last partial batch)", run=run.name))
+            continue
         if steps is None or warmup is None or warmup <= 0:
             continue
         if warmup >= WARMUP_FRACTION * steps:
-            pct = 100.0 * warmup / steps if steps else float("inf")
+            pct = 100.0 * warmup / steps
             out.append(DesignWarning(
                 "warmup_fraction",
                 f"run {run.name}: warmup is {warmup} steps, {pct:.0f}% of its {steps} optimizer steps "
                 f"(>= {WARMUP_FRACTION:.0%}); runs that differ in batch size would differ in warmup too "
-                f"(lower 'Warmup steps' below {max(int(WARMUP_FRACTION * min_steps(exp, n_train)), 1)})",
+                f"(set 'Warmup steps' below {max(int(WARMUP_FRACTION * min_steps(exp, n_train)), 1)})",
                 run=run.name))
     return out
 
 
 def min_steps(exp: Experiment, train_rows: int | None) -> int:
-    steps = [s for r in exp.finetuned_runs if (s := steps_per_run(exp, r, train_rows)) is not None]
+    steps = [s for r in exp.finetuned_runs if (s := steps_per_run(exp, r, train_rows))]
     return min(steps) if steps else 0
