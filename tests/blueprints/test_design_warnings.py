@@ -67,6 +67,18 @@ def test_steps_per_run_follows_torchtune(tmp_path):
     assert steps_per_run(exp, control, 103) is None and steps_per_run(exp, run, None) is None
 
 
+def test_steps_by_run_reads_the_train_split(tmp_path):
+    from cruijff_kit.experiment.model import Experiment, Run, RunType
+    from cruijff_kit.experiment.warnings import steps_by_run
+
+    data = generate(tmp_path / "d.json", n=50, seed=0, word_source=SHIPPED_WORDS)  # 40 train rows
+    runs = (Run(name="a", model="m", type=RunType.FINETUNED, lora_rank=8, learning_rate=1e-3, batch_size=4),
+            Run(name="b", model="m", type=RunType.FINETUNED, lora_rank=8, learning_rate=1e-3, batch_size=16),
+            Run(name="c", model="m", type=RunType.CONTROL))
+    exp = Experiment(name="e", dataset=str(data), epochs=2, gpus=0, runs=runs)
+    assert steps_by_run(exp) == {"a": 20, "b": 4, "c": None}
+
+
 def test_a_run_with_no_full_batch_is_named(tmp_path, capsys):
     data = tmp_path / "few.json"
     data.write_text(json.dumps({"train": [{"input": "a", "output": "A"}] * 5, "test": [{"input": "b", "output": "B"}] * 40}))

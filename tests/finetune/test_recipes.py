@@ -144,10 +144,11 @@ def _reference_val_loss(epoch_dir: Path, base_dir: Path, words_json: Path) -> fl
 
 def test_single_device_validation_loss_every_n_steps_and_each_epoch(setup_dict, tiny_model, words_json, tmp_path):
     setup = {**setup_dict, "epochs": 2, "max_steps_per_epoch": 3, "enable_validation": True,
-             "validation_every_n_steps": 2}
+             "validation_every_n_steps": 2, "logger": "wandb", "my_wandb_project": "ck-tests"}
     cfg = _write_config(setup, tmp_path / "run")
     assert "dataset_val:" in cfg.read_text() and "field: validation" in cfg.read_text()
-    _run([sys.executable, "-m", "cruijff_kit.finetune.recipes.lora_single_device", "--config", str(cfg)], cfg.parent)
+    _run([sys.executable, "-m", "cruijff_kit.finetune.recipes.lora_single_device", "--config", str(cfg)], cfg.parent,
+         env={"WANDB_MODE": "offline", "WANDB_API_KEY": "", "NETRC": str(tmp_path / "no-netrc")})
     out = Path(setup["output_dir"])
     lines = _val_lines(out)
     # every 2 steps (2, 4) and at each epoch end (3, 6; step 6 once, as the epoch end)
@@ -162,6 +163,9 @@ def test_single_device_validation_loss_every_n_steps_and_each_epoch(setup_dict, 
 
     assert [s for s, _ in read_loss_curve(out)] == list(range(1, 7))
     assert [s for s, _ in read_loss_curve(out, metric="val_loss")] == [2, 3, 4, 6]
+    # W&B (offline) got them too: its run file (protobuf records) holds val_loss history rows
+    (run_file,) = (out / "logs" / "wandb").glob("offline-run-*/run-*.wandb")
+    assert run_file.read_bytes().count(b"val_loss") >= 4
 
 
 def test_distributed_two_gloo_ranks_validation_loss_per_epoch(setup_dict, tiny_model, words_json, tmp_path):

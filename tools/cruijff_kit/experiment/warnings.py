@@ -102,6 +102,13 @@ def steps_per_run(exp: Experiment, run: Run, train_rows: int | None) -> int | No
     return per_epoch * exp.epochs
 
 
+def steps_by_run(exp: Experiment) -> dict[str, int | None]:
+    """Optimizer steps of every run (None: a control, or data not readable now), for the runs table."""
+    train = read_split(exp.dataset, "train") if exp.dataset else None
+    n_train = len(train) if train is not None else None
+    return {run.name: steps_per_run(exp, run, n_train) for run in exp.runs}
+
+
 def eval_splits(exp: Experiment) -> list[str]:
     """The splits the plan evaluates on (one global setting today; default test)."""
     return [(exp.config_value("Evaluation split") or "test").strip() or "test"]
