@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from pathlib import Path
 
 # Qwen2's pre-tokenisation split (torchtune's Qwen2Tokenizer uses the same pattern), so that
@@ -258,9 +257,11 @@ def _random_weights(*, seed: int, hidden: int, layers: int, heads: int, kv_heads
     return weights
 
 
-# ---- copy pre-training -------------------------------------------------------------------------
+# ---- the copy base model ------------------------------------------------------------------------
 
-COPY_LAG = 5  # answer-start "\\n" -> user word: <|im_end|> "\\n" <|im_start|> "assistant" "\\n"
+# Between the user's word and the answer: <|im_end|> "\n" <|im_start|> "assistant" "\n" (ChatML,
+# the same in torchtune's tokenizer and the chat template).
+_TURN_GAP = "<|im_end|>\n<|im_start|>assistant\n"
 
 
 def _lag_attention_biases(head_dim: int, rope_theta: float, lag: int, scale: float):
@@ -284,9 +285,10 @@ def copy_weights(weights: dict, config: dict, tok, *, seed: int, case_noise: flo
     - embeddings with structure, as real LLMs have: every shipped word shares a "word" vector,
       and the row of "Word" is the row of "word" plus one shared case vector (plus noise) that
       points slightly away from the word vector, so copying "apple" prefers "apple" to "Apple";
-    - layer 0's attention looks exactly COPY_LAG tokens back (RoPE-only scores) and copies that
+    - layer 0's attention looks exactly len(_TURN_GAP's tokens) back (RoPE-only scores) and copies that
       token's embedding into the residual stream: at the answer's first position that is the
-      user's word, at the next one it is <|im_end|>, so the answer is "word<|im_end|>";
+      user's word, at the next one it is <|im_end|>, so the answer is "word<|im_end|>" (for words
+      of one token: with vocab_size 2048 every shipped word is one token in both forms);
     - the other layers and all MLPs add nothing (zero output projections) until fine-tuned.
     """
     import torch
@@ -305,7 +307,8 @@ def copy_weights(weights: dict, config: dict, tok, *, seed: int, case_noise: flo
         embed[lo] = embed[lo] + word_vec
         embed[up] = embed[lo] + case_vec + torch.randn(hidden, generator=gen) * case_noise
     w["model.embed_tokens.weight"] = embed
-    q_bias, k_bias = _lag_attention_biases(head_dim, config["rope_theta"], COPY_LAG, scale=100.0)
+    lag = len(tok.encode(_TURN_GAP).ids)  # from the answer's first position back to the user's word
+    q_bias, k_bias = _lag_attention_biases(head_dim, config["rope_theta"], lag, scale=100.0)
     for i in range(config["num_hidden_layers"]):
         p = f"model.layers.{i}."
         w[p + "mlp.down_proj.weight"] = torch.zeros_like(w[p + "mlp.down_proj.weight"])
