@@ -85,3 +85,9 @@ def test_a_run_with_no_full_batch_is_named(tmp_path, capsys):
     report, _ = _design(tmp_path, capsys, data)
     no_steps = [w for w in report["warnings"] if w["code"] == "no_steps"]
     assert len(no_steps) == 1 and "8" in no_steps[0]["run"].rsplit("_", 1)[-1]  # batch 8 > 5 rows; batch 2 has 2 steps
+
+
+def test_a_missing_evaluation_split_is_named(tmp_path, capsys):
+    data = generate(tmp_path / "d.json", n=200, seed=0, word_source=SHIPPED_WORDS)
+    report, _ = _design(tmp_path, capsys, data, "--set", "Evaluation split=dev", "--set", "Warmup steps=1")
+    assert [w["code"] for w in report["warnings"]] == ["eval_split_missing"]

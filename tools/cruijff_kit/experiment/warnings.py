@@ -27,7 +27,7 @@ MAX_DATASET_BYTES = 200_000_000  # larger files are not read at design time
 
 @dataclass(frozen=True)
 class DesignWarning:
-    code: str  # eval_split_overlaps_train | eval_split_small | warmup_fraction | no_steps
+    code: str  # eval_split_overlaps_train | eval_split_small | eval_split_missing | warmup_fraction | no_steps
     message: str
     run: str | None = None
 
@@ -121,6 +121,9 @@ def design_warnings(exp: Experiment) -> list[DesignWarning]:
     for split in eval_splits(exp):
         rows = read_split(exp.dataset, split) if exp.dataset else None
         if rows is None:
+            if train is not None and split != "train":  # the data is readable, the split is not in it
+                out.append(DesignWarning(
+                    "eval_split_missing", f"the dataset has no evaluation split '{split}': evaluations will fail"))
             continue
         if len(rows) < MIN_EVAL_ROWS:
             out.append(DesignWarning(
