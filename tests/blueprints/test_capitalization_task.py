@@ -8,10 +8,16 @@ from cruijff_kit.blueprints.capitalization.inspect_task import capitalization
 
 
 @pytest.mark.parametrize("system_prompt", ["", "Capitalize the word {w}."])
-def test_eval_prompt_is_the_training_prefix(tiny_model, system_prompt):
+def test_eval_prompt_vs_training_prefix(tiny_model, system_prompt):
+    """With a system prompt, the chat template's prompt is the training sequence's prefix, token for
+    token. Without one, Qwen2.5's real template inserts its default system turn, which torchtune's
+    tokenizer does not: the raw template is NOT the training format (the evaluation side must not
+    use it as is; that is why the demo sets a system prompt)."""
     from torchtune.data import Message
     from torchtune.models.qwen2_5 import qwen2_5_tokenizer
     from transformers import AutoTokenizer
+
+    from cruijff_kit.tiny_model import QWEN_DEFAULT_SYSTEM_PROMPT
 
     tt = qwen2_5_tokenizer(path=str(tiny_model / "vocab.json"), merges_file=str(tiny_model / "merges.txt"),
                            special_tokens_path=str(tiny_model / "tokenizer.json"), max_seq_len=None)
@@ -23,8 +29,13 @@ def test_eval_prompt_is_the_training_prefix(tiny_model, system_prompt):
     chat = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": "apple"}]
     # What inspect's hf provider does: chat template with the generation prompt, then tokenize.
     prompt_ids = hf(hf.apply_chat_template(chat, add_generation_prompt=True, tokenize=False))["input_ids"]
-    assert train_tokens[: len(prompt_ids)] == prompt_ids
-    assert hf.decode(train_tokens[len(prompt_ids):]).startswith("Apple<|im_end|>")
+    if system_prompt:
+        assert train_tokens[: len(prompt_ids)] == prompt_ids
+        assert hf.decode(train_tokens[len(prompt_ids):]).startswith("Apple<|im_end|>")
+    else:
+        default_turn = hf(f"<|im_start|>system\n{QWEN_DEFAULT_SYSTEM_PROMPT}<|im_end|>\n")["input_ids"]
+        assert prompt_ids[: len(default_turn)] == default_turn
+        assert train_tokens[: len(prompt_ids) - len(default_turn)] == prompt_ids[len(default_turn):]
 
 
 def test_inspect_eval_on_tiny_model_writes_a_readable_log(tiny_model, tmp_path):

@@ -105,7 +105,8 @@ def test_extra_overrides_replace_and_add_keys(setup_dict):
 @pytest.mark.parametrize(
     "change,field",
     [
-        ({"enable_validation": True}, "enable_validation"),
+        ({"enable_validation": "yes"}, "enable_validation"),
+        ({"enable_validation": True, "validation_every_n_steps": 0}, "validation_every_n_steps"),
         ({"dataset_format": "csv"}, "dataset_format"),
         ({"lora_rank": "eight"}, "lora_rank"),
         ({"learning_rate": "fast"}, "learning_rate"),
@@ -122,9 +123,14 @@ def test_bad_setup_is_a_ck_error_naming_the_field(setup_dict, change, field):
     assert e.value.field == field and e.value.file == "setup_finetune.yaml"
 
 
-def test_validation_error_says_why(setup_dict):
-    with pytest.raises(CkError, match="no validation loop"):
-        render_finetune_yaml({**setup_dict, "enable_validation": True})
+def test_validation_reads_the_validation_split(setup_dict, tmp_path):
+    """Validation during training was refused before our recipes had a validation loop."""
+    assert "dataset_val" not in _load(setup_dict)
+    cfg = _load({**setup_dict, "enable_validation": True, "validation_every_n_steps": 5})
+    assert cfg.dataset_val.field == "validation" and cfg.dataset_val.data_files == setup_dict["dataset"]
+    assert cfg.dataset.field == "train" and cfg.run_val_every_n_steps == 5 and cfg.batch_size_val == cfg.batch_size
+    parquet = _load({**setup_dict, "enable_validation": True, "dataset_format": "parquet", "dataset": str(tmp_path)})
+    assert parquet.dataset_val.data_files == f"{tmp_path}/validation.parquet" and parquet.run_val_every_n_steps is None
 
 
 _scalars = st.one_of(

@@ -1,6 +1,7 @@
 """Our recipes run for real on CPU with torchtune 0.6.1 and write correct epoch checkpoints."""
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -99,3 +100,91 @@ def test_distributed_with_tune_run_nproc_2(setup_dict, tiny_model, tmp_path):
     _run([str(BIN / "tune"), "run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
           f"{RECIPES}/lora_distributed.py", "--config", str(cfg)], cfg.parent)
     _check_loads_and_merges(Path(setup_dict["output_dir"]) / "epoch_0", tiny_model)
+
+
+# ---- validation loss during training (finetune/recipes/validation.py) ----------------------------
+
+def _val_lines(output_dir: Path) -> list[dict]:
+    from cruijff_kit.analyze.loss_logs import log_files
+
+    out = []
+    for path in log_files(output_dir):
+        for line in path.read_text().splitlines():
+            if "val_loss:" in line:
+                step, _, rest = line.partition("|")
+                values = dict(kv.split(":", 1) for kv in rest.split())
+                out.append({"step": int(step.split()[1]), **{k: float(v) for k, v in values.items()}})
+    return out
+
+
+def _reference_val_loss(epoch_dir: Path, base_dir: Path, words_json: Path) -> float:
+    """Token-weighted loss of the validation rows, recomputed independently: the torchtune
+    tokenizer's training sequence and mask, transformers' model of the saved checkpoint."""
+    import json
+
+    import torch
+    from torchtune.data import Message
+    from torchtune.models.qwen2_5 import qwen2_5_tokenizer
+    from transformers import AutoModelForCausalLM
+
+    tt = qwen2_5_tokenizer(path=str(base_dir / "vocab.json"), merges_file=str(base_dir / "merges.txt"),
+                           special_tokens_path=str(base_dir / "tokenizer.json"), max_seq_len=None)
+    model = AutoModelForCausalLM.from_pretrained(epoch_dir).eval()
+    total, count = 0.0, 0
+    for row in json.loads(words_json.read_text())["validation"]:
+        tokens, mask = tt.tokenize_messages([Message(role="user", content=row["input"], masked=True),
+                                             Message(role="assistant", content=row["output"])])
+        labels = torch.tensor([t if not m else -100 for t, m in zip(tokens, mask)])
+        with torch.no_grad():
+            logits = model(torch.tensor([tokens])).logits[0]
+        total += torch.nn.functional.cross_entropy(logits[:-1], labels[1:], ignore_index=-100, reduction="sum").item()
+        count += int((labels[1:] != -100).sum())
+    return total / count
+
+
+def test_single_device_validation_loss_every_n_steps_and_each_epoch(setup_dict, tiny_model, words_json, tmp_path):
+    setup = {**setup_dict, "epochs": 2, "max_steps_per_epoch": 3, "enable_validation": True,
+             "validation_every_n_steps": 2, "logger": "wandb", "my_wandb_project": "ck-tests"}
+    cfg = _write_config(setup, tmp_path / "run")
+    assert "dataset_val:" in cfg.read_text() and "field: validation" in cfg.read_text()
+    _run([sys.executable, "-m", "cruijff_kit.finetune.recipes.lora_single_device", "--config", str(cfg)], cfg.parent,
+         env={"WANDB_MODE": "offline", "WANDB_API_KEY": "", "NETRC": str(tmp_path / "no-netrc")})
+    out = Path(setup["output_dir"])
+    lines = _val_lines(out)
+    # every 2 steps (2, 4) and at each epoch end (3, 6; step 6 once, as the epoch end)
+    assert [(v["step"], v.get("epoch")) for v in lines] == [(2, None), (3, 0.0), (4, None), (6, 1.0)]
+    for v in lines:
+        assert math.isfinite(v["val_loss"]) and v["val_loss"] > 0
+    for epoch, v in ((0, lines[1]), (1, lines[3])):
+        ref = _reference_val_loss(out / f"epoch_{epoch}", tiny_model, words_json)
+        assert v["val_loss"] == pytest.approx(ref, rel=1e-4), (epoch, v, ref)
+    # the training log is unchanged: a loss line per step
+    from cruijff_kit.analyze.loss_logs import read_loss_curve
+
+    assert [s for s, _ in read_loss_curve(out)] == list(range(1, 7))
+    assert [s for s, _ in read_loss_curve(out, metric="val_loss")] == [2, 3, 4, 6]
+    # W&B (offline) got them too: its run file (protobuf records) holds val_loss history rows
+    (run_file,) = (out / "logs" / "wandb").glob("offline-run-*/run-*.wandb")
+    assert run_file.read_bytes().count(b"val_loss") >= 4
+
+
+def test_distributed_two_gloo_ranks_validation_loss_per_epoch(setup_dict, tiny_model, words_json, tmp_path):
+    setup = {**setup_dict, "max_steps_per_epoch": 2, "enable_validation": True}
+    cfg = _write_config(setup, tmp_path / "run")
+    base_env = {"WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cruijff_kit.finetune.recipes.lora_distributed", "--config", str(cfg)],
+            cwd=cfg.parent, env={**os.environ, **base_env, "RANK": str(r), "LOCAL_RANK": str(r)},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for r in (0, 1)
+    ]
+    for p in procs:
+        out, _ = p.communicate(timeout=240)
+        assert p.returncode == 0, out[-5000:]
+    out_dir = Path(setup["output_dir"])
+    lines = _val_lines(out_dir)
+    assert [(v["step"], v.get("epoch")) for v in lines] == [(2, 0.0)]
+    # each rank evaluated its share; the all-reduced loss is the loss over the whole split
+    assert lines[0]["val_loss"] == pytest.approx(_reference_val_loss(out_dir / "epoch_0", tiny_model, words_json), rel=1e-4)

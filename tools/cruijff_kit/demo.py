@@ -1,8 +1,10 @@
 """`make demo`: the bundled example end to end on CPU with the local executor.
 
 design -> scaffold -> run (train, then evaluate each run) -> results table, on a tiny
-Qwen2.5-style model made here (no hub) and the capitalization blueprint. Re-running resumes:
-finished jobs are not redone, and a finished demo submits nothing.
+Qwen2.5-style model made here (no hub) and the capitalization blueprint: runs train on the
+train words and are evaluated on the held-out test words (distinct words), against the base
+model as control. Re-running resumes: finished jobs are not redone, and a finished demo
+submits nothing.
 
     python -m cruijff_kit.demo [--out DIR] [--fresh] [--max-parallel N]
 """
@@ -31,9 +33,10 @@ def _settings() -> dict:
         "lrs": d.GRID["learning_rate"],
         "batch_size": d.TRAINING["batch_size"],
         "epochs": d.TRAINING["epochs"],
+        "system_prompt": d.SYSTEM_PROMPT,
         "config": {
-            "Evaluation split": d.EVAL_SPLIT,  # the model memorises; it does not generalise
-            "Eval max tokens": 4,
+            "Evaluation split": d.EVAL_SPLIT,  # held-out words
+            "Eval max tokens": d.EVAL_MAX_TOKENS,
             "Warmup steps": d.TRAINING["lr_warmup_steps"],
             "Weight decay": d.TRAINING["weight_decay"],
         },
@@ -78,7 +81,7 @@ def run_demo(out: Path, *, fresh: bool = False, max_parallel: int = 1) -> int:
         argv = ["design", str(exp), "--name", s["name"], "--model", f"tiny-qwen={model}", "--dataset", str(data),
                 "--ranks", ",".join(map(str, s["ranks"])), "--lrs", ",".join(map(str, s["lrs"])),
                 "--batch-sizes", str(s["batch_size"]), "--epochs", str(s["epochs"]), "--gpus", "0",
-                "--task", f"capitalization={task}@{s['epochs'] - 1}"]
+                "--task", f"capitalization={task}@{s['epochs'] - 1}", "--system-prompt", s["system_prompt"]]
         for key, value in s["config"].items():
             argv += ["--set", f"{key}={value}"]
         if ck(argv):

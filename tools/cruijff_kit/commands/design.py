@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CkError
-from ._common import emit_json
+from ._common import emit_json, warn
 
 
 def _csv(cast):
@@ -119,10 +119,18 @@ def run(args) -> int:
                       f"gpus={exp.gpus}; controls={spec.controls}",
               result=f"{len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s), "
                      f"{len(exp.evaluations)} task(s) -> {summary}")
+    from ..experiment.warnings import design_warnings
+
+    warnings = design_warnings(exp)
+    for w in warnings:
+        log.write("DESIGN_WARNING", w.code, details=w.message)
     if args.json:
         emit_json({"experiment": exp.name, "summary": str(summary), "runs": [r.name for r in exp.runs],
-                   "finetuned": len(exp.finetuned_runs), "controls": len(exp.control_runs)})
+                   "finetuned": len(exp.finetuned_runs), "controls": len(exp.control_runs),
+                   "warnings": [w.as_dict() for w in warnings]})
     else:
+        for w in warnings:
+            warn(w.message)
         print(f"Wrote {summary}: {len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s)")
         print(f"Next: ck scaffold {exp_dir}")
     return 0

@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "num_cpu_ranks": 1,
     "system_prompt": "",
     "enable_validation": False,
+    # With enable_validation: also validate every N optimizer steps (None: at each epoch end only).
+    "validation_every_n_steps": None,
     "logger": "disk",
     "my_wandb_project": None,
     "my_wandb_run_name": None,
@@ -80,13 +82,10 @@ def with_defaults(setup: dict) -> dict:
     if s["num_gpus"] > 0 and s["num_cpu_ranks"] > 1:
         raise CkError("num_cpu_ranks is for CPU training (num_gpus: 0); GPU runs start one rank per GPU",
                       file=SETUP_FILE, field="num_cpu_ranks")
-    if s["enable_validation"]:
-        raise CkError(
-            "validation during training is not supported: torchtune 0.6.1's LoRA recipes have no validation loop",
-            file=SETUP_FILE,
-            field="enable_validation",
-            hint="set 'Validation during training: false' and evaluate the epoch checkpoints with inspect instead",
-        )
+    if not isinstance(s["enable_validation"], bool):
+        raise CkError(f"must be true or false, got {s['enable_validation']!r}", file=SETUP_FILE, field="enable_validation")
+    if s["validation_every_n_steps"] is not None:
+        _check_int(s, "validation_every_n_steps", minimum=1)
     if "${" in str(s["system_prompt"]):
         # torchtune resolves its config more than once, so even an escaped "\${" comes back as an interpolation.
         raise CkError("the system prompt may not contain '${' (torchtune's config reads it as an interpolation)",
@@ -124,18 +123,18 @@ def recipe_module(setup: dict) -> str:
     return DISTRIBUTED_RECIPE if is_distributed(setup) else SINGLE_DEVICE_RECIPE
 
 
-def dataset_component(s: dict) -> dict[str, Any]:
-    """torchtune's instruct_dataset over the train split.
+def dataset_component(s: dict, split: str = "train") -> dict[str, Any]:
+    """torchtune's instruct_dataset over one split (train; validation for the validation loss).
 
-    json:    one file {"train": [...], "validation": [...], "test": [...]}; `field: train` picks the split.
+    json:    one file {"train": [...], "validation": [...], "test": [...]}; `field: <split>` picks the split.
     parquet: a directory holding one file per split: train.parquet, validation.parquet, test.parquet.
     """
     path = str(s["dataset"])
     ds: dict[str, Any] = {"_component_": "torchtune.datasets.instruct_dataset"}
     if s["dataset_format"] == "json":
-        ds.update(source="json", data_files=path, field="train")
+        ds.update(source="json", data_files=path, field=split)
     else:
-        ds.update(source="parquet", data_files=path.rstrip("/") + "/train.parquet")
+        ds.update(source="parquet", data_files=path.rstrip("/") + f"/{split}.parquet")
     ds.update(split="train", column_map={"input": "input", "output": "output"},
               train_on_input=bool(s["train_on_input"]), packed=False)
     if s["system_prompt"]:
@@ -206,6 +205,11 @@ def finetune_config(setup: dict) -> dict[str, Any]:
     }
     if is_distributed(s):
         cfg["fsdp_cpu_offload"] = False  # True needs pin_memory, i.e. an accelerator
+    if s["enable_validation"]:
+        # Read by our recipes' validation loop (finetune/recipes/validation.py); same names as later torchtune.
+        cfg["dataset_val"] = dataset_component(s, "validation")
+        cfg["run_val_every_n_steps"] = s["validation_every_n_steps"]
+        cfg["batch_size_val"] = s["batch_size"]
     for dotted, value in s["extra_overrides"].items():
         _set_dotted(cfg, str(dotted), value)
     return cfg

@@ -99,6 +99,7 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
     "weight_decay": _num(positive=False),
     "system_prompt": _str(),
     "enable_validation": _bool,
+    "validation_every_n_steps": _int(1, nullable=True),
     "logger": _str(choices=("disk", "wandb")),
     "extra_overrides": _mapping,
     "output_dir": _str(nonempty=True),
@@ -107,7 +108,7 @@ SCHEMA: dict[str, Callable[[Any], str | None]] = {
 }
 OPTIONAL = {"lr_warmup_steps", "weight_decay", "my_wandb_project", "my_wandb_run_name", "max_steps_per_epoch", "extra_overrides",
             "system_prompt", "enable_validation", "seed", "logger", "num_nodes", "num_cpu_ranks", "lora_dropout",
-            "gradient_accumulation_steps"}
+            "gradient_accumulation_steps", "validation_every_n_steps"}
 
 
 def load_setup(path: str | Path) -> dict:

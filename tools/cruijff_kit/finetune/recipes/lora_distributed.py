@@ -7,6 +7,7 @@ each replacement behaves exactly like the original whenever CUDA is present:
   3. training.cleanup_before_training()        -> calls torch.cpu.empty_cache(), which does not
                                                    exist: only collect garbage.
 (The distributed recipe merges LoRA into a gathered copy, so it has no in-place merge bug.)
+The recipe class adds the validation loop (finetune/recipes/validation.py).
 
 Ranks come from the environment (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), set
 by `tune run --nproc_per_node N`, torchrun, or by hand / from SLURM_* for `srun`:
@@ -26,6 +27,7 @@ from torchtune import training
 from torchtune.utils import get_torch_device_namespace
 
 from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
+from cruijff_kit.finetune.recipes.validation import ValidationLoop
 
 _stock = load_recipe("lora_finetune_distributed")
 
@@ -59,7 +61,8 @@ _stock.init_process_group = init_process_group
 training.get_memory_stats = get_memory_stats
 training.cleanup_before_training = cleanup_before_training
 
-class LoRAFinetuneRecipeDistributed(_stock.LoRAFinetuneRecipeDistributed):
+# ValidationLoop: validation loss during training when the config has dataset_val (see validation.py).
+class LoRAFinetuneRecipeDistributed(ValidationLoop, _stock.LoRAFinetuneRecipeDistributed):
     def save_checkpoint(self, epoch: int) -> None:
         super().save_checkpoint(epoch=epoch)
         self._stamp_prompt_format(epoch)
@@ -70,7 +73,7 @@ class LoRAFinetuneRecipeDistributed(_stock.LoRAFinetuneRecipeDistributed):
             stamp_epoch(self._checkpointer, epoch, adapter_only=self._save_adapter_weights_only)
 
 
-# the stock recipe_main instantiates the class by its module-level name
+# The stock recipe_main instantiates the class by its module-level name.
 _stock.LoRAFinetuneRecipeDistributed = LoRAFinetuneRecipeDistributed
 recipe_main = _stock.recipe_main
 

@@ -20,11 +20,13 @@ from omegaconf import DictConfig
 from torchtune import config
 
 from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
+from cruijff_kit.finetune.recipes.validation import ValidationLoop
 
 _stock = load_recipe("lora_finetune_single_device")
 
 
-class LoRAFinetuneRecipeSingleDevice(_stock.LoRAFinetuneRecipeSingleDevice):
+# ValidationLoop: validation loss during training when the config has dataset_val (see validation.py).
+class LoRAFinetuneRecipeSingleDevice(ValidationLoop, _stock.LoRAFinetuneRecipeSingleDevice):
     def save_checkpoint(self, epoch: int) -> None:
         if self._device.type != "cpu":
             super().save_checkpoint(epoch)

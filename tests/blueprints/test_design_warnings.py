@@ -1,0 +1,93 @@
+"""`ck design` warns (and --json reports) plans that would answer the question wrongly: evaluating on
+training rows, on a tiny split, or with a warmup that is a big part of a run."""
+from __future__ import annotations
+
+import json
+
+from cruijff_kit.blueprints.capitalization import demo
+from cruijff_kit.blueprints.capitalization.generate import SHIPPED_WORDS, generate
+from cruijff_kit.cli import main as ck
+
+
+def _design(tmp_path, capsys, data, *extra):
+    capsys.readouterr()
+    rc = ck(["design", str(tmp_path / "exp"), "--model", f"tiny={tmp_path}", "--dataset", str(data), "--ranks", "8",
+             "--lrs", "1e-3", "--batch-sizes", "2,8", "--epochs", "1", "--gpus", "0", "--json", *extra])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    return json.loads(out.out), out.err
+
+
+def test_old_demo_layout_fires_every_warning(tmp_path, capsys):
+    # the previous demo: 25 words, train repeated 15x (300 rows), evaluated on the train split, warmup 100
+    data = generate(tmp_path / "old.json", n=25, seed=0, splits=(0.8, 0.1, 0.1), word_source=SHIPPED_WORDS, repeat=15)
+    report, _ = _design(tmp_path, capsys, data, "--set", "Evaluation split=train")
+    codes = [w["code"] for w in report["warnings"]]
+    assert "eval_split_overlaps_train" in codes
+    # batch 8: 300 // 8 = 37 steps, warmup 100 -> warned; batch 2: 150 steps, 100 >= 37.5 -> warned too
+    warm = {w["run"]: w["message"] for w in report["warnings"] if w["code"] == "warmup_fraction"}
+    assert len(warm) == 2 and any("37 optimizer steps" in m for m in warm.values())
+    assert any("150 optimizer steps" in m for m in warm.values())
+
+    report, _ = _design(tmp_path, capsys, data, "--force")  # default split: test, 3 rows
+    codes = [w["code"] for w in report["warnings"]]
+    assert "eval_split_small" in codes and "eval_split_overlaps_train" not in codes
+
+
+def test_warnings_printed_and_logged_without_json(tmp_path, capsys):
+    data = generate(tmp_path / "old.json", n=25, seed=0, word_source=SHIPPED_WORDS)
+    rc = ck(["design", str(tmp_path / "exp"), "--model", f"tiny={tmp_path}", "--dataset", str(data), "--ranks", "8",
+             "--lrs", "1e-3", "--epochs", "1", "--gpus", "0"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "warning: evaluation split 'test' has 3 rows" in err
+    assert "DESIGN_WARNING" in (tmp_path / "exp" / "design-experiment.log").read_text()
+
+
+def test_demo_plan_has_no_warnings(tmp_path, capsys):
+    data = generate(tmp_path / "demo.json", **demo.DATA)
+    report, err = _design(tmp_path, capsys, data, "--set", f"Warmup steps={demo.TRAINING['lr_warmup_steps']}",
+                          "--set", f"Evaluation split={demo.EVAL_SPLIT}")
+    assert report["warnings"] == [] and "warning" not in err
+
+
+def test_steps_per_run_follows_torchtune(tmp_path):
+    """drop_last batches, ceil(rows / ranks) per rank, gradient accumulation, max_steps_per_epoch."""
+    from cruijff_kit.experiment.model import Experiment, Run, RunType
+    from cruijff_kit.experiment.warnings import steps_per_run
+
+    run = Run(name="r", model="m", type=RunType.FINETUNED, lora_rank=8, learning_rate=1e-3, batch_size=4)
+    exp = Experiment(name="e", epochs=3, gpus=0, runs=(run,))
+    assert steps_per_run(exp, run, 103) == 3 * (103 // 4)
+    exp2 = Experiment(name="e", epochs=2, gpus=0, runs=(run,), config_extra=(("CPU ranks", "2"),
+                                                                               ("Gradient accumulation steps", "2")))
+    assert steps_per_run(exp2, run, 103) == 2 * ((52 // 4) // 2)
+    exp3 = Experiment(name="e", epochs=2, gpus=0, runs=(run,), config_extra=(("Max steps per epoch", "5"),))
+    assert steps_per_run(exp3, run, 103) == 10
+    control = Run(name="c", model="m", type=RunType.CONTROL)
+    assert steps_per_run(exp, control, 103) is None and steps_per_run(exp, run, None) is None
+
+
+def test_steps_by_run_reads_the_train_split(tmp_path):
+    from cruijff_kit.experiment.model import Experiment, Run, RunType
+    from cruijff_kit.experiment.warnings import steps_by_run
+
+    data = generate(tmp_path / "d.json", n=50, seed=0, word_source=SHIPPED_WORDS)  # 40 train rows
+    runs = (Run(name="a", model="m", type=RunType.FINETUNED, lora_rank=8, learning_rate=1e-3, batch_size=4),
+            Run(name="b", model="m", type=RunType.FINETUNED, lora_rank=8, learning_rate=1e-3, batch_size=16),
+            Run(name="c", model="m", type=RunType.CONTROL))
+    exp = Experiment(name="e", dataset=str(data), epochs=2, gpus=0, runs=runs)
+    assert steps_by_run(exp) == {"a": 20, "b": 4, "c": None}
+
+
+def test_a_run_with_no_full_batch_is_named(tmp_path, capsys):
+    data = tmp_path / "few.json"
+    data.write_text(json.dumps({"train": [{"input": "a", "output": "A"}] * 5, "test": [{"input": "b", "output": "B"}] * 40}))
+    report, _ = _design(tmp_path, capsys, data)
+    no_steps = [w for w in report["warnings"] if w["code"] == "no_steps"]
+    assert len(no_steps) == 1 and "8" in no_steps[0]["run"].rsplit("_", 1)[-1]  # batch 8 > 5 rows; batch 2 has 2 steps
+
+
+def test_a_missing_evaluation_split_is_named(tmp_path, capsys):
+    data = generate(tmp_path / "d.json", n=200, seed=0, word_source=SHIPPED_WORDS)
+    report, _ = _design(tmp_path, capsys, data, "--set", "Evaluation split=dev", "--set", "Warmup steps=1")
+    assert [w["code"] for w in report["warnings"]] == ["eval_split_missing"]
