@@ -59,8 +59,8 @@ INFORMATIONAL = {
 
 # "**Key:** value" (the seeds' form) or "**Key**: value"
 _BULLET = re.compile(r"^\*\*(?P<key>[^*]+?)\s*(?::\s*\*\*|\*\*\s*:)\s*(?P<val>.*)$", re.S)
-_CHECK = re.compile(r"^\s*(✓|✔|x|yes|y)\b\s*(?P<rest>.*)$", re.I)
-_CROSS = {"", "-", "—", "–", "✗", "✘", "no", "n", "x̶"}
+_CHECK = re.compile(r"^\s*(?:✓|✔|☑|✅|yes\b)\s*(?P<rest>.*)$", re.I)
+_CROSS = {"", "-", "—", "–", "✗", "✘", "❌", "no", "x"}
 
 
 def _norm_header(text: str) -> str:
