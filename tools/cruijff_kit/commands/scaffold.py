@@ -23,8 +23,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..scaffold.orchestrator import scaffold_experiment
 
-    report = scaffold_experiment(experiment_dir(args.dir), only=args.only, dry_run=args.dry_run,
-                                 config=args.config, force=args.force)
+    from ..errors import CkError
+
+    try:
+        report = scaffold_experiment(experiment_dir(args.dir), only=args.only, dry_run=args.dry_run,
+                                     config=args.config, force=args.force)
+    except OSError as exc:  # read-only directory, full disk …: a message naming the file, never a traceback
+        raise CkError(f"cannot write: {exc.strerror}", file=exc.filename or args.dir) from None
     if args.json:
         emit_json(report.to_dict())
     else:
