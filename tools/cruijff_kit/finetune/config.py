@@ -67,10 +67,6 @@ def with_defaults(setup: dict) -> dict:
     if s["num_gpus"] > 0 and s["num_cpu_ranks"] > 1:
         raise CkError("num_cpu_ranks is for CPU training (num_gpus: 0); GPU runs start one rank per GPU",
                       file=SETUP_FILE, field="num_cpu_ranks")
-    if not isinstance(s["enable_validation"], bool):
-        raise CkError(f"must be true or false, got {s['enable_validation']!r}", file=SETUP_FILE, field="enable_validation")
-    if s["validation_every_n_steps"] is not None:
-        _check_int(s, "validation_every_n_steps", minimum=1)
     if "${" in str(s["system_prompt"]):
         # torchtune resolves its config more than once, so even an escaped "\${" comes back as an interpolation.
         raise CkError("the system prompt may not contain '${' (torchtune's config reads it as an interpolation)",
