@@ -106,8 +106,10 @@ def checkpoint_problems(path: Path) -> list[str]:
                                        if not ((path / f).is_file() and (path / f).stat().st_size > 0)]
     else:
         weights = sorted(p for p in path.glob("*.safetensors") if not p.name.startswith("adapter_model"))
-        if not weights:
-            problems.append(f"{path}: no model weights (*.safetensors)")
+        adapter_only = (path / "adapter_config.json").is_file() and any(
+            (path / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin", "adapter_model.pt"))
+        if not weights and not adapter_only:  # an adapter-only epoch (the default save) is weights enough
+            problems.append(f"{path}: no model weights (*.safetensors) and no LoRA adapter")
         problems += [p for w in weights if (p := safetensors_problem(w))]
     adapter = path / "adapter_model.safetensors"
     if adapter.exists():
