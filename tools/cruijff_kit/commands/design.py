@@ -119,7 +119,7 @@ def run(args) -> int:
                       f"gpus={exp.gpus}; controls={spec.controls}",
               result=f"{len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s), "
                      f"{len(exp.evaluations)} task(s) -> {summary}")
-    from ..experiment.warnings import design_warnings
+    from ..experiment.warnings import design_warnings, steps_by_run
 
     warnings = design_warnings(exp)
     for w in warnings:
@@ -127,7 +127,7 @@ def run(args) -> int:
     if args.json:
         emit_json({"experiment": exp.name, "summary": str(summary), "runs": [r.name for r in exp.runs],
                    "finetuned": len(exp.finetuned_runs), "controls": len(exp.control_runs),
-                   "warnings": [w.as_dict() for w in warnings]})
+                   "steps": steps_by_run(exp), "warnings": [w.as_dict() for w in warnings]})
     else:
         for w in warnings:
             warn(w.message)
