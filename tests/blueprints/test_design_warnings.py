@@ -50,33 +50,18 @@ def test_demo_plan_has_no_warnings(tmp_path, capsys):
     assert report["warnings"] == [] and "warning" not in err
 
 
-def test_steps_per_run_follows_torchtune(tmp_path):
-    """drop_last batches, ceil(rows / ranks) per rank, gradient accumulation, max_steps_per_epoch."""
-    from cruijff_kit.experiment.model import Experiment, Run, RunType
-    from cruijff_kit.experiment.warnings import steps_per_run
-
-    run = Run(name="r", model="m", type=RunType.FINETUNED, lora_rank=8, learning_rate=1e-3, batch_size=4)
-    exp = Experiment(name="e", epochs=3, gpus=0, runs=(run,))
-    assert steps_per_run(exp, run, 103) == 3 * (103 // 4)
-    exp2 = Experiment(name="e", epochs=2, gpus=0, runs=(run,), config_extra=(("CPU ranks", "2"),
-                                                                               ("Gradient accumulation steps", "2")))
-    assert steps_per_run(exp2, run, 103) == 2 * ((52 // 4) // 2)
-    exp3 = Experiment(name="e", epochs=2, gpus=0, runs=(run,), config_extra=(("Max steps per epoch", "5"),))
-    assert steps_per_run(exp3, run, 103) == 10
-    control = Run(name="c", model="m", type=RunType.CONTROL)
-    assert steps_per_run(exp, control, 103) is None and steps_per_run(exp, run, None) is None
-
-
-def test_steps_by_run_reads_the_train_split(tmp_path):
-    from cruijff_kit.experiment.model import Experiment, Run, RunType
-    from cruijff_kit.experiment.warnings import steps_by_run
-
-    data = generate(tmp_path / "d.json", n=50, seed=0, word_source=SHIPPED_WORDS)  # 40 train rows
-    runs = (Run(name="a", model="m", type=RunType.FINETUNED, lora_rank=8, learning_rate=1e-3, batch_size=4),
-            Run(name="b", model="m", type=RunType.FINETUNED, lora_rank=8, learning_rate=1e-3, batch_size=16),
-            Run(name="c", model="m", type=RunType.CONTROL))
-    exp = Experiment(name="e", dataset=str(data), epochs=2, gpus=0, runs=runs)
-    assert steps_by_run(exp) == {"a": 20, "b": 4, "c": None}
+def test_steps_per_run_follows_torchtune(tmp_path, capsys):
+    """drop_last batches, ceil(rows / ranks) per rank, gradient accumulation, max_steps_per_epoch
+    (`ck design --json` reports them per run; controls train nothing)."""
+    data = generate(tmp_path / "d.json", n=129, seed=0, splits=(0.8, 0.1, 0.1), word_source=SHIPPED_WORDS)  # 103 train
+    report, _ = _design(tmp_path, capsys, data, "--epochs", "3", "--set", "Warmup steps=1")
+    assert sorted(report["steps"].values(), key=str) == sorted([3 * (103 // 2), 3 * (103 // 8), None], key=str)
+    report, _ = _design(tmp_path, capsys, data, "--force", "--epochs", "2", "--set", "CPU ranks=2",
+                        "--set", "Gradient accumulation steps=2", "--set", "Warmup steps=1")
+    assert sorted(v for v in report["steps"].values() if v is not None) == [2 * ((52 // 8) // 2), 2 * ((52 // 2) // 2)]
+    report, _ = _design(tmp_path, capsys, data, "--force", "--epochs", "2", "--set", "Max steps per epoch=5",
+                        "--set", "Warmup steps=1")
+    assert sorted(v for v in report["steps"].values() if v is not None) == [10, 10]
 
 
 def test_a_run_with_no_full_batch_is_named(tmp_path, capsys):

@@ -133,7 +133,7 @@ def run(args) -> int:
     spec = build_spec(args)
     spec.experiment_dir = str(exp_dir)
     exp, text = plan_summary(spec)  # everything checked before the first byte is written
-    from ..experiment.warnings import design_warnings
+    from ..experiment.warnings import design_warnings, steps_by_run
 
     advice = design_warnings(exp)  # evaluation split overlap / size, warmup share of the steps
     try:
@@ -154,6 +154,7 @@ def run(args) -> int:
     if args.json:
         emit_json({"experiment": exp.name, "summary": str(summary), "runs": [r.name for r in exp.runs],
                    "finetuned": len(exp.finetuned_runs), "controls": len(exp.control_runs),
+                   "steps": steps_by_run(exp),
                    "warnings": [{"code": "plan", "message": w} for w in exp.warnings]
                                + [w.as_dict() for w in advice]})
     else:

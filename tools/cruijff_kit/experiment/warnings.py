@@ -67,7 +67,14 @@ def _row_key(row) -> str:
     return json.dumps(row, sort_keys=True, default=str)
 
 
-def _config_int(exp: Experiment, key: str, default: int | None) -> int | None:
+def _config_int(exp: Experiment, key: str, default: int | None, run: Run | None = None,
+                setup_key: str | None = None) -> int | None:
+    """A setting's effective value: the run's own when the plan model has per-run settings
+    (Experiment.value of the settings schema), else the plan's Configuration line."""
+    value = getattr(exp, "value", None)
+    if value is not None and setup_key is not None:
+        v = value(setup_key, run)
+        return default if v is None else int(v)
     text = exp.config_value(key)
     if text is None or text.strip() in ("", "-"):
         return default
@@ -80,8 +87,8 @@ def _config_int(exp: Experiment, key: str, default: int | None) -> int | None:
 def world_size(exp: Experiment) -> int:
     """Data-parallel ranks of a run: GPUs x nodes, or CPU ranks when training on CPU."""
     if exp.gpus > 0:
-        return exp.gpus * max(_config_int(exp, "Nodes", 1) or 1, 1)
-    return max(_config_int(exp, "CPU ranks", 1) or 1, 1)
+        return exp.gpus * max(_config_int(exp, "Nodes", 1, setup_key="num_nodes") or 1, 1)
+    return max(_config_int(exp, "CPU ranks", 1, setup_key="num_cpu_ranks") or 1, 1)
 
 
 def steps_per_run(exp: Experiment, run: Run, train_rows: int | None) -> int | None:
@@ -92,14 +99,14 @@ def steps_per_run(exp: Experiment, run: Run, train_rows: int | None) -> int | No
     """
     if not run.finetuned or train_rows is None:
         return None
-    batch = run.batch_size or exp.batch_size
-    accum = max(_config_int(exp, "Gradient accumulation steps", 1) or 1, 1)
+    batch = _config_int(exp, "Batch size", None, run, "batch_size") or run.batch_size or exp.batch_size
+    accum = max(_config_int(exp, "Gradient accumulation steps", 1, run, "gradient_accumulation_steps") or 1, 1)
     per_rank = math.ceil(train_rows / world_size(exp))
     per_epoch = (per_rank // max(batch, 1)) // accum
-    cap = _config_int(exp, "Max steps per epoch", None)
+    cap = _config_int(exp, "Max steps per epoch", None, run, "max_steps_per_epoch")
     if cap is not None and cap < per_epoch:
         per_epoch = cap
-    return per_epoch * exp.epochs
+    return per_epoch * (_config_int(exp, "Epochs", None, run, "epochs") or exp.epochs)
 
 
 def steps_by_run(exp: Experiment) -> dict[str, int | None]:
@@ -110,8 +117,15 @@ def steps_by_run(exp: Experiment) -> dict[str, int | None]:
 
 
 def eval_splits(exp: Experiment) -> list[str]:
-    """The splits the plan evaluates on (one global setting today; default test)."""
+    """The splits the plan evaluates on (per task when the plan model has them; default test)."""
+    per_task = getattr(exp, "eval_split", None)
+    if per_task is not None:
+        return sorted({per_task(ev) for ev in exp.evaluations}) or [per_task_default(exp)]
     return [(exp.config_value("Evaluation split") or "test").strip() or "test"]
+
+
+def per_task_default(exp: Experiment) -> str:
+    return str(exp.value("eval_split") or "test")
 
 
 def design_warnings(exp: Experiment) -> list[DesignWarning]:
@@ -141,9 +155,9 @@ def design_warnings(exp: Experiment) -> list[DesignWarning]:
                     f"evaluation split '{split}' shares {shared} of its {len(rows)} rows with the training split: "
                     "scores on it measure recall of training examples, not learning (evaluate on held-out data, "
                     "e.g. 'Evaluation split: test')"))
-    warmup = _config_int(exp, "Warmup steps", DEFAULT_WARMUP_STEPS)
     n_train = len(train) if train is not None else None
     for run in exp.finetuned_runs:
+        warmup = _config_int(exp, "Warmup steps", DEFAULT_WARMUP_STEPS, run, "lr_warmup_steps")
         steps = steps_per_run(exp, run, n_train)
         if steps == 0:
             out.append(DesignWarning(

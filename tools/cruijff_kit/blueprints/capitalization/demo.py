@@ -11,6 +11,11 @@ it as the shared case shift generalises to the test words.
 
 The system prompt is set so the evaluation prompt equals the training prompt token for token
 whatever the chat template does without one (Qwen2.5's inserts its default system prompt).
+
+Measured (bench/demo_time.py on the shared 2-core box, load average ~9; exact match on the 106
+held-out words; the numbers are deterministic): control 0.000; rank 4 / lr 3e-3 0.991; rank 8 /
+lr 3e-3 0.981; lr 1e-3 runs 0.009 and 0.019 (too little learning in 52 steps). Whole demo 305 s
+wall, 173 CPU-seconds including every job (about 90 s of CPU per core on an idle 2-core box).
 """
 from __future__ import annotations
 
