@@ -325,7 +325,7 @@ def plan_summary(spec: DesignSpec) -> tuple[Experiment, str]:
     warnings = [f"task {ev.task!r}: script {ev.script!r} not found here; `ck scaffold` refuses until it exists "
                 "(`ck task new` writes one)" for ev in back.evaluations
                 if ev.script and Path(ev.script).is_absolute() and not Path(ev.script).is_file()]
-    return replace(back, warnings=tuple(warnings)), text
+    return replace(back, warnings=back.warnings + tuple(warnings)), text
 
 
 def load_spec_file(path: str | Path) -> DesignSpec:
