@@ -1,4 +1,4 @@
-"""claude.local.md: the user's environment (seed 002) plus SLURM defaults.
+"""claude.local.md: the user's environment (paths, venv or conda, W&B project) plus SLURM defaults.
 
 Lines of the form `key: value` (optionally as `- key: value` or `- **key:** value`) are read
 anywhere in the file; prose is ignored. See claude.local.md.example for every key.
@@ -140,7 +140,7 @@ def find_local_config(*start_dirs: str | Path) -> Path | None:
 
 
 def load_local_config(path: str | Path | None = None, *, search: tuple = ()) -> LocalConfig:
-    """Read claude.local.md; when there is none, defaults plus a warning (seed 001)."""
+    """Read claude.local.md; when there is none, defaults plus a warning (the local executor and the demo need none)."""
     p = Path(path) if path else find_local_config(*search)
     if p is None:
         cfg = LocalConfig()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""scaffold-torchtune's per-run step (seed 002): run inside a run directory.
+"""scaffold-torchtune's per-run step: run inside a run directory (after a hand edit of setup_finetune.yaml).
 
     cd EXPERIMENT/rank8_lr1e-5 && python /path/to/cruijff_kit/tools/torchtune/setup_finetune.py
 

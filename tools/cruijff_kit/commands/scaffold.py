@@ -2,7 +2,7 @@
 
 DIR may also be one run directory (it holds setup_finetune.yaml, no experiment_summary.md): then
 only that run's finetune.yaml + finetune.slurm are rewritten from its (hand-edited)
-setup_finetune.yaml, the step seed 002 ran as tools/torchtune/setup_finetune.py."""
+setup_finetune.yaml, as tools/torchtune/setup_finetune.py does inside a checkout."""
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,4 @@
-"""Run directory names from the parameters that vary (seed 002): rank8_lr1e-5/, rank8/,
+"""Run directory names from the parameters that vary (a name says what differs): rank8_lr1e-5/, rank8/,
 Llama-3.2-1B_rank8/, rank8_drop0.1/; control runs: base/ (or <model>_base/ when several models).
 Any per-run setting may vary; its short name comes from experiment/settings.py."""
 from __future__ import annotations

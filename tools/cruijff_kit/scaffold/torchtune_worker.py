@@ -1,7 +1,7 @@
 """scaffold-torchtune: run directories, setup_finetune.yaml, then finetune.yaml + finetune.slurm.
 
 `generate_from_setup(run_dir)` is what tools/torchtune/setup_finetune.py runs inside a run
-directory (seed 002); `ck scaffold` calls the same function in-process.
+directory (the workflow for hand-edited runs); `ck scaffold` calls the same function in-process.
 """
 from __future__ import annotations
 
