@@ -190,8 +190,9 @@ def _effects(results: Results, ft: list[Row], f: TaskFindings, sign: float) -> N
                 means.append(LevelMean(p, format_param(lv), value, se, [c.run for c in cells]))
         if len(means) < 2:
             continue
-        best = max(means, key=lambda m: sign * m.value)
-        worst = min(means, key=lambda m: sign * m.value)
+        # sorted, not max/min: on a tie max and min return the same level ("rank 4 -> 4")
+        ordered = sorted(means, key=lambda m: sign * m.value)
+        worst, best = ordered[0], ordered[-1]
         f.effects.append(MainEffect(p, means, best.level, worst.level,
                                     stats.difference(best.value, best.se, worst.value, worst.se)))
     f.effects.sort(key=lambda e: -abs(e.effect.value))
