@@ -86,7 +86,9 @@ def test_qos_limit_three_kill_nine_and_resume(slurm_cluster, inputs):
     time.sleep(0.5)
     before = {k: j["job_id"] for k, j in ledger(exp).items() if j["job_id"]}
     queued = [k for k, j in ledger(exp).items() if j["state"] == "QUEUED"]
-    assert queued and len(before) + len(queued) == 12
+    # The rest had no job id when the monitor died (being decided, or an exactly-once intent that
+    # the next run reconciles by its tag): the checks after the resume say none was lost or doubled.
+    assert queued and len(before) >= 2 and len(before) + len(queued) <= 12, ledger(exp)
 
     left = BUDGET_S - (time.monotonic() - t0)
     r = ck("run", exp, "--executor", "slurm", "--poll", "1", "--json", env=env, check=False, timeout=left)
