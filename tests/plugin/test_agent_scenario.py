@@ -73,8 +73,8 @@ class ScenarioAgent:
                 _, _, epochs = rest.partition("@")
                 assert epochs == "all", f"the skill's --task example should evaluate every epoch: {a}"
                 a = f"{name}={TASK}@{epochs}"
-            elif a.startswith("Question="):
-                a = f"Question={QUESTION}"
+            elif prev == "--question":
+                a = QUESTION
             out.append(a)
         if argv[0] == "design":
             # tiny data: the skill's own advice (warmup) and evaluating the words it trains on
