@@ -79,8 +79,6 @@ class Agent:
                 a = str(self.exp)
             elif a == "EXP_DIR/RUN":  # one run directory: the first the scaffold wrote
                 a = str(next(p.parent for p in sorted(self.exp.glob("*/setup_finetune.yaml"))))
-            elif a.startswith("Question="):
-                a = a.replace("QUESTION", self.values["QUESTION"])
             elif a == "RUN_ID":
                 a = self.values["RUN_ID"]
             elif argv[i - 1] == "--gpus" and argv[1] == "launch":
