@@ -8,8 +8,9 @@
 * the model runs through the `ck-hf` provider (greedy, no added special tokens: see hf_model.py);
   the format, its template hash and the generation settings it replaced go into the .eval log as
   --metadata.
-* an adapter-only epoch directory is merged with its base model into scratch first (the same
-  merge torchtune's recipe does), so scores equal those of a merged save.
+* an adapter-only epoch directory is merged with its base model (recorded in ck_checkpoint.json,
+  or --base-model) into scratch first (the same merge torchtune's recipe does), so scores equal
+  those of a merged save.
 * scratch ($CK_SCRATCH, else $TMPDIR, else /tmp) is removed afterwards, whatever the outcome.
 """
 from __future__ import annotations
@@ -39,7 +40,8 @@ def replaced_settings(model_dir: Path) -> str:
     return "; ".join(f"{k}={cfg[k]}" for k in SAMPLING_KEYS if k in cfg) or "none"
 
 
-def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label: str | None = None) -> tuple[str, dict, dict]:
+def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label: str | None = None,
+                    base_model: str | None = None) -> tuple[str, dict, dict]:
     """(inspect model name, model args, metadata) for evaluating model_dir in the given format.
 
     An adapter-only epoch directory is first merged into scratch (finetune/merge.py); the model
@@ -52,7 +54,7 @@ def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label:
     if is_adapter_only(weights):
         from cruijff_kit.finetune.merge import materialise
 
-        weights = materialise(weights, scratch / "merged")
+        weights = materialise(weights, scratch / "merged", base_model)
         meta["ck_weights"] = "adapter merged into its base model in scratch for this evaluation"
     args: dict = {"model_path": str(weights)}
     if fmt_name:
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cruijff_kit.evaluate.launch")
     ap.add_argument("--model-dir", required=True)
     ap.add_argument("--prompt-format", choices=sorted(FORMATS))
+    ap.add_argument("--base-model", help="base model of an adapter directory that does not record one "
+                                         "(an eval-only run's adapter trained elsewhere)")
     ap.add_argument("--task-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="a task parameter, passed verbatim (inspect's -T splits values at commas)")
     a = ap.parse_args(argv[:split])
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     base = os.environ.get("CK_SCRATCH") or os.environ.get("TMPDIR") or None
     scratch = Path(tempfile.mkdtemp(prefix="ck-eval-", dir=base))
     try:
-        name, margs, meta = model_arguments(model_dir, a.prompt_format, scratch)
+        name, margs, meta = model_arguments(model_dir, a.prompt_format, scratch, base_model=a.base_model)
         # model and task arguments go through config files: on the command line inspect would
         # split any value that contains a comma into a list
         (scratch / "model_args.json").write_text(json.dumps(margs))

@@ -1,5 +1,6 @@
 """Run directory names from the parameters that vary (seed 002): rank8_lr1e-5/, rank8/,
-Llama-3.2-1B_rank8/; control runs: base/ (or <model>_base/ when several models)."""
+Llama-3.2-1B_rank8/; control runs: base/ (or <model>_base/ when several models);
+eval-only runs: their run name."""
 from __future__ import annotations
 
 import re
@@ -74,6 +75,8 @@ def run_directories(exp: Experiment, summary_path: str | None = None) -> dict[st
     for run in exp.runs:
         if run.finetuned:
             name = "_".join(_part(p, run, short) for p in varying)
+        elif run.eval_only:
+            name = run.name  # evaluates a model of its own: its name says which
         else:
             name = f"{short[run.model]}_base" if several_models else "base"
         check_safe_name(name, file=summary_path, line=run.line, fld="run directory")

@@ -45,7 +45,8 @@ STATUS_COLUMNS = {"run": "run", "job": "job", "job id": "job_id", "state": "stat
                   "duration": "duration"}
 RUN_TYPES = {"fine-tuned": RunType.FINETUNED, "finetuned": RunType.FINETUNED,
              "fine tuned": RunType.FINETUNED, "fine-tune": RunType.FINETUNED,
-             "control": RunType.CONTROL, "base": RunType.CONTROL, "baseline": RunType.CONTROL}
+             "control": RunType.CONTROL, "base": RunType.CONTROL, "baseline": RunType.CONTROL,
+             "eval-only": RunType.EVAL_ONLY, "eval only": RunType.EVAL_ONLY, "evaluation only": RunType.EVAL_ONLY}
 NOT_APPLICABLE = {"", "-", "—", "–", "n/a", "na", "none"}
 
 # "**Key:** value" (the seeds' form) or "**Key**: value"
@@ -237,7 +238,7 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
         rtype = RUN_TYPES.get(type_text.lower())
         if rtype is None:
             c.error(f"unknown run type {type_text!r}", line, "Type",
-                    hint="use 'Fine-tuned' or 'Control'")
+                    hint="use 'Fine-tuned', 'Control' or 'Eval-only'")
             continue
         model = values.get("model", "").strip()
         if model not in models:
@@ -382,6 +383,10 @@ def parse_summary_text(text: str, path: str = "experiment_summary.md") -> Experi
         runs = _parse_runs(c, rt.tables[0], models)
         if not runs and not c.errors:
             c.error("the runs table has no rows", rt.tables[0].line, "All Runs")
+        from .eval_only import CHECKPOINT_COLUMN, problems as eval_only_problems
+
+        for message, line in eval_only_problems(runs):
+            c.error(message, line, CHECKPOINT_COLUMN)
 
     evaluations: list[Evaluation] = []
     if (es := by_title.get("evaluation") or by_title.get("evaluations")) and es.tables:

@@ -1,8 +1,9 @@
 """scaffold-inspect: eval/<task>_epoch<N>.slurm (+ eval/logs/) for every run and task.
 
 Fine-tuned runs evaluate <output_dir>/epoch_<N>; control runs evaluate the base model
-(<task>_base.slurm). Task parameters the task function declares (data_path, split,
-system_prompt) are filled from the experiment; the script is read with `ast`, never imported.
+(<task>_base.slurm); eval-only runs their Checkpoint or Model (<task>_base.slurm, eval_only.py).
+Task parameters the task function declares (data_path, split, system_prompt) are filled from
+the experiment; the script is read with `ast`, never imported.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import CkError
+from ..experiment.eval_only import evaluated_model, is_adapter_dir
 from ..experiment.model import Evaluation, Experiment, Run
 from ..localconfig import LocalConfig
 from .torchtune_worker import FileChange, RunResult, _write, output_dir_for
@@ -74,7 +76,10 @@ def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, m
     if "system_prompt" in params and exp.system_prompt:
         task_args["system_prompt"] = exp.system_prompt
     suffix = f"epoch{epoch}" if epoch is not None else "base"
+    # an eval-only adapter directory is merged into the run's Model (its base) for the evaluation
+    base_model = exp.model_path(run.model) if run.eval_only and is_adapter_dir(Path(model_path)) else None
     return {
+        "base_model": base_model,
         "task": ev.task,
         # file@function: inspect treats a bare absolute path as a glob and refuses it
         "task_spec": f"{script}@{func}",
@@ -96,7 +101,7 @@ def render_eval_slurm(ctx: dict) -> str:
 
 
 def eval_jobs(exp: Experiment, run: Run, run_dir: str, exp_dir: Path,
-              local: LocalConfig) -> list[tuple[str, Evaluation, int | None, str]]:
+              local: LocalConfig, summary: str | None = None) -> list[tuple[str, Evaluation, int | None, str]]:
     """(file name, evaluation, epoch, model path) for every evaluation of one run."""
     jobs = []
     for ev in exp.evaluations:
@@ -104,6 +109,8 @@ def eval_jobs(exp: Experiment, run: Run, run_dir: str, exp_dir: Path,
             out = output_dir_for(exp, exp_dir, run_dir, local)
             for epoch in ev.epochs:
                 jobs.append((f"{ev.task}_epoch{epoch}.slurm", ev, epoch, str(Path(out) / f"epoch_{epoch}")))
+        elif run.eval_only:  # a given checkpoint or model, as it is (experiment/eval_only.py)
+            jobs.append((f"{ev.task}_base.slurm", ev, None, evaluated_model(exp, run, exp_dir, summary)[0]))
         else:
             jobs.append((f"{ev.task}_base.slurm", ev, None, exp.model_path(run.model)))
     return jobs
@@ -119,7 +126,12 @@ def scaffold_run_evals(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, l
     except CkError as err:
         result.ok, result.error = False, str(err)
         return result
-    for fname, ev, epoch, model_path in eval_jobs(exp, run, run_dir, exp_dir, local):
+    try:
+        jobs = eval_jobs(exp, run, run_dir, exp_dir, local, summary)
+    except CkError as err:
+        result.ok, result.error = False, str(err)
+        return result
+    for fname, ev, epoch, model_path in jobs:
         try:
             if epoch is not None and epoch >= exp.epochs:
                 raise CkError(f"task {ev.task!r} evaluates epoch {epoch} but training writes only "
