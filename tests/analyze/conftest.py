@@ -134,7 +134,7 @@ def grid(tmp_path_factory, tiny_model):
     exp = root / "grid"
     assert main(["design", str(exp), "--model", f"tiny={tiny_model}", "--dataset", str(data), "--ranks", "8,16",
                  "--lrs", "1e-4,1e-3", "--epochs", "2", "--task", f"capitalization={TASK}@0,1", "--gpus", "0",
-                 "--set", f"Question={GRID_QUESTION}"]) == 0
+                 "--question", GRID_QUESTION]) == 0
     _scaffold(root, exp)
 
     test = json.loads(data.read_text())["test"]
@@ -171,7 +171,7 @@ def grid(tmp_path_factory, tiny_model):
     tie = root / "tie"
     assert main(["design", str(tie), "--model", f"tiny={tiny_model}", "--dataset", str(data), "--ranks", "8,16",
                  "--lrs", "1e-4,1e-3", "--task", f"capitalization={TASK}@0", "--gpus", "0",
-                 "--set", "Question=Does fine-tuning beat the base model?"]) == 0
+                 "--question", "Does fine-tuning beat the base model?"]) == 0
     for run_dir, path in [*epoch0_logs.items(), ("base", control_log)]:
         (tie / run_dir / "eval" / "logs").mkdir(parents=True)
         shutil.copy2(path, tie / run_dir / "eval" / "logs" / path.name)

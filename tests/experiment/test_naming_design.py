@@ -2,18 +2,23 @@ import pytest
 
 from cruijff_kit.errors import CkError
 from cruijff_kit.experiment.design import DesignSpec, design_experiment
+from cruijff_kit.experiment.model import Evaluation
 from cruijff_kit.experiment.naming import check_safe_name, run_directories
 from cruijff_kit.experiment.numbers import format_float
 from cruijff_kit.experiment.parse import parse_summary_text
 from cruijff_kit.experiment.render import render_summary
 
 
-def spec(**kw):
-    base = dict(name="sweep", models=[("Llama-3.2-1B-Instruct", "/m/1b")], dataset="/d/w.json",
-                lora_ranks=[8, 16, 32, 64], learning_rates=[1e-5, 5e-5],
-                tasks=[("capitalization", "tasks/cap.py", (0,))])
+def spec(lora_ranks=(8, 16, 32, 64), learning_rates=(1e-5, 5e-5), batch_sizes=None, gpus=None,
+         tasks=(("capitalization", "tasks/cap.py", (0,)),), **kw):
+    base = dict(name="sweep", models=[("Llama-3.2-1B-Instruct", "/m/1b")], dataset="/d/w.json")
     base.update(kw)
-    return DesignSpec(**base)
+    grid = {"lora_rank": list(lora_ranks), "learning_rate": list(learning_rates)}
+    if batch_sizes:
+        grid["batch_size"] = list(batch_sizes)
+    settings = {"num_gpus": gpus} if gpus is not None else {}
+    return DesignSpec(**base, grid=grid, settings=settings,
+                      tasks=[Evaluation(task=t, script=s, epochs=e) for t, s, e in tasks])
 
 
 def test_grid_is_cartesian_product_plus_control_and_round_trips():

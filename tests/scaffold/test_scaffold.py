@@ -93,16 +93,19 @@ def test_dry_run_writes_nothing(exp, capsys):
     assert "would create" in capsys.readouterr().out
 
 
-def test_one_bad_task_does_not_stop_other_runs(exp, capsys):
+def test_one_bad_task_writes_nothing_and_names_every_problem(exp, capsys):
+    # Was: the other runs were scaffolded anyway (exit 2 after writing), and `ck run` then ran the
+    # partial plan (issue 12). Now every input is checked before the first file is written.
     text = (exp / "experiment_summary.md").read_text()
     text = text.replace("| capitalization | tasks/capitalization/inspect_task.py | 0 |",
                         "| capitalization | tasks/capitalization/inspect_task.py | 0 |\n| missing | tasks/nope.py | 0 |")
     (exp / "experiment_summary.md").write_text(text)
+    before = snapshot(exp)
     assert main(["scaffold", str(exp)]) == 2
-    out = capsys.readouterr().out
-    assert "nope.py" in out
-    assert (exp / "rank64_lr5e-5" / "finetune.yaml").exists()
-    assert (exp / "rank64_lr5e-5" / "eval" / "capitalization_epoch0.slurm").exists()
+    err = capsys.readouterr().err
+    assert "nope.py" in err and "Nothing written" in err
+    assert err.count("nope.py") >= 9  # every run that would evaluate it is named
+    assert snapshot(exp) == before
 
 
 def test_scaffold_only_workers(exp):

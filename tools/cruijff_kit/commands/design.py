@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CkError
-from ._common import emit_json
+from ._common import emit_json, warn
 
 
 def _csv(cast):
@@ -23,7 +23,7 @@ def _csv(cast):
 
 def register(sub) -> None:
     p = sub.add_parser("design", help="write experiment_summary.md from a compact spec",
-                       description="design-experiment: models x LoRA ranks x learning rates x batch sizes (+ controls).")
+                       description="design-experiment: models x LoRA ranks x learning rates x batch sizes x any --vary (+ controls).")
     p.add_argument("dir", metavar="DIR", help="experiment directory to create / write into")
     p.add_argument("--spec", help="YAML spec (name, models, dataset, grid, controls, tasks, epochs, gpus)")
     p.add_argument("--name", help="experiment name (default: the directory name)")
@@ -32,14 +32,19 @@ def register(sub) -> None:
     p.add_argument("--ranks", type=_csv(int), metavar="8,16", help="LoRA ranks")
     p.add_argument("--lrs", type=_csv(float), metavar="1e-5,5e-5", help="learning rates")
     p.add_argument("--batch-sizes", type=_csv(int), metavar="4", help="batch sizes")
+    p.add_argument("--vary", action="append", metavar="SETTING=V1,V2", default=[],
+                   help="vary any training setting, e.g. 'LoRA dropout=0,0.1' or 'seed=1,2,3' (repeatable; "
+                        "names: skills/scaffold-torchtune/references/setup-fields.md)")
     p.add_argument("--task", action="append", metavar="NAME=SCRIPT[@EPOCHS]",
-                   help="evaluation task, e.g. capitalization=tasks/cap.py@0,1 (repeatable)")
+                   help="evaluation task, e.g. capitalization=tasks/cap.py@0,1 or …@all or …@last "
+                        "(epochs 0-based; repeatable)")
+    p.add_argument("--question", help="the question the experiment answers (report.md opens with its answer)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--gpus", type=int)
     p.add_argument("--no-control", action="store_true", help="no base-model control run")
     p.add_argument("--system-prompt")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="extra Configuration line, e.g. 'Evaluation split=train' (repeatable)")
+                   help="a Configuration setting, e.g. 'Warmup steps=20' or 'Evaluation split=validation' (repeatable)")
     p.add_argument("--force", action="store_true", help="overwrite an existing experiment_summary.md")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
@@ -53,7 +58,10 @@ def _split_pair(text: str, flag: str) -> tuple[str, str]:
 
 
 def build_spec(args):
-    from ..experiment.design import DesignSpec, load_spec_file
+    from ..experiment.design import (DesignSpec, coerce, grid_setting, levels, load_spec_file,
+                                     parse_epochs_value)
+    from ..experiment.model import Evaluation
+    from ..experiment.settings import BY_KEY, lookup, suggest
 
     if args.spec:
         spec = load_spec_file(args.spec)
@@ -61,8 +69,7 @@ def build_spec(args):
         missing = [f for f, v in (("--model", args.model), ("--dataset", args.dataset)) if not v]
         if missing:
             raise CkError(f"missing {' and '.join(missing)} (or give --spec FILE)", field="ck design")
-        spec = DesignSpec(name=args.name or Path(args.dir).resolve().name, models=[], dataset="",
-                          lora_ranks=[8], learning_rates=[5e-5])
+        spec = DesignSpec(name=args.name or Path(args.dir).resolve().name, models=[], dataset="")
     if args.name:
         spec.name = args.name
     if args.model:
@@ -72,10 +79,20 @@ def build_spec(args):
     if args.dataset:
         d = Path(args.dataset).expanduser()
         spec.dataset = str(d.resolve()) if d.exists() else args.dataset
-    for attr, val in (("lora_ranks", args.ranks), ("learning_rates", args.lrs), ("batch_sizes", args.batch_sizes),
-                      ("epochs", args.epochs), ("gpus", args.gpus), ("system_prompt", args.system_prompt)):
+    for key, flag, val in (("lora_rank", "--ranks", args.ranks), ("learning_rate", "--lrs", args.lrs),
+                           ("batch_size", "--batch-sizes", args.batch_sizes)):
         if val is not None:
-            setattr(spec, attr, val)
+            spec.grid[key] = levels(BY_KEY[key], val, None, None, flag)
+    for item in args.vary:
+        name, values = _split_pair(item, "--vary")
+        s = grid_setting(name, None, None)
+        spec.grid[s.key] = levels(s, [v for v in values.split(",") if v.strip()], None, None, f"--vary {name}")
+    for key, flag, val in (("epochs", "--epochs", args.epochs), ("num_gpus", "--gpus", args.gpus),
+                           ("system_prompt", "--system-prompt", args.system_prompt)):
+        if val is not None:
+            spec.settings[key] = coerce(BY_KEY[key], val, None, None, flag)
+    if args.question is not None:
+        spec.question = args.question
     if args.no_control:
         spec.controls = False
     if args.task:
@@ -83,21 +100,31 @@ def build_spec(args):
         for t in args.task:
             name, rest = _split_pair(t, "--task")
             script, _, epochs = rest.partition("@")
-            try:
-                ep = tuple(int(e) for e in epochs.split(",")) if epochs else (0,)
-            except ValueError:
-                raise CkError(f"epochs after '@' must be numbers, got {epochs!r}", field="--task") from None
+            ep, word = parse_epochs_value(epochs, None, None, "--task") if epochs else ((0,), "")
             s = Path(script).expanduser()
-            tasks.append((name, str(s.resolve()) if s.exists() else script, ep))
+            tasks.append(Evaluation(task=name, script=str(s.resolve()) if s.exists() else script, epochs=ep,
+                                    epoch_spec=word))
         spec.tasks = tasks
     for item in args.set:
-        spec.config_extra.append(_split_pair(item, "--set"))
+        key, value = _split_pair(item, "--set")
+        if key.strip().lower() == "question":  # the original layout's **Question:** line, as --question
+            spec.question = value
+            continue
+        s = lookup(key)
+        if s is None:
+            near = suggest(key)
+            raise CkError(f"unknown setting {key[:60]!r}", field="--set",
+                          hint=(f"did you mean {near!r}? " if near else "")
+                          + "settings: skills/scaffold-torchtune/references/setup-fields.md")
+        if s.per_run and s.key in ("lora_rank", "learning_rate", "batch_size"):
+            spec.grid[s.key] = [coerce(s, value, None, None, f"--set {key}")]
+        else:
+            spec.settings[s.key] = coerce(s, value, None, None, f"--set {key}")
     return spec
 
 
 def run(args) -> int:
-    from ..experiment.design import design_experiment
-    from ..experiment.render import render_summary
+    from ..experiment.design import plan_summary
     from ..util.fs import atomic_write_text
     from ..util.log import ActionLog
 
@@ -108,21 +135,23 @@ def run(args) -> int:
                       hint="pass --force to overwrite it (its Status section will be lost)")
     spec = build_spec(args)
     spec.experiment_dir = str(exp_dir)
-    exp = design_experiment(spec)
-    text = render_summary(exp)
+    exp, text = plan_summary(spec)  # everything checked before the first byte is written
     exp_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(summary, text)
     log = ActionLog(exp_dir / "design-experiment.log")
     log.write("DESIGN_EXPERIMENT", f"Planned {exp.name}",
-              details=f"models={', '.join(m for m, _ in exp.models)}; ranks={spec.lora_ranks}; "
-                      f"lrs={spec.learning_rates}; batch_sizes={spec.batch_sizes}; epochs={exp.epochs}; "
-                      f"gpus={exp.gpus}; controls={spec.controls}",
+              details=f"models={', '.join(m for m, _ in exp.models)}; "
+                      + "; ".join(f"{k}={v}" for k, v in spec.grid.items())
+                      + f"; epochs={exp.epochs}; gpus={exp.gpus}; controls={spec.controls}",
               result=f"{len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s), "
                      f"{len(exp.evaluations)} task(s) -> {summary}")
     if args.json:
         emit_json({"experiment": exp.name, "summary": str(summary), "runs": [r.name for r in exp.runs],
-                   "finetuned": len(exp.finetuned_runs), "controls": len(exp.control_runs)})
+                   "finetuned": len(exp.finetuned_runs), "controls": len(exp.control_runs),
+                   "warnings": list(exp.warnings)})
     else:
+        for w in exp.warnings:
+            warn(w)
         print(f"Wrote {summary}: {len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s)")
         print(f"Next: ck scaffold {exp_dir}")
     return 0

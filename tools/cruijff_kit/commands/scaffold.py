@@ -5,6 +5,7 @@ only that run's finetune.yaml + finetune.slurm are rewritten from its (hand-edit
 setup_finetune.yaml, the step seed 002 ran as tools/torchtune/setup_finetune.py."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ._common import emit_json, experiment_dir, warn
@@ -18,6 +19,8 @@ def register(sub) -> None:
     p.add_argument("--only", choices=("torchtune", "inspect"), help="run one worker only")
     p.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     p.add_argument("--config", help="claude.local.md to use (default: searched)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite setup_finetune.yaml files edited by hand when the plan changed too")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=run)
 
@@ -29,12 +32,17 @@ def run(args) -> int:
     if (run_dir / "setup_finetune.yaml").is_file() and not (run_dir / "experiment_summary.md").exists():
         return _one_run(run_dir.resolve(), args)
     report = scaffold_experiment(experiment_dir(args.dir), only=args.only, dry_run=args.dry_run,
-                                 config=args.config)
+                                 config=args.config, force=args.force)
     if args.json:
         emit_json(report.to_dict())
     else:
         for w in report.warnings:
             warn(w)
+        if report.failures and not report.written and not args.dry_run:
+            print(f"Nothing written: fix these first ({report.experiment_dir})", file=sys.stderr)
+            for r in report.failures:
+                print(f"  ERR {r.directory}/: {r.error}", file=sys.stderr)
+            return 2
         verb = "Would scaffold" if args.dry_run else "Scaffolded"
         print(f"{verb} {report.experiment} in {report.experiment_dir}")
         for label, results in (("fine-tuning (scaffold-torchtune)", report.torchtune),

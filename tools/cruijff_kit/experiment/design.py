@@ -1,15 +1,30 @@
-"""`ck design`: a compact spec -> experiment_summary.md (Cartesian product of the grid)."""
+"""`ck design`: a compact spec -> experiment_summary.md (Cartesian product of the grid).
+
+The grid may vary any per-run setting of experiment/settings.py (`grid:` in a spec,
+`--vary 'LoRA dropout=0,0.1'` on the command line); every other setting may be stated once
+(`config:`, a top-level key, or `--set`). Everything is checked against the schema before a
+byte is written, and the rendered summary is parsed back: `ck design` never writes a plan
+that `ck scaffold` would refuse.
+"""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import CkError
 from .estimate import calibrate, estimate_seconds, examples_in_dataset, format_duration, params_from_model
-from .model import Evaluation, Experiment, Run, RunType
-from .naming import check_safe_name
-from .numbers import format_float
+from .model import EPOCH_WORDS, Evaluation, Experiment, Run, RunType
+from .naming import check_safe_name, run_directories
+from .settings import BY_KEY, RUN_SETTINGS, SAFE_TEXT, Setting, lookup, lookup_column, suggest
+
+MAX_RUNS = 10_000
+TOP_LEVEL = ("name", "models", "dataset", "question", "grid", "controls", "tasks", "config", "experiment_dir",
+             "lora_ranks", "learning_rates", "batch_sizes")
+TASK_KEYS = ("task", "script", "epochs", "split", "system_prompt", "runs", "dataset", "description")
+LEGACY_GRID = {"lora_ranks": "lora_rank", "learning_rates": "learning_rate", "batch_sizes": "batch_size"}
+ALWAYS_COLUMNS = ("lora_rank", "learning_rate", "batch_size")  # the seeds' runs table
 
 
 @dataclass
@@ -17,60 +32,197 @@ class DesignSpec:
     name: str
     models: list[tuple[str, str]]
     dataset: str
-    lora_ranks: list[int]
-    learning_rates: list[float]
-    batch_sizes: list[int] = field(default_factory=lambda: [4])
+    # setup key -> levels; the product of all levels (x models) is the fine-tuned runs
+    grid: dict[str, list] = field(default_factory=lambda: {"lora_rank": [8], "learning_rate": [5e-5]})
     controls: bool = True
-    tasks: list[tuple[str, str, tuple[int, ...]]] = field(default_factory=list)  # (task, script, epochs)
-    epochs: int = 1
-    gpus: int = 1
-    system_prompt: str = ""
-    validation: bool = False
+    tasks: list[Evaluation] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)  # Configuration values, by setup key
+    question: str = ""
     experiment_dir: str = ""
-    config_extra: list[tuple[str, str]] = field(default_factory=list)
+    source: str | None = None  # the spec file, for messages
+    lines: dict[tuple, int] = field(default_factory=dict)
+
+    def line(self, *key) -> int | None:
+        return self.lines.get(tuple(key))
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "spec") -> "DesignSpec":
+    def from_dict(cls, d: dict, source: str = "spec", lines: dict | None = None) -> "DesignSpec":
+        lines = lines or {}
+        at = lambda *k: lines.get(tuple(k))  # noqa: E731
+
         def need(key):
             if key not in d or d[key] in (None, "", [], {}):
                 raise CkError("missing required field", file=source, field=key)
             return d[key]
 
-        def as_list(v):
-            return list(v) if isinstance(v, (list, tuple)) else [v]
+        settings: dict[str, Any] = {}
+        for key in d:
+            if key in TOP_LEVEL:
+                continue
+            s = lookup(str(key))
+            if s is None:
+                near = suggest(str(key), list(TOP_LEVEL) + [x.key for x in BY_KEY.values() if x.in_plan])
+                raise CkError(f"unknown spec key {str(key)[:60]!r}", file=source, line=at(key), field=str(key)[:60],
+                              hint=f"did you mean {near!r}?" if near else "see skills/design-experiment/references/spec-format.md")
+            settings[s.key] = coerce(s, d[key], source, at(key), str(key))
+        for key, value in _mapping(d.get("config"), source, at("config"), "config").items():
+            s = lookup(str(key))
+            if s is None:
+                near = suggest(str(key))
+                raise CkError(f"unknown setting {str(key)[:60]!r}", file=source, line=at("config", key),
+                              field=f"config.{str(key)[:60]}", hint=f"did you mean {near!r}?" if near else None)
+            settings[s.key] = coerce(s, value, source, at("config", key), f"config.{key}")
 
         models = need("models")
         if isinstance(models, dict):
             models = list(models.items())
-        else:
+        elif isinstance(models, list):
             models = [tuple(m.split("=", 1)) if isinstance(m, str) and "=" in m else m for m in models]
-            if not all(isinstance(m, (list, tuple)) and len(m) == 2 for m in models):
-                raise CkError("models must map name -> path", file=source, field="models")
-        grid = d.get("grid", {}) or {}
-        try:
-            ranks = [int(x) for x in as_list(grid.get("lora_rank", d.get("lora_ranks", [8])))]
-            lrs = [float(x) for x in as_list(grid.get("learning_rate", d.get("learning_rates", [5e-5])))]
-            bss = [int(x) for x in as_list(grid.get("batch_size", d.get("batch_sizes", [d.get("batch_size", 4)])))]
-        except (TypeError, ValueError) as exc:
-            raise CkError(f"grid values must be numbers ({exc})", file=source, field="grid") from None
+        if not isinstance(models, list) or not all(isinstance(m, (list, tuple)) and len(m) == 2 for m in models):
+            raise CkError("models must map name -> path", file=source, line=at("models"), field="models")
+
+        grid: dict[str, list] = {}
+        for legacy, key in LEGACY_GRID.items():
+            if legacy in d:
+                grid[key] = levels(BY_KEY[key], d[legacy], source, at(legacy), legacy)
+        for key, values in _mapping(d.get("grid"), source, at("grid"), "grid").items():
+            s = grid_setting(str(key), source, at("grid", key))
+            grid[s.key] = levels(s, values, source, at("grid", key), f"grid.{key}")
         tasks = []
-        for t in d.get("tasks", []) or []:
-            if not isinstance(t, dict) or "task" not in t:
-                raise CkError("each task needs 'task' and 'script'", file=source, field="tasks")
-            epochs = t.get("epochs", [0])
-            tasks.append((str(t["task"]), str(t.get("script", "")),
-                          tuple(int(e) for e in as_list(epochs))))
-        extra = [(str(k), str(v)) for k, v in (d.get("config", {}) or {}).items()]
-        try:
-            return cls(name=str(need("name")), models=[(str(a), str(b)) for a, b in models],
-                       dataset=str(need("dataset")), lora_ranks=ranks, learning_rates=lrs,
-                       batch_sizes=bss, controls=bool(d.get("controls", True)), tasks=tasks,
-                       epochs=int(d.get("epochs", 1)), gpus=int(d.get("gpus", 1)),
-                       system_prompt=str(d.get("system_prompt", "")),
-                       validation=bool(d.get("validation", False)),
-                       experiment_dir=str(d.get("experiment_dir", "")), config_extra=extra)
-        except (TypeError, ValueError) as exc:
-            raise CkError(f"bad value ({exc})", file=source) from None
+        raw_tasks = d.get("tasks") or []
+        if not isinstance(raw_tasks, list):
+            raise CkError("tasks must be a list of {task, script, epochs}", file=source, line=at("tasks"), field="tasks")
+        for i, t in enumerate(raw_tasks):
+            tasks.append(task_from_dict(t, source, at("tasks"), i))
+        question = d.get("question") or ""
+        if not isinstance(question, str):
+            raise CkError("question must be text", file=source, line=at("question"), field="question")
+        name = need("name")
+        dataset = need("dataset")
+        for key, val in (("name", name), ("dataset", dataset), ("experiment_dir", d.get("experiment_dir", ""))):
+            if not isinstance(val, str):
+                raise CkError(f"expected text, got {str(val)[:60]!r}", file=source, line=at(key), field=key)
+        spec = cls(name=name, models=[(str(a), str(b)) for a, b in models], dataset=dataset,
+                   controls=_bool(d.get("controls", True), source, at("controls")), tasks=tasks,
+                   settings=settings, question=question, experiment_dir=d.get("experiment_dir", "") or "",
+                   source=source, lines=lines)
+        spec.grid.update(grid)
+        return spec
+
+
+def _mapping(value, source, line, fld) -> dict:
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise CkError("expected a mapping", file=source, line=line, field=fld)
+    return value
+
+
+def _bool(value, source, line) -> bool:
+    if not isinstance(value, bool):
+        raise CkError(f"expected true or false, got {str(value)[:40]!r}", file=source, line=line, field="controls")
+    return value
+
+
+def coerce(s: Setting, value: Any, source: str | None, line: int | None, fld: str) -> Any:
+    """A YAML / command-line value -> the setting's type, checked against its bounds."""
+    try:
+        if isinstance(value, str):
+            return s.parse_text(value)
+        if s.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif s.kind == "text" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        problem = s.problem(value)
+        if problem:
+            raise ValueError(problem)
+        return list(value) if isinstance(value, tuple) else value
+    except ValueError as exc:
+        raise CkError(str(exc), file=source, line=line, field=fld) from None
+
+
+def grid_setting(name: str, source: str | None = None, line: int | None = None) -> Setting:
+    s = lookup_column(name)
+    if s is None:
+        other = lookup(name)
+        if other is not None:
+            raise CkError(f"{other.name!r} is an evaluation/output setting: it cannot differ between runs",
+                          file=source, line=line, field=name[:60])
+        near = suggest(name, [x.name for x in RUN_SETTINGS])
+        raise CkError(f"unknown setting {name[:60]!r} to vary", file=source, line=line, field=name[:60],
+                      hint=(f"did you mean {near!r}? " if near else "") + "settings: "
+                      "skills/scaffold-torchtune/references/setup-fields.md")
+    return s
+
+
+def levels(s: Setting, values, source, line, fld) -> list:
+    vals = values if isinstance(values, list) else [values]
+    if not vals:
+        raise CkError("needs at least one value", file=source, line=line, field=fld)
+    out = [coerce(s, v, source, line, fld) for v in vals]
+    seen = []
+    for v in out:
+        if v in seen:
+            raise CkError(f"lists {s.format(v)} twice", file=source, line=line, field=fld)
+        seen.append(v)
+    return out
+
+
+def parse_epochs_value(value, source, line, fld) -> tuple[tuple[int, ...], str]:
+    if isinstance(value, str) and value.strip().lower() in EPOCH_WORDS:
+        return (), value.strip().lower()
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+    else:
+        parts = value if isinstance(value, list) else [value]
+    out: list[int] = []
+    for p in parts:
+        if isinstance(p, bool) or not (isinstance(p, int) or (isinstance(p, str) and p.isdigit())):
+            raise CkError(f"epochs must be whole numbers (0-based), 'all' or 'last', got {str(p)[:40]!r}",
+                          file=source, line=line, field=fld)
+        e = int(p)
+        if e > 999:
+            raise CkError(f"epoch {e} is beyond any training", file=source, line=line, field=fld)
+        if e in out:
+            raise CkError(f"lists epoch {e} twice", file=source, line=line, field=fld)
+        out.append(e)
+    if not out:
+        raise CkError("needs at least one epoch", file=source, line=line, field=fld)
+    return tuple(out), ""
+
+
+def task_from_dict(t, source, line, i) -> Evaluation:
+    fld = f"tasks[{i}]"
+    if not isinstance(t, dict) or "task" not in t:
+        raise CkError("each task needs 'task' and 'script'", file=source, line=line, field=fld)
+    unknown = [k for k in t if k not in TASK_KEYS]
+    if unknown:
+        raise CkError(f"unknown task key {str(unknown[0])[:40]!r} (known: {', '.join(TASK_KEYS)})",
+                      file=source, line=line, field=fld)
+    epochs, spec = parse_epochs_value(t.get("epochs", [0]), source, line, f"{fld}.epochs")
+    text = {}
+    for k in ("task", "script", "split", "system_prompt", "dataset", "description"):
+        v = t.get(k)
+        if v is not None and not isinstance(v, str):
+            raise CkError(f"expected text, got {str(v)[:40]!r}", file=source, line=line, field=f"{fld}.{k}")
+        text[k] = v
+    runs = t.get("runs") or []
+    if runs == "all":
+        runs = []
+    if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
+        raise CkError("runs must be a list of run names (or 'all')", file=source, line=line, field=f"{fld}.runs")
+    return Evaluation(task=text["task"], script=text["script"] or "", epochs=epochs, epoch_spec=spec,
+                      split=text["split"], system_prompt=text["system_prompt"], runs=tuple(runs),
+                      dataset=text["dataset"] or "", description=text["description"] or "")
+
+
+def _run_name(model: str, combo: dict, grid: dict[str, list]) -> str:
+    parts = [model]
+    for key, value in combo.items():
+        s = BY_KEY[key]
+        if key in ("lora_rank", "learning_rate") or len(grid[key]) > 1:
+            parts.append(s.directory_part(value, grid[key].index(value) + 1))
+    return "_".join(parts)
 
 
 def _measurement_dirs(spec: DesignSpec) -> list[str]:
@@ -87,72 +239,123 @@ def _measurement_dirs(spec: DesignSpec) -> list[str]:
 
 
 def design_experiment(spec: DesignSpec) -> Experiment:
-    check_safe_name(spec.name, fld="name")
-    for name, _ in spec.models:
-        check_safe_name(name, fld="models")
-    if spec.epochs < 1:
-        raise CkError("epochs must be >= 1", field="epochs")
-    for r in spec.lora_ranks:
-        if r < 1:
-            raise CkError(f"LoRA rank must be >= 1, got {r}", field="lora_rank")
-    for lr in spec.learning_rates:
-        if not lr > 0:
-            raise CkError(f"learning rate must be > 0, got {lr}", field="learning_rate")
-    for b in spec.batch_sizes:
-        if b < 1:
-            raise CkError(f"batch size must be >= 1, got {b}", field="batch_size")
+    src = spec.source
+    check_safe_name(spec.name, file=src, line=spec.line("name"), fld="name")
+    if not spec.models:
+        raise CkError("at least one model is needed", file=src, field="models")
+    for name, path in spec.models:
+        check_safe_name(name, file=src, line=spec.line("models", name), fld="models")
+        if not path.strip():
+            raise CkError(f"model {name!r} has no path", file=src, line=spec.line("models", name), field="models")
+    if not spec.dataset.strip():
+        raise CkError("missing required field", file=src, field="dataset")
+    suffix = Path(spec.dataset).suffix.lower()
+    if suffix and suffix not in (".json", ".parquet"):
+        raise CkError(f"dataset {spec.dataset[:120]!r}: {suffix} files are not supported", file=src,
+                      line=spec.line("dataset"), field="dataset",
+                      hint="use a .json file {\"train\": [...], ...} or a directory of .parquet splits")
+    # every value through the schema, whoever built the spec (file, flags, Python)
+    settings = {}
+    for key, value in spec.settings.items():
+        s = BY_KEY.get(key)
+        if s is None or not s.in_plan:
+            raise CkError(f"unknown setting {key!r}", file=src, field=key)
+        settings[key] = coerce(s, value, src, spec.line(key), s.name)
+    grid = {}
+    for key, values in spec.grid.items():
+        s = BY_KEY.get(key)
+        if s is None or not s.per_run:
+            raise CkError(f"{key!r} cannot vary between runs", file=src, line=spec.line("grid", key), field=key)
+        grid[key] = levels(s, list(values), src, spec.line("grid", key), s.name.lower())
+    for key, default in (("lora_rank", 8), ("learning_rate", 5e-5), ("batch_size", BY_KEY["batch_size"].default)):
+        # a value stated once for the whole experiment is a one-level grid: the runs table shows it
+        grid.setdefault(key, [settings.pop(key, default)])
+        settings.pop(key, None)
+    for key in list(grid):
+        if key not in ALWAYS_COLUMNS and len(grid[key]) == 1:
+            settings[key] = grid.pop(key)[0]  # not varied: say it once in Configuration
+    order = [k for k in ALWAYS_COLUMNS] + [s.key for s in RUN_SETTINGS if s.key in grid and s.key not in ALWAYS_COLUMNS]
+    total = len(spec.models)
+    for k in order:
+        total *= len(grid[k])
+    if total > MAX_RUNS:
+        raise CkError(f"the grid makes {total} runs (at most {MAX_RUNS})", file=src, field="grid")
+    base = {"epochs": 1, "num_gpus": 1, "batch_size": grid["batch_size"][0], "system_prompt": "",
+            "enable_validation": False}
+    settings = {**base, **settings}
+    settings["batch_size"] = grid["batch_size"][0]
     examples = examples_in_dataset(spec.dataset)
-    max_steps = next((int(v) for k, v in spec.config_extra
-                      if k.strip().lower() == "max steps per epoch" and str(v).strip().isdigit()), None)
     calibrations = {path: calibrate(path, _measurement_dirs(spec), exclude=spec.experiment_dir or None)
                     for _, path in spec.models}
     runs: list[Run] = []
-    several_bs = len(spec.batch_sizes) > 1
-    for (model, path), rank, lr, bs in itertools.product(spec.models, spec.lora_ranks,
-                                                          spec.learning_rates, spec.batch_sizes):
-        name = f"{model}_rank{rank}_lr{format_float(lr)}" + (f"_bs{bs}" if several_bs else "")
+    for (model, path), *values in itertools.product(spec.models, *(grid[k] for k in order)):
+        combo = dict(zip(order, values))
+        eff = {**settings, **combo}
         est = estimate_seconds(params=params_from_model(path, model), examples=examples,
-                               epochs=spec.epochs, batch_size=bs, gpus=spec.gpus,
-                               max_steps_per_epoch=max_steps, calibration=calibrations[path])
-        runs.append(Run(name=name, model=model, type=RunType.FINETUNED, lora_rank=rank,
-                        learning_rate=lr, batch_size=bs, est_time=format_duration(est)))
+                               epochs=eff["epochs"], batch_size=eff["batch_size"], gpus=eff["num_gpus"],
+                               max_steps_per_epoch=eff.get("max_steps_per_epoch"), calibration=calibrations[path])
+        runs.append(Run(name=_run_name(model, combo, grid), model=model, type=RunType.FINETUNED,
+                        settings=tuple(combo.items()), est_time=format_duration(est)))
     if spec.controls:
         for model, _ in spec.models:
             runs.append(Run(name=f"{model}_base", model=model, type=RunType.CONTROL, est_time="N/A"))
-    for task, _, epochs in spec.tasks:
-        for e in epochs:
-            if e >= spec.epochs:
-                raise CkError(f"task {task!r} evaluates epoch {e}, but training has only "
-                              f"{spec.epochs} epoch(s) (epochs are numbered from 0)", field="tasks")
+    names = [r.name for r in runs]
+    for i, t in enumerate(spec.tasks):
+        fld = f"tasks[{i}]" if src else "--task"
+        if not SAFE_TEXT.fullmatch(t.task) or ".." in t.task:
+            raise CkError(f"unsafe task name {t.task[:60]!r}: use letters, digits, '.', '_', '+', '-'",
+                          file=src, line=spec.line("tasks"), field=fld)
+        for r in t.runs:
+            if r not in names:
+                raise CkError(f"task {t.task!r} names run {r!r}, which the grid does not make",
+                              file=src, line=spec.line("tasks"), field=fld, hint="runs: " + ", ".join(names[:20]))
+        for run in runs:
+            if not run.finetuned or not t.applies_to(run.name) or t.epoch_spec:
+                continue
+            n = run.value("epochs") or settings["epochs"]
+            for e in t.epochs:
+                if e >= n:
+                    raise CkError(f"task {t.task!r} evaluates epoch {e}, but training has only "
+                                  f"{n} epoch(s) (epochs are numbered from 0)", file=src,
+                                  line=spec.line("tasks"), field=fld)
+    tasks = [replace(t, epochs=tuple(range(settings["epochs"])) if t.epoch_spec == "all" else
+                     (settings["epochs"] - 1,) if t.epoch_spec == "last" else t.epochs) for t in spec.tasks]
     return Experiment(
-        name=spec.name, experiment_dir=spec.experiment_dir, models=tuple(spec.models),
-        dataset=spec.dataset, epochs=spec.epochs, gpus=spec.gpus,
-        batch_size=spec.batch_sizes[0], system_prompt=spec.system_prompt,
-        validation=spec.validation, config_extra=tuple(spec.config_extra), runs=tuple(runs),
-        evaluations=tuple(Evaluation(task=t, script=s, epochs=e) for t, s, e in spec.tasks),
+        name=spec.name, experiment_dir=spec.experiment_dir, models=tuple(spec.models), dataset=spec.dataset,
+        question=spec.question, settings=tuple(settings.items()), runs=tuple(runs), evaluations=tuple(tasks),
     )
 
 
+def plan_summary(spec: DesignSpec) -> tuple[Experiment, str]:
+    """The Experiment and the summary text, checked the way `ck scaffold` will read it."""
+    from .parse import parse_summary_text
+    from .render import render_summary
+
+    exp = design_experiment(spec)
+    text = render_summary(exp)
+    back = parse_summary_text(text, "experiment_summary.md (about to be written)")
+    if back != exp:  # a value the summary cannot carry exactly: refuse rather than write something else
+        raise CkError("the plan does not read back as designed (a value the summary format cannot hold)",
+                      field="ck design", hint="report this with the command you ran")
+    run_directories(back, "experiment_summary.md (about to be written)")
+    return back, text
+
+
 def load_spec_file(path: str | Path) -> DesignSpec:
-    import yaml
+    from .yaml_input import load_user_yaml
 
     p = Path(path)
     if not p.is_file():
         raise CkError("design spec not found", file=p)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise CkError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=p,
-                      line=line + 1 if line is not None else None) from None
+    data, lines = load_user_yaml(p, "design spec")
     if not isinstance(data, dict):
         raise CkError("a design spec is a YAML mapping", file=p)
-    spec = DesignSpec.from_dict(data, str(p))
+    spec = DesignSpec.from_dict(data, str(p), lines)
     base = p.parent.resolve()
     # relative paths in a spec are relative to the spec file, not to wherever ck was started
     spec.models = [(n, _resolve(base, m)) for n, m in spec.models]
     spec.dataset = _resolve(base, spec.dataset)
-    spec.tasks = [(t, _resolve(base, s) if s else s, e) for t, s, e in spec.tasks]
+    spec.tasks = [replace(t, script=_resolve(base, t.script) if t.script else t.script) for t in spec.tasks]
     return spec
 
 

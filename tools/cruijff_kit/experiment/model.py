@@ -1,15 +1,21 @@
 """Typed experiment plan. One model flows through design -> scaffold -> run -> analyze.
 
 Values are plain Python types; `line` fields remember where a row came from in the summary so
-later checks can point at it, and are excluded from equality.
+later checks can point at it, and are excluded from equality. Settings (LoRA rank, dropout,
+warmup, …) are the ones of experiment/settings.py: a run's own values (runs-table columns)
+come first, then the experiment's Configuration, then the schema's default.
 """
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
+
+from .settings import BY_KEY, resolve
 
 SUPPORTED_PREPARATION = ("torchtune",)
 SUPPORTED_EVALUATION = ("inspect-ai",)
+EPOCH_WORDS = ("all", "last")
 
 
 class RunType(str, enum.Enum):
@@ -26,22 +32,46 @@ class Tools:
     evaluation: str = "inspect-ai"
 
 
+def _canonical(settings) -> tuple[tuple[str, Any], ...]:
+    """Settings as a sorted tuple without 'not set' entries; lists become tuples (hashable)."""
+    items = dict(settings).items() if not isinstance(settings, dict) else settings.items()
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in items if v is not None))
+
+
 @dataclass(frozen=True)
 class Run:
     name: str
     model: str
     type: RunType
-    lora_rank: int | None = None
-    learning_rate: float | None = None
-    batch_size: int | None = None
+    # this run's own setting values (runs-table columns), by setup key; absent = the experiment's
+    settings: tuple[tuple[str, Any], ...] = ()
     est_time: str = ""
-    # columns the table had beyond the known ones, e.g. {"LoRA Alpha": "32"}; kept verbatim
+    # columns the table had beyond the schema's, e.g. {"Notes": "…"}; kept verbatim
     extra: tuple[tuple[str, str], ...] = ()
     line: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        # extra columns are a mapping: their order in one table is not part of the plan
+        # mappings: their order in one table is not part of the plan
         object.__setattr__(self, "extra", tuple(sorted(self.extra)))
+        object.__setattr__(self, "settings", _canonical(self.settings))
+
+    @classmethod
+    def of(cls, name: str, model: str, type: RunType, *, est_time: str = "", extra=(), line=None,
+           **settings) -> "Run":
+        return cls(name=name, model=model, type=type, settings=tuple(settings.items()), est_time=est_time,
+                   extra=tuple(extra), line=line)
+
+    def value(self, key: str) -> Any:
+        return dict(self.settings).get(key)
+
+    def __getattr__(self, name: str) -> Any:
+        # run.lora_rank, run.lora_dropout, …: a run's own value of any per-run setting (None if unset)
+        if name.startswith("_") or name in ("settings", "name", "model", "type", "extra", "line", "est_time"):
+            raise AttributeError(name)
+        s = BY_KEY.get(name)
+        if s is None or not s.per_run:
+            raise AttributeError(name)
+        return self.value(name)
 
     @property
     def finetuned(self) -> bool:
@@ -56,8 +86,17 @@ class Run:
 class Evaluation:
     task: str
     script: str
-    epochs: tuple[int, ...] = (0,)
+    epochs: tuple[int, ...] = (0,)   # checkpoints to evaluate (0-based), `all`/`last` resolved
+    epoch_spec: str = ""             # "all" | "last" as the plan wrote it; "" = the list above
+    split: str | None = None         # None: the experiment's evaluation split
+    system_prompt: str | None = None  # None: the experiment's evaluation system prompt
+    runs: tuple[str, ...] = ()       # run names this task evaluates; () = every run
+    dataset: str = ""                # "" = the experiment's dataset
+    description: str = ""
     line: int | None = field(default=None, compare=False)
+
+    def applies_to(self, run_name: str) -> bool:
+        return not self.runs or run_name in self.runs
 
 
 @dataclass(frozen=True)
@@ -76,21 +115,50 @@ class Experiment:
     tools: Tools = field(default_factory=Tools)
     models: tuple[tuple[str, str], ...] = ()  # (name, path), in document order
     dataset: str = ""
-    epochs: int = 1
-    gpus: int = 1
-    batch_size: int = 4
-    system_prompt: str = ""
-    validation: bool = False
-    # further "- **Key:** value" lines of ## Configuration, kept verbatim (e.g. Learning rate default)
-    config_extra: tuple[tuple[str, str], ...] = ()
+    question: str = ""
+    # Configuration values the plan states, by setup key (settings.py); unset = default
+    settings: tuple[tuple[str, Any], ...] = ()
     runs: tuple[Run, ...] = ()
     evaluations: tuple[Evaluation, ...] = ()
     status: tuple[StatusRow, ...] = ()
     # sections we do not interpret (## Objective, ## Notes …): (title, markdown body), preserved
     other_sections: tuple[tuple[str, str], ...] = ()
+    # what the parser read but ck does not act on, said to the user (never silently dropped)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "settings", _canonical(self.settings))
 
     def model_path(self, model: str) -> str:
         return dict(self.models)[model]
+
+    def value(self, key: str, run: Run | None = None) -> Any:
+        """Effective value of a setting: the run's own, else the plan's, else the default."""
+        return resolve(key, dict(run.settings) if run else {}, dict(self.settings))
+
+    def stated(self, key: str) -> Any:
+        """The plan's own Configuration value (None when it leaves the default)."""
+        return dict(self.settings).get(key)
+
+    @property
+    def epochs(self) -> int:
+        return self.value("epochs")
+
+    @property
+    def gpus(self) -> int:
+        return self.value("num_gpus")
+
+    @property
+    def batch_size(self) -> int:
+        return self.value("batch_size")
+
+    @property
+    def system_prompt(self) -> str:
+        return self.value("system_prompt")
+
+    @property
+    def validation(self) -> bool:
+        return self.value("enable_validation")
 
     @property
     def finetuned_runs(self) -> tuple[Run, ...]:
@@ -104,8 +172,30 @@ class Experiment:
     def eval_only_runs(self) -> tuple[Run, ...]:
         return tuple(r for r in self.runs if r.eval_only)
 
+    def eval_epochs(self, ev: Evaluation, run: Run) -> tuple[int, ...]:
+        """The checkpoints of `run` that `ev` evaluates (a run may train its own number of epochs)."""
+        n = self.value("epochs", run)
+        if ev.epoch_spec == "all":
+            return tuple(range(n))
+        if ev.epoch_spec == "last":
+            return (n - 1,)
+        return ev.epochs
+
+    def eval_split(self, ev: Evaluation) -> str:
+        return ev.split if ev.split is not None else self.value("eval_split")
+
+    def eval_system_prompt(self, ev: Evaluation) -> str:
+        if ev.system_prompt is not None:
+            return ev.system_prompt
+        stated = self.stated("eval_system_prompt")
+        return stated if stated is not None else self.system_prompt
+
     def config_value(self, key: str, default: str | None = None) -> str | None:
-        for k, v in self.config_extra:
-            if k.lower() == key.lower():
-                return v
-        return default
+        """A setting's effective value as summary text, by any of its names (older callers)."""
+        from .settings import lookup
+
+        s = lookup(key)
+        if s is None:
+            return default
+        value = self.value(s.key)
+        return default if value is None else s.format(value)

@@ -1,6 +1,7 @@
 """Run directory names from the parameters that vary (seed 002): rank8_lr1e-5/, rank8/,
-Llama-3.2-1B_rank8/; control runs: base/ (or <model>_base/ when several models);
-eval-only runs: their run name."""
+Llama-3.2-1B_rank8/, rank8_drop0.1/; control runs: base/ (or <model>_base/ when several models);
+eval-only runs: their run name.
+Any per-run setting may vary; its short name comes from experiment/settings.py."""
 from __future__ import annotations
 
 import re
@@ -8,10 +9,13 @@ from pathlib import Path
 
 from ..errors import CkError
 from .model import Experiment, Run
-from .numbers import format_float
+from .settings import BY_KEY, RUN_SETTINGS
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-PARAMS = ("model", "lora_rank", "learning_rate", "batch_size")  # order inside a directory name
+# order inside a directory name: the seeds' three first, then the schema's order
+PARAMS = ("model", "lora_rank", "learning_rate", "batch_size") + tuple(
+    s.key for s in RUN_SETTINGS if s.key not in ("lora_rank", "learning_rate", "batch_size"))
+MAX_NAME = 200  # a directory name stays well under the file system's 255 bytes
 _SUFFIXES = ("-Instruct", "-instruct", "-Chat", "-chat", "-it")
 
 
@@ -47,26 +51,32 @@ def short_model_names(models: list[str]) -> dict[str, str]:
     return short
 
 
+def _raw(run: Run, param: str):
+    return run.model if param == "model" else run.value(param)
+
+
+def _effective(exp: Experiment, run: Run, param: str):
+    value = run.model if param == "model" else exp.value(param, run)
+    return tuple(value) if isinstance(value, list) else value
+
+
 def varying_parameters(runs: list[Run] | tuple[Run, ...]) -> list[str]:
     ft = [r for r in runs if r.finetuned]
-    return [p for p in PARAMS if len({getattr(r, p) for r in ft}) > 1]
+    return [p for p in PARAMS if len({_raw(r, p) for r in ft}) > 1]
 
 
-def _part(param: str, run: Run, short: dict[str, str]) -> str:
+def _part(param: str, exp: Experiment, run: Run, short: dict[str, str], levels: dict[str, list]) -> str:
     if param == "model":
         return short[run.model]
-    if param == "lora_rank":
-        return f"rank{run.lora_rank}"
-    if param == "learning_rate":
-        return f"lr{format_float(run.learning_rate)}" if run.learning_rate is not None else "lrdefault"
-    if param == "batch_size":
-        return f"bs{run.batch_size}" if run.batch_size is not None else "bsdefault"
-    raise KeyError(param)
+    value = _effective(exp, run, param)
+    return BY_KEY[param].directory_part(value, levels[param].index(value) + 1)
 
 
 def run_directories(exp: Experiment, summary_path: str | None = None) -> dict[str, str]:
     """Map run name -> directory name, for fine-tuned and control runs. Collisions are errors."""
     varying = varying_parameters(exp.runs) or ["lora_rank"]
+    # names use effective values: a run without its own value shows the experiment's
+    levels = {p: list(dict.fromkeys(_effective(exp, r, p) for r in exp.runs if r.finetuned)) for p in varying}
     models_used = list(dict.fromkeys(r.model for r in exp.runs))
     short = short_model_names(models_used)
     several_models = len(models_used) > 1
@@ -74,7 +84,7 @@ def run_directories(exp: Experiment, summary_path: str | None = None) -> dict[st
     owner: dict[str, Run] = {}
     for run in exp.runs:
         if run.finetuned:
-            name = "_".join(_part(p, run, short) for p in varying)
+            name = "_".join(_part(p, exp, run, short, levels) for p in varying)[:MAX_NAME]
         elif run.eval_only:
             name = run.name  # evaluates a model of its own: its name says which
         else:

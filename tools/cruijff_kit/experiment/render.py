@@ -3,6 +3,11 @@ from __future__ import annotations
 
 from ..templating import render
 from .model import Experiment
+from .settings import EVALUATION, OUTPUT, PLAN_SETTINGS, RUN_SETTINGS, TRAINING
+
+
+# the seeds' Configuration lines come first, in their order; the rest follow the schema's order
+FIRST = ("epochs", "num_gpus", "batch_size", "system_prompt", "enable_validation")
 
 
 def render_summary(exp: Experiment) -> str:
@@ -11,5 +16,32 @@ def render_summary(exp: Experiment) -> str:
         for key, _ in run.extra:
             if key not in extra_columns:
                 extra_columns.append(key)
-    text = render("experiment_summary.md.j2", exp=exp, extra_columns=extra_columns)
+    used = {k for run in exp.runs for k, _ in run.settings}
+    run_columns = [s for s in RUN_SETTINGS if s.key in used]
+    stated = dict(exp.settings)
+    ordered = sorted(PLAN_SETTINGS, key=lambda s: FIRST.index(s.key) if s.key in FIRST else len(FIRST))
+    config = {g: [(s, stated[s.key]) for s in ordered if s.group == g and s.key in stated]
+              for g in (TRAINING, EVALUATION, OUTPUT)}
+    evs = exp.evaluations
+    eval_columns = [c for c, used in (("Split", any(e.split is not None for e in evs)),
+                                      ("System prompt", any(e.system_prompt is not None for e in evs)),
+                                      ("Runs", any(e.runs for e in evs)),
+                                      ("Dataset", any(e.dataset for e in evs)),
+                                      ("Description", any(e.description for e in evs))) if used]
+    text = render("experiment_summary.md.j2", exp=exp, extra_columns=extra_columns, run_columns=run_columns,
+                  config=config, eval_columns=eval_columns, quoted=_quoted,
+                  split=_split)
     return text.rstrip("\n") + "\n"
+
+
+def _quoted(value: str | None) -> str:
+    import json
+
+    return "-" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _split(value: str | None) -> str:
+    """A split name; one that reads as 'not applicable' ("none", "na") is quoted."""
+    from .parse import NOT_APPLICABLE
+
+    return "-" if value is None else _quoted(value) if value.lower() in NOT_APPLICABLE else value

@@ -17,32 +17,21 @@ REQUIRED_FIELDS = (
     "learning_rate", "batch_size", "epochs", "output_dir", "seed",
 )
 
-# Optional fields (added by this module; the scaffold may fill them) and their defaults.
-DEFAULTS: dict[str, Any] = {
-    "experiment_name": "",
-    "model_name": None,
-    "lora_dropout": 0.0,
-    "lora_attn_modules": ["q_proj", "v_proj", "output_proj"],
-    "apply_lora_to_mlp": True,
-    "gradient_accumulation_steps": 1,
-    "max_steps_per_epoch": None,
-    "num_gpus": 0,
-    "num_nodes": 1,
-    # Ranks per node when num_gpus is 0 (CPU training over gloo); GPU runs use one rank per GPU.
-    "num_cpu_ranks": 1,
-    "system_prompt": "",
-    "enable_validation": False,
-    "logger": "disk",
-    "my_wandb_project": None,
-    "my_wandb_run_name": None,
-    "lr_warmup_steps": 100,
-    "weight_decay": 0.01,
-    "train_on_input": False,
+
+def _defaults() -> dict[str, Any]:
+    """Optional fields and their defaults: the settings schema's (cruijff_kit/experiment/settings.py)."""
+    from cruijff_kit.experiment.settings import RUN_SETTINGS, resolve
+
+    out: dict[str, Any] = {s.key: resolve(s.key) for s in RUN_SETTINGS if s.key not in REQUIRED_FIELDS}
+    out.update(experiment_name="", model_name=None, logger="disk", my_wandb_project=None, my_wandb_run_name=None,
+               extra_overrides={})
     # False: epoch dirs hold the LoRA adapter only (MBs, not a full model copy per epoch);
     # evaluation merges it in node-local scratch
-    "save_merged_weights": False,
-    "extra_overrides": {},
-}
+    out.setdefault("save_merged_weights", False)
+    return out
+
+
+DEFAULTS: dict[str, Any] = _defaults()
 
 DATASET_FORMATS = ("json", "parquet")
 LOGGERS = ("disk", "wandb")
@@ -54,7 +43,9 @@ SETUP_FILE = "setup_finetune.yaml"  # where the values came from, for error mess
 
 
 def with_defaults(setup: dict) -> dict:
-    """The setup with every optional field filled and the values checked."""
+    """The setup with every optional field filled and the values checked (bounds from the schema)."""
+    from cruijff_kit.experiment.settings import BY_KEY
+
     missing = [k for k in REQUIRED_FIELDS if setup.get(k) in (None, "")]
     if missing:
         raise CkError(
@@ -67,14 +58,13 @@ def with_defaults(setup: dict) -> dict:
     s["extra_overrides"] = s.get("extra_overrides") or {}
     _check_choice(s, "dataset_format", DATASET_FORMATS)
     _check_choice(s, "logger", LOGGERS)
-    for key in ("lora_rank", "batch_size", "epochs", "gradient_accumulation_steps", "num_nodes", "num_cpu_ranks", "seed"):
-        _check_int(s, key, minimum=0 if key == "seed" else 1)
-    _check_int(s, "num_gpus", minimum=0)
-    if s["max_steps_per_epoch"] is not None:
-        _check_int(s, "max_steps_per_epoch", minimum=1)
-    for key in ("learning_rate", "lora_alpha", "lora_dropout"):
-        if isinstance(s[key], bool) or not isinstance(s[key], (int, float)):
-            raise CkError(f"must be a number, got {s[key]!r}", file=SETUP_FILE, field=key)
+    for key, value in s.items():
+        setting = BY_KEY.get(key)
+        if setting is None or not setting.per_run or value is None:
+            continue
+        problem = setting.problem(list(value) if isinstance(value, tuple) else value)
+        if problem:
+            raise CkError(problem, file=SETUP_FILE, field=key)
     if s["num_nodes"] > 1 and s["num_gpus"] == 0:
         raise CkError("multi-node training needs num_gpus >= 1 per node", file=SETUP_FILE, field="num_nodes")
     if s["num_gpus"] > 0 and s["num_cpu_ranks"] > 1:
@@ -101,13 +91,7 @@ def with_defaults(setup: dict) -> dict:
 
 def _check_choice(s: dict, key: str, choices: tuple[str, ...]) -> None:
     if s[key] not in choices:
-        raise CkError(f"{s[key]!r} is not one of: {', '.join(choices)}", file=SETUP_FILE, field=key)
-
-
-def _check_int(s: dict, key: str, *, minimum: int) -> None:
-    v = s[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise CkError(f"must be an integer >= {minimum}, got {v!r}", file=SETUP_FILE, field=key)
+        raise CkError(f"{str(s[key])[:40]!r} is not one of: {', '.join(choices)}", file=SETUP_FILE, field=key)
 
 
 def ranks_per_node(setup: dict) -> int:

@@ -67,14 +67,15 @@ def prompt_format_name(exp: Experiment, run: Run, summary: str | None = None) ->
 def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, model_path: str,
                  script: Path, run_dir: str, local: LocalConfig, prompt_format: str | None = None) -> dict:
     func, params = task_function(script)
-    split = (exp.config_value("Evaluation split") or "test").strip()
+    split = exp.eval_split(ev)  # per task, else the plan's Evaluation split (default test)
+    system_prompt = exp.eval_system_prompt(ev)
     task_args = {}
     if "data_path" in params:
-        task_args["data_path"] = exp.dataset
+        task_args["data_path"] = ev.dataset or exp.dataset
     if "split" in params:
         task_args["split"] = split
-    if "system_prompt" in params and exp.system_prompt:
-        task_args["system_prompt"] = exp.system_prompt
+    if "system_prompt" in params and system_prompt:
+        task_args["system_prompt"] = system_prompt
     suffix = f"epoch{epoch}" if epoch is not None else "base"
     # an eval-only adapter directory is merged into the run's Model (its base) for the evaluation
     base_model = exp.model_path(run.model) if run.eval_only and is_adapter_dir(Path(model_path)) else None
@@ -87,7 +88,7 @@ def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, m
         "model_path": model_path,
         "prompt_format": prompt_format or prompt_format_name(exp, run),
         "epoch": epoch,
-        "max_tokens": int(exp.config_value("Eval max tokens") or 32),
+        "max_tokens": exp.value("eval_max_tokens"),
         "run_name": run_dir,
         "environment": local.environment(),
         "slurm": local.sbatch(f"{exp.name}_{run_dir}_{ev.task}_{suffix}", gpus=min(exp.gpus, 1)),
@@ -105,9 +106,11 @@ def eval_jobs(exp: Experiment, run: Run, run_dir: str, exp_dir: Path,
     """(file name, evaluation, epoch, model path) for every evaluation of one run."""
     jobs = []
     for ev in exp.evaluations:
+        if not ev.applies_to(run.name):  # an evaluation matrix may leave runs out
+            continue
         if run.finetuned:
             out = output_dir_for(exp, exp_dir, run_dir, local)
-            for epoch in ev.epochs:
+            for epoch in exp.eval_epochs(ev, run):
                 jobs.append((f"{ev.task}_epoch{epoch}.slurm", ev, epoch, str(Path(out) / f"epoch_{epoch}")))
         elif run.eval_only:  # a given checkpoint or model, as it is (experiment/eval_only.py)
             jobs.append((f"{ev.task}_base.slurm", ev, None, evaluated_model(exp, run, exp_dir, summary)[0]))
@@ -133,9 +136,10 @@ def scaffold_run_evals(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, l
         return result
     for fname, ev, epoch, model_path in jobs:
         try:
-            if epoch is not None and epoch >= exp.epochs:
+            trained = exp.value("epochs", run)
+            if epoch is not None and epoch >= trained:
                 raise CkError(f"task {ev.task!r} evaluates epoch {epoch} but training writes only "
-                              f"epoch_0..epoch_{exp.epochs - 1}", file=summary, line=ev.line, field="Epochs")
+                              f"epoch_0..epoch_{trained - 1}", file=summary, line=ev.line, field="Epochs")
             script = resolve_task_script(ev.script, exp_dir, summary, ev.line)
             text = render_eval_slurm(eval_context(exp, run, ev, epoch, model_path, script, run_dir, local, fmt))
             if not dry_run:

@@ -1,5 +1,10 @@
 """scaffold-experiment: read the plan, check it, call scaffold-torchtune then scaffold-inspect,
-log all three levels, report every run (one run's failure never stops the others)."""
+log all three levels, report every run.
+
+All or nothing: every run's files are rendered and every input checked (task scripts, epochs,
+settings, hand-edited setup files) before the first file is written. If anything is wrong, the
+report lists every problem and the experiment directory is left exactly as it was.
+"""
 from __future__ import annotations
 
 import time
@@ -7,12 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import CkError
-from ..experiment.naming import inside, run_directories, varying_parameters
+from ..experiment.naming import check_safe_name, inside, run_directories, varying_parameters
 from ..experiment.parse import load_experiment
 from ..localconfig import load_local_config
 from ..util.log import ActionLog
 from .inspect_worker import scaffold_run_evals
-from .torchtune_worker import RunResult, scaffold_run
+from .torchtune_worker import RunPlan, RunResult, plan_run, write_run
 
 
 @dataclass
@@ -23,6 +28,7 @@ class ScaffoldReport:
     torchtune: list[RunResult] = field(default_factory=list)
     inspect: list[RunResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    written: bool = False  # False when a problem stopped the scaffold before any file was written
 
     @property
     def failures(self) -> list[RunResult]:
@@ -39,28 +45,58 @@ def _counts(results: list[RunResult]) -> str:
     return f"{ok} ok, {len(results) - ok} failed"
 
 
+def _plan_warnings(exp, local, only) -> list[str]:
+    out = list(exp.warnings) + list(local.warnings)
+    for mname, mpath in exp.models:
+        if not Path(mpath).expanduser().exists():
+            out.append(f"model path for {mname} not found here: {mpath} (may exist on compute nodes)")
+    if exp.dataset and not Path(exp.dataset).expanduser().exists():
+        out.append(f"dataset not found here: {exp.dataset} (may exist on compute nodes)")
+    if not exp.evaluations and only != "torchtune":
+        out.append("no evaluations in the plan: scaffold-inspect has nothing to do")
+    temperature = exp.stated("eval_temperature")
+    if temperature not in (None, 0, 0.0):
+        out.append(f"Temperature {temperature} is not applied: scaffold-inspect evaluates greedily (do_sample=false)")
+    if exp.stated("eval_scorer"):
+        out.append(f"Scorer {exp.stated('eval_scorer')!r} is not applied by ck: the task script's own scorer is used")
+    return out
+
+
 def scaffold_experiment(exp_dir: str | Path, *, only: str | None = None, dry_run: bool = False,
-                        config: str | Path | None = None) -> ScaffoldReport:
+                        config: str | Path | None = None, force: bool = False) -> ScaffoldReport:
     exp_dir = Path(exp_dir).resolve()
     summary = exp_dir / "experiment_summary.md"
     exp = load_experiment(summary)
+    # the experiment name becomes a path component of checkpoint directories and job names
+    check_safe_name(exp.name, file=summary, line=1, fld="title")
     local = load_local_config(config, search=(exp_dir,))
     dirs = run_directories(exp, str(summary))
     for name, d in dirs.items():
         if not inside(exp_dir, exp_dir / d):
             raise CkError(f"run directory {d!r} would leave the experiment directory", file=summary, field=name)
-    report = ScaffoldReport(exp.name, str(exp_dir), dry_run, warnings=list(local.warnings))
-    for mname, mpath in exp.models:
-        if not Path(mpath).expanduser().exists():
-            report.warnings.append(f"model path for {mname} not found here: {mpath} (may exist on compute nodes)")
-    if exp.dataset and not Path(exp.dataset).expanduser().exists():
-        report.warnings.append(f"dataset not found here: {exp.dataset} (may exist on compute nodes)")
-    if not exp.evaluations and only != "torchtune":
-        report.warnings.append("no evaluations in the plan: scaffold-inspect has nothing to do")
+    report = ScaffoldReport(exp.name, str(exp_dir), dry_run, warnings=_plan_warnings(exp, local, only))
 
+    # 1. check and render everything; nothing touches the disk
+    plans: dict[str, RunPlan] = {}
+    if only in (None, "torchtune"):
+        for run in exp.finetuned_runs:
+            try:
+                plans[run.name] = plan_run(exp, run, dirs[run.name], exp_dir, local, force=force)
+            except CkError as err:
+                report.torchtune.append(RunResult(run=run.name, directory=dirs[run.name], ok=False, error=str(err)))
+    if only in (None, "inspect"):
+        for run in exp.runs:
+            res = scaffold_run_evals(exp, run, dirs[run.name], exp_dir, local, str(summary), dry_run=True)
+            if not res.ok:
+                report.inspect.append(res)
+    if report.failures:
+        return report  # every problem listed; no file written
+
+    # 2. write
     logs = {n: ActionLog(exp_dir / f"{n}.log") for n in ("scaffold-experiment", "scaffold-torchtune", "scaffold-inspect")}
     if dry_run:
         logs = {n: _NullLog() for n in logs}
+    report.written = not dry_run
     orch = logs["scaffold-experiment"]
     orch.write("DISCOVER_EXPERIMENT", "Found experiment", details=str(summary),
                result=f"{len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s), "
@@ -79,11 +115,18 @@ def scaffold_experiment(exp_dir: str | Path, *, only: str | None = None, dry_run
                    result=f"Varying: {', '.join(varying_parameters(exp.runs)) or 'none'}")
         orch.write("INVOKE_SCAFFOLD_TORCHTUNE", "Generating fine-tuning configs", details="scaffold-torchtune")
         for run in exp.finetuned_runs:
-            res = scaffold_run(exp, run, dirs[run.name], exp_dir, local, dry_run=dry_run)
+            plan = plans[run.name]
+            res = RunResult(run=run.name, directory=dirs[run.name])
+            try:
+                res.files = write_run(plan, dry_run=dry_run)
+            except CkError as err:
+                res.ok, res.error = False, str(err)
+            if plan.note:
+                report.warnings.append(f"{dirs[run.name]}: {plan.note}")
             report.torchtune.append(res)
+            details = ", ".join(f"{k}={v}" for k, v in run.settings)
             tlog.write("SCAFFOLD_RUN", dirs[run.name],
-                       details=f"run {run.name}: rank={run.lora_rank}, lr={run.learning_rate}, "
-                               f"batch_size={run.batch_size or exp.batch_size}, epochs={exp.epochs}",
+                       details=f"run {run.name}: {details or 'plan defaults'}" + (f"; {plan.note}" if plan.note else ""),
                        result="; ".join(f"{Path(f.path).name} {f.status}" for f in res.files)
                        if res.ok else f"FAILED: {res.error}")
         orch.write("SCAFFOLD_TORCHTUNE_COMPLETE", "Fine-tuning configs generated",
@@ -94,13 +137,14 @@ def scaffold_experiment(exp_dir: str | Path, *, only: str | None = None, dry_run
         t0 = time.monotonic()
         ilog = logs["scaffold-inspect"]
         orch.write("INVOKE_SCAFFOLD_INSPECT", "Generating evaluation configs", details="scaffold-inspect")
-        failed_training = {r.run for r in report.torchtune if not r.ok}
         for run in exp.runs:
             if run.finetuned and only == "inspect" and not (exp_dir / dirs[run.name] / "finetune.slurm").exists():
                 report.warnings.append(f"{dirs[run.name]}: no finetune.slurm yet (run scaffold-torchtune first)")
-            res = scaffold_run_evals(exp, run, dirs[run.name], exp_dir, local, str(summary), dry_run=dry_run)
-            if run.name in failed_training and res.ok:
-                res.error = "fine-tuning scaffold failed; evaluation scripts written anyway"
+            try:
+                res = scaffold_run_evals(exp, run, dirs[run.name], exp_dir, local, str(summary), dry_run=dry_run)
+            except OSError as exc:
+                res = RunResult(run=run.name, directory=dirs[run.name], ok=False,
+                                error=f"{exc.filename or exp_dir / dirs[run.name]}: cannot write: {exc.strerror}")
             report.inspect.append(res)
             ilog.write("SCAFFOLD_EVAL", dirs[run.name],
                        result="; ".join(f"eval/{Path(f.path).name} {f.status}" for f in res.files)

@@ -1,150 +1,125 @@
-"""setup_finetune.yaml: build it for a run, and read it back strictly (file:line: field)."""
+"""setup_finetune.yaml: read it back strictly (file:line: field), every key checked against the
+settings schema (cruijff_kit/experiment/settings.py).
+
+Values that reach finetune.slurm (the `slurm:` mapping, the environment) are held to what a
+shell line may carry: no newlines or control characters, known keys only.
+"""
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import CkError, CkErrors
-from ..experiment.naming import SAFE_NAME
+from ..experiment.settings import SETUP_SETTINGS, setup_key_suggestion
 
 SETUP_FILE = "setup_finetune.yaml"
+SCHEMA = {s.key: s for s in SETUP_SETTINGS}
+OPTIONAL = {k for k, s in SCHEMA.items() if not s.required and s.key not in ("lora_rank", "learning_rate",
+                                                                              "batch_size", "epochs", "lora_alpha",
+                                                                              "num_gpus")}
+SLURM_KEYS = {"job_name": str, "account": str, "partition": str, "constraint": str, "time": str, "mem": str,
+              "cpus": int, "gpus": int, "nodes": int, "modules": list, "output": str}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SLURM_VALUE = re.compile(r"[A-Za-z0-9_.,:%/+=@\[\]-]*")
 
 
-def _int(minimum: int | None = None, nullable: bool = False) -> Callable[[Any], str | None]:
-    def check(v):
-        if v is None and nullable:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            return f"expected a whole number, got {v!r}"
-        if minimum is not None and v < minimum:
-            return f"must be >= {minimum}, got {v}"
-        return None
-    return check
+def _slurm_problems(value: dict) -> list[tuple[str, str]]:
+    out = []
+    for key, v in value.items():
+        fld = f"slurm.{key}"
+        kind = SLURM_KEYS.get(key)
+        if kind is None:
+            out.append((fld, f"unknown SLURM setting (known: {', '.join(SLURM_KEYS)})"))
+            continue
+        if v is None:
+            continue
+        if kind is int:
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100_000:
+                out.append((fld, f"expected a whole number 0..100000, got {str(v)[:40]!r}"))
+        elif kind is list:
+            if not isinstance(v, list) or not all(isinstance(m, str) and _SLURM_VALUE.fullmatch(m) for m in v):
+                out.append((fld, "expected a list of module names (letters, digits, . _ - / +)"))
+        elif not isinstance(v, str):
+            out.append((fld, f"expected text, got {str(v)[:40]!r}"))
+        elif _CONTROL.search(v):
+            out.append((fld, "contains a newline or control character (it would become a line of the job script)"))
+        elif len(v) > 256:
+            out.append((fld, f"is {len(v)} characters long (at most 256)"))
+    return out
 
 
-def _num(positive: bool = True, below: float | None = None) -> Callable[[Any], str | None]:
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return f"expected a number, got {v!r}"
-        if positive and not v > 0:
-            return f"must be > 0, got {v}"
-        if not positive and v < 0:
-            return f"must be >= 0, got {v}"
-        if below is not None and not v < below:
-            return f"must be < {below}, got {v}"
-        return None
-    return check
+def check_setup(data: dict, path: str | Path, lines: dict[tuple, int] | None = None) -> list[CkError]:
+    lines = lines or {}
+    errors: list[CkError] = []
+    for key, value in data.items():
+        s = SCHEMA.get(key)
+        if s is None:
+            near = setup_key_suggestion(str(key))
+            errors.append(CkError(f"unknown setting {str(key)[:60]!r}", file=path, line=lines.get((key,)),
+                                  field=str(key)[:60],
+                                  hint=(f"did you mean {near!r}? " if near else "")
+                                  + "fields: skills/scaffold-torchtune/references/setup-fields.md"))
+            continue
+        problem = s.problem(value)
+        if problem is None and s.kind in ("text", "name") and isinstance(value, str) and key != "system_prompt" \
+                and _CONTROL.search(value):
+            problem = "contains a newline or control character"
+        if problem:
+            errors.append(CkError(problem, file=path, line=lines.get((key,)), field=key))
+        elif key == "slurm":
+            for fld, msg in _slurm_problems(value):
+                errors.append(CkError(msg, file=path, line=lines.get(("slurm", fld[6:])) or lines.get((key,)),
+                                      field=fld))
+        elif key == "environment":
+            for k in ("path", "name"):
+                v = value.get(k)
+                if isinstance(v, str) and _CONTROL.search(v):
+                    errors.append(CkError("contains a newline or control character", file=path,
+                                          line=lines.get((key,)), field=f"environment.{k}"))
+    for key, s in SCHEMA.items():
+        if key not in data and key not in OPTIONAL:
+            errors.append(CkError("missing required setting", file=path, line=None, field=key))
+    ds, fmt = data.get("dataset"), data.get("dataset_format")
+    if isinstance(ds, str) and fmt in ("json", "parquet"):
+        suffix = Path(ds).suffix.lower()
+        if suffix and suffix != f".{fmt}":
+            errors.append(CkError(f"dataset {ds[:120]!r} is not {fmt}", file=path, line=lines.get(("dataset",)),
+                                  field="dataset", hint="a .json file (dataset_format: json) or a directory of "
+                                                        ".parquet splits (dataset_format: parquet)"))
+    return errors
 
 
-def _str(nonempty: bool = False, nullable: bool = False, choices: tuple = ()) -> Callable[[Any], str | None]:
-    def check(v):
-        if v is None and nullable:
-            return None
-        if not isinstance(v, str):
-            return f"expected text, got {v!r}"
-        if nonempty and not v.strip():
-            return "must not be empty"
-        if choices and v not in choices:
-            return f"must be one of {', '.join(choices)}, got {v!r}"
-        return None
-    return check
-
-
-def _safe(v):
-    if not isinstance(v, str) or not SAFE_NAME.match(v) or ".." in v:
-        return f"unsafe name {v!r} (letters, digits, '.', '_', '+', '-')"
-    return None
-
-
-def _bool(v):
-    return None if isinstance(v, bool) else f"expected true or false, got {v!r}"
-
-
-def _mapping(v):
-    return None if isinstance(v, dict) else f"expected a mapping, got {v!r}"
-
-
-def _environment(v):
-    if not isinstance(v, dict) or v.get("kind") not in ("venv", "conda", "none"):
-        return "expected {kind: venv, path: …} | {kind: conda, name: …} | {kind: none}"
-    if v["kind"] == "venv" and not v.get("path"):
-        return "a venv environment needs a path"
-    if v["kind"] == "conda" and not v.get("name"):
-        return "a conda environment needs a name"
-    return None
-
-
-SCHEMA: dict[str, Callable[[Any], str | None]] = {
-    "experiment_name": _str(nonempty=True),
-    "run_name": _safe,
-    "my_wandb_project": _str(nullable=True),
-    "my_wandb_run_name": _str(nullable=True),
-    "model_name": _str(nonempty=True),
-    "model_checkpoint": _str(nonempty=True),
-    "dataset": _str(nonempty=True),
-    "dataset_format": _str(choices=("json", "parquet")),
-    "lora_rank": _int(1),
-    "lora_alpha": _num(),
-    "lora_dropout": _num(positive=False, below=1.0),
-    "learning_rate": _num(),
-    "batch_size": _int(1),
-    "gradient_accumulation_steps": _int(1),
-    "epochs": _int(1),
-    "max_steps_per_epoch": _int(1, nullable=True),
-    "num_gpus": _int(0),
-    "num_nodes": _int(1),
-    "num_cpu_ranks": _int(1),
-    "seed": _int(0),
-    "lr_warmup_steps": _int(0),
-    "weight_decay": _num(positive=False),
-    "system_prompt": _str(),
-    "enable_validation": _bool,
-    "logger": _str(choices=("disk", "wandb")),
-    "extra_overrides": _mapping,
-    "output_dir": _str(nonempty=True),
-    "environment": _environment,
-    "slurm": _mapping,
-}
-OPTIONAL = {"lr_warmup_steps", "weight_decay", "my_wandb_project", "my_wandb_run_name", "max_steps_per_epoch", "extra_overrides",
-            "system_prompt", "enable_validation", "seed", "logger", "num_nodes", "num_cpu_ranks", "lora_dropout",
-            "gradient_accumulation_steps"}
-
-
-def load_setup(path: str | Path) -> dict:
-    """Read and validate a setup_finetune.yaml; every problem reported with its line."""
-    import yaml
+def load_setup_with_lines(path: str | Path) -> tuple[dict, dict[tuple, int]]:
+    from ..experiment.yaml_input import load_user_yaml
 
     p = Path(path)
     if not p.is_file():
         raise CkError(f"{SETUP_FILE} not found", file=p, hint="run `ck scaffold` for this experiment")
-    text = p.read_text(encoding="utf-8")
-    # Parse once: the node tree gives each key's line, and the same tree builds the values.
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise CkError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", file=p,
-                      line=mark.line + 1 if mark else None) from None
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict) or node is None:
+    data, lines = load_user_yaml(p, SETUP_FILE)
+    if not isinstance(data, dict):
         raise CkError("expected a mapping of settings", file=p, line=1)
-    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value}
-    errors = []
-    for key, value in data.items():
-        check = SCHEMA.get(key)
-        if check is None:
-            errors.append(CkError(f"unknown setting {key!r}", file=p, line=lines.get(key), field=str(key),
-                                  hint="known: " + ", ".join(sorted(SCHEMA))))
-            continue
-        problem = check(value)
-        if problem:
-            errors.append(CkError(problem, file=p, line=lines.get(key), field=key))
-    for key in SCHEMA:
-        if key not in data and key not in OPTIONAL:
-            errors.append(CkError("missing required setting", file=p, line=None, field=key))
+    errors = check_setup(data, p, lines)
     if errors:
-        raise errors[0] if len(errors) == 1 else CkErrors(errors)
-    return data
+        raise errors[0] if len(errors) == 1 else CkErrors(errors[:50])
+    return data, lines
+
+
+def load_setup(path: str | Path) -> dict:
+    """Read and validate a setup_finetune.yaml; every problem reported with its line."""
+    return load_setup_with_lines(path)[0]
+
+
+def differing_fields(on_disk: dict, generated: dict) -> list[str]:
+    """Keys whose values differ (lists and tuples alike), for 'the file was edited by hand'."""
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, bool) or isinstance(b, bool):
+            return a is b
+        return a == b
+
+    keys = list(dict.fromkeys(list(generated) + list(on_disk)))
+    return [k for k in keys if not same(on_disk.get(k), generated.get(k))]

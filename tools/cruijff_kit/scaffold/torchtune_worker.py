@@ -5,16 +5,17 @@ directory (seed 002); `ck scaffold` calls the same function in-process.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CkError
 from ..experiment.model import Experiment, Run
+from ..experiment.settings import RUN_SETTINGS
 from ..localconfig import LocalConfig
 from ..util.fs import write_if_changed
-from .setup_file import SETUP_FILE, load_setup
+from .setup_file import SETUP_FILE, differing_fields, load_setup
 
-DEFAULT_LR = 5e-5  # seed 002: "default to 5e-5 if not in table"
 
 
 @dataclass
@@ -32,16 +33,6 @@ class RunResult:
     files: list[FileChange] = field(default_factory=list)
 
 
-def _cfg_number(exp: Experiment, key: str, default, cast):
-    text = exp.config_value(key)
-    if text is None or text.strip() in ("", "-"):
-        return default
-    try:
-        return cast(text)
-    except ValueError:
-        raise CkError(f"expected a number, got {text!r}", field=key) from None
-
-
 def dataset_format(path: str) -> str:
     """The setup template follows the dataset's extension; a directory of per-split files is parquet."""
     p = Path(path).expanduser()
@@ -49,16 +40,20 @@ def dataset_format(path: str) -> str:
 
 
 def output_dir_for(exp: Experiment, exp_dir: Path, run_dir: str, local: LocalConfig) -> str:
-    if local.output_dir_base:
-        return str(Path(local.output_dir_base).expanduser() / exp.name / run_dir)
+    base = exp.stated("output_dir_base") or local.output_dir_base  # the plan's Checkpoint directory wins
+    if base:
+        return str(Path(base).expanduser() / exp.name / run_dir)
     return str(exp_dir / run_dir / "checkpoints")
 
 
 def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: LocalConfig) -> dict:
-    rank = run.lora_rank
-    logger = (exp.config_value("Logger") or ("wandb" if local.my_wandb_project else "disk")).strip().lower()
-    gpus = exp.gpus
-    nodes = _cfg_number(exp, "Nodes", 1, int)
+    """Every resolved input of the torchtune worker: each training setting of the schema
+    (the run's own value, else the plan's, else the default) plus identity, paths and environment."""
+    values = {s.key: exp.value(s.key, run) for s in RUN_SETTINGS}
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    if values["logger"] is None:
+        values["logger"] = "wandb" if local.my_wandb_project else "disk"
+    gpus, nodes = values["num_gpus"], values["num_nodes"]
     return {
         "experiment_name": exp.name,
         "run_name": run_dir,
@@ -68,24 +63,7 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
         "model_checkpoint": exp.model_path(run.model),
         "dataset": exp.dataset,
         "dataset_format": dataset_format(exp.dataset),
-        "lora_rank": rank,
-        "lora_alpha": _cfg_number(exp, "LoRA alpha", 2 * rank, float),
-        "lora_dropout": _cfg_number(exp, "LoRA dropout", 0.0, float),
-        "learning_rate": run.learning_rate if run.learning_rate is not None
-        else _cfg_number(exp, "Learning rate", DEFAULT_LR, float),
-        "batch_size": run.batch_size or exp.batch_size,
-        "gradient_accumulation_steps": _cfg_number(exp, "Gradient accumulation steps", 1, int),
-        "lr_warmup_steps": _cfg_number(exp, "Warmup steps", 100, int),
-        "weight_decay": _cfg_number(exp, "Weight decay", 0.01, float),
-        "epochs": exp.epochs,
-        "max_steps_per_epoch": _cfg_number(exp, "Max steps per epoch", None, int),
-        "num_gpus": gpus,
-        "num_nodes": nodes,
-        "num_cpu_ranks": _cfg_number(exp, "CPU ranks", 1, int),
-        "seed": _cfg_number(exp, "Seed", 1234, int),
-        "system_prompt": exp.system_prompt,
-        "enable_validation": exp.validation,
-        "logger": logger,
+        **values,
         "extra_overrides": {},
         "output_dir": output_dir_for(exp, exp_dir, run_dir, local),
         "environment": local.environment(),
@@ -95,20 +73,42 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
     }
 
 
+def fingerprint(setup: dict) -> str:
+    """What the scaffold generated, so a later scaffold can tell a hand edit from a plan change."""
+    import hashlib
+    import json
+
+    text = json.dumps(setup, sort_keys=True, default=list, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_FINGERPRINT = re.compile(r"^# ck-fingerprint: ([0-9a-f]{16})$", re.M)
+
+
 def render_setup(setup: dict) -> str:
     from ..templating import render
 
     name = "setup_finetune_parquet.yaml.j2" if setup["dataset_format"] == "parquet" else "setup_finetune_json.yaml.j2"
-    return render(name, s=setup).rstrip("\n") + "\n"
+    return render(name, s=setup, training=RUN_SETTINGS, fingerprint=fingerprint(setup)).rstrip("\n") + "\n"
 
 
 def _write(path: Path, text: str, dry_run: bool) -> FileChange:
     if dry_run:
         if not path.exists():
             return FileChange(str(path), "would create")
-        same = path.read_text(encoding="utf-8") == text
+        same = _read(path) == text
         return FileChange(str(path), "unchanged" if same else "would update")
-    return FileChange(str(path), write_if_changed(path, text))
+    try:
+        return FileChange(str(path), write_if_changed(path, text))
+    except OSError as exc:
+        raise CkError(f"cannot write: {exc.strerror}", file=path) from None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def render_outputs(setup: dict) -> dict[str, str]:
@@ -123,24 +123,67 @@ def generate_from_setup(run_dir: str | Path, *, dry_run: bool = False, setup: di
     run_dir = Path(run_dir)
     if setup is None:
         setup = load_setup(run_dir / SETUP_FILE)
-    return [_write(run_dir / name, text, dry_run) for name, text in render_outputs(setup).items()]
+    outputs = render_outputs(setup)  # both rendered (and so checked) before either is written
+    return [_write(run_dir / name, text, dry_run) for name, text in outputs.items()]
 
 
-def scaffold_run(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: LocalConfig,
-                 *, dry_run: bool = False) -> RunResult:
-    result = RunResult(run=run.name, directory=run_dir)
+@dataclass
+class RunPlan:
+    """What scaffold-torchtune will write for one run; built without touching the disk."""
+    run: str
+    directory: Path
+    setup_text: str | None      # None: keep the file on disk (hand-edited, plan unchanged)
+    outputs: dict[str, str]
+    note: str = ""              # e.g. "kept hand-edited setup_finetune.yaml (fields: batch_size)"
+
+
+def plan_run(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: LocalConfig, *,
+             force: bool = False) -> RunPlan:
+    """Decide what to write for one run and render it all; raises CkError, writes nothing.
+
+    setup_finetune.yaml belongs to the user once written: a file edited by hand is kept (and
+    finetune.yaml regenerated from it) while the plan's values for it are unchanged; when both
+    the plan and the file changed, the scaffold refuses without --force and names the fields.
+    """
     target = exp_dir / run_dir
-    try:
-        setup = build_setup(exp, run, run_dir, exp_dir, local)
-        setup_text = render_setup(setup)
-        if not dry_run:
-            target.mkdir(parents=True, exist_ok=True)
-        result.files.append(_write(target / SETUP_FILE, setup_text, dry_run))
-        if dry_run:
-            result.files += generate_from_setup(target, dry_run=True, setup=setup)
-        else:
-            # read back what we wrote: the worker always works from the file on disk
-            result.files += generate_from_setup(target)
-    except CkError as err:
-        result.ok, result.error = False, str(err)
-    return result
+    setup = build_setup(exp, run, run_dir, exp_dir, local)
+    setup_text = render_setup(setup)
+    path = target / SETUP_FILE
+    existing = _read(path) if path.exists() else None
+    if path.exists() and existing is None:
+        raise CkError("cannot read (not UTF-8 text, or not readable)", file=path)
+    if existing is None or existing == setup_text or force:
+        return RunPlan(run.name, target, setup_text, render_outputs(setup))
+    on_disk = load_setup(path)
+    edited = differing_fields(on_disk, setup)
+    if not edited:
+        return RunPlan(run.name, target, setup_text, render_outputs(setup))
+    m = _FINGERPRINT.search(existing)
+    written, new = (m.group(1) if m else None), fingerprint(setup)
+    if written is not None and written == fingerprint(on_disk):
+        # untouched since the scaffold wrote it: the plan changed, follow the plan
+        return RunPlan(run.name, target, setup_text, render_outputs(setup))
+    if written == new:
+        # edited by hand, and the plan still says what it said then: the edit stands
+        return RunPlan(run.name, target, None, render_outputs(on_disk),
+                       note=f"kept hand-edited {SETUP_FILE} ({', '.join(edited[:8])})")
+    raise CkError(f"was edited by hand and the plan changed too; it differs from the plan in: "
+                  f"{', '.join(edited[:12])}" + (" …" if len(edited) > 12 else ""),
+                  file=path, field=edited[0],
+                  hint="keep your edits: fold them into experiment_summary.md; or pass --force to "
+                       "overwrite this file with the plan's values")
+
+
+def write_run(plan: RunPlan, *, dry_run: bool = False) -> list[FileChange]:
+    if not dry_run:
+        try:
+            plan.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CkError(f"cannot create the run directory: {exc.strerror}", file=plan.directory) from None
+    files = []
+    if plan.setup_text is not None:
+        files.append(_write(plan.directory / SETUP_FILE, plan.setup_text, dry_run))
+    else:
+        files.append(FileChange(str(plan.directory / SETUP_FILE), "kept (hand-edited)"))
+    files += [_write(plan.directory / name, text, dry_run) for name, text in plan.outputs.items()]
+    return files
