@@ -5,7 +5,8 @@
 * --prompt-format: the tokenizer inspect loads is an overlay directory in node-local scratch
   (DIR's tokenizer files, symlinked, + a tokenizer_config.json with ck's chat template), so the
   user's base model directory is never modified and the control sees the training format too.
-* the model runs through the `ck-hf` provider (greedy, no added special tokens: see hf_model.py);
+* the model runs through the `ck-hf` provider (greedy unless --temperature > 0, no added special
+  tokens: see hf_model.py);
   the format, its template hash and the generation settings it replaced go into the .eval log as
   --metadata.
 * an adapter-only epoch directory is merged with its base model (recorded in ck_checkpoint.json,
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cruijff_kit.evaluate.launch")
     ap.add_argument("--model-dir", required=True)
     ap.add_argument("--prompt-format", choices=sorted(FORMATS))
+    ap.add_argument("--temperature", type=float, help="sample at this temperature (> 0); default: greedy")
     ap.add_argument("--base-model", help="base model of an adapter directory that does not record one "
                                          "(an eval-only run's adapter trained elsewhere)")
     ap.add_argument("--task-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -92,10 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="ck-eval-", dir=base))
     try:
         name, margs, meta = model_arguments(model_dir, a.prompt_format, scratch, base_model=a.base_model)
+        if a.temperature is not None and a.temperature < 0:
+            ap.error(f"--temperature must be >= 0, got {a.temperature}")
+        sampled = [] if not a.temperature else ["--temperature", repr(a.temperature)]
+        if sampled:  # the plan's Temperature: ck-hf samples (do_sample) and inspect passes the temperature
+            margs["sample"] = True
+            meta["ck_decoding"] = f"sampling at temperature {a.temperature!r}"  # no comma: inspect splits metadata at commas
         # model and task arguments go through config files: on the command line inspect would
         # split any value that contains a comma into a list
         (scratch / "model_args.json").write_text(json.dumps(margs))
-        extra = ["--model", name, "--model-config", str(scratch / "model_args.json")]
+        extra = ["--model", name, "--model-config", str(scratch / "model_args.json"), *sampled]
         if task_args:
             (scratch / "task_args.json").write_text(json.dumps(task_args))
             extra += ["--task-config", str(scratch / "task_args.json")]
