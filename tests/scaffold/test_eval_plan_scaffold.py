@@ -156,4 +156,4 @@ def test_at_all_gives_one_evaluation_per_epoch(tmp_path, local):
     [ft] = [p for p in exp.iterdir() if (p / "finetune.slurm").exists()]
     assert sorted(p.name for p in (ft / "eval").glob("*.slurm")) == [
         f"capitalization_epoch{e}.slurm" for e in (0, 1, 2)]
-    assert "Epochs are numbered from 0" in (exp / "experiment_summary.md").read_text()  # where the user edits them
+    assert "Epochs are 0-based" in (exp / "experiment_summary.md").read_text()  # where the user edits them

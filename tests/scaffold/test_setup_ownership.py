@@ -86,3 +86,20 @@ def test_broken_hand_edit_is_reported_with_its_line(exp, capsys):
     assert main(["scaffold", str(exp)]) == 2
     assert f"{setup}:{line}: lora_dropout: must be < 1" in capsys.readouterr().err
     assert snapshot(exp) == before
+
+
+def test_generated_files_follow_the_umask(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("CK_LOCAL_CONFIG", str(tmp_path / "claude.local.md"))
+    (tmp_path / "claude.local.md").write_text("- slurm_partition: debug\n")
+    e = make_experiment(tmp_path)
+    old = os.umask(0o022)
+    try:
+        assert main(["scaffold", str(e)]) == 0
+        assert main(["design", str(tmp_path / "d"), "--model", "m=/m", "--dataset", "/d.json"]) == 0
+    finally:
+        os.umask(old)
+    for f in (e / RUN / "setup_finetune.yaml", e / RUN / "finetune.yaml", e / RUN / "eval" / "capitalization_epoch0.slurm",
+              tmp_path / "d" / "experiment_summary.md"):
+        assert f.stat().st_mode & 0o777 == 0o644, f

@@ -108,6 +108,10 @@ def parse_local_config(text: str, path: str = "claude.local.md") -> LocalConfig:
         # "value   # comment": a comment needs whitespace before the '#'
         val = re.sub(r"(^|\s+)#.*$", "", m.group("val")).strip().strip("`").strip()
         key = m.group("key").lower()
+        if re.search(r"[\x00-\x08\x0b-\x1f\x7f]", val):
+            raise CkError("contains a control character (it would reach a job script)", file=path, line=no, field=key)
+        if len(val) > 1024:
+            raise CkError(f"value is {len(val)} characters long (at most 1024)", file=path, line=no, field=key)
         if len(val) >= 2 and val[0] == val[-1] and val[0] in "\"'":
             val = val[1:-1]
         if key in _TOP:
@@ -145,4 +149,6 @@ def load_local_config(path: str | Path | None = None, *, search: tuple = ()) -> 
         return cfg
     if not p.is_file():
         raise CkError("claude.local.md not found", file=p, hint="check CK_LOCAL_CONFIG / --config")
-    return parse_local_config(p.read_text(encoding="utf-8"), str(p))
+    from .experiment.yaml_input import read_user_text
+
+    return parse_local_config(read_user_text(p, "claude.local.md", limit=256 * 1024), str(p))

@@ -136,15 +136,18 @@ def run(args) -> int:
     spec = build_spec(args)
     spec.experiment_dir = str(exp_dir)
     exp, text = plan_summary(spec)  # everything checked before the first byte is written
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(summary, text)
-    log = ActionLog(exp_dir / "design-experiment.log")
-    log.write("DESIGN_EXPERIMENT", f"Planned {exp.name}",
-              details=f"models={', '.join(m for m, _ in exp.models)}; "
-                      + "; ".join(f"{k}={v}" for k, v in spec.grid.items())
-                      + f"; epochs={exp.epochs}; gpus={exp.gpus}; controls={spec.controls}",
-              result=f"{len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s), "
-                     f"{len(exp.evaluations)} task(s) -> {summary}")
+    try:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(summary, text)
+        ActionLog(exp_dir / "design-experiment.log").write(
+            "DESIGN_EXPERIMENT", f"Planned {exp.name}",
+            details=f"models={', '.join(m for m, _ in exp.models)}; "
+                    + "; ".join(f"{k}={v}" for k, v in spec.grid.items())
+                    + f"; epochs={exp.epochs}; gpus={exp.gpus}; controls={spec.controls}",
+            result=f"{len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s), "
+                   f"{len(exp.evaluations)} task(s) -> {summary}")
+    except OSError as exc:  # read-only directory, a file in the way …: named, never a traceback
+        raise CkError(f"cannot write: {exc.strerror}", file=exc.filename or exp_dir) from None
     if args.json:
         emit_json({"experiment": exp.name, "summary": str(summary), "runs": [r.name for r in exp.runs],
                    "finetuned": len(exp.finetuned_runs), "controls": len(exp.control_runs),

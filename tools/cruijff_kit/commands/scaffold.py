@@ -28,11 +28,16 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..scaffold.orchestrator import scaffold_experiment
 
+    from ..errors import CkError
+
     run_dir = Path(args.dir).expanduser()
     if (run_dir / "setup_finetune.yaml").is_file() and not (run_dir / "experiment_summary.md").exists():
         return _one_run(run_dir.resolve(), args)
-    report = scaffold_experiment(experiment_dir(args.dir), only=args.only, dry_run=args.dry_run,
-                                 config=args.config, force=args.force)
+    try:
+        report = scaffold_experiment(experiment_dir(args.dir), only=args.only, dry_run=args.dry_run,
+                                     config=args.config, force=args.force)
+    except OSError as exc:  # read-only directory, full disk …: a message naming the file, never a traceback
+        raise CkError(f"cannot write: {exc.strerror}", file=exc.filename or args.dir) from None
     if args.json:
         emit_json(report.to_dict())
     else:

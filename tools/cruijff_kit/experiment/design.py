@@ -17,7 +17,7 @@ from ..errors import CkError
 from .estimate import calibrate, estimate_seconds, examples_in_dataset, format_duration, params_from_model
 from .model import EPOCH_WORDS, Evaluation, Experiment, Run, RunType
 from .naming import check_safe_name, run_directories
-from .settings import BY_KEY, RUN_SETTINGS, SAFE_TEXT, Setting, lookup, lookup_column, suggest
+from .settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, suggest
 
 MAX_RUNS = 10_000
 TOP_LEVEL = ("name", "models", "dataset", "question", "grid", "controls", "tasks", "config", "experiment_dir",
@@ -302,7 +302,7 @@ def design_experiment(spec: DesignSpec) -> Experiment:
     names = [r.name for r in runs]
     for i, t in enumerate(spec.tasks):
         fld = f"tasks[{i}]" if src else "--task"
-        if not SAFE_TEXT.fullmatch(t.task) or ".." in t.task:
+        if not SAFE_NAME.fullmatch(t.task) or ".." in t.task:
             raise CkError(f"unsafe task name {t.task[:60]!r}: use letters, digits, '.', '_', '+', '-'",
                           file=src, line=spec.line("tasks"), field=fld)
         for r in t.runs:

@@ -26,7 +26,7 @@ from .model import (
     StatusRow,
     Tools,
 )
-from .settings import BY_KEY, RUN_SETTINGS, SAFE_TEXT, Setting, lookup, lookup_column, norm, parse_quoted, suggest
+from .settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, norm, parse_quoted, suggest
 
 MAX_SUMMARY_BYTES = 4 * 1024 * 1024  # a plan of 10,000 runs is ~1 MB
 MAX_ERRORS = 50
@@ -570,7 +570,8 @@ def parse_summary_text(text: str, path: str = "experiment_summary.md") -> Experi
     runs: list[Run] = []
     rt = by_title.get("all runs") or by_title.get("runs")
     if rt is None or not rt.tables:
-        c.error("no '## All Runs' table", None, "All Runs")
+        c.error("no '## All Runs' table" + (" (a table needs a |---| line with one cell per column)" if rt else ""),
+                rt.line if rt else None, "All Runs")
     else:
         runs = _parse_runs(c, rt.tables[0], models)
         if not runs and not c.errors:
@@ -588,6 +589,10 @@ def parse_summary_text(text: str, path: str = "experiment_summary.md") -> Experi
     plan = by_title.get("evaluation plan")
     if es is not None and es.tables:
         evaluations = _parse_evaluations(c, es.tables[0])
+    elif es is not None and (es.paragraphs or es.bullets):
+        line = es.paragraphs[0][2] if es.paragraphs else es.line
+        c.error("the Evaluation section has text but no table ck can read "
+                "(a table needs a |---| line with one cell per column)", line, "Evaluation")
     elif tasks_table is not None or plan is not None:
         evaluations = _original_evaluations(c, tasks_table, plan, [r.name for r in runs])
     evaluations = _resolve_epochs(c, evaluations, stated.get("epochs", BY_KEY["epochs"].default))
@@ -651,10 +656,10 @@ def _resolve_epochs(c: _Collector, evals: list[Evaluation], epochs: int) -> list
 def _check_evaluations(c: _Collector, evals: list[Evaluation], run_names: set[str]) -> None:
     seen: dict[str, list[Evaluation]] = {}
     for e in evals:
-        if not SAFE_TEXT.fullmatch(e.task) or ".." in e.task or len(e.task) > 100:
+        if not SAFE_NAME.fullmatch(e.task) or ".." in e.task or len(e.task) > 100:
             c.error(f"unsafe task name {e.task[:60]!r}: use letters, digits, '.', '_', '+', '-' "
                     "(it names files under eval/)", e.line, "Task")
-        if e.split is not None and (not SAFE_TEXT.fullmatch(e.split) or ".." in e.split):
+        if e.split is not None and (not SAFE_NAME.fullmatch(e.split) or ".." in e.split):
             c.error(f"unsafe split name {e.split[:60]!r}", e.line, "Split")
         for r in e.runs:
             if r not in run_names:

@@ -25,7 +25,8 @@ from .numbers import format_float
 
 TRAINING, EVALUATION, OUTPUT, SETUP = "training", "evaluation", "output", "setup"
 LORA_MODULES = ("q_proj", "k_proj", "v_proj", "output_proj")
-SAFE_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./+-]*")
+SAFE_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./+-]*")  # text that needs no quotes in the summary
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")    # a name that may become a file name
 MAX_TEXT = 10_000  # characters in one text setting (a system prompt is a paragraph, not a book)
 
 
@@ -92,7 +93,7 @@ class Setting:
                 return f"is {len(value)} characters long (at most {MAX_TEXT})"
             if self.choices and value not in self.choices:
                 return f"must be one of {', '.join(self.choices)}, got {_short_repr(value)}"
-            if k == "name" and value and (not SAFE_TEXT.fullmatch(value) or ".." in value):
+            if k == "name" and value and (not SAFE_NAME.fullmatch(value) or ".." in value or len(value) > 200):
                 return f"unsafe name {_short_repr(value)} (letters, digits, '.', '_', '+', '-')"
             if self.required and not value.strip():
                 return "must not be empty"

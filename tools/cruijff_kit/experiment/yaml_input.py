@@ -70,7 +70,14 @@ def _refuse_aliases(root, path: Path) -> None:
                           file=path, line=node.start_mark.line + 1)
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
+            keys: dict = {}
             for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in keys:
+                        # YAML keeps the last silently: a hand edit appended below would override unseen
+                        raise CkError(f"key {k.value[:60]!r} appears twice (first on line {keys[k.value]})",
+                                      file=path, line=k.start_mark.line + 1, field=k.value[:60])
+                    keys[k.value] = k.start_mark.line + 1
                 stack.extend((k, v))
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)
