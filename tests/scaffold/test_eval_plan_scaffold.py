@@ -66,6 +66,7 @@ def test_eval_only_row_round_trips_and_names_its_directory(tmp_path):
     assert run.eval_only and dict(run.extra) == {"Checkpoint": "/ckpt/epoch_2"}
     assert exp.eval_only_runs == (run,) and run not in exp.control_runs
     assert parse_summary_text(render_summary(exp)) == exp
+    assert not [w for w in exp.warnings if "Checkpoint" in w]  # a column ck uses, not a note
     from cruijff_kit.experiment.naming import run_directories
 
     assert run_directories(exp)["other_ft"] == "other_ft"
@@ -157,3 +158,34 @@ def test_at_all_gives_one_evaluation_per_epoch(tmp_path, local):
     assert sorted(p.name for p in (ft / "eval").glob("*.slurm")) == [
         f"capitalization_epoch{e}.slurm" for e in (0, 1, 2)]
     assert "Epochs are 0-based" in (exp / "experiment_summary.md").read_text()  # where the user edits them
+
+
+def test_spec_and_cli_eval_only_runs(tmp_path, local):
+    ckpt = hf_dir(tmp_path / "theirs" / "epoch_2")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""name: e
+models:
+  Llama-3.2-1B-Instruct: /models/Llama-3.2-1B-Instruct
+dataset: /data/words.json
+gpus: 0
+controls: false
+eval_only:
+  theirs: {{model: Llama-3.2-1B-Instruct, checkpoint: theirs/epoch_2}}
+  plain: {{model: Llama-3.2-1B-Instruct}}
+tasks:
+  - {{task: capitalization, script: {BLUEPRINT_TASK}, epochs: all}}
+""")
+    assert main(["design", str(tmp_path / "e"), "--spec", str(spec)]) == 0
+    exp = parse_summary_text((tmp_path / "e" / "experiment_summary.md").read_text())
+    theirs, plain = exp.eval_only_runs
+    assert dict(theirs.extra) == {"Checkpoint": str(ckpt)} and plain.extra == ()  # relative to the spec file
+    assert main(["design", str(tmp_path / "c"), "--model", "Llama-3.2-1B-Instruct=/models/Llama-3.2-1B-Instruct",
+                 "--dataset", "/data/words.json", "--gpus", "0", "--eval-only", f"theirs=Llama-3.2-1B-Instruct@{ckpt}",
+                 "--task", f"capitalization={BLUEPRINT_TASK}@0"]) == 0
+    cli = parse_summary_text((tmp_path / "c" / "experiment_summary.md").read_text())
+    assert [dict(r.extra) for r in cli.eval_only_runs] == [{"Checkpoint": str(ckpt)}]
+    assert main(["scaffold", str(tmp_path / "c")]) == 0
+    assert f"MODEL_DIR={ckpt}\n" in (tmp_path / "c" / "theirs" / "eval" / "capitalization_base.slurm").read_text()
+    with pytest.raises(CkError, match="not under models"):
+        from cruijff_kit.experiment.eval_only import runs_from_spec
+        runs_from_spec({"x": {"model": "nope"}}, "spec.yaml", 3, ["Llama-3.2-1B-Instruct"])

@@ -70,3 +70,32 @@ def evaluated_model(exp: Experiment, run: Run, exp_dir: Path, summary: str | Non
                       f"(no config.json) nor a torchtune adapter directory (adapter_model.pt + adapter_config.json): {p}",
                       file=summary, line=run.line, field=CHECKPOINT_COLUMN)
     return str(p), None
+
+
+def runs_from_spec(value, source: str | None, line: int | None, models: list[str], field: str = "eval_only") -> list[Run]:
+    """`eval_only:` of a design spec: {run name: {model: NAME, checkpoint: PATH}} (checkpoint
+    optional: without it the model itself is evaluated), or the CLI's NAME=MODEL[@CHECKPOINT]."""
+    from .model import RunType
+    from .naming import check_safe_name
+
+    if value in (None, {}, []):
+        return []
+    if not isinstance(value, dict):
+        raise CkError("eval_only maps a run name to {model, checkpoint}", file=source, line=line, field=field)
+    runs = []
+    for name, entry in value.items():
+        name = str(name)
+        check_safe_name(name, file=source, line=line, fld=f"{field}.{name[:40]}")
+        entry = {"model": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or set(entry) - {"model", "checkpoint"} or not entry.get("model"):
+            raise CkError(f"eval-only run {name!r}: expected {{model: NAME, checkpoint: PATH}}", file=source,
+                          line=line, field=f"{field}.{name[:40]}")
+        model = str(entry["model"])
+        if model not in models:
+            raise CkError(f"eval-only run {name!r} names model {model!r}, which is not under models",
+                          file=source, line=line, field=f"{field}.{name[:40]}.model",
+                          hint="models: " + ", ".join(models))
+        ckpt = entry.get("checkpoint")
+        extra = ((CHECKPOINT_COLUMN, str(ckpt)),) if ckpt else ()
+        runs.append(Run(name=name, model=model, type=RunType.EVAL_ONLY, est_time="N/A", extra=extra))
+    return runs

@@ -26,6 +26,7 @@ from .model import (
     StatusRow,
     Tools,
 )
+from .eval_only import CHECKPOINT_COLUMN, problems as eval_only_problems
 from .settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, norm, parse_quoted, suggest
 
 MAX_SUMMARY_BYTES = 4 * 1024 * 1024  # a plan of 10,000 runs is ~1 MB
@@ -250,7 +251,7 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
                     f"(columns: {', '.join(table.headers)})", table.line, "All Runs")
             return []
     for (kind, _), header in zip(cols, table.headers):
-        if kind == "extra":
+        if kind == "extra" and _norm_header(header) != CHECKPOINT_COLUMN.lower():  # eval-only runs use it
             c.warn(f"runs-table column {header!r} is not a setting: kept as a note, ck does not use it", table.line)
     runs: list[Run] = []
     names: dict[str, int] = {}
@@ -576,8 +577,6 @@ def parse_summary_text(text: str, path: str = "experiment_summary.md") -> Experi
         runs = _parse_runs(c, rt.tables[0], models)
         if not runs and not c.errors:
             c.error("the runs table has no rows", rt.tables[0].line, "All Runs")
-        from .eval_only import CHECKPOINT_COLUMN, problems as eval_only_problems
-
         for message, line in eval_only_problems(runs):
             c.error(message, line, CHECKPOINT_COLUMN)
     for run in runs:
