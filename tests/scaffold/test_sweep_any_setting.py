@@ -114,3 +114,25 @@ def test_design_refuses_what_scaffold_would_reject(inputs, capsys, extra, needle
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
     assert not exp.exists()
+
+
+def test_task_runs_split_and_system_prompt_reach_only_the_planned_eval_scripts(inputs, capsys):
+    spec = inputs / "spec.yaml"
+    spec.write_text(f"""name: matrix
+models: {{Llama-3.2-1B-Instruct: {inputs / 'absent' / 'Llama-3.2-1B-Instruct'}}}
+dataset: {inputs / 'data.json'}
+grid: {{lora_rank: [8, 16]}}
+epochs: 2
+tasks:
+  - task: capitalization
+    script: task.py
+    epochs: [1]
+    runs: [Llama-3.2-1B-Instruct_rank16_lr5e-5]
+    split: validation
+""")
+    assert main(["design", str(inputs / "m"), "--spec", str(spec)]) == 0
+    assert main(["scaffold", str(inputs / "m")]) == 0
+    exp = inputs / "m"
+    assert sorted(p.name for p in (exp / "rank16" / "eval").glob("*.slurm")) == ["capitalization_epoch1.slurm"]
+    assert "split=validation" in (exp / "rank16" / "eval" / "capitalization_epoch1.slurm").read_text()
+    assert not list((exp / "rank8").glob("eval/*.slurm")) and not list((exp / "base").glob("eval/*.slurm"))

@@ -347,7 +347,10 @@ def plan_summary(spec: DesignSpec) -> tuple[Experiment, str]:
         raise CkError("the plan does not read back as designed (a value the summary format cannot hold)",
                       field="ck design", hint="report this with the command you ran")
     run_directories(back, "experiment_summary.md (about to be written)")
-    return back, text
+    warnings = [f"task {ev.task!r}: script {ev.script!r} not found here; `ck scaffold` refuses until it exists "
+                "(`ck task new` writes one)" for ev in back.evaluations
+                if ev.script and Path(ev.script).is_absolute() and not Path(ev.script).is_file()]
+    return replace(back, warnings=back.warnings + tuple(warnings)), text
 
 
 def load_spec_file(path: str | Path) -> DesignSpec:
