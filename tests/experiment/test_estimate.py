@@ -32,6 +32,7 @@ def data(tmp_path: Path, rows: int, name: str = "words.json") -> Path:
 
 
 def design(tmp_path: Path, m: Path, d: Path, batch_sizes, exp_name="sweep", **kw):
+    # the settings schema's DesignSpec: grid levels and Configuration settings by setup key
     spec = DesignSpec(name=exp_name, models=[("llama1b", str(m))], dataset=str(d),
                       grid={"lora_rank": [8], "learning_rate": [1e-4], "batch_size": list(batch_sizes)},
                       settings={"num_gpus": 1}, controls=False,

@@ -128,7 +128,9 @@ def _common_epoch(rows: list[Row], task: str) -> int | None:
 
 
 def findings(results: Results, task: str) -> TaskFindings:
-    ft = [r for r in results.rows if not r.control]
+    # eval-only rows (models not trained here) have no epochs and no grid levels: their difference
+    # from the control is in their own row (results.py), not in the fine-tuned runs' findings
+    ft = [r for r in results.rows if r.trained]
     metric = results.metric_name(task)
     f = TaskFindings(task=task, metric=metric, epoch=_common_epoch(ft, task),
                      lower_better=stats.lower_is_better(metric))
@@ -273,7 +275,7 @@ def _answer(results: Results, f: TaskFindings, sign: float) -> list[str]:
             out.append(f"Effect of {e.param} (best level mean minus worst): {parts[0]}.")
     elif not f.grid_complete:
         have = len(f.cells)
-        total = len(results.rows) - sum(r.control for r in results.rows)
+        total = sum(r.trained for r in results.rows)
         out.append(f"No main effects: they need a result for every combination of {' x '.join(results.varying)}"
                    f"{'' if f.epoch is None else f' at epoch_{f.epoch}'}, and {have} of {total} fine-tuned runs have one.")
     if f.interaction is not None:

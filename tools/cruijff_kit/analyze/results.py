@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..experiment.model import Experiment, Run
+from ..experiment.model import Experiment, Run, RunType
 from ..experiment.naming import run_directories, varying_parameters
 from ..experiment.numbers import format_float
 from . import stats
@@ -50,6 +50,11 @@ class Row:
     @property
     def control(self) -> bool:
         return self.type == "Control"
+
+    @property
+    def trained(self) -> bool:
+        """Fine-tuned in this experiment (not the control, not an eval-only run)."""
+        return self.type == RunType.FINETUNED.value
 
     def to_dict(self) -> dict:
         d = asdict(self)

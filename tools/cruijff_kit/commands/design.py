@@ -38,6 +38,9 @@ def register(sub) -> None:
     p.add_argument("--task", action="append", metavar="NAME=SCRIPT[@EPOCHS]",
                    help="evaluation task, e.g. capitalization=tasks/cap.py@0,1 or …@all or …@last "
                         "(epochs 0-based; repeatable)")
+    p.add_argument("--eval-only", action="append", metavar="NAME=MODEL[@CHECKPOINT]", default=[],
+                   help="a run that only evaluates: MODEL (a --model name) as it is, or CHECKPOINT (an HF model "
+                        "directory, or a torchtune adapter directory whose base is MODEL) (repeatable)")
     p.add_argument("--question", help="the question the experiment answers (report.md opens with its answer)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--gpus", type=int)
@@ -93,6 +96,16 @@ def build_spec(args):
             spec.settings[key] = coerce(BY_KEY[key], val, None, None, flag)
     if args.question is not None:
         spec.question = args.question
+    if args.eval_only:
+        from ..experiment.eval_only import runs_from_spec
+
+        entries = {}
+        for item in args.eval_only:
+            name, rest = _split_pair(item, "--eval-only")
+            model, _, ckpt = rest.partition("@")
+            c = Path(ckpt).expanduser() if ckpt else None
+            entries[name] = {"model": model, **({"checkpoint": str(c.resolve() if c.exists() else c)} if c else {})}
+        spec.eval_only = runs_from_spec(entries, None, None, [m for m, _ in spec.models], "--eval-only")
     if args.no_control:
         spec.controls = False
     if args.task:
@@ -107,6 +120,9 @@ def build_spec(args):
         spec.tasks = tasks
     for item in args.set:
         key, value = _split_pair(item, "--set")
+        if key.strip().lower() == "question":  # the original layout's **Question:** line, as --question
+            spec.question = value
+            continue
         s = lookup(key)
         if s is None:
             near = suggest(key)
@@ -154,7 +170,7 @@ def run(args) -> int:
     if args.json:
         emit_json({"experiment": exp.name, "summary": str(summary), "runs": [r.name for r in exp.runs],
                    "finetuned": len(exp.finetuned_runs), "controls": len(exp.control_runs),
-                   "steps": steps_by_run(exp),
+                   "eval_only": len(exp.eval_only_runs), "steps": steps_by_run(exp),
                    "warnings": [{"code": "plan", "message": w} for w in exp.warnings]
                                + [w.as_dict() for w in advice]})
     else:
@@ -162,6 +178,7 @@ def run(args) -> int:
             warn(w)
         for w in advice:
             warn(w.message)
-        print(f"Wrote {summary}: {len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s)")
+        print(f"Wrote {summary}: {len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s)"
+              + (f", {len(exp.eval_only_runs)} eval-only run(s)" if exp.eval_only_runs else ""))
         print(f"Next: ck scaffold {exp_dir}")
     return 0

@@ -6,7 +6,7 @@ than the plan says):
     `tokenizer_path`, a ck overlay directory) must carry exactly that chat template;
   * the rendered chat is tokenized WITHOUT added special tokens: the template already starts
     with BOS, and Llama-3's tokenizer would add a second one;
-  * greedy means greedy: the model's generation_config.json (Qwen2.5: repetition_penalty 1.05-1.1,
+  * greedy means greedy (unless the plan states a Temperature > 0: model arg `sample`): the model's generation_config.json (Qwen2.5: repetition_penalty 1.05-1.1,
     temperature, top_p, top_k; Llama: temperature 0.6, top_p 0.9) is replaced by a config that keeps
     only the special-token ids. transformers applies generation_config's repetition_penalty even
     under do_sample=False, and no `-M` flag reaches it.
@@ -36,7 +36,8 @@ class CkHuggingFaceAPI(HuggingFaceAPI):
     def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
                  config: GenerateConfig = GenerateConfig(), **model_args: Any):
         fmt_name = model_args.pop("prompt_format", None)
-        model_args["do_sample"] = False
+        # model arg `sample`: the plan states a Temperature > 0 (launch.py passes it to inspect too)
+        model_args["do_sample"] = bool(model_args.pop("sample", False))
         super().__init__(model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
         if fmt_name is not None:
             fmt = FORMATS[str(fmt_name)]

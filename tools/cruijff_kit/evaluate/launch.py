@@ -5,11 +5,13 @@
 * --prompt-format: the tokenizer inspect loads is an overlay directory in node-local scratch
   (DIR's tokenizer files, symlinked, + a tokenizer_config.json with ck's chat template), so the
   user's base model directory is never modified and the control sees the training format too.
-* the model runs through the `ck-hf` provider (greedy, no added special tokens: see hf_model.py);
+* the model runs through the `ck-hf` provider (greedy unless --temperature > 0, no added special
+  tokens: see hf_model.py);
   the format, its template hash and the generation settings it replaced go into the .eval log as
   --metadata.
-* an adapter-only epoch directory is merged with its base model into scratch first (the same
-  merge torchtune's recipe does), so scores equal those of a merged save.
+* an adapter-only epoch directory is merged with its base model (recorded in ck_checkpoint.json,
+  or --base-model) into scratch first (the same merge torchtune's recipe does), so scores equal
+  those of a merged save.
 * scratch ($CK_SCRATCH, else $TMPDIR, else /tmp) is removed afterwards, whatever the outcome.
 """
 from __future__ import annotations
@@ -39,7 +41,8 @@ def replaced_settings(model_dir: Path) -> str:
     return "; ".join(f"{k}={cfg[k]}" for k in SAMPLING_KEYS if k in cfg) or "none"
 
 
-def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label: str | None = None) -> tuple[str, dict, dict]:
+def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label: str | None = None,
+                    base_model: str | None = None) -> tuple[str, dict, dict]:
     """(inspect model name, model args, metadata) for evaluating model_dir in the given format.
 
     An adapter-only epoch directory is first merged into scratch (finetune/merge.py); the model
@@ -52,7 +55,7 @@ def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label:
     if is_adapter_only(weights):
         from cruijff_kit.finetune.merge import materialise
 
-        weights = materialise(weights, scratch / "merged")
+        weights = materialise(weights, scratch / "merged", base_model)
         meta["ck_weights"] = "adapter merged into its base model in scratch for this evaluation"
     args: dict = {"model_path": str(weights)}
     if fmt_name:
@@ -73,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cruijff_kit.evaluate.launch")
     ap.add_argument("--model-dir", required=True)
     ap.add_argument("--prompt-format", choices=sorted(FORMATS))
+    ap.add_argument("--temperature", type=float, help="sample at this temperature (> 0); default: greedy")
+    ap.add_argument("--base-model", help="base model of an adapter directory that does not record one "
+                                         "(an eval-only run's adapter trained elsewhere)")
     ap.add_argument("--task-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="a task parameter, passed verbatim (inspect's -T splits values at commas)")
     a = ap.parse_args(argv[:split])
@@ -87,11 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     base = os.environ.get("CK_SCRATCH") or os.environ.get("TMPDIR") or None
     scratch = Path(tempfile.mkdtemp(prefix="ck-eval-", dir=base))
     try:
-        name, margs, meta = model_arguments(model_dir, a.prompt_format, scratch)
+        name, margs, meta = model_arguments(model_dir, a.prompt_format, scratch, base_model=a.base_model)
+        if a.temperature is not None and a.temperature < 0:
+            ap.error(f"--temperature must be >= 0, got {a.temperature}")
+        sampled = [] if not a.temperature else ["--temperature", repr(a.temperature)]
+        if sampled:  # the plan's Temperature: ck-hf samples (do_sample) and inspect passes the temperature
+            margs["sample"] = True
+            meta["ck_decoding"] = f"sampling at temperature {a.temperature!r}"  # no comma: inspect splits metadata at commas
         # model and task arguments go through config files: on the command line inspect would
         # split any value that contains a comma into a list
         (scratch / "model_args.json").write_text(json.dumps(margs))
-        extra = ["--model", name, "--model-config", str(scratch / "model_args.json")]
+        extra = ["--model", name, "--model-config", str(scratch / "model_args.json"), *sampled]
         if task_args:
             (scratch / "task_args.json").write_text(json.dumps(task_args))
             extra += ["--task-config", str(scratch / "task_args.json")]

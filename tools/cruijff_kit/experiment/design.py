@@ -20,7 +20,7 @@ from .naming import check_safe_name, run_directories
 from .settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, suggest
 
 MAX_RUNS = 10_000
-TOP_LEVEL = ("name", "models", "dataset", "question", "grid", "controls", "tasks", "config", "experiment_dir",
+TOP_LEVEL = ("name", "models", "dataset", "question", "grid", "controls", "eval_only", "tasks", "config", "experiment_dir",
              "lora_ranks", "learning_rates", "batch_sizes")
 TASK_KEYS = ("task", "script", "epochs", "split", "system_prompt", "runs", "dataset", "description")
 LEGACY_GRID = {"lora_ranks": "lora_rank", "learning_rates": "learning_rate", "batch_sizes": "batch_size"}
@@ -35,6 +35,7 @@ class DesignSpec:
     # setup key -> levels; the product of all levels (x models) is the fine-tuned runs
     grid: dict[str, list] = field(default_factory=lambda: {"lora_rank": [8], "learning_rate": [5e-5]})
     controls: bool = True
+    eval_only: list[Run] = field(default_factory=list)  # models evaluated, not trained (eval_only.py)
     tasks: list[Evaluation] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # Configuration values, by setup key
     question: str = ""
@@ -107,6 +108,9 @@ class DesignSpec:
                    settings=settings, question=question, experiment_dir=d.get("experiment_dir", "") or "",
                    source=source, lines=lines)
         spec.grid.update(grid)
+        from .eval_only import runs_from_spec
+
+        spec.eval_only = runs_from_spec(d.get("eval_only"), source, at("eval_only"), [str(a) for a, _ in models])
         return spec
 
 
@@ -299,6 +303,11 @@ def design_experiment(spec: DesignSpec) -> Experiment:
     if spec.controls:
         for model, _ in spec.models:
             runs.append(Run(name=f"{model}_base", model=model, type=RunType.CONTROL, est_time="N/A"))
+    for r in spec.eval_only:
+        if r.name in {x.name for x in runs}:
+            raise CkError(f"eval-only run {r.name!r} has the name of another run", file=src, line=spec.line("eval_only"),
+                          field="eval_only")
+        runs.append(r)
     names = [r.name for r in runs]
     for i, t in enumerate(spec.tasks):
         fld = f"tasks[{i}]" if src else "--task"
@@ -359,6 +368,7 @@ def load_spec_file(path: str | Path) -> DesignSpec:
     spec.models = [(n, _resolve(base, m)) for n, m in spec.models]
     spec.dataset = _resolve(base, spec.dataset)
     spec.tasks = [replace(t, script=_resolve(base, t.script) if t.script else t.script) for t in spec.tasks]
+    spec.eval_only = [replace(r, extra=tuple((k, _resolve(base, v)) for k, v in r.extra)) for r in spec.eval_only]
     return spec
 
 

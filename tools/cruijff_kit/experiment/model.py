@@ -21,6 +21,9 @@ EPOCH_WORDS = ("all", "last")
 class RunType(str, enum.Enum):
     FINETUNED = "Fine-tuned"
     CONTROL = "Control"
+    # evaluate a model that is not trained here: an HF directory or adapter (Checkpoint column), or
+    # the Model itself; experiment/eval_only.py
+    EVAL_ONLY = "Eval-only"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ class Run:
     @property
     def finetuned(self) -> bool:
         return self.type is RunType.FINETUNED
+
+    @property
+    def eval_only(self) -> bool:
+        return self.type is RunType.EVAL_ONLY
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,11 @@ class Experiment:
 
     @property
     def control_runs(self) -> tuple[Run, ...]:
-        return tuple(r for r in self.runs if not r.finetuned)
+        return tuple(r for r in self.runs if r.type is RunType.CONTROL)
+
+    @property
+    def eval_only_runs(self) -> tuple[Run, ...]:
+        return tuple(r for r in self.runs if r.eval_only)
 
     def eval_epochs(self, ev: Evaluation, run: Run) -> tuple[int, ...]:
         """The checkpoints of `run` that `ev` evaluates (a run may train its own number of epochs)."""

@@ -1,5 +1,6 @@
 """Run directory names from the parameters that vary (a name says what differs): rank8_lr1e-5/, rank8/,
-Llama-3.2-1B_rank8/, rank8_drop0.1/; control runs: base/ (or <model>_base/ when several models).
+Llama-3.2-1B_rank8/, rank8_drop0.1/; control runs: base/ (or <model>_base/ when several models);
+eval-only runs: their run name.
 Any per-run setting may vary; its short name comes from experiment/settings.py."""
 from __future__ import annotations
 
@@ -84,6 +85,8 @@ def run_directories(exp: Experiment, summary_path: str | None = None) -> dict[st
     for run in exp.runs:
         if run.finetuned:
             name = "_".join(_part(p, exp, run, short, levels) for p in varying)[:MAX_NAME]
+        elif run.eval_only:
+            name = run.name  # evaluates a model of its own: its name says which
         else:
             name = f"{short[run.model]}_base" if several_models else "base"
         check_safe_name(name, file=summary_path, line=run.line, fld="run directory")

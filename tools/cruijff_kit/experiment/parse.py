@@ -26,6 +26,7 @@ from .model import (
     StatusRow,
     Tools,
 )
+from .eval_only import CHECKPOINT_COLUMN, problems as eval_only_problems
 from .settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, norm, parse_quoted, suggest
 
 MAX_SUMMARY_BYTES = 4 * 1024 * 1024  # a plan of 10,000 runs is ~1 MB
@@ -48,7 +49,8 @@ STATUS_COLUMNS = {"run": "run", "job": "job", "job id": "job_id", "state": "stat
                   "duration": "duration"}
 RUN_TYPES = {"fine-tuned": RunType.FINETUNED, "finetuned": RunType.FINETUNED,
              "fine tuned": RunType.FINETUNED, "fine-tune": RunType.FINETUNED,
-             "control": RunType.CONTROL, "base": RunType.CONTROL, "baseline": RunType.CONTROL}
+             "control": RunType.CONTROL, "base": RunType.CONTROL, "baseline": RunType.CONTROL,
+             "eval-only": RunType.EVAL_ONLY, "eval only": RunType.EVAL_ONLY, "evaluation only": RunType.EVAL_ONLY}
 NOT_APPLICABLE = {"", "-", "—", "–", "n/a", "na", "none"}
 # Configuration lines of the original layout that ck reads but does not act on
 INFORMATIONAL = {
@@ -249,7 +251,7 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
                     f"(columns: {', '.join(table.headers)})", table.line, "All Runs")
             return []
     for (kind, _), header in zip(cols, table.headers):
-        if kind == "extra":
+        if kind == "extra" and _norm_header(header) != CHECKPOINT_COLUMN.lower():  # eval-only runs use it
             c.warn(f"runs-table column {header!r} is not a setting: kept as a note, ck does not use it", table.line)
     runs: list[Run] = []
     names: dict[str, int] = {}
@@ -277,7 +279,7 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
         rtype = RUN_TYPES.get(type_text.lower())
         if rtype is None:
             c.error(f"unknown run type {type_text[:40]!r}", line, "Type",
-                    hint="use 'Fine-tuned' or 'Control'")
+                    hint="use 'Fine-tuned', 'Control' or 'Eval-only'")
             continue
         model = values.get("model", "").strip()
         if model not in models:
@@ -575,6 +577,8 @@ def parse_summary_text(text: str, path: str = "experiment_summary.md") -> Experi
         runs = _parse_runs(c, rt.tables[0], models)
         if not runs and not c.errors:
             c.error("the runs table has no rows", rt.tables[0].line, "All Runs")
+        for message, line in eval_only_problems(runs):
+            c.error(message, line, CHECKPOINT_COLUMN)
     for run in runs:
         if run.finetuned and run.value("lora_rank") is None and "lora_rank" not in stated:
             c.error(f"fine-tuned run {run.name!r} needs a LoRA rank", run.line, "LoRA Rank")

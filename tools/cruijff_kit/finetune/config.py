@@ -25,6 +25,9 @@ def _defaults() -> dict[str, Any]:
     out: dict[str, Any] = {s.key: resolve(s.key) for s in RUN_SETTINGS if s.key not in REQUIRED_FIELDS}
     out.update(experiment_name="", model_name=None, logger="disk", my_wandb_project=None, my_wandb_run_name=None,
                extra_overrides={})
+    # False: epoch dirs hold the LoRA adapter only (MBs, not a full model copy per epoch);
+    # evaluation merges it in node-local scratch
+    out.setdefault("save_merged_weights", False)
     return out
 
 

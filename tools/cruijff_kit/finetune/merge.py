@@ -29,8 +29,11 @@ def is_adapter_only(model_dir: Path) -> bool:
     return not has_weights(d) and all((d / f).is_file() for f in ADAPTER_FILES)
 
 
-def materialise(epoch_dir: Path, out_dir: Path) -> Path:
-    """Base model + this epoch's adapter -> out_dir/epoch_0 (HF format, ck's chat template)."""
+def materialise(epoch_dir: Path, out_dir: Path, base_model: str | Path | None = None) -> Path:
+    """Base model + this epoch's adapter -> out_dir/epoch_0 (HF format, ck's chat template).
+
+    The base is the one ck_checkpoint.json records (ck's own checkpoints); an adapter trained
+    elsewhere (an eval-only run) names it with base_model. When both exist they must agree."""
     import torch
     from torchtune.modules.peft import get_merged_lora_ckpt
     from torchtune.training import FullModelHFCheckpointer
@@ -39,9 +42,13 @@ def materialise(epoch_dir: Path, out_dir: Path) -> Path:
 
     epoch_dir = Path(epoch_dir)
     record = read_checkpoint_record(epoch_dir)
-    if record is None or not record.get("base_model"):
-        raise CkError("adapter directory does not record its base model (no ck_checkpoint.json)", file=epoch_dir)
-    base = Path(record["base_model"])
+    recorded = record.get("base_model") if record else None
+    if base_model is not None and recorded and Path(recorded).resolve() != Path(base_model).resolve():
+        raise CkError(f"adapter was trained on {recorded}, not on the given base model {base_model}", file=epoch_dir)
+    if base_model is None and not recorded:
+        raise CkError("adapter directory does not record its base model (no ck_checkpoint.json)", file=epoch_dir,
+                      hint="name the base model (an eval-only run's Model column)")
+    base = Path(base_model if base_model is not None else recorded)
     spec = resolve_model(str(base))
     adapter_cfg = json.loads((epoch_dir / "adapter_config.json").read_text())
     ckpt = FullModelHFCheckpointer(checkpoint_dir=str(base), checkpoint_files=spec.checkpointer["checkpoint_files"],

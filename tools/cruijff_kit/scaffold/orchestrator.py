@@ -16,7 +16,7 @@ from ..experiment.naming import check_safe_name, inside, run_directories, varyin
 from ..experiment.parse import load_experiment
 from ..localconfig import load_local_config
 from ..util.log import ActionLog
-from .inspect_worker import scaffold_run_evals
+from .inspect_worker import scaffold_run_evals, unhonoured_scorer
 from .torchtune_worker import RunPlan, RunResult, plan_run, write_run
 
 
@@ -45,7 +45,7 @@ def _counts(results: list[RunResult]) -> str:
     return f"{ok} ok, {len(results) - ok} failed"
 
 
-def _plan_warnings(exp, local, only) -> list[str]:
+def _plan_warnings(exp, local, only, exp_dir: Path, summary: str) -> list[str]:
     out = list(exp.warnings) + list(local.warnings)
     for mname, mpath in exp.models:
         if not Path(mpath).expanduser().exists():
@@ -54,11 +54,8 @@ def _plan_warnings(exp, local, only) -> list[str]:
         out.append(f"dataset not found here: {exp.dataset} (may exist on compute nodes)")
     if not exp.evaluations and only != "torchtune":
         out.append("no evaluations in the plan: scaffold-inspect has nothing to do")
-    temperature = exp.stated("eval_temperature")
-    if temperature not in (None, 0, 0.0):
-        out.append(f"Temperature {temperature} is not applied: scaffold-inspect evaluates greedily (do_sample=false)")
-    if exp.stated("eval_scorer"):
-        out.append(f"Scorer {exp.stated('eval_scorer')!r} is not applied by ck: the task script's own scorer is used")
+    # Temperature is applied by every eval script (inspect --temperature); Scorer where the task takes one
+    out.extend(unhonoured_scorer(exp, exp_dir, summary))
     return out
 
 
@@ -74,7 +71,7 @@ def scaffold_experiment(exp_dir: str | Path, *, only: str | None = None, dry_run
     for name, d in dirs.items():
         if not inside(exp_dir, exp_dir / d):
             raise CkError(f"run directory {d!r} would leave the experiment directory", file=summary, field=name)
-    report = ScaffoldReport(exp.name, str(exp_dir), dry_run, warnings=_plan_warnings(exp, local, only))
+    report = ScaffoldReport(exp.name, str(exp_dir), dry_run, warnings=_plan_warnings(exp, local, only, exp_dir, str(summary)))
 
     # 1. check and render everything; nothing touches the disk
     plans: dict[str, RunPlan] = {}

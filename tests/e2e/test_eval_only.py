@@ -1,0 +1,132 @@
+"""Eval-only runs and re-evaluation, for real on the tiny model (real inspect-ai, local executor).
+
+An Eval-only row evaluates a model this experiment does not train (its Checkpoint, else its
+Model): scaffold writes only eval scripts, `ck run` evaluates it, analysis shows it as a row.
+Adding a task to the finished experiment makes new evaluations that `ck run` performs, and only
+those: the finished evaluation keeps its job id and is not submitted again.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
+pytestmark = pytest.mark.slow
+
+
+def ck(*args, env=None, check=True, timeout=600):
+    r = subprocess.run([sys.executable, "-m", "cruijff_kit", *map(str, args)], capture_output=True, text=True,
+                       env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"ck {' '.join(map(str, args))} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def summary(model: Path, data: Path, checkpoint: Path, tasks: list[tuple[str, str]]) -> str:
+    rows = "\n".join(f"| {t} | {s} | 0 |" for t, s in tasks)
+    return f"""# eval_only_exp
+
+## Resources
+
+### Models
+- **tiny:** {model}
+
+### Dataset
+- **Path:** {data}
+
+## Configuration
+- **Epochs:** 1
+- **GPUs:** 0
+- **Eval max tokens:** 4
+
+## All Runs
+| Run Name | Model | LoRA Rank | Learning Rate | Batch Size | Type | Est. Time | Checkpoint |
+|---|---|---|---|---|---|---|---|
+| tiny_as_is | tiny | - | - | - | Eval-only | N/A | - |
+| other_ckpt | tiny | - | - | - | Eval-only | N/A | {checkpoint} |
+
+## Evaluation
+| Task | Script | Epochs |
+|---|---|---|
+{rows}
+"""
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished experiment of two eval-only runs, one task."""
+    from cruijff_kit.blueprints.capitalization.generate import generate
+    from cruijff_kit.tiny_model import make_tiny_model
+
+    root = tmp_path_factory.mktemp("evalonly")
+    model = make_tiny_model(root / "model")
+    other = root / "elsewhere" / "epoch_3"  # an HF checkpoint another experiment wrote
+    shutil.copytree(model, other)
+    data = generate(root / "data.json", n=40)
+    (root / "claude.local.md").write_text(f"- venv: {sys.prefix}\n")
+    env = {"CK_LOCAL_CONFIG": str(root / "claude.local.md"), "CK_EXECUTOR": "local"}
+    exp = root / "exp"
+    exp.mkdir()
+    (exp / "experiment_summary.md").write_text(summary(model, data, other, [("capitalization", str(TASK))]))
+    ck("scaffold", exp, env=env)
+    first = json.loads(ck("run", exp, "--executor", "local", "--poll", "0.3", "--json", env=env).stdout)
+    return root, exp, model, data, other, env, first
+
+
+def _ledger(exp: Path) -> dict:
+    return json.loads((exp / ".ck" / "ledger.json").read_text())["jobs"]
+
+
+def test_eval_only_runs_are_scaffolded_as_evaluations_only(finished):
+    _, exp, model, _, other, _, _ = finished
+    for run in ("tiny_as_is", "other_ckpt"):
+        assert not (exp / run / "finetune.slurm").exists()
+        assert not (exp / run / "setup_finetune.yaml").exists()
+        assert [p.name for p in (exp / run / "eval").glob("*.slurm")] == ["capitalization_base.slurm"]
+    as_is = (exp / "tiny_as_is" / "eval" / "capitalization_base.slurm").read_text()
+    ckpt = (exp / "other_ckpt" / "eval" / "capitalization_base.slurm").read_text()
+    assert f"MODEL_DIR={model}\n" in as_is or f"MODEL_DIR='{model}'\n" in as_is
+    assert str(other) in ckpt and str(model) not in ckpt.split("MODEL_DIR=", 1)[1].split("\n", 1)[0]
+
+
+def test_ck_run_evaluates_eval_only_runs_and_analysis_shows_them(finished):
+    from inspect_ai.log import read_eval_log
+
+    _, exp, _, _, other, env, first = finished
+    assert first["ok"], first
+    jobs = _ledger(exp)
+    assert set(jobs) == {"tiny_as_is/eval/capitalization_base", "other_ckpt/eval/capitalization_base"}
+    assert all(j["state"] == "COMPLETED" for j in jobs.values()), jobs
+    logs = list((exp / "other_ckpt" / "eval" / "logs").glob("*.eval"))
+    assert len(logs) == 1
+    log = read_eval_log(str(logs[0]), header_only=True)
+    assert log.status == "success" and log.eval.model == f"ck-hf/{other}"  # the given checkpoint, not the Model
+    assert log.results.total_samples >= 1
+
+    ck("analyze", exp, env=env)
+    csv = (exp / "analysis" / "results.csv").read_text()
+    rows = {line.split(",")[0]: line for line in csv.splitlines()[1:]}
+    assert {"tiny_as_is", "other_ckpt"} <= set(rows), csv
+    assert all("Eval-only" in rows[r] for r in ("tiny_as_is", "other_ckpt")), csv
+
+
+def test_adding_a_task_evaluates_only_what_is_new(finished):
+    root, exp, model, data, other, env, _ = finished
+    before = _ledger(exp)
+    # the same task file under a second task name: a new evaluation, the old one unchanged
+    (exp / "experiment_summary.md").write_text(
+        summary(model, data, other, [("capitalization", str(TASK)), ("cap_again", str(TASK))]))
+    ck("scaffold", exp, env=env)
+    report = json.loads(ck("run", exp, "--executor", "local", "--poll", "0.3", "--json", env=env).stdout)
+    after = _ledger(exp)
+    new = {"tiny_as_is/eval/cap_again_base", "other_ckpt/eval/cap_again_base"}
+    assert set(after) - set(before) == new
+    assert all(after[k]["state"] == "COMPLETED" for k in new), after
+    for key, job in before.items():  # nothing finished was redone
+        assert after[key]["job_id"] == job["job_id"] and len(after[key]["attempts"]) == 1
+    assert set(report["submitted"]) == {after[k]["job_id"] for k in new}
