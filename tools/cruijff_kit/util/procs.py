@@ -276,8 +276,10 @@ class CommandResult:
         return lines[-1].strip() if lines else f"exit {self.rc}"
 
 
-def run_command(argv: Sequence[str], *, timeout: float = 30.0) -> CommandResult:
-    exe = shutil.which(argv[0]) if os.sep not in argv[0] else argv[0]
+def run_command(argv: Sequence[str], *, timeout: float = 30.0, path: str | None = None) -> CommandResult:
+    """Run a command, never raising: a missing program is rc 127, a hang rc 124. `path`: the PATH
+    to find it on (default: the current one)."""
+    exe = shutil.which(argv[0], path=path) if os.sep not in argv[0] else argv[0]
     if exe is None:
         return CommandResult(127, "", f"{argv[0]}: not found on PATH")
     try:
