@@ -16,13 +16,16 @@ from .errors import CkError
 _LINE = re.compile(r"^\s*(?:[-*]\s+)?(?:\*\*)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?:\*\*)?\s*:\s*(?:\*\*)?\s*(?P<val>.*?)\s*$")
 
 
+DEFAULT_TIME, DEFAULT_MEM = "01:00:00", "32G"  # when neither claude.local.md nor an estimate says
+
+
 @dataclass
 class SlurmDefaults:
     account: str = ""
     partition: str = ""
     constraint: str = ""
-    time: str = "01:00:00"
-    mem: str = "32G"
+    time: str = ""  # "": unset; scaffold derives it from the run's estimate (else DEFAULT_TIME)
+    mem: str = ""  # "": unset; scaffold derives it from the model's size (else DEFAULT_MEM)
     cpus: int = 4
     gpus: int | None = None  # None: the experiment's GPU count
     modules: list[str] = field(default_factory=list)
@@ -41,15 +44,17 @@ class LocalConfig:
     path: str | None = None  # where it was read from; None = defaults
     warnings: list[str] = field(default_factory=list)
 
-    def sbatch(self, job_name: str, *, gpus: int, nodes: int = 1) -> dict:
-        """The `slurm` settings of one generated script: claude.local.md defaults + per-job values."""
+    def sbatch(self, job_name: str, *, gpus: int, nodes: int = 1, time: str | None = None,
+               mem: str | None = None) -> dict:
+        """The `slurm` settings of one generated script: claude.local.md's values, else the
+        caller's estimates (`time`, `mem`), else DEFAULT_TIME / DEFAULT_MEM; plus per-job values."""
         return {
             "job_name": job_name[:64],
             "account": self.slurm.account or None,
             "partition": self.slurm.partition or None,
             "constraint": self.slurm.constraint or None,
-            "time": self.slurm.time,
-            "mem": self.slurm.mem,
+            "time": self.slurm.time or time or DEFAULT_TIME,
+            "mem": self.slurm.mem or mem or DEFAULT_MEM,
             "cpus": self.slurm.cpus,
             "gpus": gpus,
             "nodes": nodes,

@@ -21,6 +21,7 @@ is a planning aid shown as "~Ns/~Nm/~Nh"; it never changes what runs, and
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import re
@@ -197,6 +198,22 @@ def format_duration(seconds: float | None) -> str:
     return f"~{seconds / 3600:.1f}h"
 
 
+def suggested_slurm_mem(params: float | None, *, floor_gb: int = 32) -> str | None:
+    """A --mem default from the model's size: the job holds the bf16 weights (2 bytes/param) about
+    twice at its peak (load, then merge for a merged save or an adapter evaluation), plus 8 GB for
+    Python, torch and the data. Never below the old fixed default (floor_gb)."""
+    if not params:
+        return None
+    return f"{max(floor_gb, math.ceil(params * 2 * 2 / 1e9 + 8))}G"
+
+
+@functools.lru_cache(maxsize=64)
+def _facts(model: str, name: str, dataset: str, search_dirs: tuple[str, ...]):
+    """Model size, dataset rows and calibration, read once per scaffold (not once per run)."""
+    return (params_from_model(model, name), examples_in_dataset(dataset),
+            calibrate(model, search_dirs) if model else None)
+
+
 def estimated_time_limit(setup: dict, search_dirs=(), *, margin: float = 1.5) -> str | None:
     """The --time default for one run from its resolved setup_finetune values (model_checkpoint,
     dataset, epochs, batch_size, num_gpus, max_steps_per_epoch, gradient_accumulation_steps),
@@ -204,14 +221,14 @@ def estimated_time_limit(setup: dict, search_dirs=(), *, margin: float = 1.5) ->
     dataset cannot be read (keep the configured default then). For scaffolding, when the user did
     not set slurm_time."""
     model = str(setup.get("model_checkpoint") or "")
+    params, examples, calibration = _facts(model, str(setup.get("model_name") or ""),
+                                           str(setup.get("dataset") or ""), tuple(map(str, search_dirs)))
     try:
         seconds = estimate_seconds(
-            params=params_from_model(model, str(setup.get("model_name") or "")),
-            examples=examples_in_dataset(str(setup.get("dataset") or "")),
+            params=params, examples=examples,
             epochs=int(setup.get("epochs") or 1), batch_size=int(setup.get("batch_size") or 1),
             gpus=int(setup.get("num_gpus") or 0), max_steps_per_epoch=setup.get("max_steps_per_epoch"),
-            grad_accum=int(setup.get("gradient_accumulation_steps") or 1),
-            calibration=calibrate(model, search_dirs) if model else None)
+            grad_accum=int(setup.get("gradient_accumulation_steps") or 1), calibration=calibration)
     except (TypeError, ValueError):
         return None
     return suggested_slurm_time(seconds, margin=margin)

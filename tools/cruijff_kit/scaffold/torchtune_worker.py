@@ -5,6 +5,7 @@ directory (the workflow for hand-edited runs); `ck scaffold` calls the same func
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
     if values["logger"] is None:
         values["logger"] = "wandb" if local.my_wandb_project else "disk"
     gpus, nodes = values["num_gpus"], values["num_nodes"]
-    return {
+    setup = {
         "experiment_name": exp.name,
         "run_name": run_dir,
         "my_wandb_project": local.my_wandb_project or None,
@@ -67,10 +68,32 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
         "extra_overrides": {},
         "output_dir": output_dir_for(exp, exp_dir, run_dir, local),
         "environment": local.environment(),
-        "slurm": local.sbatch(f"{exp.name}_{run_dir}",
-                              gpus=local.slurm.gpus if local.slurm.gpus is not None else gpus,
-                              nodes=nodes),
     }
+    setup["slurm"] = local.sbatch(f"{exp.name}_{run_dir}",
+                                  gpus=local.slurm.gpus if local.slurm.gpus is not None else gpus,
+                                  nodes=nodes, **slurm_estimates(setup, exp_dir, local))
+    return setup
+
+
+@functools.lru_cache(maxsize=64)
+def _params(model_checkpoint: str, model_name: str) -> float | None:
+    from ..experiment.estimate import params_from_model
+
+    return params_from_model(model_checkpoint, model_name)
+
+
+def slurm_estimates(setup: dict, exp_dir: Path, local: LocalConfig) -> dict:
+    """--time from the run's estimate (steps; measured throughput of earlier runs of the model)
+    and --mem from the model's size, for what claude.local.md leaves unset."""
+    from ..experiment.estimate import estimated_time_limit, suggested_slurm_mem
+
+    out = {}
+    if not local.slurm.time:
+        dirs = [str(Path(exp_dir).resolve().parent)] + ([local.output_dir_base] if local.output_dir_base else [])
+        out["time"] = estimated_time_limit(setup, dirs)
+    if not local.slurm.mem:
+        out["mem"] = suggested_slurm_mem(_params(str(setup["model_checkpoint"]), str(setup["model_name"])))
+    return out
 
 
 def fingerprint(setup: dict) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import CkError
-from ..localconfig import SlurmDefaults, parse_local_config
+from ..localconfig import DEFAULT_MEM, DEFAULT_TIME, SlurmDefaults, parse_local_config
 from .detect import Detected, Partition, detect
 from .probe import Probe
 
@@ -61,7 +61,7 @@ def _minutes(limit: str) -> int | None:
 
 def _slurm_sizes(part: Partition | None) -> dict[str, str]:
     """The example's defaults, shrunk to what the default partition's largest node can give."""
-    time, mem, cpus = _DEFAULTS.time, _DEFAULTS.mem, _DEFAULTS.cpus
+    time, mem, cpus = DEFAULT_TIME, DEFAULT_MEM, _DEFAULTS.cpus
     if part is not None:
         limit = _minutes(part.timelimit)
         if limit is not None and limit < 60:
