@@ -1,6 +1,7 @@
 """Every SKILL.md is a valid skill, every `ck …` command it shows is accepted by the real CLI, the
 skills' trigger phrases do not overlap, every path they name exists in the installed plugin, and
 what an agent reads from design to analyze stays short."""
+import os
 import re
 import shlex
 from pathlib import Path
@@ -12,7 +13,7 @@ from cruijff_kit.cli import build_parser, normalize_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 # what `claude plugin install` copies (the marketplace's source folder, links followed)
-PLUGIN = ROOT / "plugin"
+PLUGIN = ROOT / "tools" / "plugin"
 SKILLS = sorted(ROOT.glob("skills/*/SKILL.md"))
 DESIGN_TO_ANALYZE = ["design-experiment", "scaffold-experiment", "scaffold-torchtune", "scaffold-inspect",
                      "run-experiment", "run-torchtune", "run-inspect", "analyze-experiment"]
@@ -131,8 +132,11 @@ def test_plugin_folder_is_the_marketplace_source():
     import json
 
     market = json.loads((ROOT / ".claude-plugin/marketplace.json").read_text())
-    assert [p["source"] for p in market["plugins"]] == ["./plugin"]
+    assert [p["source"] for p in market["plugins"]] == ["./tools/plugin"]
     assert market["metadata"]["description"]
     assert (PLUGIN / ".claude-plugin/plugin.json").is_file() and not (PLUGIN / "CLAUDE.md").exists()
-    for link in ("skills", "bin", "tools", "templates", "scripts", "pyproject.toml"):
+    for link in ("skills", "templates", "scripts", "pyproject.toml", "tools/cruijff_kit", "tools/torchtune"):
         assert (PLUGIN / link).resolve() == (ROOT / link).resolve(), link
+    assert os.access(PLUGIN / "bin" / "ck", os.X_OK)
+    # the repository's top level stays the project's own: the plugin lives under tools/
+    assert not (ROOT / "plugin").exists() and not (ROOT / "bin").exists()

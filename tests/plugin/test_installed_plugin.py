@@ -63,7 +63,7 @@ def installed(claude_bin, tmp_path_factory):
             env[key] = os.environ[key]
     env.setdefault("PIP_CACHE_DIR", str(Path.home() / ".cache/pip"))  # the real user's cache: seconds, not minutes
     validations = {}
-    for target in (ROOT, ROOT / "plugin"):
+    for target in (ROOT, ROOT / "tools" / "plugin"):
         proc = _run([claude_bin, "plugin", "validate", target], env, home)
         validations[target.name] = proc.stdout + proc.stderr
         assert proc.returncode == 0, validations[target.name]
