@@ -28,6 +28,8 @@ def _defaults() -> dict[str, Any]:
     # False: epoch dirs hold the LoRA adapter only (MBs, not a full model copy per epoch);
     # evaluation merges it in node-local scratch
     out.setdefault("save_merged_weights", False)
+    # a setup_finetune.yaml without num_gpus trains on CPU (the plan's GPUs default is the plan's business)
+    out["num_gpus"] = 0
     return out
 
 
