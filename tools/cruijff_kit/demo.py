@@ -102,7 +102,7 @@ def run_demo(out: Path, *, fresh: bool = False, max_parallel: int = 1) -> int:
     print(f"Experiment:   {exp}\n  plan:       {exp / 'experiment_summary.md'}\n"
           f"  logs:       {exp}/*.log, {exp}/<run>/slurm-*.out\n"
           f"  checkpoints:{exp}/<run>/checkpoints/epoch_N\n  eval logs:  {exp}/<run>/eval/logs/*.eval"
-          f"  (browse: inspect view --log-dir {exp}/<run>/eval/logs)")
+          f"  (samples in the terminal: ck analyze {exp} --samples RUN)")
     return rc
 
 
