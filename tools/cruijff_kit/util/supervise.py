@@ -47,26 +47,26 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _load_procs():
+    """util/procs.py (standard library only, like this file), loaded by path: run isolated, this
+    supervisor cannot import the package, and /proc is read in that one module."""
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location("_ck_procs", os.path.join(here, "procs.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+procs = _load_procs()
+
+
 def _children() -> list[int]:
     """Direct children of this process (orphans re-parented here included)."""
     me = os.getpid()
-    out = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return out
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as fh:
-                raw = fh.read()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(")") + 2:].split()
-        if len(fields) > 1 and int(fields[1]) == me and fields[0] not in ("Z", "X"):
-            out.append(int(name))
-    return out
+    return [st.pid for st in procs.find(lambda st: st.ppid == me)]
 
 
 def _reap_all() -> bool:
