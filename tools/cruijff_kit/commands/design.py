@@ -160,7 +160,9 @@ def run(args) -> int:
             "DESIGN_EXPERIMENT", f"Planned {exp.name}",
             details=f"models={', '.join(m for m, _ in exp.models)}; "
                     + "; ".join(f"{k}={v}" for k, v in spec.grid.items())
-                    + f"; epochs={exp.epochs}; gpus={exp.gpus}; controls={spec.controls}",
+                    + f"; epochs={exp.epochs}; gpus={exp.gpus}; controls={spec.controls}"
+                    # every --set / Configuration value: a --force redesign must not look identical
+                    + "".join(f"; {k}={v!r}" for k, v in sorted(spec.settings.items())),
             result=f"{len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s), "
                    f"{len(exp.evaluations)} task(s) -> {summary}")
         for w in advice:

@@ -284,10 +284,12 @@ def design_experiment(spec: DesignSpec) -> Experiment:
         total *= len(grid[k])
     if total > MAX_RUNS:
         raise CkError(f"the grid makes {total} runs (at most {MAX_RUNS})", file=src, field="grid")
-    base = {"epochs": 1, "num_gpus": 1, "batch_size": grid["batch_size"][0], "system_prompt": "",
-            "enable_validation": False}
+    base = {"epochs": 1, "num_gpus": 1, "system_prompt": "", "enable_validation": False}
     settings = {**base, **settings}
-    settings["batch_size"] = grid["batch_size"][0]
+    if len(grid["batch_size"]) == 1:  # one batch size: said once in Configuration too
+        settings["batch_size"] = grid["batch_size"][0]
+    else:  # swept: the runs table says each run's; a Configuration value would contradict it
+        settings.pop("batch_size", None)
     examples = examples_in_dataset(spec.dataset)
     calibrations = {path: calibrate(path, _measurement_dirs(spec), exclude=spec.experiment_dir or None)
                     for _, path in spec.models}
