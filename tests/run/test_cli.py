@@ -113,10 +113,11 @@ def test_auto_executor_keeps_the_backend_the_ledger_records(tmp_path, monkeypatc
 
     monkeypatch.setenv("CK_EXECUTOR", "slurm")
     assert resolve_name("auto") == "slurm"
-    assert _executor_name("auto", tmp_path) == "auto"  # new experiment: decided by resolve_name
+    # new experiment: decided by resolve_name, and the reason says so
+    assert _executor_name("auto", tmp_path) == ("slurm", "CK_EXECUTOR=slurm")
     Ledger(tmp_path).record_submit("r/finetune", kind="finetune", run="r", executor="local", job_id="local-1")
-    assert _executor_name("auto", tmp_path) == "local"
-    assert _executor_name("slurm", tmp_path) == "slurm"  # an explicit choice always wins
+    assert _executor_name("auto", tmp_path) == ("local", "the experiment's ledger records local jobs")
+    assert _executor_name("slurm", tmp_path)[0] == "slurm"  # an explicit choice always wins
     monkeypatch.setenv("CK_EXECUTOR", "pbs")
     import pytest
 

@@ -72,18 +72,27 @@ def _gpus(text: str | None) -> list[str] | None:
     return ids
 
 
-def _executor_name(requested: str, exp: Path) -> str:
-    """`auto` keeps the backend an experiment already runs on: a local experiment resumed on a
-    machine that also has sbatch must not silently move to SLURM (and the reverse)."""
+def _executor_name(requested: str, exp: Path) -> tuple[str, str]:
+    """(backend, why). `auto` keeps the backend an experiment already runs on: a local experiment
+    resumed on a machine that also has sbatch must not silently move to SLURM (and the reverse)."""
+    import os
+
+    from ..executors import resolve_name
+
     if requested != "auto":
-        return requested
+        return requested, f"--executor {requested}"
     from ..run.ledger import Ledger
 
     if (exp / ".ck" / "ledger.json").exists():
         used = {e.get("executor") for e in Ledger(exp).jobs().values()} - {None}
         if len(used) == 1:
-            return used.pop()
-    return requested
+            name = used.pop()
+            return name, f"the experiment's ledger records {name} jobs"
+    name = resolve_name("auto")
+    if os.environ.get("CK_EXECUTOR", "").strip():
+        return name, f"CK_EXECUTOR={name}"
+    return name, ("sbatch is on PATH (auto prefers SLURM; pass --executor local to run here)" if name == "slurm"
+                  else "no sbatch on PATH")
 
 
 @_closed_pipe
@@ -99,15 +108,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     exp = Path(args.dir)
     if not exp.is_dir():
         raise CkError(f"experiment directory not found: {exp}")
-    executor = get_executor(_executor_name(args.executor, exp), exp, max_parallel=args.max_parallel,
-                            gpus=_gpus(args.gpus))
+    name, reason = _executor_name(args.executor, exp)
+    executor = get_executor(name, exp, max_parallel=args.max_parallel, gpus=_gpus(args.gpus))
     _sigterm_interrupts()
     out = default_out(args.json)
+    if not args.json:  # with --json the reason is in the document (stderr carries JSON events only)
+        out(f"executor: {executor.name} ({reason})")
     # --json: stdout is one JSON document at the end; progress is one JSON event per line on stderr
     progress = JsonLinesReporter(out) if args.json else None
     report = run_experiment(exp, executor, only=args.only, poll_s=args.poll, detach=args.detach,
                             retry_failed=args.retry_failed, dry_run=args.dry_run, out=out, progress=progress,
                             runs=args.runs, analyze=args.analyze, notify=args.notify)
+    report.executor_reason = reason
     if report.detached:
         sup = report.supervisor
         if args.json:

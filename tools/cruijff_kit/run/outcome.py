@@ -76,7 +76,9 @@ class JobOutcome:
         return {"key": self.key, "run": self.run, "kind": self.kind, "label": self.label,
                 "action": self.action.value, "job_id": self.job_id,
                 "state": self.state.value if self.state else None,
-                "verdict": self.verdict.value, "note": self.note, "ok": self.ok}
+                "verdict": self.verdict.value, "note": self.note,
+                # null while undecided (would submit, queued, live): false would read as a failure
+                "ok": None if self.verdict in (Verdict.WOULD_SUBMIT, Verdict.QUEUED, Verdict.LIVE) else self.ok}
 
 
 @dataclass
@@ -93,6 +95,7 @@ class RunReport:
     dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
     supervisor: dict | None = None  # --detach: pid, pid_file, log
+    executor_reason: str = ""  # why this backend: flag, ledger, CK_EXECUTOR, affinity
 
     @property
     def detached(self) -> bool:
@@ -109,7 +112,9 @@ class RunReport:
         return not self.failed and not self.refused
 
     def to_dict(self) -> dict:
-        return {"experiment": self.exp_dir, "executor": self.executor, "dry_run": self.dry_run,
+        return {"experiment": self.exp_dir, "executor": self.executor,
+                **({"executor_reason": self.executor_reason} if self.executor_reason else {}),
+                "dry_run": self.dry_run,
                 "detached": self.detached, "supervisor": self.supervisor,
                 "submitted": self.submitted, "refused": self.refused, "stale": self.stale,
                 "unscaffolded": self.unscaffolded, "warnings": self.warnings,
