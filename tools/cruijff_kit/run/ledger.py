@@ -252,8 +252,15 @@ def duration(entry: dict | None) -> str:
     if not a.get("started"):
         return ""
     try:
+        state = JobState.parse(a.get("state"))
+    except ValueError:
+        state = None
+    # a finished job without an end time (the scheduler forgot it; judged from disk) ends when its
+    # final state was recorded: its duration must not grow with every `ck status`
+    ended = a.get("ended") or (a.get("updated") or entry.get("updated") if state is not None and state.terminal else None)
+    try:
         start = _dt.datetime.fromisoformat(a["started"])
-        end = _dt.datetime.fromisoformat(a["ended"]) if a.get("ended") else _dt.datetime.now()
+        end = _dt.datetime.fromisoformat(ended) if ended else _dt.datetime.now()
     except (TypeError, ValueError):
         return ""
     return format_seconds((end - start).total_seconds())
