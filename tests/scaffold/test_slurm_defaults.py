@@ -31,6 +31,7 @@ def test_mem_grows_with_the_model_and_never_drops_below_the_old_default(tmp_path
     assert suggested_slurm_mem(small) == DEFAULT_MEM  # bf16 weights twice + 8 GB fit in the 32G floor
     assert int(suggested_slurm_mem(big)[:-1]) >= big * 4 / 1e9  # the weights twice, in GB
     assert suggested_slurm_mem(None) is None
+    assert suggested_slurm_mem(1e6, floor_gb=8) == "9G"  # a tiny CPU-only model: 8 GB + its weights, not 32G
 
 
 def test_unset_time_and_mem_come_from_the_estimate_and_the_model(tmp_path):

@@ -92,7 +92,9 @@ def slurm_estimates(setup: dict, exp_dir: Path, local: LocalConfig) -> dict:
         dirs = [str(Path(exp_dir).resolve().parent)] + ([local.output_dir_base] if local.output_dir_base else [])
         out["time"] = estimated_time_limit(setup, dirs)
     if not local.slurm.mem:
-        out["mem"] = suggested_slurm_mem(_params(str(setup["model_checkpoint"]), str(setup["model_name"])))
+        # GPU nodes: never below the old 32G default; CPU-only runs (tiny models, tests) ask for less
+        out["mem"] = suggested_slurm_mem(_params(str(setup["model_checkpoint"]), str(setup["model_name"])),
+                                         floor_gb=32 if setup.get("num_gpus") else 8)
     return out
 
 
