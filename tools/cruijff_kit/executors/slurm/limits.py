@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ..core import SubmitLimit
