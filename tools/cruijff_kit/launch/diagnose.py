@@ -215,7 +215,6 @@ def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, An
         missing = _MODULE.search(evidence) or _MODULE.search(text)
         if missing:
             module = missing.group(1)
-            top = module.split(".")[0]
             package = detect.pip_name(module)
             env = meta.get("environment", {})
             # every import the entry point misses, not only the first one to fail

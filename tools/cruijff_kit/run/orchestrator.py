@@ -526,7 +526,7 @@ class Orchestrator:
                 o.verdict = Verdict.DONE
             else:
                 o.verdict = Verdict.NO_ARTIFACT
-                o.note = (f"exit 0 but checkpoints missing or incomplete" if job.kind == "finetune"
+                o.note = ("exit 0 but checkpoints missing or incomplete" if job.kind == "finetune"
                           else "exit 0 but no successful .eval log in eval/logs/ for this evaluation")
             self._event(EventType.FINISHED, job, job_id=info.job_id, state="COMPLETED",
                         note=f"{dur} {o.note or ''}".strip(), details=o.note or "", data={"duration": dur})

@@ -91,7 +91,7 @@ def learn_submit_limit(run: Callable[[list[str]], object], requested: Iterable[d
     except (KeyError, OSError):
         return SubmitLimit(None, "user name unknown")
     try:
-        pa = run(["sacctmgr", "--noheader", "--parsable2", "show", "assoc", f"where", f"user={user}",
+        pa = run(["sacctmgr", "--noheader", "--parsable2", "show", "assoc", "where", f"user={user}",
                   f"format={','.join(ASSOC_FIELDS)}"])
         pq = run(["sacctmgr", "--noheader", "--parsable2", "show", "qos", f"format={','.join(QOS_FIELDS)}"])
     except Exception as exc:  # no sacctmgr / no slurmdbd: no known limit, refusals still handled
