@@ -193,7 +193,9 @@ def test_two_cpu_ranks_through_sbatch_and_srun(slurm_cluster, inputs):
     # "CPU ranks=2" with no GPUs: num_cpu_ranks in setup_finetune.yaml, and finetune.slurm starts
     # one srun task per rank (each with its own --cpus-per-task) running torchtune's distributed
     # recipe through our CPU shim over gloo.
-    exp = design(inputs, "cap_dist", "--gpus", "0", "--set", "CPU ranks=2", ranks="4", control=False)
+    # merged weights: the test loads the rank-0 checkpoint with transformers as it is
+    exp = design(inputs, "cap_dist", "--gpus", "0", "--set", "CPU ranks=2", "--set", "Save merged weights=true",
+                 ranks="4", control=False)
     run_dir = exp / "rank4"
     script = (run_dir / "finetune.slurm").read_text()
     assert "#SBATCH --ntasks-per-node=2" in script and "--gres" not in script

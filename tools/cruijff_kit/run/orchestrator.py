@@ -495,6 +495,8 @@ class Orchestrator:
                 self.ledger.apply_info(data, job.key, info)
         entries = self.ledger.jobs() if any(i.state.terminal for _, i in changes) else {}
         for job, info in changes:
+            if self.live.get(job.key) != info.job_id:
+                continue  # replaced by a recovery resubmission earlier in this cycle
             self._react(job, info, entries.get(job.key))
         return True
 
