@@ -6,13 +6,13 @@ Adding a task to the finished experiment makes new evaluations that `ck run` per
 those: the finished evaluation keeps its job id and is not submitted again.
 """
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.cli import run_ck
 
 ROOT = Path(__file__).resolve().parents[2]
 TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
@@ -20,11 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def ck(*args, env=None, check=True, timeout=600):
-    r = subprocess.run([sys.executable, "-m", "cruijff_kit", *map(str, args)], capture_output=True, text=True,
-                       env={**os.environ, **(env or {})}, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"ck {' '.join(map(str, args))} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    return r
+    return run_ck(*args, env=env, check=check, timeout=timeout)
 
 
 def summary(model: Path, data: Path, checkpoint: Path, tasks: list[tuple[str, str]]) -> str:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.cli import run_ck
+
 ROOT = Path(__file__).resolve().parents[2]
 TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
 LEGACY = (ROOT / "tests/experiment/legacy_matrix.md").read_text()
@@ -16,11 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def ck(*args, env=None, check=True, timeout=600):
-    r = subprocess.run([sys.executable, "-m", "cruijff_kit", *map(str, args)], capture_output=True, text=True,
-                       env={**os.environ, **(env or {})}, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"ck {' '.join(map(str, args))} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    return r
+    return run_ck(*args, env=env, check=check, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.cli import run_ck
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
 def ck(*args, env=None, check=True, timeout=900):
-    r = subprocess.run([sys.executable, "-m", "cruijff_kit", *map(str, args)], capture_output=True, text=True,
-                       env={**os.environ, **(env or {})}, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"ck {' '.join(map(str, args))} -> {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    return r
+    return run_ck(*args, env=env, check=check, timeout=timeout)
 
 
 def accuracy(eval_file: Path) -> float:
