@@ -92,6 +92,20 @@ def test_no_slurm_is_info_not_failure(monkeypatch, capsys, tmp_path, config):
     assert by["gpus"]["ok"] and by["gpus"]["info"]
 
 
+@pytest.mark.parametrize("preset", ["", "local"])
+def test_unreachable_controller_fails_unless_running_locally(monkeypatch, capsys, tmp_path, config, preset):
+    down = "echo 'slurm_load_partitions: Unable to contact slurm controller (connect failure)' >&2; exit 1"
+    monkeypatch.setenv("PATH", str(fake_bin(tmp_path, sbatch="exit 0", sinfo=down)))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("CK_EXECUTOR", preset)
+    rc, _, by = doctor_json(capsys, "--config", str(config))
+    assert "Unable to contact slurm controller" in by["slurm"]["detail"]
+    if preset:
+        assert rc == 0 and by["slurm"]["ok"] and by["slurm"]["info"]
+    else:
+        assert rc == 1 and not by["slurm"]["ok"] and "CK_EXECUTOR=local" in by["slurm"]["fix"]
+
+
 def test_config_problems_point_at_file_and_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("PATH", str(fake_bin(tmp_path, sbatch="exit 0", sacct="exit 0",
                                             sinfo="echo 'debug*|infinite|(null)|2|4000'")))
