@@ -92,3 +92,24 @@ def test_adapter_only_epoch_evaluates_like_the_merged_one(merged_run, words):
     assert outputs(adapter_log) == outputs(merged_log)
     scores = lambda log: [(m.name, m.value) for r in log.results.scores for m in r.metrics.values()]  # noqa: E731
     assert scores(adapter_log) == scores(merged_log)
+
+
+def test_est_disk_is_what_torchtune_wrote(merged_run):
+    """The design's Est. Disk, on a real-shaped untied GQA model: merged save and adapter-only."""
+    from cruijff_kit.experiment.disk import planned_disk_bytes
+    from cruijff_kit.finetune.config import with_defaults
+
+    base, cfg, epoch, tmp = merged_run
+    out = epoch.parent
+    setup = with_defaults({**setup_for(base, tmp, out), "save_merged_weights": True})  # what training used
+    files = [f for f in out.rglob("*") if f.is_file() and "logs" not in f.parts]
+    written = sum(f.stat().st_size for f in files)
+    shards = sum(f.stat().st_size for f in files if f.name.startswith("model") and f.suffix == ".safetensors")
+    assert shards > 0.5 * written  # the merged weights dominate a merged save
+
+    def planned(merged):
+        return planned_disk_bytes(str(base), lambda k: {**setup, "save_merged_weights": merged}[k])
+
+    assert abs(planned(True) - written) <= 0.05 * written, (planned(True), written)
+    adapter_only = written - shards
+    assert abs(planned(False) - adapter_only) <= 0.1 * adapter_only, (planned(False), adapter_only)

@@ -149,9 +149,12 @@ def run(args) -> int:
     spec = build_spec(args)
     spec.experiment_dir = str(exp_dir)
     exp, text = plan_summary(spec)  # everything checked before the first byte is written
+    from ..experiment.disk import disk_by_run, format_size
     from ..experiment.warnings import design_warnings, steps_by_run
 
     advice = design_warnings(exp)  # evaluation split overlap / size, warmup share of the steps
+    disk = disk_by_run(exp)
+    known = [b for b in disk.values() if b is not None]
     try:
         exp_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(summary, text)
@@ -173,6 +176,7 @@ def run(args) -> int:
         emit_json({"experiment": exp.name, "summary": str(summary), "runs": [r.name for r in exp.runs],
                    "finetuned": len(exp.finetuned_runs), "controls": len(exp.control_runs),
                    "eval_only": len(exp.eval_only_runs), "steps": steps_by_run(exp),
+                   "disk": disk, "disk_total": sum(known) if known and len(known) == len(disk) else None,
                    "warnings": [{"code": "plan", "message": w} for w in exp.warnings]
                                + [w.as_dict() for w in advice]})
     else:
@@ -182,5 +186,13 @@ def run(args) -> int:
             warn(w.message)
         print(f"Wrote {summary}: {len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s)"
               + (f", {len(exp.eval_only_runs)} eval-only run(s)" if exp.eval_only_runs else ""))
+        if disk:
+            if len(known) == len(disk):
+                print(f"Checkpoints on disk when training ends: {format_size(sum(known))} in all "
+                      "(Est. Disk per run in the runs table)")
+            else:
+                print(f"Checkpoints on disk when training ends: unknown for {len(disk) - len(known)} run(s), "
+                      "whose model's config.json is not readable here" + (
+                          f"; {format_size(sum(known))} for the others" if known else ""))
         print(f"Next: ck scaffold {exp_dir}")
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CkError
+from .disk import format_size, planned_disk_bytes
 from .estimate import calibrate, estimate_seconds, examples_in_dataset, format_duration, params_from_model
 from .model import EPOCH_WORDS, Evaluation, Experiment, Run, RunType
 from .naming import check_safe_name, run_directories
@@ -301,10 +302,12 @@ def design_experiment(spec: DesignSpec) -> Experiment:
                                epochs=eff["epochs"], batch_size=eff["batch_size"], gpus=eff["num_gpus"],
                                max_steps_per_epoch=eff.get("max_steps_per_epoch"), calibration=calibrations[path])
         runs.append(Run(name=_run_name(model, combo, grid), model=model, type=RunType.FINETUNED,
-                        settings=tuple(combo.items()), est_time=format_duration(est)))
+                        settings=tuple(combo.items()), est_time=format_duration(est),
+                        est_disk=format_size(_run_disk(path, eff))))
     if spec.controls:
         for model, _ in spec.models:
-            runs.append(Run(name=f"{model}_base", model=model, type=RunType.CONTROL, est_time="N/A"))
+            runs.append(Run(name=f"{model}_base", model=model, type=RunType.CONTROL, est_time="N/A",
+                            est_disk="N/A"))
     for r in spec.eval_only:
         if r.name in {x.name for x in runs}:
             raise CkError(f"eval-only run {r.name!r} has the name of another run", file=src, line=spec.line("eval_only"),
@@ -335,6 +338,11 @@ def design_experiment(spec: DesignSpec) -> Experiment:
         name=spec.name, experiment_dir=spec.experiment_dir, models=tuple(spec.models), dataset=spec.dataset,
         question=spec.question, settings=tuple(settings.items()), runs=tuple(runs), evaluations=tuple(tasks),
     )
+
+
+def _run_disk(model_path: str, eff: dict) -> int | None:
+    """Disk the run's output directory will take (experiment/disk.py), from its effective settings."""
+    return planned_disk_bytes(model_path, lambda k: eff[k] if eff.get(k) is not None else BY_KEY[k].default)
 
 
 def plan_summary(spec: DesignSpec) -> tuple[Experiment, str]:

@@ -97,5 +97,6 @@ def runs_from_spec(value, source: str | None, line: int | None, models: list[str
                           hint="models: " + ", ".join(models))
         ckpt = entry.get("checkpoint")
         extra = ((CHECKPOINT_COLUMN, str(ckpt)),) if ckpt else ()
-        runs.append(Run(name=name, model=model, type=RunType.EVAL_ONLY, est_time="N/A", extra=extra))
+        runs.append(Run(name=name, model=model, type=RunType.EVAL_ONLY, est_time="N/A", est_disk="N/A",
+                        extra=extra))
     return runs

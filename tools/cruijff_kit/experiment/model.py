@@ -46,6 +46,7 @@ class Run:
     # this run's own setting values (runs-table columns), by setup key; absent = the experiment's
     settings: tuple[tuple[str, Any], ...] = ()
     est_time: str = ""
+    est_disk: str = ""  # what its output directory will hold (experiment/disk.py)
     # columns the table had beyond the schema's, e.g. {"Notes": "…"}; kept verbatim
     extra: tuple[tuple[str, str], ...] = ()
     line: int | None = field(default=None, compare=False)
@@ -56,17 +57,17 @@ class Run:
         object.__setattr__(self, "settings", _canonical(self.settings))
 
     @classmethod
-    def of(cls, name: str, model: str, type: RunType, *, est_time: str = "", extra=(), line=None,
-           **settings) -> "Run":
+    def of(cls, name: str, model: str, type: RunType, *, est_time: str = "", est_disk: str = "", extra=(),
+           line=None, **settings) -> "Run":
         return cls(name=name, model=model, type=type, settings=tuple(settings.items()), est_time=est_time,
-                   extra=tuple(extra), line=line)
+                   est_disk=est_disk, extra=tuple(extra), line=line)
 
     def value(self, key: str) -> Any:
         return dict(self.settings).get(key)
 
     def __getattr__(self, name: str) -> Any:
         # run.lora_rank, run.lora_dropout, …: a run's own value of any per-run setting (None if unset)
-        if name.startswith("_") or name in ("settings", "name", "model", "type", "extra", "line", "est_time"):
+        if name.startswith("_") or name in ("settings", "name", "model", "type", "extra", "line", "est_time", "est_disk"):
             raise AttributeError(name)
         s = BY_KEY.get(name)
         if s is None or not s.per_run:

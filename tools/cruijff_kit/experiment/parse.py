@@ -41,6 +41,7 @@ RUN_COLUMNS = {
     "model": "model",
     "type": "type",
     "est time": "est_time", "estimated time": "est_time", "est": "est_time", "time": "est_time",
+    "est disk": "est_disk", "estimated disk": "est_disk", "disk": "est_disk",
 }
 EVAL_COLUMNS = {"task": "task", "task name": "task", "script": "script", "task script": "script",
                 "epochs": "epochs", "epoch": "epochs", "split": "split", "system prompt": "system_prompt",
@@ -222,7 +223,7 @@ def _run_columns(c: _Collector, table: _Table) -> list[tuple[str, str | Setting 
         elif (s := lookup_column(h)) is not None:
             kind, what = "setting", s
         else:
-            near = suggest(h, [s.name for s in RUN_SETTINGS] + ["Run Name", "Model", "Type", "Est. Time"])
+            near = suggest(h, [s.name for s in RUN_SETTINGS] + ["Run Name", "Model", "Type", "Est. Time", "Est. Disk"])
             if near and _close(h, near):
                 c.error(f"unknown runs-table column {h!r}", table.line, "All Runs",
                         hint=f"did you mean {near!r}? (settings: skills/scaffold-torchtune/references/setup-fields.md)")
@@ -287,7 +288,8 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
             c.error(f"model {model[:80]!r} of run {name!r} is not listed under Resources > Models "
                     f"(listed: {known})", line, "Model")
         runs.append(Run(name=name, model=model, type=rtype, settings=tuple(settings.items()),
-                        est_time=_na_to_empty(values.get("est_time", "")), extra=tuple(extra), line=line))
+                        est_time=_na_to_empty(values.get("est_time", "")),
+                        est_disk=_na_to_empty(values.get("est_disk", "")), extra=tuple(extra), line=line))
     return runs
 
 
