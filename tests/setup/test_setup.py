@@ -73,7 +73,8 @@ def test_without_slurm_writes_a_local_file(tmp_path):
     cfg = load_local_config(res.path)
     assert cfg.slurm.partition == "" and cfg.slurm.account == ""
     assert cfg.output_dir_base == str(tmp_path / "ck-outputs") and cfg.scratch_dir == str(tmp_path)
-    assert cfg.slurm.cpus == 4 and cfg.slurm.mem == "32G"
+    # time and memory stay unset: the scaffold sizes each run from its estimate and its model
+    assert cfg.slurm.cpus == 4 and cfg.slurm.mem == "" and cfg.slurm.time == ""
 
 
 SINFO = """gpu*|1-00:00:00|gpu:a100:4(S:0-1)|64|512000

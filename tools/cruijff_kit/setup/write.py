@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import CkError
-from ..localconfig import DEFAULT_MEM, DEFAULT_TIME, SlurmDefaults, parse_local_config
+from ..localconfig import DEFAULT_MEM, SlurmDefaults, parse_local_config
 from .detect import Detected, Partition, detect
 from .probe import Probe
 
@@ -60,13 +60,16 @@ def _minutes(limit: str) -> int | None:
 
 
 def _slurm_sizes(part: Partition | None) -> dict[str, str]:
-    """The example's defaults, shrunk to what the default partition's largest node can give."""
-    time, mem, cpus = DEFAULT_TIME, DEFAULT_MEM, _DEFAULTS.cpus
+    """--time and --mem stay unset (each run's scaffold derives them from its estimate and its
+    model's size: an 8B run needs more than a 1B one) unless the default partition cannot give
+    the fallback defaults; then its limit is written, so no job asks for more than it can get.
+    --cpus-per-task: the default, shrunk to the partition's largest node."""
+    time, mem, cpus = "", "", _DEFAULTS.cpus
     if part is not None:
         limit = _minutes(part.timelimit)
         if limit is not None and limit < 60:
             time = f"00:{limit:02d}:00"
-        wanted_mb = int(mem[:-1]) * 1024
+        wanted_mb = int(DEFAULT_MEM[:-1]) * 1024
         if part.mem_mb and part.mem_mb < wanted_mb:
             mem = f"{part.mem_mb // 1024}G" if part.mem_mb >= 1024 else f"{part.mem_mb}M"
         if part.cpus and part.cpus < cpus:
