@@ -167,17 +167,12 @@ def bytes_to_unicode() -> dict[int, str]:
 _WORDS = re.compile(r" ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+")
 
 
-def bpe_tokens(total: int, merges_from_corpus: int = 300) -> list[bytes]:
-    """`total` byte strings in rank order: the 256 bytes, merges learned on CORPUS, then fillers.
-
-    Every multi-byte token is the concatenation of two earlier tokens, so tiktoken (rank-based)
-    and merges-based BPE (tokenizers, torchtune's Qwen2) agree on any text. Fillers are built only
-    from non-ASCII bytes, so they never change how English text is split.
-    """
-    tokens = [bytes([b]) for b in bytes_to_unicode()]
-    seen = set(tokens)
-    words = Counter(tuple(bytes([c]) for c in w.encode()) for w in _WORDS.findall(CORPUS))
-    for _ in range(merges_from_corpus):
+def learn_merges(words: Counter, rounds: int) -> list:
+    """Greedy BPE training: `rounds` times, merge the most frequent adjacent pair of symbols (ties:
+    the larger pair) in every word. `words` maps a tuple of symbols (bytes or str) to its count.
+    Returns the merged symbols in the order they were learned."""
+    merges = []
+    for _ in range(rounds):
         pairs: Counter = Counter()
         for w, n in words.items():
             for a, b in zip(w, w[1:]):
@@ -186,9 +181,7 @@ def bpe_tokens(total: int, merges_from_corpus: int = 300) -> list[bytes]:
             break
         (a, b), _count = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))
         merged = a + b
-        if merged not in seen:
-            tokens.append(merged)
-            seen.add(merged)
+        merges.append(merged)
         new_words: Counter = Counter()
         for w, n in words.items():
             out, i = [], 0
@@ -201,6 +194,23 @@ def bpe_tokens(total: int, merges_from_corpus: int = 300) -> list[bytes]:
                     i += 1
             new_words[tuple(out)] += n
         words = new_words
+    return merges
+
+
+def bpe_tokens(total: int, merges_from_corpus: int = 300) -> list[bytes]:
+    """`total` byte strings in rank order: the 256 bytes, merges learned on CORPUS, then fillers.
+
+    Every multi-byte token is the concatenation of two earlier tokens, so tiktoken (rank-based)
+    and merges-based BPE (tokenizers, torchtune's Qwen2) agree on any text. Fillers are built only
+    from non-ASCII bytes, so they never change how English text is split.
+    """
+    tokens = [bytes([b]) for b in bytes_to_unicode()]
+    seen = set(tokens)
+    words = Counter(tuple(bytes([c]) for c in w.encode()) for w in _WORDS.findall(CORPUS))
+    for merged in learn_merges(words, merges_from_corpus):
+        if merged not in seen:
+            tokens.append(merged)
+            seen.add(merged)
     high = range(0x80, 0x100)
     fillers = (bytes([x, y]) for x in high for y in high)
     triples = (bytes([x, y, z]) for x in high for y in high for z in high)
@@ -523,34 +533,13 @@ def _mistral_v3_spm(out: Path) -> None:
     # then fillers (CJK / Hangul characters), scores decreasing so earlier merges win
     text = "▁" + CORPUS.replace(" ", "▁").replace("\n", "")
     chars = sorted(set(text))
-    words = Counter(tuple("▁" + w if i else w) for i, w in enumerate(text.split("▁")) if w)
     words = Counter({tuple(w): n for w, n in Counter("▁" + w for w in text.split("▁") if w).items()})
     pieces: list[str] = []
     seen = set(chars)
-    for _ in range(400):
-        pairs: Counter = Counter()
-        for w, n in words.items():
-            for a, b in zip(w, w[1:]):
-                pairs[(a, b)] += n
-        if not pairs:
-            break
-        (a, b), _c = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))
-        merged = a + b
+    for merged in learn_merges(words, 400):
         if merged not in seen:
             pieces.append(merged)
             seen.add(merged)
-        new: Counter = Counter()
-        for w, n in words.items():
-            o, i = [], 0
-            while i < len(w):
-                if i + 1 < len(w) and w[i] == a and w[i + 1] == b:
-                    o.append(merged)
-                    i += 2
-                else:
-                    o.append(w[i])
-                    i += 1
-            new[tuple(o)] += n
-        words = new
     normal = pieces + chars
     fill = (chr(c) for c in (*range(0x4E00, 0xA000), *range(0xAC00, 0xD7A4)))
     need = MISTRAL_V3_VOCAB - len(m.pieces) - len(normal)
