@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml scripts/constraints.txt scripts/setup-venv
 	@touch "$(STAMP)"
 
 test: venv
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra --durations=30 $(PYTEST_ARGS)
 
 test-fast: venv
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -m "not slow and not slurm" $(PYTEST_ARGS)
