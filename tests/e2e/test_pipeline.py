@@ -3,6 +3,7 @@ real inspect-ai) -> results; learning is real; a finished experiment submits not
 detached supervisor resumes without redoing finished work."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,6 +59,18 @@ def test_demo_trains_evaluates_and_fine_tuning_beats_control(demo):
     assert "| COMPLETED |" in summary
     for log in ("run-experiment.log", "run-torchtune.log", "run-inspect.log"):
         assert (exp / log).read_text().startswith("[")
+    # the report says what each run cost, measured: the ledger's times, torchtune's tokens/s
+    report = (exp / "analysis" / "report.md").read_text()
+    compute = report[report.index("## Compute (measured)"):].split("\n## ", 1)[0]
+    lines = {ln.split(" | ")[0].strip("| "): ln.strip("| ").split(" | ") for ln in compute.splitlines()
+             if ln.startswith("| ") and not ln.startswith("| run ")}
+    assert set(lines) == {d.name for d in runs} | {"base"}, compute
+    for name, cells in lines.items():
+        ft_time, tokens, evals = cells[1], cells[5], cells[6]
+        if name == "base":
+            assert ft_time == "-" and evals.endswith("(1)"), cells
+        else:
+            assert re.fullmatch(r"\d+:\d\d", ft_time) and float(tokens) > 0 and evals.endswith("(1)"), cells
 
 
 def test_second_run_on_finished_demo_submits_nothing(demo):

@@ -17,6 +17,7 @@ from ..templating import render
 from ..util.fs import atomic_write_text
 from ..util.log import ActionLog
 from . import plots as plotting
+from .compute import compute_table
 from .effects import TaskFindings, diff_text, findings
 from .results import Results, collect, format_param
 
@@ -194,7 +195,7 @@ def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None) -> An
     ctx = dict(a=analysis, r=results, header=header, cells=cells, best=analysis.best, num=_num,
                fmt=format_param, rel=lambda p: os.path.relpath(p, out_dir), diff=diff_text,
                per_epoch={t: per_epoch_table(results, t) for t in results.tasks},
-               training=training_table(results), answer=analysis.answer())
+               training=training_table(results), answer=analysis.answer(), compute=compute_table(exp_dir))
     outputs = {"results.csv": _csv(results),
                "results.md": render("analyze/results.md.j2", **ctx),
                "report.md": render("analyze/report.md.j2", **ctx)}
