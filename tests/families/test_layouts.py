@@ -57,6 +57,12 @@ def test_login_node_names_use_the_hub_layouts(tmp_path):
     assert mistral.tokenizer["_component_"] == "cruijff_kit.finetune.tokenizers.mistral_v3_tokenizer"
     assert mistral.model["vocab_size"] == 32768 and mistral.prompt_format.name == "mistral_v3"
     assert resolve_model(str(tmp_path / "absent" / "Qwen2.5-7B-Instruct")).prompt_format.name == "chatml"
+    # Llama 3.3 (torchtune's builder is 3.1-70B's) trains and evaluates in the Llama-3 format too
+    l33 = resolve_model(str(tmp_path / "absent" / "Llama-3.3-70B-Instruct"))
+    assert l33.model["_component_"] == "torchtune.models.llama3_3.lora_llama3_3_70b"
+    assert l33.prompt_format.name == "llama3" and len(l33.checkpointer["checkpoint_files"]) == 30
+    from torchtune.config._utils import _get_component_from_path
+    assert _get_component_from_path(l33.model["_component_"]) is not None
 
 
 def test_missing_tokenizer_file_is_named_at_scaffold(family_model, tmp_path):

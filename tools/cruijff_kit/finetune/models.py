@@ -82,6 +82,9 @@ _KNOWN: dict[str, _Known] = {
     "llama-3.1-8b-instruct": _Known("torchtune.models.llama3_1.lora_llama3_1_8b", "llama3", False, _shards(4), "LLAMA3"),
     "llama-3.1-8b": _Known("torchtune.models.llama3_1.lora_llama3_1_8b", "llama3", False, _shards(4), "LLAMA3"),
     "llama-3.1-70b-instruct": _Known("torchtune.models.llama3_1.lora_llama3_1_70b", "llama3", False, _shards(30), "LLAMA3"),
+    "llama-3.1-70b": _Known("torchtune.models.llama3_1.lora_llama3_1_70b", "llama3", False, _shards(30), "LLAMA3"),
+    # torchtune's lora_llama3_3_70b is lora_llama3_1_70b (same architecture and tokenizer)
+    "llama-3.3-70b-instruct": _Known("torchtune.models.llama3_3.lora_llama3_3_70b", "llama3", False, _shards(30), "LLAMA3"),
     "meta-llama-3-8b-instruct": _Known("torchtune.models.llama3.lora_llama3_8b", "llama3", False, _shards(4), "LLAMA3"),
     "meta-llama-3-8b": _Known("torchtune.models.llama3.lora_llama3_8b", "llama3", False, _shards(4), "LLAMA3"),
     "qwen2.5-0.5b-instruct": _Known("torchtune.models.qwen2_5.lora_qwen2_5_0_5b", "qwen2", True, ("model.safetensors",), "QWEN2"),
