@@ -71,6 +71,8 @@ def test_demo_trains_evaluates_and_fine_tuning_beats_control(demo):
             assert ft_time == "-" and evals.endswith("(1)"), cells
         else:
             assert re.fullmatch(r"\d+:\d\d", ft_time) and float(tokens) > 0 and evals.endswith("(1)"), cells
+            # the training process's own peak RSS (no SLURM accounting locally): a real model's worth
+            assert re.fullmatch(r"\d+\.\d GiB", cells[2]) and float(cells[2].split()[0]) > 0.1, cells
 
 
 def test_second_run_on_finished_demo_submits_nothing(demo):

@@ -6,6 +6,8 @@ Sources, each read once per call and bounded:
   ElapsedRaw); the local test cluster gathers it with jobacct_gather/linux;
 - the job's own GPU samples, `ck-gpu-<job id>.csv` beside its script (nvidia-smi every 15 s,
   written by the generated finetune.slurm when the job sees GPUs);
+- the training process's own peak RSS / peak reserved GPU memory, <output_dir>/logs/ck_peak_memory.json
+  (written at each epoch end by our recipes: memory for the local executor too);
 - torchtune's DiskLogger lines (`tokens_per_second_per_gpu`) in <output_dir>/logs/, through the
   one reader of those logs (analyze/loss_logs.py), times the job's GPU count.
 
@@ -101,6 +103,23 @@ def gpu_samples(path: Path) -> tuple[float | None, int | None]:
     return statistics.fmean(utils), max(mems)
 
 
+def recorded_peaks(output_dir: Path) -> tuple[int | None, int | None]:
+    """(peak RSS, peak GPU memory) the training process recorded at its last epoch end
+    (finetune/recipes/_torchtune.record_peak_memory); (None, None) when absent or unreadable."""
+    import json
+
+    try:
+        with open(Path(output_dir) / "logs" / "ck_peak_memory.json", "rb") as fh:
+            data = json.loads(fh.read(4096))
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    ints = [v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+            for v in (data.get("peak_rss_bytes"), data.get("peak_gpu_bytes"))]
+    return ints[0], ints[1]
+
+
 def _elapsed(attempt: dict) -> float | None:
     try:
         return (_dt.datetime.fromisoformat(attempt["ended"])
@@ -131,9 +150,14 @@ def job_resources(plan, entries: dict, *, run: Callable | None = None) -> dict[s
             curve = read_loss_curve(job.checkpoints[0].parent, metric="tokens_per_second_per_gpu")
             if curve:
                 r.tokens_per_s = statistics.median(v for _, v in curve) * max(job.gpus, 1)
+            rss, gpu = recorded_peaks(job.checkpoints[0].parent)
+            r.max_rss_bytes = rss  # SLURM accounting below replaces it with the whole job's
+            if r.gpu_mem_bytes is None:
+                r.gpu_mem_bytes = gpu
     for jid, usage in sacct_usage(slurm_ids, run).items():
         r = out[slurm_ids[jid]]
-        r.max_rss_bytes = usage["max_rss"]
+        if usage["max_rss"] is not None:
+            r.max_rss_bytes = usage["max_rss"]
         if usage["elapsed"] is not None:
             r.elapsed_s = usage["elapsed"]
     return out

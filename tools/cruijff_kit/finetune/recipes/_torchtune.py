@@ -34,3 +34,28 @@ def stamp_epoch(checkpointer, epoch: int, *, adapter_only: bool) -> None:
 
     stamp_checkpoint(Path(checkpointer._output_dir) / f"epoch_{epoch}", Path(checkpointer._checkpoint_dir),
                      adapter_only=adapter_only)
+    record_peak_memory(Path(checkpointer._output_dir), epoch)
+
+
+PEAK_MEMORY_FILE = "ck_peak_memory.json"  # in <output_dir>/logs/, read by run/resources.py
+
+
+def record_peak_memory(output_dir: Path, epoch: int) -> None:
+    """This process's peak RSS and (on a GPU) peak reserved GPU memory so far: measured where any
+    executor runs it, so the local executor reports memory too (SLURM accounting, when present,
+    measures the whole job and wins). Rank 0's figures in a distributed run."""
+    import json
+    import resource
+
+    import torch
+
+    from cruijff_kit.util.fs import atomic_write_text
+
+    record = {"epoch": epoch, "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    if torch.cuda.is_available():
+        record["peak_gpu_bytes"] = int(torch.cuda.max_memory_reserved())
+    try:
+        (output_dir / "logs").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(output_dir / "logs" / PEAK_MEMORY_FILE, json.dumps(record) + "\n")
+    except OSError:
+        pass  # a measurement, never a reason to fail training after its checkpoint is saved
