@@ -24,8 +24,11 @@ from .test_pipeline_on_slurm import TASK, ck, inputs  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slurm
 
+# The stand-in launcher lasts a few seconds, as any real training does: the job's EXIT trap stops
+# the GPU sampler, and a launcher that returns at once can beat nvidia-smi's first line (flaky).
 STUB = """#!/bin/bash
 echo "LAUNCH $(basename "$0") $* CVD=${CUDA_VISIBLE_DEVICES:-unset} NTASKS=${SLURM_NTASKS:-?}"
+sleep 3
 """
 SMI = """#!/bin/bash
 echo "2026/11/29 12:00:00.101, 0, 55, 1234"
