@@ -2,7 +2,7 @@
 real inspect-ai, local executor).
 
 Three tasks (the capitalization task on its test split, its validation split, and the test split
-with a system prompt) are evaluated on a fine-tuned run's epoch_0 and on the control: one script
+with a system prompt) are evaluated on a fine-tuned run's epoch_0: one script
 and one job per checkpoint, three logs each with their own task and fingerprint, and the job's
 output shows the weights loaded once. A fourth task added to the finished experiment is the only
 thing the next `ck run` evaluates: the same job runs again with just that task.
@@ -32,6 +32,7 @@ dataset: {data}
 grid: {{lora_rank: [4]}}
 epochs: 1
 gpus: 0
+controls: false
 config: {{Max steps per epoch: 2, Eval max tokens: 4, Warmup steps: 0}}
 tasks:
   - {{task: cap_test, script: {task}, split: test}}
@@ -42,7 +43,8 @@ tasks:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """A finished experiment: one fine-tuned run (1 epoch) and its control, three tasks."""
+    """A finished experiment: one fine-tuned run (1 epoch), three tasks (control and eval-only runs:
+    base.slurm, the same script; tests/e2e/test_eval_only.py runs those)."""
     from cruijff_kit.blueprints.capitalization.generate import generate
     from cruijff_kit.tiny_model import make_tiny_model
 
@@ -89,7 +91,7 @@ def test_one_script_per_checkpoint_lists_every_task(finished):
     exp, _, _ = finished
     scripts = {d.name: sorted(p.name for p in (d / "eval").glob("*.slurm"))
                for d in exp.iterdir() if (d / "eval").is_dir()}
-    assert sorted(scripts.values()) == [["base.slurm"], ["epoch0.slurm"]], scripts
+    assert sorted(scripts.values()) == [["epoch0.slurm"]], scripts
     for run, stem in _eval_runs(exp).items():
         lines = script_tasks(exp / run / "eval" / f"{stem}.slurm")
         assert [t.name for t in lines] == list(TASKS)
@@ -106,7 +108,7 @@ def test_one_job_per_checkpoint_three_logs_one_model_load(finished):
     evals = {k: j for k, j in jobs.items() if "/eval/" in k}
     runs = _eval_runs(exp)
     assert set(evals) == {f"{run}/eval/{stem}" for run, stem in runs.items()}  # 1 job per checkpoint, not 3
-    assert len(evals) == 2 and all(j["state"] == "COMPLETED" for j in jobs.values()), jobs
+    assert len(evals) == 1 and all(j["state"] == "COMPLETED" for j in jobs.values()), jobs
     for run, stem in runs.items():
         key, script = f"{run}/eval/{stem}", exp / run / "eval" / f"{stem}.slurm"
         logs = _logs(exp / run)

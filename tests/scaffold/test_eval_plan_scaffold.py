@@ -189,3 +189,75 @@ tasks:
     with pytest.raises(CkError, match="not under models"):
         from cruijff_kit.experiment.eval_only import runs_from_spec
         runs_from_spec({"x": {"model": "nope"}}, "spec.yaml", 3, ["Llama-3.2-1B-Instruct"])
+
+
+def _with_tasks(summary: Path, rows: list[str]) -> None:
+    """Replace the plan's Evaluation table's rows with these (Task | Script | Epochs | Split)."""
+    lines = summary.read_text().splitlines()
+    head = lines.index("| Task | Script | Epochs | Split |") if "| Task | Script | Epochs | Split |" in lines \
+        else lines.index("| Task | Script | Epochs |")
+    end = head + 2
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    lines[head:end] = ["| Task | Script | Epochs | Split |", "|---|---|---|---|", *rows]
+    summary.write_text("\n".join(lines) + "\n")
+
+
+def test_one_script_per_checkpoint_and_per_task_fingerprints(tmp_path, local, capsys):
+    from cruijff_kit.artifacts import eval_fingerprint, script_tasks
+    from cruijff_kit.run.plan import plan_experiment
+
+    summary = plan(tmp_path / "e")
+    exp = summary.parent
+    _with_tasks(summary, [f"| cap_test | {BLUEPRINT_TASK} | 0 | test |",
+                          f"| cap_val | {BLUEPRINT_TASK} | 0 | validation |"])
+    assert main(["scaffold", str(exp)]) == 0
+    run = next(p for p in exp.iterdir() if (p / "finetune.slurm").exists())
+    script = run / "eval" / "epoch0.slurm"
+    assert sorted(p.name for p in (run / "eval").glob("*.slurm")) == ["epoch0.slurm"]
+    assert [t.name for t in script_tasks(script)] == ["cap_test", "cap_val"]
+    job = next(j for j in plan_experiment(exp).evals if j.run == run.name)
+    assert job.tasks == ("cap_test", "cap_val") and job.label == "eval epoch 0 (2 tasks)"
+    assert [e.task for e in job.expected()] == ["cap_test", "cap_val"]
+    fps = {t: eval_fingerprint(script, t) for t in job.tasks}
+    assert fps["cap_test"] != fps["cap_val"]
+
+    # a third task: the other two are the same evaluations (their fingerprints do not move)
+    _with_tasks(summary, [f"| cap_test | {BLUEPRINT_TASK} | 0 | test |",
+                          f"| cap_val | {BLUEPRINT_TASK} | 0 | validation |",
+                          f"| cap_train | {BLUEPRINT_TASK} | 0 | train |"])
+    assert main(["scaffold", str(exp)]) == 0
+    assert {t: eval_fingerprint(script, t) for t in fps} == fps
+    # one task's split changed: only its fingerprint moves
+    _with_tasks(summary, [f"| cap_test | {BLUEPRINT_TASK} | 0 | test |",
+                          f"| cap_val | {BLUEPRINT_TASK} | 0 | train |",
+                          f"| cap_train | {BLUEPRINT_TASK} | 0 | train |"])
+    three = {t: eval_fingerprint(script, t) for t in ("cap_test", "cap_val", "cap_train")}
+    assert main(["scaffold", str(exp)]) == 0
+    now = {t: eval_fingerprint(script, t) for t in three}
+    assert now["cap_test"] == three["cap_test"] and now["cap_train"] == three["cap_train"]
+    assert now["cap_val"] != three["cap_val"]
+    # a line every task shares (max tokens): every task is a new evaluation
+    summary.write_text(summary.read_text().replace("- **Validation during training:** false",
+                                                   "- **Validation during training:** false\n- **Eval max tokens:** 7"))
+    assert main(["scaffold", str(exp)]) == 0
+    assert all(eval_fingerprint(script, t) != now[t] for t in now)
+
+
+def test_scaffold_replaces_the_per_task_scripts_it_generated(tmp_path, local, capsys):
+    """An experiment scaffolded before one script per checkpoint: its generated per-task scripts
+    go (dry run: only reported), a script someone wrote by hand stays."""
+    summary = plan(tmp_path / "e")
+    exp = summary.parent
+    assert main(["scaffold", str(exp)]) == 0
+    run = next(p for p in exp.iterdir() if (p / "finetune.slurm").exists())
+    generated = (run / "eval" / "epoch0.slurm").read_text()
+    (run / "eval" / "capitalization_epoch0.slurm").write_text(generated)  # as the old scaffold wrote it
+    (run / "eval" / "mine_epoch0.slurm").write_text("#!/bin/bash\necho by hand\n")
+    capsys.readouterr()
+    assert main(["scaffold", str(exp), "--dry-run", "--json"]) == 0
+    files = [f for r in json.loads(capsys.readouterr().out)["inspect"] for f in r["files"]]
+    assert {"path": str(run / "eval" / "capitalization_epoch0.slurm"), "status": "would remove"} in files
+    assert (run / "eval" / "capitalization_epoch0.slurm").exists()
+    assert main(["scaffold", str(exp)]) == 0
+    assert sorted(p.name for p in (run / "eval").glob("*.slurm")) == ["epoch0.slurm", "mine_epoch0.slurm"]

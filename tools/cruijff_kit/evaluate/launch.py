@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     if a.temperature is not None and a.temperature < 0:
         ap.error(f"--temperature must be >= 0, got {a.temperature}")
+    if a.task and not todo:
+        print(f"ck: no task to evaluate (${TASKS_ENV} is empty)", file=sys.stderr)
+        return 0
     model_dir = Path(a.model_dir)
     base = os.environ.get("CK_SCRATCH") or os.environ.get("TMPDIR") or None
     scratch = Path(tempfile.mkdtemp(prefix="ck-eval-", dir=base))
