@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TASK = f"{ROOT / 'tools/cruijff_kit/blueprints/capitalization/inspect_task.py'}@capitalization"
 LOAD_LINE = "ck-hf: loading weights from "
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +70,18 @@ def test_ck_tasks_picks_tasks_and_tags_their_fingerprints(tiny, tmp_path):
     assert r.returncode == 0 and len(read_logs(logs)) == 1 and LOAD_LINE not in r.stderr
     r = launch(model, logs, tasks, env={"CK_TASKS": "c=1"})
     assert r.returncode == 2 and "does not have: c" in r.stderr
+
+
+def test_the_per_task_form_of_older_scripts_still_evaluates(tiny, tmp_path):
+    """Eval scripts scaffolded before one script per checkpoint call `-- eval TASK` with --task-arg."""
+    model, data = tiny
+    logs = tmp_path / "logs"
+    argv = [sys.executable, "-m", "cruijff_kit.evaluate.launch", "--model-dir", str(model), "--prompt-format", "chatml",
+            "--task-arg", f"data_path={data}", "--task-arg", "split=validation",
+            "--", "eval", TASK, "--max-tokens", "2", "--log-dir", str(logs), "--display", "plain",
+            "--metadata", 'ck_task="capitalization"']
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert (r.stdout + r.stderr).count(LOAD_LINE) == 1
+    [(status, meta)] = read_logs(logs)
+    assert status == "success" and meta["ck_task"] == "capitalization"
