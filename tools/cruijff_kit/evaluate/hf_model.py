@@ -52,8 +52,22 @@ except ImportError:  # an inspect without that lookup
 _LOADED: dict[str, dict[str, Any]] = {}
 
 
+def _files_signature(path: Any) -> list:
+    """(name, size, mtime) of a model or tokenizer directory's files: a directory written again
+    in the same process (a test that retrains into the same path) is loaded again."""
+    import os
+
+    try:
+        with os.scandir(str(path)) as it:
+            return sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it if e.is_file())
+    except (OSError, TypeError):
+        return []
+
+
 def _load_key(model_name: str, base_url: str | None, fmt_name: Any, model_args: dict) -> str:
-    return json.dumps([model_name, base_url, fmt_name, model_args], sort_keys=True, default=repr)
+    files = [_files_signature(model_args.get(k) or (model_name if k == "model_path" else None))
+             for k in ("model_path", "tokenizer_path")]
+    return json.dumps([model_name, base_url, fmt_name, model_args, files], sort_keys=True, default=repr)
 
 
 class CkHuggingFaceAPI(HuggingFaceAPI):
