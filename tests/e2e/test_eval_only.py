@@ -2,8 +2,9 @@
 
 An Eval-only row evaluates a model this experiment does not train (its Checkpoint, else its
 Model): scaffold writes only eval scripts, `ck run` evaluates it, analysis shows it as a row.
-Adding a task to the finished experiment makes new evaluations that `ck run` performs, and only
-those: the finished evaluation keeps its job id and is not submitted again.
+Adding a task to the finished experiment makes a new evaluation that `ck run` performs, and only
+that one: each run's one eval job (base.slurm, every task) runs again with just the new task, and
+the finished evaluation's log is not touched.
 """
 import json
 import shutil
@@ -83,9 +84,9 @@ def test_eval_only_runs_are_scaffolded_as_evaluations_only(finished):
     for run in ("tiny_as_is", "other_ckpt"):
         assert not (exp / run / "finetune.slurm").exists()
         assert not (exp / run / "setup_finetune.yaml").exists()
-        assert [p.name for p in (exp / run / "eval").glob("*.slurm")] == ["capitalization_base.slurm"]
-    as_is = (exp / "tiny_as_is" / "eval" / "capitalization_base.slurm").read_text()
-    ckpt = (exp / "other_ckpt" / "eval" / "capitalization_base.slurm").read_text()
+        assert [p.name for p in (exp / run / "eval").glob("*.slurm")] == ["base.slurm"]
+    as_is = (exp / "tiny_as_is" / "eval" / "base.slurm").read_text()
+    ckpt = (exp / "other_ckpt" / "eval" / "base.slurm").read_text()
     assert f"MODEL_DIR={model}\n" in as_is or f"MODEL_DIR='{model}'\n" in as_is
     assert str(other) in ckpt and str(model) not in ckpt.split("MODEL_DIR=", 1)[1].split("\n", 1)[0]
 
@@ -96,7 +97,7 @@ def test_ck_run_evaluates_eval_only_runs_and_analysis_shows_them(finished):
     _, exp, _, _, other, env, first = finished
     assert first["ok"], first
     jobs = _ledger(exp)
-    assert set(jobs) == {"tiny_as_is/eval/capitalization_base", "other_ckpt/eval/capitalization_base"}
+    assert set(jobs) == {"tiny_as_is/eval/base", "other_ckpt/eval/base"}
     assert all(j["state"] == "COMPLETED" for j in jobs.values()), jobs
     logs = list((exp / "other_ckpt" / "eval" / "logs").glob("*.eval"))
     assert len(logs) == 1
@@ -112,17 +113,23 @@ def test_ck_run_evaluates_eval_only_runs_and_analysis_shows_them(finished):
 
 
 def test_adding_a_task_evaluates_only_what_is_new(finished):
+    from inspect_ai.log import read_eval_log
+
     root, exp, model, data, other, env, _ = finished
     before = _ledger(exp)
+    logs_before = {p: p.stat().st_mtime_ns for p in exp.glob("*/eval/logs/*.eval")}
     # the same task file under a second task name: a new evaluation, the old one unchanged
     (exp / "experiment_summary.md").write_text(
         summary(model, data, other, [("capitalization", str(TASK)), ("cap_again", str(TASK))]))
     ck("scaffold", exp, env=env)
     report = json.loads(ck("run", exp, "--executor", "local", "--poll", "0.3", "--json", env=env).stdout)
     after = _ledger(exp)
-    new = {"tiny_as_is/eval/cap_again_base", "other_ckpt/eval/cap_again_base"}
-    assert set(after) - set(before) == new
-    assert all(after[k]["state"] == "COMPLETED" for k in new), after
-    for key, job in before.items():  # nothing finished was redone
-        assert after[key]["job_id"] == job["job_id"] and len(after[key]["attempts"]) == 1
-    assert set(report["submitted"]) == {after[k]["job_id"] for k in new}
+    assert set(after) == set(before)  # still one job per run: its script lists both tasks
+    assert all(j["state"] == "COMPLETED" for j in after.values()), after
+    assert set(report["submitted"]) == {after[k]["job_id"] for k in after}
+    assert {p: p.stat().st_mtime_ns for p in logs_before} == logs_before  # the finished logs untouched
+    new = [p for p in exp.glob("*/eval/logs/*.eval") if p not in logs_before]
+    assert len(new) == 2
+    for p in new:  # only the new task was evaluated
+        log = read_eval_log(str(p), header_only=True)
+        assert log.status == "success" and log.eval.metadata["ck_task"] == "cap_again"

@@ -44,14 +44,14 @@ def test_legacy_layout_scaffolds_the_matrix_evaluations(legacy):
     root, exp, _, r = legacy
     assert "no evaluations" not in r.stderr
     scripts = {p.relative_to(exp).as_posix() for p in exp.glob("*/eval/*.slurm")}
-    assert scripts == {"rank4/eval/capitalization_epoch1.slurm", "rank8/eval/capitalization_epoch0.slurm",
-                       "rank8/eval/capitalization_epoch1.slurm", "base/eval/capitalization_base.slurm"}
-    epoch1 = (exp / "rank8" / "eval" / "capitalization_epoch1.slurm").read_text()
+    assert scripts == {"rank4/eval/epoch1.slurm", "rank8/eval/epoch0.slurm",
+                       "rank8/eval/epoch1.slurm", "base/eval/base.slurm"}
+    epoch1 = (exp / "rank8" / "eval" / "epoch1.slurm").read_text()
     assert str(root / "ckpts" / "cap_rank_epochs" / "rank8" / "epoch_1") in epoch1  # ### Output honoured
     for s in scripts:
         text = (exp / s).read_text()
-        assert "--temperature 0.5" in text and "scorer=includes" in text and "split=test" in text
-        assert "system_prompt=Capitalize the word." in text
+        assert "--temperature 0.5" in text and '"scorer": "includes"' in text and '"split": "test"' in text
+        assert '"system_prompt": "Capitalize the word."' in text
     assert "Temperature" not in r.stderr and "Scorer" not in r.stderr  # both honoured: no warning
 
 
@@ -61,7 +61,7 @@ def test_legacy_temperature_and_scorer_reach_inspect(legacy):
     from inspect_ai.log import read_eval_log
 
     _, exp, env, _ = legacy
-    script = exp / "base" / "eval" / "capitalization_base.slurm"
+    script = exp / "base" / "eval" / "base.slurm"
     r = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600,
                        env={**os.environ, **env}, cwd=script.parent)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

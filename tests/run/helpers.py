@@ -40,6 +40,7 @@ class FakeRun:
     batch_size: int = 8
     control: bool = False  # base-model evals only, no finetune.slurm
     extra: dict = field(default_factory=dict)
+    per_checkpoint: bool = False  # one eval/epoch<N>.slurm listing every task (else <task>_epoch<N>.slurm)
 
 
 def _marker_lines(key: str, marker: Path) -> tuple[str, str]:
@@ -86,6 +87,55 @@ def eval_script(run: FakeRun, task: str, epoch: int | None, out_dir: Path, marke
               f'*) echo "ck: no inspect metadata for {key}: [${{CK_INSPECT_ARGS:-}}]" >&2; exit 4;; esac',
               f"sleep {run.eval_sleep}", "mkdir -p logs", f"cp {src} logs/{stem}.eval", end, ""]
     return "\n".join(lines)
+
+
+def checkpoint_eval_script(run: FakeRun, epoch: int | None, out_dir: Path, marker: Path) -> str:
+    """The one-script-per-checkpoint layout: a `--task NAME FILE@FUNCTION ARGS_JSON` line per task
+    (as templates/eval.slurm.j2 writes them); the stand-in copies the staged log of each task
+    $CK_TASKS names (every task when it is unset) and appends "KEY JOBID [$CK_TASKS]" to tasks.txt."""
+    stem = f"epoch{epoch}" if epoch is not None else "base"
+    key = f"{run.name}/eval/{stem}"
+    start, end = _marker_lines(key, marker)
+    lines = ["#!/bin/bash", "#SBATCH --job-name=ev", 'cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")}"', start,
+             f'echo "{key} $SLURM_JOB_ID [${{CK_TASKS-unset}}]" >> {shlex.quote(str(marker.parent / "tasks.txt"))}']
+    if epoch is not None:
+        ck = shlex.quote(str(out_dir / f"epoch_{epoch}"))
+        lines += [f"if [ ! -d {ck} ]; then echo 'ck: no checkpoint at {ck}' >&2; exit 3; fi"]
+    lines += [f'case " ${{CK_INSPECT_ARGS:-}} " in *" --metadata ck_job=\\"{key}\\" "*) ;; '
+              f'*) echo "ck: no inspect metadata for {key}: [${{CK_INSPECT_ARGS:-}}]" >&2; exit 4;; esac',
+              "set -- \\"]
+    for task in run.tasks:
+        lines.append(f"  --task {task} task.py@{task} " + shlex.quote('{"split": "test"}') + " \\")
+    lines += ["  --", f"sleep {run.eval_sleep}", "mkdir -p logs",
+              f'todo="${{CK_TASKS-{" ".join(t + "=x" for t in run.tasks)}}}"',
+              'for item in $todo; do',
+              f'  cp {shlex.quote(str(marker.parent / "eval-logs"))}/{run.name}__{stem}__"${{item%%=*}}".eval logs/',
+              "done", end, ""]
+    return "\n".join(lines)
+
+
+def stage_task_logs(script: Path, run: FakeRun, epoch: int | None, out_dir: Path, marker: Path) -> None:
+    """The logs the per-checkpoint stand-in copies: one per task, tagged with its own fingerprint."""
+    from cruijff_kit.artifacts import eval_fingerprint
+
+    model = f"hf/{out_dir / f'epoch_{epoch}'}" if epoch is not None else "hf/models/base"
+    for task in run.tasks:
+        meta = {"ck_job": f"{run.name}/eval/{script.stem}", "ck_eval": eval_fingerprint(script, task), "ck_task": task,
+                "ck_epoch": "base" if epoch is None else str(epoch)}
+        write_eval_log(marker.parent / "eval-logs" / f"{run.name}__{script.stem}__{task}.eval", task=task,
+                       model=model, metadata=meta)
+
+
+def tasks_given(exp: Path) -> list[tuple[str, str]]:
+    """(job key, $CK_TASKS as the job saw it) for every per-checkpoint stand-in that ran."""
+    path = exp.parent / "tasks.txt"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        key, _job_id, rest = line.split(" ", 2)
+        out.append((key, rest.strip("[]")))
+    return out
 
 
 WEIGHTS = "weights.safetensors"
@@ -146,11 +196,21 @@ def make_experiment(root: Path, runs: list[FakeRun]) -> Path:
                 f"output_dir: {out_dir}\nepochs: {run.epochs}\nbatch_size: {run.batch_size}\n"
                 "gradient_accumulation_steps: 1\n")
             (rd / "finetune.slurm").write_text(finetune_script(run, out_dir, marker))
+            if run.per_checkpoint:
+                for e in (run.eval_epochs if run.eval_epochs is not None else range(run.epochs)):
+                    script = rd / "eval" / f"epoch{e}.slurm"
+                    script.write_text(checkpoint_eval_script(run, e, out_dir, marker))
+                    stage_task_logs(script, run, e, out_dir, marker)
+                continue
             for task in run.tasks:
                 for e in (run.eval_epochs if run.eval_epochs is not None else range(run.epochs)):
                     script = rd / "eval" / f"{task}_epoch{e}.slurm"
                     script.write_text(eval_script(run, task, e, out_dir, marker))
                     stage_eval_log(script, run.name, task, e, out_dir, marker)
+        elif run.per_checkpoint:
+            script = rd / "eval" / "base.slurm"
+            script.write_text(checkpoint_eval_script(run, None, out_dir, marker))
+            stage_task_logs(script, run, None, out_dir, marker)
         else:
             for task in run.tasks:
                 script = rd / "eval" / f"{task}_base.slurm"

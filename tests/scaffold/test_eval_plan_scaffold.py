@@ -94,17 +94,17 @@ def test_eval_only_scaffolds_evals_of_its_checkpoint_only(tmp_path, local):
     exp = summary.parent
     for run in ("other_ft", "other_adapter", "base_again"):
         assert not (exp / run / "finetune.slurm").exists() and not (exp / run / "setup_finetune.yaml").exists()
-        assert [p.name for p in (exp / run / "eval").glob("*.slurm")] == ["capitalization_base.slurm"]
-    ft = (exp / "other_ft" / "eval" / "capitalization_base.slurm").read_text()
+        assert [p.name for p in (exp / run / "eval").glob("*.slurm")] == ["base.slurm"]
+    ft = (exp / "other_ft" / "eval" / "base.slurm").read_text()
     assert f"MODEL_DIR={ckpt}\n" in ft and "--base-model" not in ft
-    ad = (exp / "other_adapter" / "eval" / "capitalization_base.slurm").read_text()
+    ad = (exp / "other_adapter" / "eval" / "base.slurm").read_text()
     assert f"MODEL_DIR={adapter}\n" in ad and "--base-model /models/Llama-3.2-1B-Instruct" in ad
-    again = (exp / "base_again" / "eval" / "capitalization_base.slurm").read_text()
+    again = (exp / "base_again" / "eval" / "base.slurm").read_text()
     assert "MODEL_DIR=/models/Llama-3.2-1B-Instruct\n" in again
     from cruijff_kit.run.plan import plan_experiment
 
     jobs = {j.key: j for j in plan_experiment(exp).jobs}
-    assert jobs["other_ft/eval/capitalization_base"].depends_on is None
+    assert jobs["other_ft/eval/base"].depends_on is None
 
 
 def test_eval_only_checkpoint_that_is_not_a_model_fails_scaffold(tmp_path, local, capsys):
@@ -120,15 +120,15 @@ def test_eval_only_checkpoint_that_is_not_a_model_fails_scaffold(tmp_path, local
 def test_temperature_and_scorer_reach_the_eval_script(tmp_path, local, capsys):
     summary = plan(tmp_path / "e", config="- **Temperature:** 0.7\n- **Scorer:** both")
     assert main(["scaffold", str(summary.parent)]) == 0
-    script = (summary.parent / "base" / "eval" / "capitalization_base.slurm").read_text()
-    assert "--temperature 0.7" in script and "--task-arg scorer=both" in script
+    script = (summary.parent / "base" / "eval" / "base.slurm").read_text()
+    assert "--temperature 0.7" in script and '"scorer": "both"' in script
     assert "Scorer" not in capsys.readouterr().err
 
 
 def test_temperature_zero_is_greedy(tmp_path, local):
     summary = plan(tmp_path / "e", config="- **Temperature:** 0")
     assert main(["scaffold", str(summary.parent)]) == 0
-    assert "--temperature" not in (summary.parent / "base" / "eval" / "capitalization_base.slurm").read_text()
+    assert "--temperature" not in (summary.parent / "base" / "eval" / "base.slurm").read_text()
 
 
 def test_a_scorer_the_task_does_not_offer_is_an_error_with_its_line(tmp_path, local, capsys):
@@ -156,7 +156,7 @@ def test_at_all_gives_one_evaluation_per_epoch(tmp_path, local):
     assert main(["scaffold", str(exp)]) == 0
     [ft] = [p for p in exp.iterdir() if (p / "finetune.slurm").exists()]
     assert sorted(p.name for p in (ft / "eval").glob("*.slurm")) == [
-        f"capitalization_epoch{e}.slurm" for e in (0, 1, 2)]
+        f"epoch{e}.slurm" for e in (0, 1, 2)]
     assert "Epochs are 0-based" in (exp / "experiment_summary.md").read_text()  # where the user edits them
 
 
@@ -185,7 +185,79 @@ tasks:
     cli = parse_summary_text((tmp_path / "c" / "experiment_summary.md").read_text())
     assert [dict(r.extra) for r in cli.eval_only_runs] == [{"Checkpoint": str(ckpt)}]
     assert main(["scaffold", str(tmp_path / "c")]) == 0
-    assert f"MODEL_DIR={ckpt}\n" in (tmp_path / "c" / "theirs" / "eval" / "capitalization_base.slurm").read_text()
+    assert f"MODEL_DIR={ckpt}\n" in (tmp_path / "c" / "theirs" / "eval" / "base.slurm").read_text()
     with pytest.raises(CkError, match="not under models"):
         from cruijff_kit.experiment.eval_only import runs_from_spec
         runs_from_spec({"x": {"model": "nope"}}, "spec.yaml", 3, ["Llama-3.2-1B-Instruct"])
+
+
+def _with_tasks(summary: Path, rows: list[str]) -> None:
+    """Replace the plan's Evaluation table's rows with these (Task | Script | Epochs | Split)."""
+    lines = summary.read_text().splitlines()
+    head = lines.index("| Task | Script | Epochs | Split |") if "| Task | Script | Epochs | Split |" in lines \
+        else lines.index("| Task | Script | Epochs |")
+    end = head + 2
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    lines[head:end] = ["| Task | Script | Epochs | Split |", "|---|---|---|---|", *rows]
+    summary.write_text("\n".join(lines) + "\n")
+
+
+def test_one_script_per_checkpoint_and_per_task_fingerprints(tmp_path, local, capsys):
+    from cruijff_kit.artifacts import eval_fingerprint, script_tasks
+    from cruijff_kit.run.plan import plan_experiment
+
+    summary = plan(tmp_path / "e")
+    exp = summary.parent
+    _with_tasks(summary, [f"| cap_test | {BLUEPRINT_TASK} | 0 | test |",
+                          f"| cap_val | {BLUEPRINT_TASK} | 0 | validation |"])
+    assert main(["scaffold", str(exp)]) == 0
+    run = next(p for p in exp.iterdir() if (p / "finetune.slurm").exists())
+    script = run / "eval" / "epoch0.slurm"
+    assert sorted(p.name for p in (run / "eval").glob("*.slurm")) == ["epoch0.slurm"]
+    assert [t.name for t in script_tasks(script)] == ["cap_test", "cap_val"]
+    job = next(j for j in plan_experiment(exp).evals if j.run == run.name)
+    assert job.tasks == ("cap_test", "cap_val") and job.label == "eval epoch 0 (2 tasks)"
+    assert [e.task for e in job.expected()] == ["cap_test", "cap_val"]
+    fps = {t: eval_fingerprint(script, t) for t in job.tasks}
+    assert fps["cap_test"] != fps["cap_val"]
+
+    # a third task: the other two are the same evaluations (their fingerprints do not move)
+    _with_tasks(summary, [f"| cap_test | {BLUEPRINT_TASK} | 0 | test |",
+                          f"| cap_val | {BLUEPRINT_TASK} | 0 | validation |",
+                          f"| cap_train | {BLUEPRINT_TASK} | 0 | train |"])
+    assert main(["scaffold", str(exp)]) == 0
+    assert {t: eval_fingerprint(script, t) for t in fps} == fps
+    # one task's split changed: only its fingerprint moves
+    _with_tasks(summary, [f"| cap_test | {BLUEPRINT_TASK} | 0 | test |",
+                          f"| cap_val | {BLUEPRINT_TASK} | 0 | train |",
+                          f"| cap_train | {BLUEPRINT_TASK} | 0 | train |"])
+    three = {t: eval_fingerprint(script, t) for t in ("cap_test", "cap_val", "cap_train")}
+    assert main(["scaffold", str(exp)]) == 0
+    now = {t: eval_fingerprint(script, t) for t in three}
+    assert now["cap_test"] == three["cap_test"] and now["cap_train"] == three["cap_train"]
+    assert now["cap_val"] != three["cap_val"]
+    # a line every task shares (max tokens): every task is a new evaluation
+    summary.write_text(summary.read_text().replace("- **Validation during training:** false",
+                                                   "- **Validation during training:** false\n- **Eval max tokens:** 7"))
+    assert main(["scaffold", str(exp)]) == 0
+    assert all(eval_fingerprint(script, t) != now[t] for t in now)
+
+
+def test_scaffold_replaces_the_per_task_scripts_it_generated(tmp_path, local, capsys):
+    """An experiment scaffolded before one script per checkpoint: its generated per-task scripts
+    go (dry run: only reported), a script someone wrote by hand stays."""
+    summary = plan(tmp_path / "e")
+    exp = summary.parent
+    assert main(["scaffold", str(exp)]) == 0
+    run = next(p for p in exp.iterdir() if (p / "finetune.slurm").exists())
+    generated = (run / "eval" / "epoch0.slurm").read_text()
+    (run / "eval" / "capitalization_epoch0.slurm").write_text(generated)  # as the old scaffold wrote it
+    (run / "eval" / "mine_epoch0.slurm").write_text("#!/bin/bash\necho by hand\n")
+    capsys.readouterr()
+    assert main(["scaffold", str(exp), "--dry-run", "--json"]) == 0
+    files = [f for r in json.loads(capsys.readouterr().out)["inspect"] for f in r["files"]]
+    assert {"path": str(run / "eval" / "capitalization_epoch0.slurm"), "status": "would remove"} in files
+    assert (run / "eval" / "capitalization_epoch0.slurm").exists()
+    assert main(["scaffold", str(exp)]) == 0
+    assert sorted(p.name for p in (run / "eval").glob("*.slurm")) == ["epoch0.slurm", "mine_epoch0.slurm"]

@@ -28,7 +28,7 @@ def test_original_layout_scaffolds_evaluations_and_honours_checkpoint_directory(
         assert setup["output_dir"] == str(ckpt / "cap_rank_sweep" / d)
         assert setup["epochs"] == 2 and setup["learning_rate"] == 1e-5
         for epoch in (0, 1):
-            script = (exp / d / "eval" / f"capitalization_epoch{epoch}.slurm").read_text()
+            script = (exp / d / "eval" / f"epoch{epoch}.slurm").read_text()
             assert str(ckpt / "cap_rank_sweep" / d / f"epoch_{epoch}") in script
-            assert "split=test" in script  # evaluation split defaults to held-out data
-    assert (exp / "base" / "eval" / "capitalization_base.slurm").is_file()
+            assert '"split": "test"' in script  # evaluation split defaults to held-out data
+    assert (exp / "base" / "eval" / "base.slurm").is_file()

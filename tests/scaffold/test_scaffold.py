@@ -44,7 +44,7 @@ def test_canonical_sweep_scaffolds_eight_runs_and_control(exp, capsys):
     assert dirs == expected
     for d in [x for x in expected if x != "base"]:
         run = exp / d
-        for f in ("setup_finetune.yaml", "finetune.yaml", "finetune.slurm", "eval/capitalization_epoch0.slurm"):
+        for f in ("setup_finetune.yaml", "finetune.yaml", "finetune.slurm", "eval/epoch0.slurm"):
             assert (run / f).is_file(), f"{d}/{f}"
         assert (run / "eval" / "logs").is_dir()
         cfg = yaml.safe_load((run / "finetune.yaml").read_text())
@@ -54,14 +54,14 @@ def test_canonical_sweep_scaffolds_eight_runs_and_control(exp, capsys):
         slurm = (run / "finetune.slurm").read_text()
         assert "#SBATCH --partition=debug" in slurm and "#SBATCH --mem=8G" in slurm
         subprocess.run(["bash", "-n", str(run / "finetune.slurm")], check=True)
-        subprocess.run(["bash", "-n", str(run / "eval" / "capitalization_epoch0.slurm")], check=True)
+        subprocess.run(["bash", "-n", str(run / "eval" / "epoch0.slurm")], check=True)
     assert not (exp / "base" / "finetune.yaml").exists()
-    base_eval = (exp / "base" / "eval" / "capitalization_base.slurm").read_text()
+    base_eval = (exp / "base" / "eval" / "base.slurm").read_text()
     # evaluated through ck's launcher in the Llama-3 training format (was: plain `--model hf/$MODEL_DIR`,
     # which applied the checkpoint's own template: a date block and a second BOS training never saw)
     assert '--model-dir "$MODEL_DIR" --prompt-format llama3' in base_eval
     assert "MODEL_DIR=/models/Llama-3.2-1B-Instruct" in base_eval
-    ep0 = (exp / "rank8_lr1e-5" / "eval" / "capitalization_epoch0.slurm").read_text()
+    ep0 = (exp / "rank8_lr1e-5" / "eval" / "epoch0.slurm").read_text()
     assert str(exp / "rank8_lr1e-5" / "checkpoints" / "epoch_0") in ep0 and "--log-dir logs" in ep0
     for log in ("scaffold-experiment.log", "scaffold-torchtune.log", "scaffold-inspect.log"):
         text = (exp / log).read_text()
@@ -112,7 +112,7 @@ def test_scaffold_only_workers(exp):
     assert main(["scaffold", str(exp), "--only", "torchtune"]) == 0
     assert (exp / "rank8_lr1e-5" / "finetune.yaml").exists() and not (exp / "rank8_lr1e-5" / "eval").exists()
     assert main(["scaffold", str(exp), "--only", "inspect"]) == 0
-    assert (exp / "rank8_lr1e-5" / "eval" / "capitalization_epoch0.slurm").exists()
+    assert (exp / "rank8_lr1e-5" / "eval" / "epoch0.slurm").exists()
 
 
 def test_cli_start_is_light():

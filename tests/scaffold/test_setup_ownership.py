@@ -100,6 +100,6 @@ def test_generated_files_follow_the_umask(tmp_path, monkeypatch):
         assert main(["design", str(tmp_path / "d"), "--model", "m=/m", "--dataset", "/d.json"]) == 0
     finally:
         os.umask(old)
-    for f in (e / RUN / "setup_finetune.yaml", e / RUN / "finetune.yaml", e / RUN / "eval" / "capitalization_epoch0.slurm",
+    for f in (e / RUN / "setup_finetune.yaml", e / RUN / "finetune.yaml", e / RUN / "eval" / "epoch0.slurm",
               tmp_path / "d" / "experiment_summary.md"):
         assert f.stat().st_mode & 0o777 == 0o644, f

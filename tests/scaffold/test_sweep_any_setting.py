@@ -52,7 +52,7 @@ def test_vary_any_setting_reaches_every_finetune_yaml(inputs, capsys, vary, key,
         for part in path:
             cfg = cfg[part]
         assert cfg == value, (d, cfg)
-        assert (exp / d / "eval" / "capitalization_epoch1.slurm").is_file()  # @all = every epoch
+        assert (exp / d / "eval" / "epoch1.slurm").is_file()  # @all = every epoch
     assert "| Type |" in summary
 
 
@@ -82,8 +82,8 @@ tasks:
     cfg = yaml.safe_load((inputs / "g" / "drop0.05_seed2" / "finetune.yaml").read_text())
     assert cfg["model"]["lora_dropout"] == 0.05 and cfg["seed"] == 2
     assert cfg["lr_scheduler"]["num_warmup_steps"] == 5
-    ev = (inputs / "g" / "drop0.05_seed2" / "eval" / "capitalization_epoch0.slurm").read_text()
-    assert "split=validation" in ev
+    ev = (inputs / "g" / "drop0.05_seed2" / "eval" / "epoch0.slurm").read_text()
+    assert '"split": "validation"' in ev
     text = (inputs / "g" / "experiment_summary.md").read_text()
     assert '- **Question:** "Does dropout matter at rank 8?"' in text
 
@@ -133,6 +133,6 @@ tasks:
     assert main(["design", str(inputs / "m"), "--spec", str(spec)]) == 0
     assert main(["scaffold", str(inputs / "m")]) == 0
     exp = inputs / "m"
-    assert sorted(p.name for p in (exp / "rank16" / "eval").glob("*.slurm")) == ["capitalization_epoch1.slurm"]
-    assert "split=validation" in (exp / "rank16" / "eval" / "capitalization_epoch1.slurm").read_text()
+    assert sorted(p.name for p in (exp / "rank16" / "eval").glob("*.slurm")) == ["epoch1.slurm"]
+    assert '"split": "validation"' in (exp / "rank16" / "eval" / "epoch1.slurm").read_text()
     assert not list((exp / "rank8").glob("eval/*.slurm")) and not list((exp / "base").glob("eval/*.slurm"))

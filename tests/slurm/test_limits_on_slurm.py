@@ -110,7 +110,7 @@ def test_qos_limit_three_kill_nine_and_resume(slurm_cluster, inputs):
     for run in runs:
         train = truth[jobs[f"{run}/finetune"]["job_id"]]
         for epoch in (0, 1):
-            ev = truth[jobs[f"{run}/eval/capitalization_epoch{epoch}"]["job_id"]]
+            ev = truth[jobs[f"{run}/eval/epoch{epoch}"]["job_id"]]
             assert ev["start"] >= train["end"], (run, epoch, train, ev)
             ckpt = exp / run / "checkpoints" / f"epoch_{epoch}"
             assert (ckpt / "config.json").is_file() and any(ckpt.glob("*.safetensors"))

@@ -105,16 +105,16 @@ def test_tiny_experiment_end_to_end_through_sbatch(finished):
     exp, report = finished
     assert report["ok"], json.dumps(report, indent=1)
     jobs = ledger(exp)
-    assert sorted(jobs) == ["base/eval/capitalization_base",
-                            "rank4/eval/capitalization_epoch0", "rank4/finetune",
-                            "rank8/eval/capitalization_epoch0", "rank8/finetune"]
+    assert sorted(jobs) == ["base/eval/base",
+                            "rank4/eval/epoch0", "rank4/finetune",
+                            "rank8/eval/epoch0", "rank8/finetune"]
     assert all(j["state"] == "COMPLETED" and j["job_id"].isdigit() for j in jobs.values()), jobs
     assert sorted(report["submitted"]) == sorted(j["job_id"] for j in jobs.values())
 
     truth = sacct(j["job_id"] for j in jobs.values())
     assert {jid: row["state"] for jid, row in truth.items()} == {j["job_id"]: "COMPLETED" for j in jobs.values()}
     for run in ("rank4", "rank8"):
-        train, ev = jobs[f"{run}/finetune"], jobs[f"{run}/eval/capitalization_epoch0"]
+        train, ev = jobs[f"{run}/finetune"], jobs[f"{run}/eval/epoch0"]
         assert ev["attempts"][-1]["after"] == train["job_id"]  # chained to its own training only
         # ISO timestamps of one clock compare as strings; afterok means >= (same second is fine)
         assert truth[ev["job_id"]]["start"] >= truth[train["job_id"]]["end"], (run, truth)
@@ -163,10 +163,10 @@ def test_failed_training_cancels_only_its_own_eval(slurm_cluster, inputs):
     assert not report["ok"]
     by_key = {j["key"]: j for j in report["jobs"]}
     assert by_key["rank8/finetune"]["state"] == "FAILED", by_key["rank8/finetune"]
-    bad_eval = by_key["rank8/eval/capitalization_epoch0"]
+    bad_eval = by_key["rank8/eval/epoch0"]
     assert bad_eval["state"] in ("CANCELLED", "DependencyNeverSatisfied"), bad_eval
     assert (bad_eval["note"] or "").startswith("skipped: training failed"), bad_eval
-    for key in ("rank4/finetune", "rank4/eval/capitalization_epoch0", "base/eval/capitalization_base"):
+    for key in ("rank4/finetune", "rank4/eval/epoch0", "base/eval/base"):
         assert by_key[key]["state"] == "COMPLETED" and by_key[key]["ok"], by_key[key]
 
     jobs = ledger(exp)
@@ -174,7 +174,7 @@ def test_failed_training_cancels_only_its_own_eval(slurm_cluster, inputs):
     assert truth[jobs["rank8/finetune"]["job_id"]]["state"] == "FAILED"
     assert truth[jobs["rank8/finetune"]["job_id"]]["exit_code"] != "0:0"
     # never started: SLURM cancelled it for its dependency (no start time, no eval log)
-    assert truth[jobs["rank8/eval/capitalization_epoch0"]["job_id"]]["state"] == "CANCELLED"
+    assert truth[jobs["rank8/eval/epoch0"]["job_id"]]["state"] == "CANCELLED"
     assert not list((run_dir / "eval" / "logs").glob("*.eval"))
     assert not (run_dir / "checkpoints" / "epoch_0").exists()
     fail_log = (run_dir / f"slurm-{jobs['rank8/finetune']['job_id']}.out").read_text()
@@ -184,7 +184,7 @@ def test_failed_training_cancels_only_its_own_eval(slurm_cluster, inputs):
         assert len(logs) == 1 and eval_status(logs[0]) == "success"
     summary = (exp / "experiment_summary.md").read_text()
     assert f"| {jobs['rank8/finetune']['job_id']} | FAILED |" in summary
-    assert f"| {jobs['rank8/eval/capitalization_epoch0']['job_id']} | skipped: training failed" in summary
+    assert f"| {jobs['rank8/eval/epoch0']['job_id']} | skipped: training failed" in summary
 
 
 # --- 3. a 2-rank distributed fine-tune through sbatch + srun ------------------------------------

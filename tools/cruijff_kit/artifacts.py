@@ -10,10 +10,18 @@ the file is exactly as long as the header says (a truncated copy is not a checkp
 Evaluation (EXP/<run>/eval/logs/): done only when a log reads back through inspect-ai's log API
 (list_eval_logs + read_eval_log; .eval and .json formats) with status "success" for the expected
 task, epoch and checkpoint. `ck run` tags each evaluation it submits with
-`inspect eval --metadata ck_*=...` (eval_metadata_args): a tagged log counts only for the job and
-the evaluation fingerprint it names, so a changed evaluation (task, split, epochs, prompt: any
-change of the eval script or the task file) is a new evaluation. An untagged log (run by hand)
-counts when its task, epoch and model path match and it is newer than the eval script.
+`inspect eval --metadata ck_*=...` (eval_metadata_args): a tagged log counts only for the job,
+task and evaluation fingerprint it names, so a changed evaluation (task, split, epochs, prompt: any
+change of the eval script's lines for that task or of the task file) is a new evaluation. An
+untagged log (run by hand) counts when its task, epoch and model path match and it is newer than
+the eval script.
+
+An eval script evaluates one checkpoint on every task planned for it (one model load), one
+`--task NAME FILE@FUNCTION ARGS_JSON` line per task (templates/eval.slurm.j2). A task's fingerprint
+is the script's other lines (model, decoding, prompt format: shared by all tasks) + its own task
+line + its task file, so adding a task or changing one task's split changes that task's
+fingerprint only. A script without task lines (the per-task layout before that) is fingerprinted
+whole, as it always was.
 """
 from __future__ import annotations
 
@@ -38,6 +46,7 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 MAX_TASK_FILE_BYTES = 4 * 1024 * 1024
 _EPOCH = re.compile(r"epoch_(\d+)")
 _TASK_SPEC = re.compile(r"^\s*inspect\s+eval\s+(?P<spec>'[^']*'|\"[^\"]*\"|\S+)", re.M)
+_TASK_LINE = re.compile(r"^\s*--task\s")  # one task of a multi-task eval script
 
 
 # ======================================================================== checkpoints
@@ -264,7 +273,7 @@ def _describe_error(path: Path, exc: Exception) -> str:
 
 
 def task_file(script: Path) -> Path | None:
-    """The task file an eval script runs (`inspect eval <file>[@task]`), when it is a file."""
+    """The task file a single-task eval script runs (`inspect eval <file>[@task]`), when it is a file."""
     try:
         text = script.read_text(encoding="utf-8", errors="replace")[:65536]
     except OSError:
@@ -277,28 +286,92 @@ def task_file(script: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def eval_fingerprint(script: Path) -> str:
-    """What makes an evaluation this evaluation: its script (task, split, epochs, model args)
-    and its task file (prompt, scorer)."""
-    h = hashlib.sha256()
-    for part in (script, task_file(script)):
-        if part is None:
+@dataclass(frozen=True)
+class TaskLine:
+    """One `--task NAME FILE@FUNCTION ARGS_JSON` line of a multi-task eval script."""
+
+    name: str
+    spec: str
+    args_json: str
+    text: str  # the line as written
+
+
+def task_lines(text: str) -> list[TaskLine]:
+    """Every task line of an eval script's text, in order (empty for a single-task script)."""
+    import shlex
+
+    out = []
+    for line in text.splitlines():
+        if not _TASK_LINE.match(line):
             continue
+        body = line.rstrip()
+        body = body[:-1] if body.endswith("\\") else body
         try:
-            with open(part, "rb") as fh:
-                h.update(fh.read(MAX_TASK_FILE_BYTES))
-        except OSError:
-            h.update(b"<unreadable>")
-        h.update(b"\0")
+            words = shlex.split(body)
+        except ValueError:
+            continue
+        if len(words) == 4 and words[0] == "--task":
+            out.append(TaskLine(words[1], words[2], words[3], line))
+    return out
+
+
+def script_tasks(script: Path) -> list[TaskLine]:
+    return task_lines(_read_bounded(script).decode("utf-8", errors="replace"))
+
+
+def _read_bounded(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(MAX_TASK_FILE_BYTES)
+    except OSError:
+        return b"<unreadable>"
+
+
+def _spec_file(spec: str, script: Path) -> Path:
+    path = Path(spec.split("@")[0])
+    return path if path.is_absolute() else script.parent / path
+
+
+def eval_fingerprint(script: Path, task: str | None = None) -> str:
+    """What makes an evaluation this evaluation. A multi-task script: the lines every task shares
+    (checkpoint, prompt format, decoding), `task`'s own line (file, split, prompt, scorer) and its
+    task file; a single-task script (or a task it has no line for): the whole script and the file
+    its `inspect eval` names."""
+    h = hashlib.sha256()
+    raw = _read_bounded(script)
+    text = raw.decode("utf-8", errors="replace")
+    lines = task_lines(text)
+    mine = [t for t in lines if t.name == task] if task is not None else []
+    if not mine:
+        for part in (script, task_file(script)):
+            if part is None:
+                continue
+            h.update(_read_bounded(part) if part != script else raw)
+            h.update(b"\0")
+        return h.hexdigest()[:16]
+    own = {t.text for t in lines}
+    shared = "\n".join(line for line in text.splitlines() if line not in own)
+    h.update(shared.encode("utf-8"))
+    h.update(b"\0")
+    h.update(mine[0].text.strip().encode("utf-8"))
+    h.update(b"\0")
+    h.update(_read_bounded(_spec_file(mine[0].spec, script)))
+    h.update(b"\0")
     return h.hexdigest()[:16]
 
 
-def expected_metadata(expected: ExpectedEval, exp_id: str | None) -> dict[str, str]:
-    meta = {META_JOB: expected.key, META_FINGERPRINT: eval_fingerprint(expected.script),
-            META_TASK: expected.task, META_EPOCH: "base" if expected.epoch is None else str(expected.epoch)}
+def job_metadata(expected: ExpectedEval, exp_id: str | None) -> dict[str, str]:
+    """The metadata every task of one eval job shares (job key, epoch, experiment)."""
+    meta = {META_JOB: expected.key, META_EPOCH: "base" if expected.epoch is None else str(expected.epoch)}
     if exp_id:
         meta[META_EXPERIMENT] = exp_id
     return meta
+
+
+def expected_metadata(expected: ExpectedEval, exp_id: str | None) -> dict[str, str]:
+    """Every tag a log of `expected` carries: the job's, plus its task and fingerprint."""
+    return {**job_metadata(expected, exp_id), META_FINGERPRINT: eval_fingerprint(expected.script, expected.task),
+            META_TASK: expected.task}
 
 
 def metadata_args(meta: dict[str, str]) -> str:
@@ -327,8 +400,9 @@ def matches(res: EvalResult, expected: ExpectedEval, fingerprint: str | None = N
     if res.status != "success":
         return False
     if META_JOB in res.metadata:
-        fp = fingerprint or eval_fingerprint(expected.script)
-        return res.metadata.get(META_JOB) == expected.key and res.metadata.get(META_FINGERPRINT) == fp
+        fp = fingerprint or eval_fingerprint(expected.script, expected.task)
+        return (res.metadata.get(META_JOB) == expected.key and res.metadata.get(META_FINGERPRINT) == fp
+                and res.task == expected.task)
     if res.task != expected.task or res.epoch != expected.epoch:
         return False
     if expected.checkpoint is not None:
@@ -355,7 +429,7 @@ class EvalCheck:
 def check_eval(expected: ExpectedEval, logs: Iterable[Path] | None = None) -> EvalCheck:
     """Is `expected` done? Reads the headers of the logs in its log dir."""
     check = EvalCheck(False)
-    fingerprint = eval_fingerprint(expected.script)
+    fingerprint = eval_fingerprint(expected.script, expected.task)
     for path in (list_logs(expected.log_dir) if logs is None else logs):
         try:
             res = read_result(path)
@@ -388,7 +462,7 @@ def scan_run(exp_dir: Path, run_dir: str, scan: EvalScan,
     is the result of one of them (same rules as `ck run`); others go to `problems`."""
     logs = Path(exp_dir) / run_dir / "eval" / "logs"
     exp_list = list(expected) if expected is not None else None
-    fps = {e.key: eval_fingerprint(e.script) for e in exp_list or []}
+    fps = {(e.key, e.task): eval_fingerprint(e.script, e.task) for e in exp_list or []}
     for path in list_logs(logs):
         try:
             res = read_result(path, run_dir)
@@ -397,7 +471,7 @@ def scan_run(exp_dir: Path, run_dir: str, scan: EvalScan,
                                  "(`ck run` does) or delete the file")
             continue
         if res.status == "success" and exp_list is not None and not any(
-                matches(res, e, fps[e.key]) for e in exp_list):
+                matches(res, e, fps[(e.key, e.task)]) for e in exp_list):
             scan.problems.append(f"{path}: a successful log that is not the current evaluation of "
                                  f"{run_dir} (task {res.task}, epoch {res.epoch}); not counted - "
                                  "`ck run` re-runs the evaluation")

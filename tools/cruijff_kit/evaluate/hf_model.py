@@ -11,15 +11,25 @@ than the plan says):
     only the special-token ids. transformers applies generation_config's repetition_penalty even
     under do_sample=False, and no `-M` flag reaches it.
 
+The weights are loaded once per process: an eval job runs every task of its checkpoint in one
+process (launch.py), and each task's `inspect eval` gets a provider that shares the first one's
+model and tokenizer (`_LOADED`, keyed on every model argument). Each real load prints
+"ck-hf: loading weights from PATH" to stderr, so a job's output shows how often it loaded.
+inspect also builds a provider only to learn the model's canonical name (its model-info lookup,
+api_key MODEL_INFO_LOOKUP_API_KEY): that one loads nothing (it used to load the weights a second
+time, and for an adapter epoch the adapter directory itself).
+
 Registered when this module is imported (cruijff_kit.evaluate.launch does that before it hands
 the command line to inspect).
 """
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 
-from inspect_ai.model import GenerateConfig, modelapi
-from inspect_ai.model._providers.hf import HuggingFaceAPI
+from inspect_ai.model import GenerateConfig, ModelAPI, modelapi
+from inspect_ai.model._providers.hf import HF_TOKEN, HuggingFaceAPI
 
 from cruijff_kit.evaluate.launch import SAMPLING_KEYS
 from cruijff_kit.finetune.prompt_format import FORMATS
@@ -32,12 +42,58 @@ def greedy_generation_config(current: Any) -> Any:
                             pad_token_id=current.pad_token_id, do_sample=False, num_beams=1)
 
 
+try:  # the api_key inspect gives a provider it builds only to resolve the model's name
+    from inspect_ai.model._model_info import MODEL_INFO_LOOKUP_API_KEY as _INFO_LOOKUP
+except ImportError:  # an inspect without that lookup
+    _INFO_LOOKUP = None
+
+# what one load produced (the provider's attributes: model, tokenizer, decoding settings), by the
+# arguments that produced it; a later provider with the same arguments takes them over
+_LOADED: dict[str, dict[str, Any]] = {}
+
+
+def _files_signature(path: Any) -> list:
+    """(name, size, mtime) of a model or tokenizer directory's files: a directory written again
+    in the same process (a test that retrains into the same path) is loaded again."""
+    import os
+
+    try:
+        with os.scandir(str(path)) as it:
+            return sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in it if e.is_file())
+    except (OSError, TypeError):
+        return []
+
+
+def _load_key(model_name: str, base_url: str | None, fmt_name: Any, model_args: dict) -> str:
+    files = [_files_signature(model_args.get(k) or (model_name if k == "model_path" else None))
+             for k in ("model_path", "tokenizer_path")]
+    return json.dumps([model_name, base_url, fmt_name, model_args, files], sort_keys=True, default=repr)
+
+
 class CkHuggingFaceAPI(HuggingFaceAPI):
     def __init__(self, model_name: str, base_url: str | None = None, api_key: str | None = None,
                  config: GenerateConfig = GenerateConfig(), **model_args: Any):
         fmt_name = model_args.pop("prompt_format", None)
         # model arg `sample`: the plan states a Temperature > 0 (launch.py passes it to inspect too)
         model_args["do_sample"] = bool(model_args.pop("sample", False))
+        key = _load_key(model_name, base_url, fmt_name, model_args)
+        loaded = _LOADED.get(key)
+        if api_key is not None and api_key == _INFO_LOOKUP:  # a name lookup: no model needed
+            ModelAPI.__init__(self, model_name=model_name, base_url=base_url, api_key=api_key,
+                              api_key_vars=[HF_TOKEN], config=config)
+            return
+        if loaded is not None:
+            ModelAPI.__init__(self, model_name=model_name, base_url=base_url, api_key=api_key,
+                              api_key_vars=[HF_TOKEN], config=config)
+            if config.seed is not None:
+                from inspect_ai.model._providers.hf import set_random_seeds
+
+                set_random_seeds(config.seed)
+            for name, value in loaded.items():
+                if name not in vars(self):  # what ModelAPI sets stays this instance's own
+                    setattr(self, name, value)
+            return
+        print(f"ck-hf: loading weights from {model_args.get('model_path') or model_name}", file=sys.stderr, flush=True)
         super().__init__(model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
         if fmt_name is not None:
             fmt = FORMATS[str(fmt_name)]
@@ -48,6 +104,7 @@ class CkHuggingFaceAPI(HuggingFaceAPI):
         self.replaced_generation_settings = {
             k: v for k, v in self.model.generation_config.to_diff_dict().items() if k in SAMPLING_KEYS}
         self.model.generation_config = greedy_generation_config(self.model.generation_config)
+        _LOADED[key] = dict(vars(self))
 
 
 @modelapi(name="ck-hf")

@@ -1,6 +1,15 @@
-"""What an eval script runs: prepare the model and tokenizer for one evaluation, then inspect eval.
+"""What an eval script runs: prepare the model and tokenizer once, then inspect eval every task.
 
+    python -m cruijff_kit.evaluate.launch --model-dir DIR [--prompt-format NAME] \
+        --task NAME FILE@FUNCTION ARGS_JSON [--task ...] -- [inspect eval args]
     python -m cruijff_kit.evaluate.launch --model-dir DIR [--prompt-format NAME] -- eval TASK [inspect args]
+        (one task: the scripts of the per-task layout)
+
+* several --task: evaluated one after another in this process, each with its own log; the ck-hf
+  provider loads the weights once (hf_model.py). $CK_TASKS (`ck run` sets it: "NAME=FINGERPRINT
+  ...") names the tasks still to do and their fingerprints (tagged ck_eval); unset, every task
+  runs; set and empty, none. Each log is tagged ck_task. The exit code is non-zero when any task failed, after all
+  of them were tried.
 
 * --prompt-format: the tokenizer inspect loads is an overlay directory in node-local scratch
   (DIR's tokenizer files, symlinked, + a tokenizer_config.json with ck's chat template), so the
@@ -66,11 +75,52 @@ def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label:
     return f"ck-hf/{label or model_dir}", args, meta
 
 
+TASKS_ENV = "CK_TASKS"
+
+
+def selected_tasks(tasks: list[tuple[str, str, str]], env: str | None) -> list[tuple[str, str, dict, str | None]]:
+    """(name, spec, args, fingerprint) of the tasks to run: those $CK_TASKS names, in script
+    order, or every task when it is unset. Raises ValueError on a name the script lacks."""
+    parsed = []
+    for name, spec, raw in tasks:
+        try:
+            args = json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(f"--task {name}: ARGS_JSON is not JSON ({exc})") from None
+        if not isinstance(args, dict):
+            raise ValueError(f"--task {name}: ARGS_JSON must be a JSON object")
+        parsed.append((name, spec, args))
+    if env is None:  # run by hand: every task
+        return [(n, s, a, None) for n, s, a in parsed]
+    wanted: dict[str, str] = {}
+    for item in env.split():
+        name, sep, fp = item.partition("=")
+        if not sep or not name or not fp:
+            raise ValueError(f"{TASKS_ENV}: {item!r} is not NAME=FINGERPRINT")
+        wanted[name] = fp
+    unknown = sorted(set(wanted) - {n for n, _, _ in parsed})
+    if unknown:
+        raise ValueError(f"{TASKS_ENV} names task(s) this script does not have: {', '.join(unknown)}")
+    return [(n, s, a, wanted[n]) for n, s, a in parsed if n in wanted]
+
+
+def _inspect(args: list[str]) -> int:
+    """inspect's command line, in this process (the ck-hf provider keeps its weights loaded)."""
+    import cruijff_kit.evaluate.hf_model  # noqa: F401  (registers ck-hf)
+    from inspect_ai._cli.main import inspect
+
+    try:
+        inspect.main(args=args, prog_name="inspect")
+    except SystemExit as done:  # click's standalone mode: the exit code inspect eval would have
+        return int(done.code or 0) if not isinstance(done.code, str) else 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
         print("usage: python -m cruijff_kit.evaluate.launch --model-dir DIR [--prompt-format NAME] "
-              "[--task-arg KEY=VALUE ...] -- eval TASK ...", file=sys.stderr)
+              "--task NAME FILE@FUNCTION ARGS_JSON [--task ...] -- [inspect eval args]", file=sys.stderr)
         return 2
     split = argv.index("--")
     ap = argparse.ArgumentParser(prog="python -m cruijff_kit.evaluate.launch")
@@ -79,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, help="sample at this temperature (> 0); default: greedy")
     ap.add_argument("--base-model", help="base model of an adapter directory that does not record one "
                                          "(an eval-only run's adapter trained elsewhere)")
+    ap.add_argument("--task", nargs=3, action="append", default=[], metavar=("NAME", "SPEC", "ARGS_JSON"),
+                    help="a task to evaluate (FILE@FUNCTION, its arguments as a JSON object); repeatable")
     ap.add_argument("--task-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="a task parameter, passed verbatim (inspect's -T splits values at commas)")
     a = ap.parse_args(argv[:split])
@@ -89,13 +141,22 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not key:
             ap.error(f"--task-arg needs KEY=VALUE, got {item!r}")
         task_args[key] = value
+    if a.task and (task_args or inspect_args[:1] == ["eval"]):
+        ap.error("--task lists the tasks itself: no --task-arg, and no `eval TASK` after --")
+    try:
+        todo = selected_tasks([tuple(t) for t in a.task], os.environ.get(TASKS_ENV)) if a.task else []
+    except ValueError as exc:
+        ap.error(str(exc))
+    if a.temperature is not None and a.temperature < 0:
+        ap.error(f"--temperature must be >= 0, got {a.temperature}")
+    if a.task and not todo:
+        print(f"ck: no task to evaluate (${TASKS_ENV} is empty)", file=sys.stderr)
+        return 0
     model_dir = Path(a.model_dir)
     base = os.environ.get("CK_SCRATCH") or os.environ.get("TMPDIR") or None
     scratch = Path(tempfile.mkdtemp(prefix="ck-eval-", dir=base))
     try:
         name, margs, meta = model_arguments(model_dir, a.prompt_format, scratch, base_model=a.base_model)
-        if a.temperature is not None and a.temperature < 0:
-            ap.error(f"--temperature must be >= 0, got {a.temperature}")
         sampled = [] if not a.temperature else ["--temperature", repr(a.temperature)]
         if sampled:  # the plan's Temperature: ck-hf samples (do_sample) and inspect passes the temperature
             margs["sample"] = True
@@ -104,18 +165,33 @@ def main(argv: list[str] | None = None) -> int:
         # split any value that contains a comma into a list
         (scratch / "model_args.json").write_text(json.dumps(margs))
         extra = ["--model", name, "--model-config", str(scratch / "model_args.json"), *sampled]
-        if task_args:
-            (scratch / "task_args.json").write_text(json.dumps(task_args))
-            extra += ["--task-config", str(scratch / "task_args.json")]
         for k, v in meta.items():
             extra += ["--metadata", f"{k}={json.dumps(v)}"]
-        import cruijff_kit.evaluate.hf_model  # noqa: F401  (registers ck-hf)
-        from inspect_ai._cli.main import inspect
-
-        try:
-            inspect.main(args=inspect_args + extra, prog_name="inspect")
-        except SystemExit as done:  # click's standalone mode: the exit code inspect eval would have
-            return int(done.code or 0) if not isinstance(done.code, str) else 1
+        if not a.task:  # one task, named after -- (the per-task layout)
+            if task_args:
+                (scratch / "task_args.json").write_text(json.dumps(task_args))
+                extra += ["--task-config", str(scratch / "task_args.json")]
+            return _inspect(inspect_args + extra)
+        failed = []
+        for i, (task, spec, args, fingerprint) in enumerate(todo):
+            print(f"ck: task {task} ({i + 1}/{len(todo)})", file=sys.stderr, flush=True)
+            own = ["--metadata", f"ck_task={json.dumps(task)}"]
+            if fingerprint:
+                own += ["--metadata", f"ck_eval={json.dumps(fingerprint)}"]
+            if args:
+                config = scratch / f"task_args_{i}.json"
+                config.write_text(json.dumps(args))
+                own += ["--task-config", str(config)]
+            try:
+                rc = _inspect(["eval", spec, *inspect_args, *extra, *own])
+            except Exception as exc:  # one task's failure must not stop the others
+                print(f"ck: task {task} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                rc = 1
+            if rc:
+                failed.append(task)
+        if failed:
+            print(f"ck: {len(failed)} of {len(todo)} task(s) failed: {', '.join(failed)}", file=sys.stderr)
+            return 1
         return 0
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -8,7 +8,7 @@ A runs-table row of type `Eval-only` evaluates, with every task the plan names f
     control but any model, and not the baseline the analysis compares with.
 
 The Model also names the prompt format (the chat template training would use), so a checkpoint
-is evaluated in the format it was trained in. Eval scripts are `<task>_base.slurm` (no epoch:
+is evaluated in the format it was trained in. The eval script is `base.slurm` (no epoch:
 the model as it is); `ck run` submits them without a fine-tuning dependency.
 """
 from __future__ import annotations

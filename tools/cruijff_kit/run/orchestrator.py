@@ -31,7 +31,7 @@ from .events import ActionLogReporter, Event, EventType, Fanout, Reporter, Termi
 from .identity import check_place, claim_output_dir, ensure_identity
 from .ledger import Ledger, duration, entry_state, format_seconds, is_live, monitor_lock
 from .outcome import Action, JobOutcome, RunReport, Verdict
-from .plan import Plan, PlannedJob, has_checkpoint, is_done, plan_experiment
+from .plan import Plan, PlannedJob, has_checkpoint, is_done, pending_tasks, plan_experiment
 from .after_run import analyze_when_done, select_runs
 from .after_run import notify as notify_command
 from .submission_window import SubmissionWindow, mark_queued, window_for
@@ -67,6 +67,8 @@ class Orchestrator:
         self._learn_window = window is None  # start() asks the executor and claude.local.md
         self.runs = runs  # --runs GLOB: only these run directories (None: all)
         self._queued_notes: dict[str, str | None] = {}  # queued key -> note for its submission
+        # evaluations whose checkpoint is trained again in this pass: every task is re-run
+        self._retrained: set[str] = set()
         self._dry_submits = 0  # a dry run's would-be submissions (they count against the limit)
         self.retry_failed, self.poll_s = retry_failed, poll_s
         self.emit: Reporter = report or (lambda _e: None)
@@ -192,6 +194,8 @@ class Orchestrator:
         # an evaluation of a checkpoint that is trained again in this pass is stale, log or not
         retrained = job.kind == "eval" and (self.live.get(job.depends_on or "") == DRY_ID
                                             or (job.depends_on or "") in self.window.queue)
+        if retrained:
+            self._retrained.add(job.key)
         done = not retrained and is_done(job, self.plan)
         if done and state in (None, JobState.COMPLETED):
             verdict = Verdict.DONE if state else Verdict.FOUND
@@ -223,7 +227,10 @@ class Orchestrator:
                 self._event(EventType.REFUSED if refuse else EventType.SKIPPED, job,
                             state="REFUSED" if refuse else "SKIPPED", note=why_not)
                 return None
-        if state is JobState.COMPLETED:
+        partly = job.kind == "eval" and not retrained and len(job.tasks) > 1 and self._pending(job)
+        if state is JobState.COMPLETED and partly and len(partly) < len(job.tasks):
+            sub.note = f"evaluating {', '.join(partly)}: the job's other tasks are done"
+        elif state is JobState.COMPLETED:
             sub.note = "artifacts missing or incomplete although the ledger says COMPLETED; resubmitting"
         elif state is not None:
             sub.note = f"retrying after {state.value}"
@@ -414,13 +421,25 @@ class Orchestrator:
         self._mark_queued([sub.job for sub, _ in limited], note=f"submission limit reached ({limited[0][1]}); "
                                                                 "retrying as jobs end")
 
+    def _pending(self, job: PlannedJob) -> list[str]:
+        return [e.task for e in pending_tasks(job)]
+
     def _eval_env(self, job: PlannedJob) -> dict[str, str]:
-        """Tag the evaluation's inspect log with the job it belongs to (inspect --metadata)."""
+        """Tag the evaluation's inspect logs with the job they belong to (inspect --metadata); a
+        script of several tasks also gets $CK_TASKS: the tasks not done yet, with their
+        fingerprints (all of them when the checkpoint is trained again), so a done task is never
+        evaluated twice."""
         if job.kind != "eval":
             return {}
-        from ..artifacts import expected_metadata, metadata_args
+        from ..artifacts import eval_fingerprint, expected_metadata, job_metadata, metadata_args
 
-        return {"CK_INSPECT_ARGS": metadata_args(expected_metadata(job.expected(), self.exp_id))}
+        expected = job.expected()
+        if job.per_task:
+            return {"CK_INSPECT_ARGS": metadata_args(expected_metadata(expected[0], self.exp_id))}
+        todo = expected if job.key in self._retrained else pending_tasks(job)
+        tasks = {e.task: eval_fingerprint(e.script, e.task) for e in todo}  # names: plan.TASK_NAME
+        return {"CK_INSPECT_ARGS": metadata_args(job_metadata(expected[0], self.exp_id)),
+                "CK_TASKS": " ".join(f"{t}={fp}" for t, fp in tasks.items())}
 
     # ---- steps 0-3 together -------------------------------------------------------------
     def start(self, dry_run: bool = False) -> None:
@@ -598,6 +617,7 @@ class Orchestrator:
                 self.ledger.record_info(dep.key, JobInfo(old, JobState.CANCELLED,
                                                          reason="superseded: training resubmitted"))
             if old is not None or self.outcomes[dep.key].action in (Action.SUBMIT, Action.REATTACH):
+                self._retrained.add(dep.key)
                 deps.append(Submission(dep, after_key=job.key, note="training resubmitted"))
         self.dispatch([Submission(job, note=f"retry after {info.state.value}: {why}")] + deps)
 

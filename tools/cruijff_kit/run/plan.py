@@ -1,13 +1,16 @@
 """Which jobs an experiment has, and which are already done — derived from disk only.
 
     EXP/<run>/finetune.slurm                  -> '<run>/finetune'
-    EXP/<run>/eval/<task>_epoch<N>.slurm      -> '<run>/eval/<task>_epoch<N>'  (after its finetune;
-                                                 needs <output_dir>/epoch_<N>)
-    EXP/<run>/eval/<task>_base.slurm          -> '<run>/eval/<task>_base'      (control: no dependency)
+    EXP/<run>/eval/epoch<N>.slurm             -> '<run>/eval/epoch<N>'  (every task planned for
+                                                 epoch_<N>, one model load; after its finetune)
+    EXP/<run>/eval/base.slurm                 -> '<run>/eval/base'      (control / eval-only: no dependency)
+    EXP/<run>/eval/<task>_epoch<N>.slurm      -> '<run>/eval/<task>_epoch<N>'  (the per-task layout of
+    EXP/<run>/eval/<task>_base.slurm          -> '<run>/eval/<task>_base'       experiments scaffolded
+                                                 before one script per checkpoint: one task each)
 
 Done-ness is the artifacts module's answer (cruijff_kit/artifacts.py): a fine-tuning job when
-every epoch_<N> checkpoint is complete, an evaluation when its inspect log reads back as a success
-for this task, epoch and checkpoint.
+every epoch_<N> checkpoint is complete, an evaluation job when the inspect log of every one of its
+tasks reads back as a success for this job, task and fingerprint.
 
 The plan is reconciled with experiment_summary.md: a run directory the summary does not list is
 *stale* (reported, never submitted); a listed run without a directory is *unscaffolded* (reported).
@@ -24,7 +27,9 @@ from ..executors.core import JobSpec
 from .identity import check_output_dir
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-EVAL_SCRIPT = re.compile(r"^(?P<task>[A-Za-z0-9][A-Za-z0-9._-]*?)_(?:epoch(?P<epoch>\d+)|base)\.slurm$")
+CHECKPOINT_SCRIPT = re.compile(r"^(?:epoch(?P<epoch>\d+)|base)\.slurm$")  # every task of one checkpoint
+TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+EVAL_SCRIPT = re.compile(r"^(?P<task>[A-Za-z0-9][A-Za-z0-9._-]*?)_(?:epoch(?P<epoch>\d+)|base)\.slurm$")  # one task
 _GPU_LINE = re.compile(r"^#SBATCH\s+(?:--gres=gpu(?::[A-Za-z0-9_-]+)?:(\d+)|--gpus(?:-per-node)?[= ](?:[A-Za-z0-9_-]+:)?(\d+))")
 
 
@@ -34,7 +39,7 @@ class PlannedJob:
     kind: str  # "finetune" | "eval"
     run: str
     script: Path
-    task: str | None = None
+    tasks: tuple[str, ...] = ()  # eval: the tasks the script evaluates (one for the per-task layout)
     epoch: int | None = None  # None for a finetune or a base-model eval
     depends_on: str | None = None  # key of this run's finetune job
     checkpoints: tuple[Path, ...] = ()  # finetune: every epoch dir; eval: the one it reads
@@ -42,12 +47,16 @@ class PlannedJob:
     finetune_yaml: Path | None = None
     setup_yaml: Path | None = None
     output_dir: Path | None = None  # finetune: where torchtune writes epoch_<N>/
+    per_task: bool = False  # eval: a <task>_epoch<N>.slurm script of the per-task layout
 
     @property
     def label(self) -> str:
         if self.kind == "finetune":
             return "finetune"
-        return f"eval {self.task} " + (f"epoch {self.epoch}" if self.epoch is not None else "base")
+        where = f"epoch {self.epoch}" if self.epoch is not None else "base"
+        if len(self.tasks) == 1:
+            return f"eval {self.tasks[0]} {where}"
+        return f"eval {where} ({len(self.tasks)} tasks)"
 
     @property
     def control(self) -> bool:
@@ -57,11 +66,12 @@ class PlannedJob:
         return JobSpec(key=self.key, script=self.script, kind=self.kind, run=self.run,
                        gpus=self.gpus, env=dict(env or {}), sbatch_args=tuple(sbatch_args), tag=tag)
 
-    def expected(self) -> artifacts.ExpectedEval:
-        """What this evaluation must produce (artifacts.check_eval)."""
-        return artifacts.ExpectedEval(key=self.key, log_dir=self.script.parent / "logs", task=self.task or "",
-                                      epoch=self.epoch, checkpoint=self.checkpoints[0] if self.checkpoints else None,
-                                      script=self.script)
+    def expected(self) -> tuple[artifacts.ExpectedEval, ...]:
+        """What this evaluation job must produce: one log per task (artifacts.check_eval)."""
+        return tuple(artifacts.ExpectedEval(key=self.key, log_dir=self.script.parent / "logs", task=task,
+                                            epoch=self.epoch,
+                                            checkpoint=self.checkpoints[0] if self.checkpoints else None,
+                                            script=self.script) for task in self.tasks)
 
 
 @dataclass
@@ -222,12 +232,25 @@ def plan_experiment(exp_dir: str | Path, exp_id: str | None = None) -> Plan:
                 finetune_yaml=run_dir / "finetune.yaml", setup_yaml=run_dir / "setup_finetune.yaml",
                 output_dir=output_dir))
         for script in scripts:
-            m = EVAL_SCRIPT.match(script.name)
+            m = CHECKPOINT_SCRIPT.match(script.name) or EVAL_SCRIPT.match(script.name)
             if not m:
-                plan.warnings.append(f"{script.relative_to(root)}: not <task>_epoch<N>.slurm or "
-                                     f"<task>_base.slurm; ignored")
+                plan.warnings.append(f"{script.relative_to(root)}: not epoch<N>.slurm, base.slurm or "
+                                     f"<task>_epoch<N>.slurm / <task>_base.slurm; ignored")
                 continue
             _inside(script, root, "job script")
+            per_task = m.re is EVAL_SCRIPT
+            if per_task:
+                tasks: tuple[str, ...] = (m.group("task"),)
+            else:
+                tasks = tuple(dict.fromkeys(t.name for t in artifacts.script_tasks(script)))
+                bad = [t for t in tasks if not TASK_NAME.match(t)]
+                if bad:
+                    raise CkError(f"task name {bad[0][:60]!r} is not allowed", file=script, field="--task",
+                                  hint="task names match [A-Za-z0-9][A-Za-z0-9._+-]*; re-run `ck scaffold`")
+                if not tasks:
+                    plan.warnings.append(f"{script.relative_to(root)}: no `--task NAME FILE@FUNCTION ARGS` "
+                                         "line; ignored (re-run `ck scaffold`)")
+                    continue
             epoch = int(m.group("epoch")) if m.group("epoch") is not None else None
             checkpoints: tuple[Path, ...] = ()
             if epoch is not None:
@@ -237,16 +260,16 @@ def plan_experiment(exp_dir: str | Path, exp_id: str | None = None) -> Plan:
                 if output_dir is None:
                     raise CkError(f"{script.name} evaluates epoch {epoch} but the run has no "
                                   f"finetune.slurm or setup_finetune.yaml", file=script,
-                                  hint="control runs use <task>_base.slurm")
+                                  hint="control runs use base.slurm")
                 checkpoints = (output_dir / f"epoch_{epoch}",)
                 if epochs is not None and epoch >= epochs and ft_key:
                     plan.warnings.append(f"{script.relative_to(root)}: epoch {epoch} but training "
                                          f"runs {epochs} epoch(s) (epoch_0..epoch_{epochs - 1})")
             plan.jobs.append(PlannedJob(
                 key=f"{run}/eval/{script.stem}", kind="eval", run=run, script=script.resolve(),
-                task=m.group("task"), epoch=epoch,
+                tasks=tasks, epoch=epoch,
                 depends_on=ft_key if epoch is not None else None,
-                checkpoints=checkpoints, gpus=sbatch_gpus(script)))
+                checkpoints=checkpoints, gpus=sbatch_gpus(script), per_task=per_task))
     if wanted is not None:
         plan.unscaffolded = sorted(wanted - seen)
     if not plan.jobs:
@@ -264,7 +287,7 @@ def expected_evals(exp_dir: str | Path) -> dict[str, list[artifacts.ExpectedEval
     artifacts.scan_run(..., expected=...) so analyze counts exactly what `ck run` counts."""
     out: dict[str, list[artifacts.ExpectedEval]] = {}
     for job in plan_experiment(exp_dir).evals:
-        out.setdefault(job.run, []).append(job.expected())
+        out.setdefault(job.run, []).extend(job.expected())
     return out
 
 
@@ -277,7 +300,14 @@ def checkpoint_ready(path: Path) -> bool:
 def is_done(job: PlannedJob, plan: Plan | None = None) -> bool:
     if job.kind == "finetune":
         return all(artifacts.checkpoint_complete(p) for p in job.checkpoints)
-    return artifacts.eval_done(job.expected())
+    return not pending_tasks(job)
+
+
+def pending_tasks(job: PlannedJob) -> list[artifacts.ExpectedEval]:
+    """The evaluations of an eval job that have no successful log yet (in script order)."""
+    expected = job.expected()
+    logs = artifacts.list_logs(expected[0].log_dir) if expected else []  # one listing for every task
+    return [e for e in expected if not artifacts.check_eval(e, logs).done]
 
 
 def has_checkpoint(job: PlannedJob) -> bool:

@@ -1,7 +1,10 @@
-"""scaffold-inspect: eval/<task>_epoch<N>.slurm (+ eval/logs/) for every run and task.
+"""scaffold-inspect: eval/epoch<N>.slurm (+ eval/logs/) for every run and checkpoint it evaluates.
 
+One script per checkpoint lists every task planned for it, so the job loads the model once.
 Fine-tuned runs evaluate <output_dir>/epoch_<N>; control runs evaluate the base model
-(<task>_base.slurm); eval-only runs their Checkpoint or Model (<task>_base.slurm, eval_only.py).
+(base.slurm); eval-only runs their Checkpoint or Model (base.slurm, eval_only.py). Scripts of
+the per-task layout (<task>_epoch<N>.slurm) that ck generated are removed when their
+replacement is written.
 Task parameters the task function declares (data_path, split, system_prompt, scorer) are filled
 from the experiment; the script is read with `ast`, never imported. The plan's Temperature
 (> 0) makes the evaluation sample at that temperature; unset or 0 is greedy.
@@ -117,33 +120,39 @@ def unhonoured_scorer(exp: Experiment, exp_dir: Path, summary: str | None) -> li
     return out
 
 
-def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, model_path: str,
-                 script: Path, run_dir: str, local: LocalConfig, prompt_format: str | None = None,
-                 summary: str | None = None) -> dict:
+def task_entry(exp: Experiment, ev: Evaluation, script: Path, summary: str | None = None) -> dict:
+    """One task line of an eval script: its name, file@function and arguments (a JSON object)."""
+    import json
+
     func, params = task_function(script)
     split = exp.eval_split(ev)  # per task, else the plan's Evaluation split (default test)
     system_prompt = exp.eval_system_prompt(ev)
     task_args = {}
     if "data_path" in params:
-        task_args["data_path"] = ev.dataset or exp.dataset
+        task_args["data_path"] = str(ev.dataset or exp.dataset)
     if "split" in params:
-        task_args["split"] = split
+        task_args["split"] = str(split)
     if "system_prompt" in params and system_prompt:
-        task_args["system_prompt"] = system_prompt
+        task_args["system_prompt"] = str(system_prompt)
     scorer = exp.stated("eval_scorer")
     if scorer and "scorer" in params:  # the plan's Scorer, when the task lets it be chosen (else a warning)
         check_scorer_choice(script, scorer, summary)
-        task_args["scorer"] = scorer
+        task_args["scorer"] = str(scorer)
+    # file@function: inspect treats a bare absolute path as a glob and refuses it
+    return {"name": ev.task, "spec": f"{script}@{func}", "args_json": json.dumps(task_args, ensure_ascii=False)}
+
+
+def eval_context(exp: Experiment, run: Run, tasks: list[dict], epoch: int | None, model_path: str,
+                 run_dir: str, local: LocalConfig, prompt_format: str | None = None) -> dict:
+    """Everything eval.slurm.j2 needs for one checkpoint. Nothing outside the task lines may
+    depend on which tasks there are: those lines are every task's fingerprint (artifacts.py)."""
     temperature = exp.stated("eval_temperature")
     suffix = f"epoch{epoch}" if epoch is not None else "base"
     # an eval-only adapter directory is merged into the run's Model (its base) for the evaluation
     base_model = exp.model_path(run.model) if run.eval_only and is_adapter_dir(Path(model_path)) else None
     return {
         "base_model": base_model,
-        "task": ev.task,
-        # file@function: inspect treats a bare absolute path as a glob and refuses it
-        "task_spec": f"{script}@{func}",
-        "task_args": task_args,
+        "tasks": tasks,
         "model_path": model_path,
         "prompt_format": prompt_format or prompt_format_name(exp, run),
         "epoch": epoch,
@@ -152,7 +161,7 @@ def eval_context(exp: Experiment, run: Run, ev: Evaluation, epoch: int | None, m
         "temperature": temperature if temperature else None,
         "run_name": run_dir,
         "environment": local.environment(),
-        "slurm": local.sbatch(f"{exp.name}_{run_dir}_{ev.task}_{suffix}", gpus=min(exp.gpus, 1)),
+        "slurm": local.sbatch(f"{exp.name}_{run_dir}_eval_{suffix}", gpus=min(exp.gpus, 1)),
     }
 
 
@@ -162,22 +171,50 @@ def render_eval_slurm(ctx: dict) -> str:
     return render("eval.slurm.j2", **ctx).rstrip("\n") + "\n"
 
 
-def eval_jobs(exp: Experiment, run: Run, run_dir: str, exp_dir: Path,
-              local: LocalConfig, summary: str | None = None) -> list[tuple[str, Evaluation, int | None, str]]:
-    """(file name, evaluation, epoch, model path) for every evaluation of one run."""
-    jobs = []
+def eval_script_name(epoch: int | None) -> str:
+    return f"epoch{epoch}.slurm" if epoch is not None else "base.slurm"
+
+
+def eval_jobs(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: LocalConfig,
+              summary: str | None = None) -> list[tuple[str, int | None, str, list[Evaluation]]]:
+    """(file name, epoch, model path, evaluations) for every checkpoint one run evaluates: one
+    script per checkpoint, listing every task planned for it (the evaluation matrix decides)."""
+    jobs: dict[int | None, tuple[str, int | None, str, list[Evaluation]]] = {}
     for ev in exp.evaluations:
         if not ev.applies_to(run.name):  # an evaluation matrix may leave runs out
             continue
         if run.finetuned:
             out = output_dir_for(exp, exp_dir, run_dir, local)
             for epoch in exp.eval_epochs(ev, run):
-                jobs.append((f"{ev.task}_epoch{epoch}.slurm", ev, epoch, str(Path(out) / f"epoch_{epoch}")))
-        elif run.eval_only:  # a given checkpoint or model, as it is (experiment/eval_only.py)
-            jobs.append((f"{ev.task}_base.slurm", ev, None, evaluated_model(exp, run, exp_dir, summary)[0]))
+                jobs.setdefault(epoch, (eval_script_name(epoch), epoch, str(Path(out) / f"epoch_{epoch}"), []))[3].append(ev)
         else:
-            jobs.append((f"{ev.task}_base.slurm", ev, None, exp.model_path(run.model)))
-    return jobs
+            if None not in jobs:
+                # eval-only: a given checkpoint or model, as it is (experiment/eval_only.py); control: the base model
+                model = evaluated_model(exp, run, exp_dir, summary)[0] if run.eval_only else exp.model_path(run.model)
+                jobs[None] = (eval_script_name(None), None, model, [])
+            jobs[None][3].append(ev)
+    return sorted(jobs.values(), key=lambda j: (j[1] is not None, j[1] or 0))
+
+
+GENERATED_MARK = "Generated by `ck scaffold`"
+
+
+def _generated_by_ck(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return GENERATED_MARK in fh.read(4096)
+    except OSError:
+        return False
+
+
+def superseded_scripts(eval_dir: Path, keep: set[str]) -> list[Path]:
+    """Eval scripts ck generated earlier that this scaffold does not write (the per-task scripts
+    of the layout before one script per checkpoint, or a checkpoint no longer evaluated). A
+    script someone wrote by hand is never touched."""
+    if not eval_dir.is_dir():
+        return []
+    return [p for p in sorted(eval_dir.glob("*.slurm"))
+            if p.name not in keep and p.is_file() and not p.is_symlink() and _generated_by_ck(p)]
 
 
 def scaffold_run_evals(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: LocalConfig,
@@ -195,22 +232,36 @@ def scaffold_run_evals(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, l
     except CkError as err:
         result.ok, result.error = False, str(err)
         return result
-    for fname, ev, epoch, model_path in jobs:
-        try:
-            trained = exp.value("epochs", run)
-            if epoch is not None and epoch >= trained:
-                raise CkError(f"task {ev.task!r} evaluates epoch {epoch} but training writes only "
-                              f"epoch_0..epoch_{trained - 1}", file=summary, line=ev.line, field="Epochs")
-            script = resolve_task_script(ev.script, exp_dir, summary, ev.line)
-            text = render_eval_slurm(eval_context(exp, run, ev, epoch, model_path, script, run_dir, local, fmt,
-                                                  summary))
+    rendered: list[tuple[str, str]] = []
+    for fname, epoch, model_path, evals in jobs:
+        tasks = []
+        for ev in evals:
+            try:
+                trained = exp.value("epochs", run)
+                if epoch is not None and epoch >= trained:
+                    raise CkError(f"task {ev.task!r} evaluates epoch {epoch} but training writes only "
+                                  f"epoch_0..epoch_{trained - 1}", file=summary, line=ev.line, field="Epochs")
+                script = resolve_task_script(ev.script, exp_dir, summary, ev.line)
+                tasks.append(task_entry(exp, ev, script, summary))
+            except CkError as err:
+                problems.append(f"{fname} ({ev.task}): {err}")
+        if len(tasks) == len(evals):
+            rendered.append((fname, render_eval_slurm(eval_context(exp, run, tasks, epoch, model_path, run_dir,
+                                                                   local, fmt))))
+    if problems:
+        result.ok, result.error = False, "; ".join(problems)
+        return result
+    try:
+        for fname, text in rendered:
             if not dry_run:
                 (eval_dir / "logs").mkdir(parents=True, exist_ok=True)
             result.files.append(_write(eval_dir / fname, text, dry_run))
-        except CkError as err:
-            problems.append(f"{fname}: {err}")
-    if problems:
-        result.ok, result.error = False, "; ".join(problems)
+        for old in superseded_scripts(eval_dir, {fname for fname, _ in rendered}):
+            if not dry_run:
+                old.unlink()
+            result.files.append(FileChange(str(old), "would remove" if dry_run else "removed"))
+    except CkError as err:
+        result.ok, result.error = False, str(err)
     return result
 
 
