@@ -5,7 +5,7 @@ Sources, each read once per call and bounded:
 - SLURM accounting: ONE `sacct` for every SLURM job asked about (MaxRSS over the job's steps,
   ElapsedRaw); the local test cluster gathers it with jobacct_gather/linux;
 - the job's own GPU samples, `ck-gpu-<job id>.csv` beside its script (nvidia-smi every 15 s,
-  written by the generated finetune.slurm when the job sees GPUs);
+  written by the generated finetune and eval scripts when the job sees GPUs);
 - the training process's own peak RSS / peak reserved GPU memory, <output_dir>/logs/ck_peak_memory.json
   (written at each epoch end by our recipes: memory for the local executor too);
 - torchtune's DiskLogger lines (`tokens_per_second_per_gpu`) in <output_dir>/logs/, through the

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -217,22 +218,25 @@ def superseded_scripts(eval_dir: Path, keep: set[str]) -> list[Path]:
             if p.name not in keep and p.is_file() and not p.is_symlink() and _generated_by_ck(p)]
 
 
-def scaffold_run_evals(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: LocalConfig,
-                       summary: str | None, *, dry_run: bool = False) -> RunResult:
-    result = RunResult(run=run.name, directory=run_dir)
-    eval_dir = exp_dir / run_dir / "eval"
-    problems = []
+@dataclass
+class EvalPlan:
+    """One run's evaluation scripts, checked and rendered, not yet written."""
+    run: str
+    directory: str
+    eval_dir: Path
+    rendered: list[tuple[str, str]] = field(default_factory=list)  # (file name, text)
+
+
+def plan_run_evals(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: LocalConfig,
+                   summary: str | None) -> tuple[EvalPlan | None, str | None]:
+    """(plan, None), or (None, every problem of this run's evaluations). Reads, never writes."""
     try:
         fmt = prompt_format_name(exp, run, summary) if exp.evaluations else None
-    except CkError as err:
-        result.ok, result.error = False, str(err)
-        return result
-    try:
         jobs = eval_jobs(exp, run, run_dir, exp_dir, local, summary)
     except CkError as err:
-        result.ok, result.error = False, str(err)
-        return result
-    rendered: list[tuple[str, str]] = []
+        return None, str(err)
+    plan = EvalPlan(run.name, run_dir, exp_dir / run_dir / "eval")
+    problems = []
     for fname, epoch, model_path, evals in jobs:
         tasks = []
         for ev in evals:
@@ -246,17 +250,22 @@ def scaffold_run_evals(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, l
             except CkError as err:
                 problems.append(f"{fname} ({ev.task}): {err}")
         if len(tasks) == len(evals):
-            rendered.append((fname, render_eval_slurm(eval_context(exp, run, tasks, epoch, model_path, run_dir,
-                                                                   local, fmt))))
+            plan.rendered.append((fname, render_eval_slurm(eval_context(exp, run, tasks, epoch, model_path, run_dir,
+                                                                        local, fmt))))
     if problems:
-        result.ok, result.error = False, "; ".join(problems)
-        return result
+        return None, "; ".join(problems)
+    return plan, None
+
+
+def write_run_evals(plan: EvalPlan, *, dry_run: bool = False) -> RunResult:
+    """Write (or, dry, compare) a checked plan's scripts; remove the per-task scripts they replace."""
+    result = RunResult(run=plan.run, directory=plan.directory)
     try:
-        for fname, text in rendered:
+        for fname, text in plan.rendered:
             if not dry_run:
-                (eval_dir / "logs").mkdir(parents=True, exist_ok=True)
-            result.files.append(_write(eval_dir / fname, text, dry_run))
-        for old in superseded_scripts(eval_dir, {fname for fname, _ in rendered}):
+                (plan.eval_dir / "logs").mkdir(parents=True, exist_ok=True)
+            result.files.append(_write(plan.eval_dir / fname, text, dry_run))
+        for old in superseded_scripts(plan.eval_dir, {fname for fname, _ in plan.rendered}):
             if not dry_run:
                 old.unlink()
             result.files.append(FileChange(str(old), "would remove" if dry_run else "removed"))

@@ -16,7 +16,7 @@ from ..experiment.naming import check_safe_name, inside, run_directories, varyin
 from ..experiment.parse import load_experiment
 from ..localconfig import load_local_config
 from ..util.log import ActionLog
-from .inspect_worker import scaffold_run_evals, unhonoured_scorer
+from .inspect_worker import plan_run_evals, unhonoured_scorer, write_run_evals
 from .torchtune_worker import RunPlan, RunResult, plan_run, write_run
 
 
@@ -81,11 +81,12 @@ def scaffold_experiment(exp_dir: str | Path, *, only: str | None = None, dry_run
                 plans[run.name] = plan_run(exp, run, dirs[run.name], exp_dir, local, force=force)
             except CkError as err:
                 report.torchtune.append(RunResult(run=run.name, directory=dirs[run.name], ok=False, error=str(err)))
+    eval_plans = {}
     if only in (None, "inspect"):
         for run in exp.runs:
-            res = scaffold_run_evals(exp, run, dirs[run.name], exp_dir, local, str(summary), dry_run=True)
-            if not res.ok:
-                report.inspect.append(res)
+            eval_plans[run.name], error = plan_run_evals(exp, run, dirs[run.name], exp_dir, local, str(summary))
+            if error is not None:
+                report.inspect.append(RunResult(run=run.name, directory=dirs[run.name], ok=False, error=error))
     if report.failures:
         return report  # every problem listed; no file written
 
@@ -138,7 +139,7 @@ def scaffold_experiment(exp_dir: str | Path, *, only: str | None = None, dry_run
             if run.finetuned and only == "inspect" and not (exp_dir / dirs[run.name] / "finetune.slurm").exists():
                 report.warnings.append(f"{dirs[run.name]}: no finetune.slurm yet (run scaffold-torchtune first)")
             try:
-                res = scaffold_run_evals(exp, run, dirs[run.name], exp_dir, local, str(summary), dry_run=dry_run)
+                res = write_run_evals(eval_plans[run.name], dry_run=dry_run)  # rendered once, in step 1
             except OSError as exc:
                 res = RunResult(run=run.name, directory=dirs[run.name], ok=False,
                                 error=f"{exc.filename or exp_dir / dirs[run.name]}: cannot write: {exc.strerror}")
