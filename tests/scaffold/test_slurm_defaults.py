@@ -58,3 +58,18 @@ def test_a_value_the_user_set_wins(tmp_path):
     est = slurm_estimates(_setup(model, data), tmp_path, local)
     assert est == {}
     assert (local.sbatch("job", gpus=1)["time"], local.sbatch("job", gpus=1)["mem"]) == ("02:00:00", "80G")
+
+
+def test_eval_mem_follows_the_base_model_unless_the_user_set_it(tmp_path):
+    """An adapter epoch is merged into a full copy of its base before evaluation: the eval job
+    needs the training job's memory, not a fixed 32G (an 8B base: ~42G)."""
+    from cruijff_kit.experiment.model import Experiment, Run, RunType
+    from cruijff_kit.scaffold.inspect_worker import eval_mem
+
+    model = _model(tmp_path, "8b", LLAMA_8B)
+    exp = Experiment(name="e", experiment_dir=str(tmp_path), models=(("m", str(model)),), dataset="d.json",
+                     settings=(("num_gpus", 1),))
+    run = Run(name="r", model="m", type=RunType.FINETUNED)
+    want = suggested_slurm_mem(params_from_model(str(model), ""))
+    assert eval_mem(exp, run, parse_local_config("- slurm_partition: gpu\n")) == want and int(want[:-1]) > 32
+    assert eval_mem(exp, run, parse_local_config("- slurm_mem: 80G\n")) is None  # claude.local.md's wins

@@ -162,8 +162,20 @@ def eval_context(exp: Experiment, run: Run, tasks: list[dict], epoch: int | None
         "temperature": temperature if temperature else None,
         "run_name": run_dir,
         "environment": local.environment(),
-        "slurm": local.sbatch(f"{exp.name}_{run_dir}_eval_{suffix}", gpus=min(exp.gpus, 1)),
+        "slurm": local.sbatch(f"{exp.name}_{run_dir}_eval_{suffix}", gpus=min(exp.gpus, 1),
+                              mem=eval_mem(exp, run, local)),
     }
+
+
+def eval_mem(exp: Experiment, run: Run, local: LocalConfig) -> str | None:
+    """--mem when claude.local.md leaves it unset: from the base model's size, as for training
+    (an adapter epoch is merged into a full copy of the base in memory before it is evaluated)."""
+    if local.slurm.mem:
+        return None
+    from ..experiment.estimate import params_from_model, suggested_slurm_mem
+
+    return suggested_slurm_mem(params_from_model(exp.model_path(run.model), run.model),
+                               floor_gb=32 if exp.gpus else 8)
 
 
 def render_eval_slurm(ctx: dict) -> str:
