@@ -141,10 +141,6 @@ def test_create_inspect_task_and_launch_training_commands_run(world):
     assert list((root / "tasks" / "smoke-logs").glob("*.eval"))  # the smoke test's logs, not ./logs
     assert not (root / "logs").exists()
     for line in ck_lines(skill_text("launch-training")):
-        if line.split()[:3] == ["ck", "launch", "stop"]:
-            status = json.loads(agent.run(f"ck launch status {agent.values['RUN_ID']} --json").stdout)
-            if not status["alive"]:  # the tiny run may already have finished: nothing to stop
-                continue
-        agent.run(line)
+        agent.run(line)  # `ck launch stop` too: the tiny run may have ended already, and stop is idempotent
     script = root / "repo" / "train.py"
     assert script.read_text() == PLAIN_LOOP.replace("required=True", 'default="none"')  # reverted

@@ -370,6 +370,9 @@ def cmd_stop(args) -> int:
     result = process.stop(args.run_id, timeout_s=args.timeout)
     if args.json:
         _print_json(result)
+    elif not result["stopped"]:
+        print(f"{result['run_id']} had already ended (state {result['state']}, exit code {result['exit_code']}): "
+              f"nothing to stop; see `ck launch diagnose {result['run_id']}`")
     else:
         print(f"stopped {result['run_id']} ({result['signal_sent']}); exit code {result['exit_code']}")
     return 0

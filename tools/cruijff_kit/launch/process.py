@@ -394,10 +394,11 @@ def stop(run_id: str, *, timeout_s: float = 15.0) -> dict[str, Any]:
     folder = state.run_dir(run_id)
     meta = state.read_meta(folder)
     if not members(meta):
-        current = status(run_id)
-        raise CkError(
-            f"run {run_id} is not running (state {current['state']}, exit code {current['exit_code']})",
-            field="RUN_ID", hint=f"nothing to stop; see `ck launch diagnose {run_id}`")
+        # already ended (it may have finished between the caller's status and this stop): stopping
+        # is idempotent, so an agent's "status says alive, then stop" never fails on that race
+        result = status(run_id)
+        result.update({"stopped": False, "signal_sent": None})
+        return result
     state.update_meta(folder, stopped_by="ck launch stop", stop_requested=now_iso())
     # The command's group (and any process of the run that left it) first, so the supervisor sees
     # the command end and records its exit code; SIGKILL for what is left after the timeout.
