@@ -82,8 +82,9 @@ def test_kill_9_of_the_reported_pid_ends_the_whole_training(ck, script_repo, wai
     assert _gone(worker), "the trainer's worker outlived kill -9 of the reported pid"
     assert _marked(run_id) == []
     assert "leftover_pids" not in final
-    refused = ck("launch", "stop", run_id)
-    assert refused.rc == 2 and "not running" in refused.err
+    after = ck("launch", "stop", run_id, "--json")  # nothing left to stop: reported, not an error
+    assert after.rc == 0 and after.json["stopped"] is False and after.json["signal_sent"] is None
+    assert (after.json["state"], after.json["exit_code"]) == ("killed", 137)
     assert "SIGKILL" in ck("launch", "diagnose", run_id, "--json").json["advice"]
 
 
