@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Mapping, Sequence
@@ -178,6 +179,13 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel; unknown or finished ids are ignored."""
+
+    def wait(self, job_ids: Sequence[str], timeout: float) -> None:
+        """Block until one of `job_ids` may have changed state, or `timeout` seconds passed.
+        A scheduler that can only be asked (SLURM) waits the whole poll interval; a backend
+        that sees its jobs end (local) returns as soon as one does, so its freed slot is filled
+        at once rather than at the next poll."""
+        time.sleep(timeout)
 
     def submission_limit(self, scripts: Sequence[Path] = ()) -> "SubmitLimit":
         """The most jobs this user may have submitted at once for these scripts (None: no limit;

@@ -60,7 +60,7 @@ def job_tag(exp_id: str, key: str, attempt: int) -> str:
 class Orchestrator:
     def __init__(self, plan: Plan, executor: Executor, *, only: str | None = None,
                  retry_failed: bool = False, poll_s: float = 60, report: Reporter | None = None,
-                 sleep: Callable[[float], None] = time.sleep, exp_id: str | None = None,
+                 sleep: Callable[[float], None] | None = None, exp_id: str | None = None,
                  window: SubmissionWindow | None = None, runs: set[str] | None = None):
         self.plan, self.ex, self.only = plan, executor, only
         self.window = window or SubmissionWindow()  # the submission limit
@@ -72,6 +72,8 @@ class Orchestrator:
         self._dry_submits = 0  # a dry run's would-be submissions (they count against the limit)
         self.retry_failed, self.poll_s = retry_failed, poll_s
         self.emit: Reporter = report or (lambda _e: None)
+        # None: between cycles wait on the executor (the local one wakes when a job ends);
+        # a callable replaces that wait (tests that control time or simulate a killed monitor)
         self.sleep = sleep
         self.exp_id = exp_id or "dry"
         self.ledger = Ledger(plan.exp_dir)
@@ -371,7 +373,7 @@ class Orchestrator:
                 spec = sub.job.spec(env=env, tag=tag)
                 pause = self.window.pause()
                 if pause:
-                    self.sleep(pause)
+                    (self.sleep or time.sleep)(pause)
                 try:
                     job_id = self.ex.submit(spec, after=after)
                 except SubmitLimitReached as err:
@@ -492,11 +494,18 @@ class Orchestrator:
                     ev_open = False
                     self._phase_done("eval", "RUN_INSPECT_COMPLETE", "Evaluation finished", t0)
                 if self.live or self.window.queue:
-                    self.sleep(self.poll_s)
+                    self._idle()
         except KeyboardInterrupt:
             self._event(EventType.INTERRUPTED, details=f"{len(self.live)} job(s) still live",
                         note="jobs keep running; run `ck run` again to resume monitoring")
             raise
+
+    def _idle(self) -> None:
+        """Wait for the next cycle: the poll interval, or less when the executor sees a job end."""
+        if self.sleep is not None:
+            self.sleep(self.poll_s)
+        else:
+            self.ex.wait(list(self.live.values()), self.poll_s)
 
     def cycle(self) -> bool:
         """One poll of every live job, one ledger write for every change; then the reactions
@@ -664,7 +673,7 @@ def status_rows(plan: Plan, entries: dict, outcomes: dict[str, JobOutcome] | Non
 
 def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = None, poll_s: float = 60,
                    detach: bool = False, retry_failed: bool = False, dry_run: bool = False,
-                   out: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep,
+                   out: Callable[[str], None] | None = None, sleep: Callable[[float], None] | None = None,
                    reporters: list[Reporter] | None = None, progress: Reporter | None = None,
                    runs: str | None = None, analyze: bool = False, notify: str | None = None) -> RunReport:
     """Submit and monitor an experiment until every job ends. With `detach`, start a background

@@ -24,6 +24,7 @@ import functools
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import time
@@ -217,6 +218,46 @@ class LocalExecutor(Executor):
                     if procs.is_alive(pid):
                         procs.kill_group(pid, signal.SIGKILL)
                 self._reap()
+
+    def wait(self, job_ids: Sequence[str], timeout: float) -> None:
+        """Return as soon as one of the running jobs ends (its wrapper process exits after writing
+        the exit record), or after `timeout`. The wait is one select() on pidfds, so it costs
+        nothing while jobs run and the next queued job starts within a poll() of the end."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        fds: list[int] = []
+        try:
+            for jid in job_ids:
+                n = self._num(jid)
+                if n is None or jid in self._final:
+                    continue
+                if self._exit(n) is not None:
+                    return  # ended since the last poll: look now
+                rec = self._read_json(self._file(n, "job.json"))
+                if rec is None or rec.get("phase") == "queued":
+                    continue
+                pid = self._pid(n, rec)
+                if pid is None or not self._ours(pid, jid, rec):
+                    return  # gone without a record: the next poll decides its state
+                try:
+                    fds.append(os.pidfd_open(pid))
+                except ProcessLookupError:
+                    return
+                except (AttributeError, OSError):  # no pidfds here: look at the exit records
+                    return self._wait_by_looking(job_ids, deadline)
+            if not fds:  # nothing runs (only queued jobs): the next poll starts them
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+                return
+            select.select(fds, [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _wait_by_looking(self, job_ids: Sequence[str], deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if any(self._num(j) is not None and self._exit(self._num(j)) is not None
+                   and j not in self._final for j in job_ids):
+                return
+            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
     # ---- state -------------------------------------------------------------------------
     def _reap(self) -> None:
