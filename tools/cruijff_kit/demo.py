@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import CkError
 
-REPO = Path(__file__).resolve().parents[2]
+PACKAGE = Path(__file__).resolve().parent
 
 
 def _settings() -> dict:
@@ -76,7 +76,7 @@ def run_demo(out: Path, *, fresh: bool = False, max_parallel: int = 1) -> int:
     print(f"model: {model}\ndata:  {data}")
 
     _step("2. design-experiment")
-    task = REPO / "tools" / "cruijff_kit" / "blueprints" / "capitalization" / "inspect_task.py"
+    task = PACKAGE / "blueprints" / "capitalization" / "inspect_task.py"
     if not (exp / "experiment_summary.md").exists():
         argv = ["design", str(exp), "--name", s["name"], "--model", f"tiny-qwen={model}", "--dataset", str(data),
                 "--ranks", ",".join(map(str, s["ranks"])), "--lrs", ",".join(map(str, s["lrs"])),
@@ -108,7 +108,8 @@ def run_demo(out: Path, *, fresh: bool = False, max_parallel: int = 1) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cruijff_kit.demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(REPO / "demo-output"), help="where the demo writes (default: demo-output/)")
+    ap.add_argument("--out", default="demo-output",
+                    help="where the demo writes (default: demo-output/ in the current directory)")
     ap.add_argument("--fresh", action="store_true", help="delete the previous demo first")
     ap.add_argument("--max-parallel", type=int, default=1)
     args = ap.parse_args(argv)

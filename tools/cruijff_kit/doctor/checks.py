@@ -13,13 +13,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from .. import data_file
 from ..errors import CkError
 from ..localconfig import LocalConfig, find_local_config, load_local_config
 from ..setup.probe import Probe
 from ..util import procs
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CONSTRAINTS = REPO_ROOT / "scripts" / "constraints.txt"
+CONSTRAINTS = Path(str(data_file("_data", "constraints.txt")))
 # The packages whose versions must agree for fine-tuning + evaluation to work together.
 REQUIRED = ("torch", "torchtune", "torchao", "inspect-ai", "transformers", "accelerate")
 
