@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from cruijff_kit.executors.core import JobInfo, JobState
-from cruijff_kit.run.ledger import Ledger
+from cruijff_kit.state.ledger import Ledger
 
 GOAL_S = 1.0
 SIZES = (10, 100, 1000)

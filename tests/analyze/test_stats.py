@@ -5,7 +5,7 @@ import pytest
 
 from cruijff_kit.analyze import stats
 from cruijff_kit.analyze.effects import findings
-from cruijff_kit.analyze.loss_logs import last_per_epoch, mean_per_epoch, steps_per_epoch
+from cruijff_kit.state.loss_logs import last_per_epoch, mean_per_epoch, steps_per_epoch
 from cruijff_kit.analyze.results import Results, Row
 
 

@@ -10,7 +10,7 @@ from cruijff_kit.cli import main as ck
 
 
 def test_validation_plan_runs_and_logs_val_loss_per_epoch(tiny_model, tmp_path, monkeypatch, capsys):
-    from cruijff_kit.analyze.loss_logs import read_loss_curve
+    from cruijff_kit.state.loss_logs import read_loss_curve
 
     data = generate(tmp_path / "words.json", n=40, seed=0, splits=(0.6, 0.2, 0.2), word_source=SHIPPED_WORDS)
     local = tmp_path / "claude.local.md"

@@ -86,7 +86,7 @@ def _eval_runs(exp: Path) -> dict[str, str]:
 
 
 def test_one_script_per_checkpoint_lists_every_task(finished):
-    from cruijff_kit.artifacts import script_tasks
+    from cruijff_kit.state.artifacts import script_tasks
 
     exp, _, _ = finished
     scripts = {d.name: sorted(p.name for p in (d / "eval").glob("*.slurm"))
@@ -100,7 +100,7 @@ def test_one_script_per_checkpoint_lists_every_task(finished):
 
 
 def test_one_job_per_checkpoint_three_logs_one_model_load(finished):
-    from cruijff_kit.artifacts import eval_fingerprint
+    from cruijff_kit.state.artifacts import eval_fingerprint
 
     exp, _, first = finished
     assert first["ok"], first
@@ -129,7 +129,7 @@ def test_one_job_per_checkpoint_three_logs_one_model_load(finished):
 
 
 def test_adding_a_task_evaluates_only_the_new_task(finished):
-    from cruijff_kit.artifacts import eval_fingerprint
+    from cruijff_kit.state.artifacts import eval_fingerprint
 
     exp, env, _ = finished
     runs = _eval_runs(exp)

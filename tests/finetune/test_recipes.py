@@ -112,7 +112,7 @@ def test_distributed_with_tune_run_nproc_2(setup_dict, tiny_model, tmp_path):
 # ---- validation loss during training (finetune/recipes/validation.py) ----------------------------
 
 def _val_lines(output_dir: Path) -> list[dict]:
-    from cruijff_kit.analyze.loss_logs import log_files
+    from cruijff_kit.state.loss_logs import log_files
 
     out = []
     for path in log_files(output_dir):
@@ -166,7 +166,7 @@ def test_single_device_validation_loss_every_n_steps_and_each_epoch(setup_dict, 
         ref = _reference_val_loss(out / f"epoch_{epoch}", tiny_model, words_json)
         assert v["val_loss"] == pytest.approx(ref, rel=1e-4), (epoch, v, ref)
     # the training log is unchanged: a loss line per step
-    from cruijff_kit.analyze.loss_logs import read_loss_curve
+    from cruijff_kit.state.loss_logs import read_loss_curve
 
     assert [s for s, _ in read_loss_curve(out)] == list(range(1, 7))
     assert [s for s, _ in read_loss_curve(out, metric="val_loss")] == [2, 3, 4, 6]

@@ -116,7 +116,7 @@ def checkpoint_eval_script(run: FakeRun, epoch: int | None, out_dir: Path, marke
 
 def stage_task_logs(script: Path, run: FakeRun, epoch: int | None, out_dir: Path, marker: Path) -> None:
     """The logs the per-checkpoint stand-in copies: one per task, tagged with its own fingerprint."""
-    from cruijff_kit.artifacts import eval_fingerprint
+    from cruijff_kit.state.artifacts import eval_fingerprint
 
     model = f"hf/{out_dir / f'epoch_{epoch}'}" if epoch is not None else "hf/models/base"
     for task in run.tasks:
@@ -169,7 +169,7 @@ def write_eval_log(path: Path, *, task: str, model: str, status: str = "success"
 
 def stage_eval_log(script: Path, run: str, task: str, epoch: int | None, out_dir: Path, marker: Path) -> None:
     """The log the stand-in copies: tagged as `ck run` tags the job (its key and fingerprint)."""
-    from cruijff_kit.artifacts import eval_fingerprint
+    from cruijff_kit.state.artifacts import eval_fingerprint
 
     stem = script.stem
     model = f"hf/{out_dir / f'epoch_{epoch}'}" if epoch is not None else "hf/models/base"

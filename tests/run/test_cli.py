@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cruijff_kit.cli import main
 from cruijff_kit.executors.local import procs
-from cruijff_kit.run.ledger import Ledger
+from cruijff_kit.state.ledger import Ledger
 
 from .helpers import FakeRun, launches, make_experiment, starts, wait_for
 
@@ -109,7 +109,7 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
 def test_auto_executor_keeps_the_backend_the_ledger_records(tmp_path, monkeypatch):
     from cruijff_kit.commands.run import _executor_name
     from cruijff_kit.executors import resolve_name
-    from cruijff_kit.run.ledger import Ledger
+    from cruijff_kit.state.ledger import Ledger
 
     monkeypatch.setenv("CK_EXECUTOR", "slurm")
     assert resolve_name("auto") == "slurm"

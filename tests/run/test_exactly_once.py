@@ -16,7 +16,7 @@ import pytest
 
 from cruijff_kit.cli import main
 from cruijff_kit.errors import CkError
-from cruijff_kit.run.ledger import Ledger
+from cruijff_kit.state.ledger import Ledger
 
 from .helpers import SUMMARY, FakeRun, make_experiment, starts
 from .test_orchestrator import by_key, run

@@ -1,5 +1,5 @@
 """A finished job's duration is fixed: `ck status` must not show it growing between calls."""
-from cruijff_kit.run.ledger import duration
+from cruijff_kit.state.ledger import duration
 
 
 def test_finished_job_without_an_end_time_keeps_its_duration():

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import shutil
 
-from cruijff_kit.artifacts import eval_fingerprint
-from cruijff_kit.run.plan import is_done, plan_experiment
+from cruijff_kit.state.artifacts import eval_fingerprint
+from cruijff_kit.run.plan import plan_experiment
+from cruijff_kit.state.jobs import is_done
 
 from .helpers import FakeRun, make_experiment, starts, tasks_given
 from .test_orchestrator import by_key, run

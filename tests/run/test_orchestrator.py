@@ -11,7 +11,7 @@ import pytest
 from cruijff_kit.errors import CkError
 from cruijff_kit.executors.core import Executor, JobInfo, JobState
 from cruijff_kit.executors.local import LocalExecutor
-from cruijff_kit.run.ledger import Ledger, monitor_lock
+from cruijff_kit.state.ledger import Ledger, monitor_lock
 from cruijff_kit.run.orchestrator import run_experiment
 from cruijff_kit.run.plan import plan_experiment
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cruijff_kit.run.plan import is_done, plan_experiment, sbatch_gpus
+from cruijff_kit.run.plan import plan_experiment
+from cruijff_kit.state.jobs import is_done, sbatch_gpus
 from cruijff_kit.run.recovery import oom_retry, timeout_retry
 
 from .helpers import FakeRun, make_experiment, write_weights

@@ -10,7 +10,7 @@ import pytest
 
 from cruijff_kit.cli import main
 from cruijff_kit.executors.local import procs
-from cruijff_kit.run.ledger import Ledger
+from cruijff_kit.state.ledger import Ledger
 from cruijff_kit.run.orchestrator import run_experiment
 
 from .helpers import FakeRun, launches, make_experiment, starts, wait_for

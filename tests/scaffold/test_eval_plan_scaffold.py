@@ -204,7 +204,7 @@ def _with_tasks(summary: Path, rows: list[str]) -> None:
 
 
 def test_one_script_per_checkpoint_and_per_task_fingerprints(tmp_path, local, capsys):
-    from cruijff_kit.artifacts import eval_fingerprint, script_tasks
+    from cruijff_kit.state.artifacts import eval_fingerprint, script_tasks
     from cruijff_kit.run.plan import plan_experiment
 
     summary = plan(tmp_path / "e")

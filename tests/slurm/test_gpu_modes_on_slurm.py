@@ -17,7 +17,7 @@ import pytest
 
 from cruijff_kit.executors.core import JobSpec, JobState, SubmitError
 from cruijff_kit.executors.slurm import SlurmExecutor
-from cruijff_kit.run.resources import gpu_samples
+from cruijff_kit.state.resources import gpu_samples
 
 from .conftest import wait_terminal
 from .test_pipeline_on_slurm import TASK, ck, inputs  # noqa: F401 (fixture)

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from cruijff_kit.executors.slurm import SlurmExecutor
-from cruijff_kit.run.ledger import Ledger
+from cruijff_kit.state.ledger import Ledger
 from cruijff_kit.run.orchestrator import run_experiment
 
 from ..run.helpers import FakeRun, make_experiment

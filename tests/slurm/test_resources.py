@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cruijff_kit.executors.core import JobSpec, JobState
-from cruijff_kit.run.resources import Resources, format_resources, gpu_samples, parse_size, sacct_usage
+from cruijff_kit.state.resources import Resources, format_resources, gpu_samples, parse_size, sacct_usage
 from cruijff_kit.templating import environment
 
 from .conftest import wait_terminal, write_script

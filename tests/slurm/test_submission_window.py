@@ -11,7 +11,7 @@ from cruijff_kit.errors import CkError
 from cruijff_kit.executors.core import SubmitLimitReached
 from cruijff_kit.executors.local import LocalExecutor
 from cruijff_kit.executors.slurm.limits import SubmitLimit, parse_assoc, parse_qos, smallest_limit
-from cruijff_kit.run.ledger import Ledger
+from cruijff_kit.state.ledger import Ledger
 from cruijff_kit.run.orchestrator import run_experiment
 from cruijff_kit.run.submission_window import QUEUED, SubmissionWindow, configured_limit
 

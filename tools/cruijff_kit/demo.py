@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .errors import CkError
+from .state import layout
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -77,7 +78,7 @@ def run_demo(out: Path, *, fresh: bool = False, max_parallel: int = 1) -> int:
 
     _step("2. design-experiment")
     task = PACKAGE / "blueprints" / "capitalization" / "inspect_task.py"
-    if not (exp / "experiment_summary.md").exists():
+    if not (exp / layout.SUMMARY).exists():
         argv = ["design", str(exp), "--name", s["name"], "--model", f"tiny-qwen={model}", "--dataset", str(data),
                 "--ranks", ",".join(map(str, s["ranks"])), "--lrs", ",".join(map(str, s["lrs"])),
                 "--batch-sizes", str(s["batch_size"]), "--epochs", str(s["epochs"]), "--gpus", "0",

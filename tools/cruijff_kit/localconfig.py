@@ -154,6 +154,6 @@ def load_local_config(path: str | Path | None = None, *, search: tuple = ()) -> 
         return cfg
     if not p.is_file():
         raise CkError("claude.local.md not found", file=p, hint="check CK_LOCAL_CONFIG / --config")
-    from .experiment.yaml_input import read_user_text
+    from .state.yaml_input import read_user_text
 
     return parse_local_config(read_user_text(p, "claude.local.md", limit=256 * 1024), str(p))

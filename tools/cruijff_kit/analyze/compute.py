@@ -28,9 +28,9 @@ def _gb(n: int | None) -> str:
 def compute_table(exp_dir: str | Path) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of measured resources per run; no rows when nothing finished yet or the
     experiment has never been run (no ledger)."""
-    from ..run.ledger import Ledger
-    from ..run.plan import plan_experiment
-    from ..run.resources import job_resources
+    from ..state.ledger import Ledger
+    from ..state.jobs import plan_experiment
+    from ..state.resources import job_resources
 
     exp_dir = Path(exp_dir)
     try:

@@ -1,4 +1,4 @@
-"""Evaluation results for analyze: a thin facade over cruijff_kit.artifacts, the one reader of
+"""Evaluation results for analyze: a thin facade over cruijff_kit.state.artifacts, the one reader of
 inspect-ai logs, so analyze counts exactly what `ck run` counts as done: a successful log that is
 not the current evaluation of its job (another task or epoch, an older version of the eval
 script or task file) is reported as a problem, not as a result."""
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import artifacts
-from ..artifacts import (EvalResult, EvalScan, ExpectedEval, epoch_of, read_result, read_sample_values,
+from ..state import artifacts
+from ..state.artifacts import (EvalResult, EvalScan, ExpectedEval, epoch_of, read_result, read_sample_values,
                          task_name)
 from ..errors import CkError
 
@@ -22,7 +22,7 @@ def _expected(exp_dir: Path, run_dir: str, scan: EvalScan) -> list[ExpectedEval]
     every readable log counts, as before plans were checked)."""
     key = (str(Path(exp_dir).resolve()), id(scan))
     if _LAST[0] != key:
-        from ..run.plan import expected_evals
+        from ..state.jobs import expected_evals
 
         try:
             plan = expected_evals(exp_dir)

@@ -20,6 +20,7 @@ from . import plots as plotting
 from .compute import compute_table
 from .effects import TaskFindings, diff_text, findings
 from .results import Results, collect, format_param
+from ..state import layout
 
 
 @dataclass
@@ -168,7 +169,7 @@ def summary_text(analysis: Analysis) -> str:
 
 def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None) -> Analysis:
     exp_dir = Path(exp_dir).resolve()
-    summary = exp_dir / "experiment_summary.md"
+    summary = exp_dir / layout.SUMMARY
     exp = load_experiment(summary)
     results = collect(exp_dir, exp, str(summary))
     out_dir = Path(out).resolve() if out else exp_dir / "analysis"

@@ -16,8 +16,9 @@ from ..experiment.naming import run_directories, varying_parameters
 from ..experiment.numbers import format_float
 from . import stats
 from .eval_logs import EvalResult, EvalScan, scan_run
-from .loss_logs import (last_per_epoch, mean_per_epoch, read_log_values, steps_per_epoch,
+from ..state.loss_logs import (last_per_epoch, mean_per_epoch, read_log_values, steps_per_epoch,
                         wandb_offline_summaries)
+from ..state import layout
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _expected_epochs(exp: Experiment, run: Run, task: str) -> list[int | None]:
 
 
 def _setup(run_path: Path) -> dict:
-    setup = run_path / "setup_finetune.yaml"
+    setup = run_path / layout.SETUP
     if not setup.is_file():
         return {}
     import yaml

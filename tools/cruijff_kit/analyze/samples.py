@@ -12,6 +12,7 @@ from ..errors import CkError
 from ..experiment.naming import run_directories
 from ..experiment.parse import load_experiment
 from .eval_logs import EvalScan, scan_run
+from ..state import layout
 
 
 def _short(text: object, width: int) -> str:
@@ -20,12 +21,12 @@ def _short(text: object, width: int) -> str:
 
 
 def sample_lines(exp_dir: Path, run: str, limit: int = 20, width: int = 40) -> list[str]:
-    exp = load_experiment(exp_dir / "experiment_summary.md")
-    dirs = run_directories(exp, str(exp_dir / "experiment_summary.md"))
+    exp = load_experiment(exp_dir / layout.SUMMARY)
+    dirs = run_directories(exp, str(exp_dir / layout.SUMMARY))
     by_name = {**{d: d for d in dirs.values()}, **dirs}
     if run not in by_name:
         raise CkError(f"no run {run!r} in this experiment (runs: {', '.join(dirs.values())})",
-                      file=exp_dir / "experiment_summary.md", field="--samples")
+                      file=exp_dir / layout.SUMMARY, field="--samples")
     scan = EvalScan()
     scan_run(exp_dir, by_name[run], scan)
     if not scan.results:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import CkError
+from ..state import layout
 
 
 def emit_json(data) -> None:
@@ -16,7 +17,7 @@ def emit_json(data) -> None:
 
 def experiment_dir(arg: str) -> Path:
     p = Path(arg).expanduser()
-    if p.is_file() and p.name == "experiment_summary.md":
+    if p.is_file() and p.name == layout.SUMMARY:
         p = p.parent
     if not p.is_dir():
         raise CkError("experiment directory not found", file=p)

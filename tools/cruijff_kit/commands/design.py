@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import CkError
 from ._common import emit_json, warn
+from ..state import layout
 
 
 def _csv(cast):
@@ -142,7 +143,7 @@ def run(args) -> int:
     from ..util.log import ActionLog
 
     exp_dir = Path(args.dir).expanduser().resolve()
-    summary = exp_dir / "experiment_summary.md"
+    summary = exp_dir / layout.SUMMARY
     if summary.exists() and not args.force:
         raise CkError("experiment_summary.md already exists", file=summary,
                       hint="pass --force to overwrite it (its Status section will be lost)")

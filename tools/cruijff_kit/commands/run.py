@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import CkError
+from ..state import layout
 
 
 def register(subparsers) -> None:
@@ -81,9 +82,9 @@ def _executor_name(requested: str, exp: Path) -> tuple[str, str]:
 
     if requested != "auto":
         return requested, f"--executor {requested}"
-    from ..run.ledger import Ledger
+    from ..state.ledger import Ledger
 
-    if (exp / ".ck" / "ledger.json").exists():
+    if (exp / layout.CK_DIR / layout.LEDGER).exists():
         used = {e.get("executor") for e in Ledger(exp).jobs().values()} - {None}
         if len(used) == 1:
             name = used.pop()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ._common import emit_json, experiment_dir, warn
+from ..state import layout
 
 
 def register(sub) -> None:
@@ -31,7 +32,7 @@ def run(args) -> int:
     from ..errors import CkError
 
     run_dir = Path(args.dir).expanduser()
-    if (run_dir / "setup_finetune.yaml").is_file() and not (run_dir / "experiment_summary.md").exists():
+    if (run_dir / layout.SETUP).is_file() and not (run_dir / layout.SUMMARY).exists():
         return _one_run(run_dir.resolve(), args)
     try:
         report = scaffold_experiment(experiment_dir(args.dir), only=args.only, dry_run=args.dry_run,

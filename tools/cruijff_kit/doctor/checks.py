@@ -18,6 +18,7 @@ from ..errors import CkError
 from ..localconfig import LocalConfig, find_local_config, load_local_config
 from ..setup.probe import Probe
 from ..util import procs
+from ..state import layout
 
 CONSTRAINTS = Path(str(data_file("_data", "constraints.txt")))
 # The packages whose versions must agree for fine-tuning + evaluation to work together.
@@ -294,7 +295,7 @@ def check_experiment(exp_dir: Path) -> list[Check]:
     """Model and dataset paths of an experiment, as the jobs will read them."""
     from ..experiment.parse import load_experiment
 
-    summary = exp_dir / "experiment_summary.md"
+    summary = exp_dir / layout.SUMMARY
     if not summary.is_file():
         raise CkError("no experiment_summary.md here", file=exp_dir,
                       hint="pass an experiment directory (`ck design` writes one), or omit DIR")

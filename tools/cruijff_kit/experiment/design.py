@@ -364,7 +364,7 @@ def plan_summary(spec: DesignSpec) -> tuple[Experiment, str]:
 
 
 def load_spec_file(path: str | Path) -> DesignSpec:
-    from .yaml_input import load_user_yaml
+    from ..state.yaml_input import load_user_yaml
 
     p = Path(path)
     if not p.is_file():

@@ -26,6 +26,7 @@ import json
 import math
 import re
 import statistics
+from ..state import layout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def measured_runs(model_path: str, search_dirs, *, exclude: Path | None = None) 
             elapsed = _seconds_between(a.get("started"), a.get("ended"))
             if not elapsed or elapsed <= 0:
                 continue
-            setup = _yaml(exp / key.split("/")[0] / "setup_finetune.yaml")
+            setup = _yaml(exp / key.split("/")[0] / layout.SETUP)
             ckpt = str(setup.get("model_checkpoint") or "")
             if not ckpt or str(Path(ckpt).expanduser().resolve()) != want:
                 continue

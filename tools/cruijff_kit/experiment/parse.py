@@ -28,6 +28,7 @@ from .model import (
 )
 from .eval_only import CHECKPOINT_COLUMN, problems as eval_only_problems
 from .settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, norm, parse_quoted, suggest
+from ..state import layout
 
 MAX_SUMMARY_BYTES = 4 * 1024 * 1024  # a plan of 10,000 runs is ~1 MB
 MAX_ERRORS = 50
@@ -475,7 +476,7 @@ def _original_evaluations(c: _Collector, tasks_table: _Table | None, plan: _Sect
 
 # ---- the whole file ------------------------------------------------------------------------------
 
-def parse_summary_text(text: str, path: str = "experiment_summary.md") -> Experiment:
+def parse_summary_text(text: str, path: str = layout.SUMMARY) -> Experiment:
     md = MarkdownIt_commonmark()
     tokens = md.parse(text)
     c = _Collector(path)
@@ -707,7 +708,7 @@ def load_experiment(path: str | Path) -> Experiment:
     """Parse an experiment_summary.md (or the one inside a directory)."""
     p = Path(path)
     if p.is_dir():
-        p = p / "experiment_summary.md"
+        p = p / layout.SUMMARY
     if not p.exists():
         raise CkError("experiment_summary.md not found", file=p,
                       hint="run `ck design` first, or pass the experiment directory")

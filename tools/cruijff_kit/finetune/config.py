@@ -11,6 +11,7 @@ from typing import Any
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.models import resolve_model
 from cruijff_kit.finetune.prompt_format import check_system_prompt
+from cruijff_kit.state import layout
 
 REQUIRED_FIELDS = (
     "run_name", "model_checkpoint", "dataset", "dataset_format", "lora_rank", "lora_alpha",
@@ -41,7 +42,7 @@ LOGGERS = ("disk", "wandb")
 SINGLE_DEVICE_RECIPE = "cruijff_kit.finetune.recipes.lora_single_device"
 DISTRIBUTED_RECIPE = "cruijff_kit.finetune.recipes.lora_distributed"
 
-SETUP_FILE = "setup_finetune.yaml"  # where the values came from, for error messages
+SETUP_FILE = layout.SETUP  # where the values came from, for error messages
 
 
 def with_defaults(setup: dict) -> dict:

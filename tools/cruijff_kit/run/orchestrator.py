@@ -28,13 +28,15 @@ from ..util.log import ActionLog
 from ..executors.core import Executor, JobInfo, JobState, SubmitError, SubmitLimitReached
 from . import recovery
 from .events import ActionLogReporter, Event, EventType, Fanout, Reporter, TerminalReporter
-from .identity import check_place, claim_output_dir, ensure_identity
-from .ledger import Ledger, duration, entry_state, format_seconds, is_live, monitor_lock
+from ..state.identity import check_place, claim_output_dir, ensure_identity
+from ..state.ledger import Ledger, duration, entry_state, format_seconds, is_live, monitor_lock
 from .outcome import Action, JobOutcome, RunReport, Verdict
-from .plan import Plan, PlannedJob, has_checkpoint, is_done, pending_tasks, plan_experiment
+from ..state.jobs import Plan, PlannedJob, has_checkpoint, is_done, pending_tasks
+from .plan import plan_experiment
 from .after_run import analyze_when_done, select_runs
 from .after_run import notify as notify_command
 from .submission_window import SubmissionWindow, mark_queued, window_for
+from ..state import layout
 
 TAIL_LINES = 20
 TAIL_BYTES = 64 * 1024
@@ -119,7 +121,7 @@ class Orchestrator:
     # ---- step 0: the plan against the summary -------------------------------------------
     def announce(self) -> None:
         n_ft, n_ev = len(self.plan.finetunes), len(self.plan.evals)
-        self._event(EventType.DISCOVERED, details=str(self.plan.exp_dir / "experiment_summary.md"),
+        self._event(EventType.DISCOVERED, details=str(self.plan.exp_dir / layout.SUMMARY),
                     note=f"{n_ft} fine-tuning job(s), {n_ev} evaluation(s); executor {self.ex.name}"
                          + (f"; only {self.only}" if self.only else ""))
         for run in self.plan.stale:
@@ -433,7 +435,7 @@ class Orchestrator:
         evaluated twice."""
         if job.kind != "eval":
             return {}
-        from ..artifacts import eval_fingerprint, expected_metadata, job_metadata, metadata_args
+        from ..state.artifacts import eval_fingerprint, expected_metadata, job_metadata, metadata_args
 
         expected = job.expected()
         if job.per_task:
@@ -638,7 +640,7 @@ class Orchestrator:
         try:
             from ..experiment.status import write_status_section
 
-            write_status_section(self.plan.exp_dir / "experiment_summary.md", self.status_rows())
+            write_status_section(self.plan.exp_dir / layout.SUMMARY, self.status_rows())
         except (OSError, CkError, ValueError) as exc:  # the table is a view: never stop monitoring over it
             if not self._status_warned:
                 self._status_warned = True
@@ -653,7 +655,7 @@ def _tail(path: Path | None) -> list[str]:
 
 def status_rows(plan: Plan, entries: dict, outcomes: dict[str, JobOutcome] | None = None) -> list[dict]:
     rows = []
-    from .ledger import found_on_disk
+    from ..state.ledger import found_on_disk
 
     for job in plan.jobs:
         e = entries.get(job.key) or {}

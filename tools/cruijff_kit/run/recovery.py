@@ -59,7 +59,7 @@ def timeout_retry(previous: dict[str, str], *, attempts_so_far: int,
                   checkpoints: tuple[Path, ...]) -> tuple[dict[str, str] | None, str]:
     if attempts_so_far >= MAX_TIMEOUT_RETRIES:
         return None, f"timed out {attempts_so_far + 1} times; giving up"
-    from ..artifacts import checkpoint_complete
+    from ..state.artifacts import checkpoint_complete
 
     done = [p for p in checkpoints if checkpoint_complete(p)]
     if not done:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ..errors import CkError
 from ..executors.core import JobState
-from .identity import check_place
-from .ledger import Ledger, duration, entry_state, found_on_disk, is_live, lock_holder
-from .plan import is_done, plan_experiment
+from ..state.identity import check_place
+from ..state.ledger import Ledger, duration, entry_state, found_on_disk, is_live, lock_holder
+from ..state.jobs import is_done
+from .plan import plan_experiment
 from .supervisor import supervisor_pid, supervisor_running
 
 # Peeking is free for the local backend (files under .ck/); asking SLURM costs a scheduler call
@@ -63,7 +64,7 @@ def experiment_status(exp_dir: str | Path) -> dict:
             "artifacts": bool(job and is_done(job, plan)),
         })
     if plan is not None:  # measured resources of finished jobs (run/resources.py)
-        from .resources import format_resources, job_resources
+        from ..state.resources import format_resources, job_resources
 
         used = job_resources(plan, entries)
         for j in jobs:

@@ -136,7 +136,7 @@ def window_for(executor: Executor, exp_dir: str | Path, scripts: Iterable[Path],
 def mark_queued(ledger, jobs: list, note: str | None = None) -> None:
     """Record in the ledger, in one write, that these (key, PlannedJob) wait for room: state
     QUEUED, no current job id (nothing was submitted; earlier attempts keep theirs)."""
-    from .ledger import now
+    from ..state.ledger import now
 
     stamp = now()
     with ledger.transaction() as data:

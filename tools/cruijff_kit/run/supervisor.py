@@ -19,7 +19,8 @@ from ..errors import CkError
 from ..executors.core import Executor
 from ..util import procs
 from ..util.fs import atomic_write_text
-from .ledger import lock_holder
+from ..state.ledger import lock_holder
+from ..state import layout
 
 START_WAIT_S = 15.0
 
@@ -42,8 +43,8 @@ def spawn(exp: Path, argv: list[str]) -> dict:
     holder = lock_holder(exp)
     if holder:
         raise CkError(f"another `ck run` is already monitoring this experiment ({holder})",
-                      file=exp / ".ck" / "lock", hint="watch it with `ck status`")
-    ck_dir = exp / ".ck"
+                      file=exp / layout.CK_DIR / "lock", hint="watch it with `ck status`")
+    ck_dir = exp / layout.CK_DIR
     log_path, pid_path = ck_dir / "supervisor.log", ck_dir / "supervisor.pid"
     try:
         ck_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +77,7 @@ def _tail(path: Path, lines: int = 15) -> list[str]:
 
 def supervisor_pid(exp: Path) -> int | None:
     try:
-        return int((exp / ".ck" / "supervisor.pid").read_text().strip())
+        return int((exp / layout.CK_DIR / "supervisor.pid").read_text().strip())
     except (OSError, ValueError):
         return None
 

@@ -18,6 +18,7 @@ from ..localconfig import load_local_config
 from ..util.log import ActionLog
 from .inspect_worker import plan_run_evals, unhonoured_scorer, write_run_evals
 from .torchtune_worker import RunPlan, RunResult, plan_run, write_run
+from ..state import layout
 
 
 @dataclass
@@ -62,7 +63,7 @@ def _plan_warnings(exp, local, only, exp_dir: Path, summary: str) -> list[str]:
 def scaffold_experiment(exp_dir: str | Path, *, only: str | None = None, dry_run: bool = False,
                         config: str | Path | None = None, force: bool = False) -> ScaffoldReport:
     exp_dir = Path(exp_dir).resolve()
-    summary = exp_dir / "experiment_summary.md"
+    summary = exp_dir / layout.SUMMARY
     exp = load_experiment(summary)
     # the experiment name becomes a path component of checkpoint directories and job names
     check_safe_name(exp.name, file=summary, line=1, fld="title")
@@ -136,7 +137,7 @@ def scaffold_experiment(exp_dir: str | Path, *, only: str | None = None, dry_run
         ilog = logs["scaffold-inspect"]
         orch.write("INVOKE_SCAFFOLD_INSPECT", "Generating evaluation configs", details="scaffold-inspect")
         for run in exp.runs:
-            if run.finetuned and only == "inspect" and not (exp_dir / dirs[run.name] / "finetune.slurm").exists():
+            if run.finetuned and only == "inspect" and not (exp_dir / dirs[run.name] / layout.FINETUNE_SCRIPT).exists():
                 report.warnings.append(f"{dirs[run.name]}: no finetune.slurm yet (run scaffold-torchtune first)")
             try:
                 res = write_run_evals(eval_plans[run.name], dry_run=dry_run)  # rendered once, in step 1

@@ -12,8 +12,9 @@ from typing import Any
 
 from ..errors import CkError, CkErrors
 from ..experiment.settings import SETUP_SETTINGS, setup_key_suggestion
+from ..state import layout
 
-SETUP_FILE = "setup_finetune.yaml"
+SETUP_FILE = layout.SETUP
 SCHEMA = {s.key: s for s in SETUP_SETTINGS}
 OPTIONAL = {k for k, s in SCHEMA.items() if not s.required and s.key not in ("lora_rank", "learning_rate",
                                                                               "batch_size", "epochs", "lora_alpha",
@@ -91,7 +92,7 @@ def check_setup(data: dict, path: str | Path, lines: dict[tuple, int] | None = N
 
 
 def load_setup_with_lines(path: str | Path) -> tuple[dict, dict[tuple, int]]:
-    from ..experiment.yaml_input import load_user_yaml
+    from ..state.yaml_input import load_user_yaml
 
     p = Path(path)
     if not p.is_file():

@@ -16,6 +16,7 @@ from ..experiment.settings import RUN_SETTINGS
 from ..localconfig import LocalConfig
 from ..util.fs import write_if_changed
 from .setup_file import SETUP_FILE, differing_fields, load_setup
+from ..state import layout
 
 
 
@@ -140,7 +141,7 @@ def render_outputs(setup: dict) -> dict[str, str]:
     from ..finetune.config import render_finetune_yaml
     from ..finetune.slurm import render_finetune_slurm
 
-    return {"finetune.yaml": render_finetune_yaml(setup), "finetune.slurm": render_finetune_slurm(setup)}
+    return {"finetune.yaml": render_finetune_yaml(setup), layout.FINETUNE_SCRIPT: render_finetune_slurm(setup)}
 
 
 def generate_from_setup(run_dir: str | Path, *, dry_run: bool = False, setup: dict | None = None) -> list[FileChange]:

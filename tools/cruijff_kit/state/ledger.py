@@ -34,6 +34,7 @@ from typing import Iterator
 from ..errors import CkError
 from ..executors.core import JobInfo, JobState
 from ..util.fs import LockHeld, atomic_write_json, exclusive_lock
+from . import layout
 
 VERSION = 1
 MAX_LEDGER_BYTES = 256 * 1024 * 1024  # a ledger of a million jobs is ~0.5 GB; refuse beyond sane
@@ -87,8 +88,8 @@ def validate(data: object, path: Path) -> dict:
 class Ledger:
     def __init__(self, exp_dir: str | Path) -> None:
         self.exp_dir = Path(exp_dir)
-        self.path = self.exp_dir / ".ck" / "ledger.json"
-        self._lock_path = self.exp_dir / ".ck" / "ledger.lock"
+        self.path = self.exp_dir / layout.CK_DIR / layout.LEDGER
+        self._lock_path = self.exp_dir / layout.CK_DIR / "ledger.lock"
 
     def read(self) -> dict:
         try:
@@ -278,7 +279,7 @@ def format_seconds(seconds: float) -> str:
 @contextlib.contextmanager
 def monitor_lock(exp_dir: str | Path) -> Iterator[None]:
     """One monitor per experiment. The kernel drops the flock if the holder dies (kill -9)."""
-    path = Path(exp_dir) / ".ck" / "lock"
+    path = Path(exp_dir) / layout.CK_DIR / "lock"
     owner = f"pid {os.getpid()} on {socket.gethostname()} since {now()}"
     with contextlib.ExitStack() as stack:
         try:
@@ -295,7 +296,7 @@ def monitor_lock(exp_dir: str | Path) -> Iterator[None]:
 def lock_holder(exp_dir: str | Path) -> str | None:
     """Who monitors the experiment now (None when nobody does). Read-only: opens the lock file
     for reading and tries a shared flock, so it neither creates nor writes the file."""
-    path = Path(exp_dir) / ".ck" / "lock"
+    path = Path(exp_dir) / layout.CK_DIR / "lock"
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

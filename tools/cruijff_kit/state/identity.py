@@ -18,8 +18,9 @@ from pathlib import Path
 
 from ..errors import CkError
 from ..util.fs import atomic_write_json
+from . import layout
 
-IDENTITY = "experiment.json"
+IDENTITY = layout.IDENTITY
 CLAIM = ".ck-experiment.json"
 
 
@@ -37,7 +38,7 @@ def _read(path: Path) -> dict | None:
 
 
 def read_identity(exp: Path) -> dict | None:
-    return _read(exp / ".ck" / IDENTITY)
+    return _read(exp / layout.CK_DIR / IDENTITY)
 
 
 def check_place(exp: Path) -> dict | None:
@@ -56,7 +57,7 @@ def check_place(exp: Path) -> dict | None:
     if other is not None and other.get("id") == ident["id"]:
         raise CkError(f"this experiment's .ck/ was copied from {original}: its ledger names that "
                       "experiment's jobs, so running here could cancel, wait on or overwrite them",
-                      file=exp / ".ck" / IDENTITY,
+                      file=exp / layout.CK_DIR / IDENTITY,
                       hint=f"start the copy as a new experiment: move {exp / '.ck'} aside (e.g. "
                            f"`mv {exp / '.ck'} {exp / '.ck.copied'}`) and run again")
     return ident  # moved: ensure_identity re-homes it
@@ -73,10 +74,10 @@ def ensure_identity(exp: Path) -> str:
     else:
         return ident["id"]
     try:
-        atomic_write_json(exp / ".ck" / IDENTITY, ident)
+        atomic_write_json(exp / layout.CK_DIR / IDENTITY, ident)
     except OSError as exc:
         raise CkError(f"cannot write the experiment identity ({exc.strerror or exc})",
-                      file=exp / ".ck" / IDENTITY, hint="is the experiment directory writable?") from None
+                      file=exp / layout.CK_DIR / IDENTITY, hint="is the experiment directory writable?") from None
     return ident["id"]
 
 
@@ -86,7 +87,7 @@ def experiment_of(path: Path, root: Path) -> Path | None:
     for parent in [path, *path.parents]:
         if parent == root:
             return None
-        if (parent / "experiment_summary.md").is_file():
+        if (parent / layout.SUMMARY).is_file():
             return parent
     return None
 

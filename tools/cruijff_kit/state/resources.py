@@ -130,7 +130,7 @@ def _elapsed(attempt: dict) -> float | None:
 
 def job_resources(plan, entries: dict, *, run: Callable | None = None) -> dict[str, Resources]:
     """Resources of every job of `plan` that the ledger shows finished (COMPLETED or failed)."""
-    from ..analyze.loss_logs import read_loss_curve
+    from .loss_logs import read_loss_curve
 
     out: dict[str, Resources] = {}
     slurm_ids = {}
