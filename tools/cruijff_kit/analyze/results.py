@@ -19,6 +19,7 @@ from .eval_logs import EvalResult, EvalScan, scan_run
 from ..state.loss_logs import (last_per_epoch, mean_per_epoch, read_log_values, steps_per_epoch,
                         wandb_offline_summaries)
 from ..state import layout
+from ..state.yaml_input import read_mapping_or_empty
 
 
 @dataclass
@@ -112,16 +113,7 @@ def _expected_epochs(exp: Experiment, run: Run, task: str) -> list[int | None]:
 
 
 def _setup(run_path: Path) -> dict:
-    setup = run_path / layout.SETUP
-    if not setup.is_file():
-        return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(setup.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_mapping_or_empty(run_path / layout.SETUP)
 
 
 def _fill_losses(res: Results, row: Row, run_path: Path, exp: Experiment) -> None:

@@ -20,15 +20,15 @@ is a planning aid shown as "~Ns/~Nm/~Nh"; it never changes what runs, and
 """
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import json
 import math
 import re
 import statistics
-from ..state import layout
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..state.measurements import measured_finetunes
 
 GPU_FLOPS = 312e12  # A100 bf16 dense peak
 CPU_FLOPS = 5e10  # one modern core, fp32, order of magnitude
@@ -36,7 +36,6 @@ MFU = 0.3
 TOKENS_PER_EXAMPLE = 32  # short instruction rows (capitalization-sized); coarse
 OVERHEAD_S = 60.0  # start-up, model load, checkpoint save (GPU); CPU jobs: 5 s
 PER_BATCH_S = 0.05  # optimizer step, data loading, logging: paid per batch whatever its size
-MAX_LEDGERS = 200  # earlier experiments scanned for measurements (bounded work for `ck design`)
 
 
 def params_from_model(path: str, name: str) -> float | None:
@@ -103,61 +102,12 @@ def estimate_seconds(*, params: float | None, examples: int | None, epochs: int,
     return s * calibration.factor if calibration else s
 
 
-def _seconds_between(a: str | None, b: str | None) -> float | None:
-    try:
-        return (_dt.datetime.fromisoformat(b) - _dt.datetime.fromisoformat(a)).total_seconds()
-    except (TypeError, ValueError):
-        return None
-
-
-def _yaml(path: Path) -> dict:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def measured_runs(model_path: str, search_dirs, *, exclude: Path | None = None) -> list[tuple[dict, float]]:
-    """(setup_finetune.yaml, elapsed seconds) of every COMPLETED fine-tune of `model_path` found
-    in the ledgers EXP/.ck/ledger.json of experiments directly under `search_dirs`."""
-    want = str(Path(model_path).expanduser().resolve()) if model_path else ""
-    found: list[tuple[dict, float]] = []
-    ledgers: list[Path] = []
-    for d in dict.fromkeys(Path(x).expanduser() for x in search_dirs if x):
-        if d.is_dir():
-            ledgers += sorted(d.glob("*/.ck/ledger.json"))
-    for ledger in ledgers[:MAX_LEDGERS]:
-        exp = ledger.parents[1]
-        if exclude is not None and exp.resolve() == Path(exclude).resolve():
-            continue
-        try:
-            jobs = json.loads(ledger.read_text(encoding="utf-8")).get("jobs", {})
-        except (OSError, ValueError):
-            continue
-        for key, e in jobs.items():
-            if e.get("kind") != "finetune" or e.get("state") != "COMPLETED" or not e.get("attempts"):
-                continue
-            a = e["attempts"][-1]
-            elapsed = _seconds_between(a.get("started"), a.get("ended"))
-            if not elapsed or elapsed <= 0:
-                continue
-            setup = _yaml(exp / key.split("/")[0] / layout.SETUP)
-            ckpt = str(setup.get("model_checkpoint") or "")
-            if not ckpt or str(Path(ckpt).expanduser().resolve()) != want:
-                continue
-            found.append((setup, elapsed))
-    return found
-
-
 def calibrate(model_path: str, search_dirs, *, exclude: Path | None = None) -> Calibration | None:
     """Measured / predicted over earlier fine-tunes of the same model (None when there are none)."""
     ratios = []
     params = None
     rows: dict[str, int | None] = {}
-    for setup, elapsed in measured_runs(model_path, search_dirs, exclude=exclude):
+    for setup, elapsed in measured_finetunes(model_path, search_dirs, exclude=exclude):
         params = params if params is not None else params_from_model(model_path, "")
         dataset = str(setup.get("dataset") or "")
         if dataset not in rows:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..state.yaml_input import read_mapping_or_empty
+
 ENV_VAR = "CK_TUNE_OVERRIDES"
 MAX_OOM_RETRIES = 3
 MAX_TIMEOUT_RETRIES = 3
@@ -22,16 +24,9 @@ def format_overrides(overrides: dict[str, str]) -> str:
 
 
 def _config_value(finetune_yaml: Path | None, setup_yaml: Path | None, key: str):
-    import yaml
-
     for path in (finetune_yaml, setup_yaml):
-        if path is None or not path.is_file():
-            continue
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, OSError, UnicodeDecodeError):
-            continue  # no value known: the retry rules then decline to guess
-        if isinstance(data, dict) and data.get(key) is not None:
+        data = read_mapping_or_empty(path)  # unreadable: no value known, the rules decline to guess
+        if data.get(key) is not None:
             return data[key]
     return None
 

@@ -26,6 +26,7 @@ from . import artifacts
 from ..errors import CkError
 from ..executors.core import JobSpec
 from .identity import check_output_dir
+from .yaml_input import read_mapping
 from . import layout
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -111,39 +112,6 @@ def _inside(path: Path, root: Path, what: str) -> Path:
     return real
 
 
-MAX_YAML_BYTES = 4 * 1024 * 1024
-
-
-def _load_yaml(path: Path) -> dict:
-    """A run's YAML file: bounded read, UTF-8, no aliases (a few bytes of aliases can expand to
-    gigabytes), every failure a CkError naming the file."""
-    import yaml
-
-    class NoAliases(yaml.SafeLoader):
-        def compose_node(self, parent, index):
-            if self.check_event(yaml.AliasEvent):
-                mark = self.peek_event().start_mark
-                raise CkError("YAML aliases (*name) are not allowed here", file=path, line=mark.line + 1,
-                              hint="write the value out in full")
-            return super().compose_node(parent, index)
-
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_YAML_BYTES + 1)
-        if len(raw) > MAX_YAML_BYTES:
-            raise CkError(f"larger than {MAX_YAML_BYTES >> 20} MiB", file=path)
-        data = yaml.load(raw.decode("utf-8"), Loader=NoAliases)  # noqa: S506 - a SafeLoader subclass
-    except OSError as exc:
-        raise CkError(f"cannot read ({exc.strerror or exc})", file=path) from None
-    except UnicodeDecodeError as exc:
-        raise CkError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise CkError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=path,
-                      line=mark.line + 1 if mark else None) from None
-    return data if isinstance(data, dict) else {}
-
-
 def sbatch_gpus(script: Path) -> int:
     """GPUs a script asks for in its #SBATCH header (0 when none)."""
     try:
@@ -161,8 +129,8 @@ def _finetune_facts(run_dir: Path) -> tuple[Path, int, int]:
     """(output_dir, epochs, num_gpus) from setup_finetune.yaml, falling back to finetune.yaml."""
     setup = run_dir / layout.SETUP
     tune = run_dir / layout.FINETUNE_CONFIG
-    s = _load_yaml(setup) if setup.is_file() else {}
-    t = _load_yaml(tune) if tune.is_file() else {}
+    s = read_mapping(setup) if setup.is_file() else {}
+    t = read_mapping(tune) if tune.is_file() else {}
     out = s.get("output_dir") or t.get("output_dir")
     if not out:
         raise CkError("no output_dir: cannot tell where checkpoints go", file=setup if setup.is_file() else tune,

@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -85,6 +86,59 @@ def validate(data: object, path: Path) -> dict:
     return data
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One submission of a job, as the ledger recorded it."""
+    job_id: str | None
+    state: JobState | None
+    started: str | None = None
+    ended: str | None = None
+    exit_code: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Attempt":
+        try:
+            state = JobState.parse(d.get("state"))
+        except ValueError:
+            state = None
+        code = d.get("exit_code")
+        return cls(d.get("job_id"), state, d.get("started"), d.get("ended"),
+                   code if isinstance(code, int) else None)
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall time from start to end (None unless both are known and in order)."""
+        try:
+            s = (_dt.datetime.fromisoformat(self.ended) - _dt.datetime.fromisoformat(self.started)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+        return s if s > 0 else None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A job key's ledger entry, typed (the ledger's JSON stays the record; see the module doc)."""
+    key: str
+    kind: str
+    run: str
+    state: JobState | None
+    job_id: str | None
+    attempts: tuple[Attempt, ...]
+
+    @classmethod
+    def from_dict(cls, key: str, d: dict) -> "Entry":
+        return cls(key, str(d.get("kind") or ""), str(d.get("run") or key.split("/")[0]), entry_state(d),
+                   d.get("job_id"), tuple(Attempt.from_dict(a) for a in d.get("attempts") or ()))
+
+    @property
+    def completed(self) -> bool:
+        return self.state is JobState.COMPLETED
+
+    @property
+    def last(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+
 class Ledger:
     def __init__(self, exp_dir: str | Path) -> None:
         self.exp_dir = Path(exp_dir)
@@ -114,6 +168,10 @@ class Ledger:
 
     def entry(self, key: str) -> dict | None:
         return self.jobs().get(key)
+
+    def entries(self) -> dict[str, Entry]:
+        """Every entry, typed (read-only users: estimates, reports)."""
+        return {k: Entry.from_dict(k, e) for k, e in self.jobs().items()}
 
     def write(self, data: dict) -> None:
         data["version"] = VERSION

@@ -96,3 +96,21 @@ def _key_lines(node, prefix: tuple, out: dict, depth: int) -> None:
         key = prefix + (k.value,)
         out.setdefault(key, k.start_mark.line + 1)
         _key_lines(v, key, out, depth + 1)
+
+
+def read_mapping(path: str | Path, what: str | None = None) -> dict:
+    """A YAML file that must hold a mapping (setup_finetune.yaml, finetune.yaml): bounded, no
+    aliases, every failure a CkError naming the file and line; a non-mapping document is {}."""
+    data, _lines = load_user_yaml(path, what or Path(path).name)
+    return data if isinstance(data, dict) else {}
+
+
+def read_mapping_or_empty(path: str | Path | None) -> dict:
+    """The same, for readers that carry on without it (analysis, estimates, retry rules): a
+    missing or unreadable file is {} (the caller then declines to guess)."""
+    if path is None or not Path(path).is_file():
+        return {}
+    try:
+        return read_mapping(path)
+    except CkError:
+        return {}
