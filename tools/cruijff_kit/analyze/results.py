@@ -132,7 +132,7 @@ def _fill_losses(res: Results, row: Row, run_path: Path, exp: Experiment) -> Non
         epochs = int(setup.get("epochs", exp.epochs))
     except (TypeError, ValueError):
         epochs = exp.epochs
-    saved = len([p for p in out.glob("epoch_*") if p.name[6:].isdigit()]) if out.is_dir() else 0
+    saved = len(layout.epoch_dirs(out)) if out.is_dir() else 0
     last_step = max(s for s, _ in row.loss_curve)
     per_epoch = steps_per_epoch(last_step, epochs) if saved >= epochs else None
     if per_epoch is None:

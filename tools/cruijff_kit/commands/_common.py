@@ -36,9 +36,9 @@ _TYPES = {"string", "integer", "number", "boolean", "object", "array", "null", "
 
 @functools.lru_cache(maxsize=1)
 def json_fields() -> dict:
-    import yaml
+    from ..state.yaml_input import read_mapping
 
-    return yaml.safe_load(_FIELDS_FILE.read_text(encoding="utf-8"))
+    return read_mapping(_FIELDS_FILE)
 
 
 def _type_of(spec: str) -> list[str]:

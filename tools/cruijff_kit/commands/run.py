@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import CkError
+from ..executors.core import JobState
 from ..state import layout
 
 
@@ -96,6 +97,13 @@ def _executor_name(requested: str, exp: Path) -> tuple[str, str]:
                   else "no sbatch on PATH")
 
 
+def _analyzer():
+    """`--analyze`: the analysis run/ calls when the last job ends (run/ never imports analyze/)."""
+    from ..analyze.pipeline import analyze_experiment
+
+    return analyze_experiment
+
+
 @_closed_pipe
 def cmd_run(args: argparse.Namespace) -> int:
     from ..executors import get_executor
@@ -119,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = JsonLinesReporter(out) if args.json else None
     report = run_experiment(exp, executor, only=args.only, poll_s=args.poll, detach=args.detach,
                             retry_failed=args.retry_failed, dry_run=args.dry_run, out=out, progress=progress,
-                            runs=args.runs, analyze=args.analyze, notify=args.notify)
+                            runs=args.runs, analyze=_analyzer() if args.analyze else None, notify=args.notify)
     report.executor_reason = reason
     if report.detached:
         sup = report.supervisor
@@ -203,7 +211,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
     c = status["counts"]
     print(", ".join(f"{v} {k.lower().replace('_', ' ')}" for k, v in c.items()))
-    queued_local = any(j["executor"] == "local" and j["state"] == "PENDING" for j in status["jobs"])
+    queued_local = any(j["executor"] == "local" and j["state"] == JobState.PENDING.value for j in status["jobs"])
     if queued_local and not sup["holder"]:
         print(f"note: no `ck run` is monitoring; queued local jobs start only while one runs "
               f"(`ck run {exp}` resumes)")

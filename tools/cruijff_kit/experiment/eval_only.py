@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CkError
+from ..state.artifacts import is_adapter_only
 from .model import Experiment, Run
 
 CHECKPOINT_COLUMN = "Checkpoint"
@@ -42,8 +43,6 @@ def problems(runs) -> list[tuple[str, int | None]]:
 
 
 def is_adapter_dir(path: Path) -> bool:
-    from ..finetune.merge import is_adapter_only
-
     return is_adapter_only(path)
 
 

@@ -15,18 +15,7 @@ from pathlib import Path
 
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.prompt_format import read_checkpoint_record, stamp_checkpoint
-
-ADAPTER_FILES = ("adapter_model.pt", "adapter_config.json")
-
-
-def has_weights(model_dir: Path) -> bool:
-    return any(p.name.startswith("model") for p in Path(model_dir).glob("*.safetensors")) or \
-        any(Path(model_dir).glob("pytorch_model*.bin"))
-
-
-def is_adapter_only(model_dir: Path) -> bool:
-    d = Path(model_dir)
-    return not has_weights(d) and all((d / f).is_file() for f in ADAPTER_FILES)
+from cruijff_kit.state.artifacts import ADAPTER_FILES, has_weights, is_adapter_only  # noqa: F401
 
 
 def materialise(epoch_dir: Path, out_dir: Path, base_model: str | Path | None = None) -> Path:

@@ -9,8 +9,10 @@ import fnmatch
 import json
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 from ..errors import CkError
+from ..executors.core import JobState
 
 NOTIFY_TIMEOUT_S = 120
 
@@ -27,12 +29,11 @@ def select_runs(plan, pattern: str | None) -> set[str] | None:
     return keep
 
 
-def analyze_when_done(exp: Path, log, out) -> str | None:
-    """Run the analysis; never fails the run (its outcome is logged)."""
-    from ..analyze.pipeline import analyze_experiment
-
+def analyze_when_done(exp: Path, analyze: Callable[[Path], object], log, out) -> str | None:
+    """Run the analysis (`analyze`: the command layer's analyze_experiment; run/ does not import
+    analyze/); never fails the run (its outcome is logged)."""
     try:
-        analysis = analyze_experiment(exp)
+        analysis = analyze(exp)
     except Exception as exc:  # analysis is a view of finished results: report, do not raise
         log.write("ANALYZE", "Automatic analysis failed", details=str(exc), result="run `ck analyze` by hand")
         out(f"    analysis failed: {exc}")
@@ -51,7 +52,7 @@ def notify(exp: Path, command: str, log, out) -> int | None:
     from .status import experiment_status
 
     status = experiment_status(exp)
-    bad = {k: v for k, v in status["counts"].items() if k not in ("COMPLETED",)}
+    bad = {k: v for k, v in status["counts"].items() if k != JobState.COMPLETED.value}
     env = {**os.environ, "CK_EXPERIMENT": str(exp), "CK_RUN_OK": "0" if bad else "1"}
     try:
         p = subprocess.run(command, shell=True, cwd=exp, input=json.dumps(status), text=True,

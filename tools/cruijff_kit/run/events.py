@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 from ..errors import CkError
+from ..executors.core import JobState
 from ..util.log import ActionLog
 
 
@@ -169,10 +170,10 @@ class ActionLogReporter:
                                result="refused" if t is EventType.REFUSED else (e.note or "skipped"))
         elif t is EventType.MONITORING:
             self._w(self.main, "MONITOR", "Monitoring jobs", details=e.details)
-        elif t is EventType.STATE and e.state == "RUNNING":
+        elif t is EventType.STATE and e.state == JobState.RUNNING.value:
             self._w(self._worker(e), "JOB_STARTED", e.key, result=f"job {e.job_id} RUNNING")
         elif t is EventType.FINISHED:
-            if e.state == "COMPLETED":
+            if e.state == JobState.COMPLETED.value:
                 self._w(self._worker(e), "JOB_COMPLETE", e.key, details=e.details or None,
                                       duration=e.data.get("duration") or "-", result=f"job {e.job_id} COMPLETED")
             elif e.data.get("dependency_failed"):

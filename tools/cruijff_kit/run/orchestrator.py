@@ -208,7 +208,7 @@ class Orchestrator:
             jid = (e or {}).get("job_id")
             self._outcome(job, Action.DONE, verdict, job_id=jid, state=JobState.COMPLETED,
                           note="done" if state else "found on disk")
-            self._event(EventType.DONE, job, job_id=jid, state="COMPLETED", note="done" if state else "found on disk")
+            self._event(EventType.DONE, job, job_id=jid, state=JobState.COMPLETED.value, note="done" if state else "found on disk")
             return None
         if state is not None and state not in (JobState.COMPLETED, JobState.DEPENDENCY_NEVER_SATISFIED) \
                 and not self.retry_failed:
@@ -560,7 +560,7 @@ class Orchestrator:
                 o.verdict = Verdict.NO_ARTIFACT
                 o.note = ("exit 0 but checkpoints missing or incomplete" if job.kind == "finetune"
                           else "exit 0 but no successful .eval log in eval/logs/ for this evaluation")
-            self._event(EventType.FINISHED, job, job_id=info.job_id, state="COMPLETED",
+            self._event(EventType.FINISHED, job, job_id=info.job_id, state=JobState.COMPLETED.value,
                         note=f"{dur} {o.note or ''}".strip(), details=o.note or "", data={"duration": dur})
             return
         if info.state is JobState.DEPENDENCY_NEVER_SATISFIED:
@@ -677,7 +677,8 @@ def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = N
                    detach: bool = False, retry_failed: bool = False, dry_run: bool = False,
                    out: Callable[[str], None] | None = None, sleep: Callable[[float], None] | None = None,
                    reporters: list[Reporter] | None = None, progress: Reporter | None = None,
-                   runs: str | None = None, analyze: bool = False, notify: str | None = None) -> RunReport:
+                   runs: str | None = None, analyze: Callable[[Path], object] | None = None,
+                   notify: str | None = None) -> RunReport:
     """Submit and monitor an experiment until every job ends. With `detach`, start a background
     supervisor doing exactly that and return a report naming it (report.supervisor).
     Progress goes to `progress` (default: text lines through `out`); the experiment's action
@@ -693,7 +694,7 @@ def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = N
         report = RunReport(str(exp), executor.name)
         report.supervisor = spawn(exp, supervisor_argv(exp, executor, only=only, poll_s=poll_s,
                                                        retry_failed=retry_failed, runs=runs,
-                                                       analyze=analyze, notify=notify))
+                                                       analyze=analyze is not None, notify=notify))
         return report
     terminal = progress or TerminalReporter(out or (lambda line: print(line, flush=True)))
     if dry_run:
@@ -721,7 +722,7 @@ def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = N
         if analyze or notify:
             log, say = ActionLog(exp / "run-experiment.log"), out or (lambda line: print(line, flush=True))
             if analyze:
-                analyze_when_done(exp, log, say)
+                analyze_when_done(exp, analyze, log, say)
             if notify:
                 notify_command(exp, notify, log, say)
         return report

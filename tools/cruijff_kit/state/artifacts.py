@@ -128,6 +128,21 @@ def checkpoint_problems(path: Path) -> list[str]:
     return problems
 
 
+ADAPTER_FILES = ("adapter_model.pt", "adapter_config.json")  # what the merge for evaluation reads
+
+
+def has_weights(model_dir: Path) -> bool:
+    """Full model weights are in model_dir (HF safetensors shards or pytorch_model*.bin)."""
+    return any(p.name.startswith("model") for p in Path(model_dir).glob("*.safetensors")) or \
+        any(Path(model_dir).glob("pytorch_model*.bin"))
+
+
+def is_adapter_only(model_dir: Path) -> bool:
+    """A LoRA adapter without merged weights: evaluation merges it into its base first."""
+    d = Path(model_dir)
+    return not has_weights(d) and all((d / f).is_file() for f in ADAPTER_FILES)
+
+
 def checkpoint_complete(path: Path) -> bool:
     return not checkpoint_problems(path)
 
