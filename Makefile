@@ -13,11 +13,16 @@ $(STAMP): pyproject.toml scripts/constraints.txt scripts/setup-venv
 	bash scripts/setup-venv "$(VENV)"
 	@touch "$(STAMP)"
 
-test: venv
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra --durations=30 $(PYTEST_ARGS)
+# Both cores: two pytest-xdist workers; the SLURM tests share one worker (one cluster), and the
+# heavy shared fixtures (tests/conftest.py: the demo run, the tiny model) are built once per session.
+XDIST ?= -n 2 --dist loadgroup
 
+test: venv
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra --durations=30 $(XDIST) $(PYTEST_ARGS)
+
+# The inner loop: no training, no evaluation, no cluster.
 test-fast: venv
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -m "not slow and not slurm" $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -m "not slow and not slurm" $(XDIST) $(PYTEST_ARGS)
 
 demo: venv
 	OMP_NUM_THREADS=1 $(PY) -m cruijff_kit.demo $(DEMO_ARGS)

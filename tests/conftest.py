@@ -14,3 +14,77 @@ for key, value in {
     "TOKENIZERS_PARALLELISM": "false",
 }.items():
     os.environ.setdefault(key, value)
+
+
+# ---- fixtures shared by every test folder ----------------------------------------------------------
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def shared_dir(request, tmp_path_factory, name: str) -> Path:
+    """A directory every pytest-xdist worker of this session sees (the session's base temp
+    directory; its parent under xdist), so a fixture built there is built once per session."""
+    base = tmp_path_factory.getbasetemp()
+    if getattr(request.config, "workerinput", None) is not None:
+        base = base.parent
+    return base / name
+
+
+def build_once(request, tmp_path_factory, name: str, build) -> dict:
+    """build(dir) -> JSON-able result, run by the first worker that asks (the others wait on the
+    lock and read the result); a failed build is re-raised in every worker that asks."""
+    import fcntl
+
+    where = shared_dir(request, tmp_path_factory, name)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{where}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = Path(f"{where}.json")
+        if not done.exists():
+            try:
+                result = {"ok": True, "value": build(where)}
+            except BaseException as exc:  # noqa: BLE001 - recorded, then raised here and in every worker
+                result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            done.write_text(json.dumps(result))
+        result = json.loads(done.read_text())
+    if not result["ok"]:
+        pytest.fail(f"shared fixture {name} failed to build: {result['error']}")
+    return result["value"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(request, tmp_path_factory) -> Path:
+    """The default tiny Qwen2.5-format model (tiny_model.py), built once per session."""
+    def build(where: Path) -> str:
+        from cruijff_kit.tiny_model import make_tiny_model
+
+        return str(make_tiny_model(where))
+
+    return Path(build_once(request, tmp_path_factory, "tiny-qwen", build))
+
+
+@pytest.fixture(scope="session")
+def demo_experiment(request, tmp_path_factory) -> tuple[Path, str]:
+    """The bundled demo (`python -m cruijff_kit.demo`, what `make demo` runs), run once per session
+    for every test that checks it: (experiment directory, its stdout). Tests read it, never change it."""
+    def build(where: Path) -> dict:
+        r = subprocess.run([sys.executable, "-m", "cruijff_kit.demo", "--out", str(where), "--max-parallel", "2"],
+                           capture_output=True, text=True, timeout=1800,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if r.returncode != 0:
+            raise RuntimeError(f"demo exit {r.returncode}\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
+        return {"exp": str(where / "cap_demo"), "stdout": r.stdout}
+
+    value = build_once(request, tmp_path_factory, "demo", build)
+    return Path(value["exp"]), value["stdout"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """One SLURM cluster: every test that uses it runs in one xdist worker (`--dist loadgroup`)."""
+    for item in items:
+        if "slurm_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))

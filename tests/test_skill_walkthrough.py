@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.launch.training_repos import PLAIN_LOOP
-from tests.test_skills_lint import ck_lines
+from tests.skill_lines import ck_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"

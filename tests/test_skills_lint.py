@@ -11,6 +11,8 @@ import yaml
 
 from cruijff_kit.cli import build_parser, normalize_argv
 
+from tests.skill_lines import FENCE, ck_lines
+
 ROOT = Path(__file__).resolve().parents[1]
 # what `claude plugin install` copies (the marketplace's source folder, links followed)
 PLUGIN = ROOT / "tools" / "plugin"
@@ -21,7 +23,6 @@ READ_BUDGET = 20 * 1024
 # a reference counts as read when the skill tells the agent to read it
 TOLD_TO_READ = re.compile(r"\bread\s+`(references/[A-Za-z0-9_.-]+)`", re.I)
 # fences may be indented (inside numbered steps)
-FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
 PATHLIKE = re.compile(r"`((?:tools|templates|scripts|skills|references|bench|tests)/[A-Za-z0-9_./{},-]+)`")
 
 
@@ -29,14 +30,6 @@ def frontmatter(text):
     assert text.startswith("---\n"), "SKILL.md must start with YAML frontmatter"
     end = text.index("\n---", 4)
     return text[4:end], text[end + 4:]
-
-
-def ck_lines(text):
-    for block in FENCE.findall(text):
-        for line in block.splitlines():
-            line = line.strip()
-            if line.startswith("ck "):
-                yield line
 
 
 def test_there_are_skills():

@@ -42,13 +42,6 @@ def _output_dir(exp: Path, run_dir: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    from cruijff_kit.tiny_model import make_tiny_model
-
-    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
-
-
-@pytest.fixture(scope="session")
 def experiment(tmp_path_factory, tiny_model):
     import inspect_ai
 

@@ -21,22 +21,10 @@ def test_demo_splits_are_distinct_words_and_test_is_big(tmp_path):
     assert demo.EVAL_SPLIT == "test"
 
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    import os
-
-    from cruijff_kit.demo import run_demo
-
-    out = tmp_path_factory.mktemp("demo")
-    old = os.environ.get("CK_LOCAL_CONFIG")
-    try:
-        rc = run_demo(out, max_parallel=2)
-    finally:
-        if old is None:
-            os.environ.pop("CK_LOCAL_CONFIG", None)
-        else:
-            os.environ["CK_LOCAL_CONFIG"] = old
-    return rc, out / "cap_demo"
+@pytest.fixture
+def demo_run(demo_experiment):
+    exp, _stdout = demo_experiment  # the session's one demo run (tests/conftest.py; a failed demo fails there)
+    return exp
 
 
 def _accuracy_and_stderr(log) -> tuple[float, float, int]:
@@ -49,8 +37,7 @@ def _accuracy_and_stderr(log) -> tuple[float, float, int]:
 def test_demo_fine_tuned_beats_control_on_held_out_words(demo_run):
     from inspect_ai.log import read_eval_log
 
-    rc, exp = demo_run
-    assert rc == 0
+    exp = demo_run
     data = json.loads((exp.parent / "data" / "capitalization.json").read_text())
     test_words = {r["input"] for r in data["test"]}
     train_words = {r["input"] for r in data["train"]}

@@ -30,13 +30,9 @@ def accuracy(eval_file: Path) -> float:
     return log.results.scores[0].metrics["accuracy"].value
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    r = subprocess.run([sys.executable, "-m", "cruijff_kit.demo", "--out", str(out), "--max-parallel", "2"],
-                       capture_output=True, text=True, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    return out / "cap_demo", r.stdout
+@pytest.fixture
+def demo(demo_experiment):
+    return demo_experiment  # the session's one demo run (tests/conftest.py)
 
 
 def test_demo_trains_evaluates_and_fine_tuning_beats_control(demo):

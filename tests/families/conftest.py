@@ -1,15 +1,12 @@
 """Session fixtures: the five format-faithful shrunk checkpoints (built once, ~40 s in all)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import checkpoints  # noqa: E402
-from evalcheck import words_dataset  # noqa: E402
+from tests.families import checkpoints
+from tests.families.evalcheck import words_dataset
 
 FAMILIES = tuple(checkpoints.BUILDERS)
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from evalcheck import setup_for
+from tests.families.evalcheck import setup_for
 from test_finetuned_format import fine_tune
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.merge import is_adapter_only, materialise

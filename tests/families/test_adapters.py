@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from evalcheck import eval_inputs, setup_for, training_items
+from tests.families.evalcheck import eval_inputs, setup_for, training_items
 from test_finetuned_format import fine_tune
 from cruijff_kit.finetune.merge import has_weights, is_adapter_only, materialise
 from cruijff_kit.finetune.models import resolve_model

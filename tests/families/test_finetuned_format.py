@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import FAMILIES
-from evalcheck import SYSTEM_PROMPT, assert_prompt_is_training_prefix, eval_inputs, setup_for, training_sequences
+from tests.families.evalcheck import SYSTEM_PROMPT, assert_prompt_is_training_prefix, eval_inputs, setup_for, training_sequences
 from cruijff_kit.finetune.config import finetune_config, render_finetune_yaml
 from cruijff_kit.finetune.prompt_format import read_checkpoint_record
 

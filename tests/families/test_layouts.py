@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from checkpoints import make_llama32_1b_instruct
-from evalcheck import assert_prompt_is_training_prefix, eval_inputs, setup_for, training_sequences
+from tests.families.checkpoints import make_llama32_1b_instruct
+from tests.families.evalcheck import assert_prompt_is_training_prefix, eval_inputs, setup_for, training_sequences
 from test_finetuned_format import fine_tune
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.config import finetune_config

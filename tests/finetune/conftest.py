@@ -3,32 +3,16 @@ and a complete setup_finetune.yaml dict as the scaffold would write it."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-# Tiny models: one thread is much faster on a busy 2-core box; never touch the network.
-for _key, _value in {
-    "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1", "WANDB_MODE": "offline",
-}.items():
-    os.environ.setdefault(_key, _value)
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 WORDS = (
     "apple banana cherry orange grape lemon melon peach pear plum house garden "
     "river mountain forest ocean island desert valley city"
 ).split()
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    from cruijff_kit.tiny_model import make_tiny_model
-
-    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ckpt_check import merge_error
+from tests.finetune.ckpt_check import merge_error
 from cruijff_kit.finetune.config import render_finetune_yaml
 
 # `tune run` turns a custom recipe's *relative* path into a module name (a/b.py -> a.b) and runs it

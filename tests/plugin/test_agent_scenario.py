@@ -1,6 +1,6 @@
 """The agent's path, played by a test: the user asks
 
-    "LoRA ranks 8 and 32 x batch sizes 2 and 8, lr 0.005, 3 epochs, evaluate every epoch with the
+    "LoRA ranks 8 and 32 x batch sizes 2 and 8, lr 0.005, 2 epochs, evaluate every epoch with the
      base model as control, run it here (local executor), which matters more?"
 
 and the agent reads design-experiment -> scaffold-experiment -> run-experiment ->
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_skills_lint import ck_lines
+from tests.skill_lines import ck_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
 SKILLS_IN_ORDER = ["design-experiment", "scaffold-experiment", "run-experiment", "analyze-experiment"]
 QUESTION = "Which matters more, LoRA rank or batch size?"
-RANKS, BATCH_SIZES, LR, EPOCHS = (8, 32), (2, 8), "0.005", 3
+RANKS, BATCH_SIZES, LR, EPOCHS = (8, 32), (2, 8), "0.005", 2  # 9 evaluations (was 3 epochs: 13)
 pytestmark = pytest.mark.slow
 
 

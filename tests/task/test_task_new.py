@@ -53,18 +53,11 @@ def test_numeric_scorer_is_model_free(data, tmp_path):
     assert module.first_number("no digits") is None
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from cruijff_kit.tiny_model import make_tiny_model
-
-    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
-
-
-def test_generated_task_runs_on_tiny_model(data, tmp_path, tiny_model_dir):
+def test_generated_task_runs_on_tiny_model(data, tmp_path, tiny_model):
     import inspect_ai
     from inspect_ai.log import read_eval_log
 
-    model = tiny_model_dir
+    model = tiny_model
     out = tmp_path / "sums_task.py"
     assert main(["task", "new", "sums", "--dataset", str(data), "--input-field", "question",
                  "--target-field", "answer", "--scorer", "numeric", "--out", str(out)]) == 0
@@ -152,7 +145,7 @@ def test_regression_metrics_by_hand(labelled, tmp_path):
 
 
 @pytest.mark.parametrize("scorer, target", [("classification", "label"), ("regression", "y")])
-def test_new_scorers_on_tiny_model(labelled, tmp_path, tiny_model_dir, scorer, target):
+def test_new_scorers_on_tiny_model(labelled, tmp_path, tiny_model, scorer, target):
     """A real eval: the log's metrics equal what its own per-sample scores give."""
     import math
     import re
@@ -162,7 +155,7 @@ def test_new_scorers_on_tiny_model(labelled, tmp_path, tiny_model_dir, scorer, t
 
     out, m = _new(labelled, tmp_path, scorer, target)
     [log] = inspect_ai.eval(f"{out}@pets", task_args={"data_path": str(labelled), "split": "test"},
-                            model=f"hf/{tiny_model_dir}", model_args={"do_sample": False}, max_tokens=4,
+                            model=f"hf/{tiny_model}", model_args={"do_sample": False}, max_tokens=4,
                             log_dir=str(tmp_path / "logs"), display="none")
     assert log.status == "success"
     log = read_eval_log(log.location)
