@@ -150,6 +150,12 @@ def cmd_detect(args) -> int:
         _print_json(result)
         return 0
     print(f"repo:        {result['repo']}")
+    if result["entry_point"] is None:
+        for sub in result["subprojects"]:
+            cmd = sub.get("readme_command")
+            print(f"project:     {sub['path']}" + (f"  (README: {cmd['command']})" if cmd else ""))
+        print(f"question:    {result['question']}")
+        return 0
     print(f"entry point: {result['entry_point']}  (candidates: {', '.join(e['path'] for e in result['entry_points'])})")
     print(f"framework:   {result['framework'] or 'unknown'}")
     for ev in next(iter(result["framework_evidence"].values()), [])[:3]:
@@ -161,7 +167,9 @@ def cmd_detect(args) -> int:
     flags = [f for f in result["args"] if not f.get("positional")]
     if flags:
         print("flags:       " + ", ".join(f"{f['flags'][-1]}={f.get('default')!r}" for f in flags))
-    print(f"suggested:   {result['suggested_command']}")
+    print(f"suggested:   {result['suggested_command']}  (confidence: {result['confidence']})")
+    if result.get("question"):
+        print(f"question:    {result['question']}")
     for note in result.get("suggestion_notes", []):
         print(f"             {note}")
     missing = [d["package"] for d in result.get("inferred_dependencies", []) if not d["conditional"]]
