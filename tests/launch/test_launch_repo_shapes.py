@@ -101,7 +101,11 @@ def test_tyro_flags_wandb_behind_track_and_a_missing_tyro_diagnosed(ck, tmp_path
     assert info["wandb"]["project"]["value"] == "cleanRL"
     assert info["wandb"]["project_switch"] == "--wandb-project-name P"
 
-    run_id = _start(ck, repo, "python cleanrl/ppo.py --seed 1")  # this interpreter has no tyro
+    started = ck("launch", "start", repo, "--command", "python cleanrl/ppo.py --seed 1", "--python", sys.executable,
+                 "--wandb-project", "myproj", "--wait", "0", "--json").json  # this interpreter has no tyro
+    assert "wandb is off by default in this repo: add --track to the command to log" in started["warnings"]
+    assert any("add --wandb-project-name myproj to the command instead" in w for w in started["warnings"])
+    run_id = started["run_id"]
     wait_done(run_id)
     report = ck("launch", "diagnose", run_id, "--json").json
     assert report["failure"] == "dependency", report

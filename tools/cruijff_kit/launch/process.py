@@ -162,15 +162,21 @@ def _wandb_warnings(info: dict[str, Any] | None, command: str, wandb_project: st
         return []
     wb, out = info["wandb"], []
     switch = wb.get("project_switch")
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    given_flags = {w.split("=", 1)[0] for w in words}
     if wandb_project and wb.get("project"):
-        given = switch and switch.replace("=P", "=") in command
-        if not given:
+        # the switch as detect gives it: `--wandb_project=P` (configurator), `--wandb-project-name P` (argparse, tyro)
+        name = switch.split("=", 1)[0].split(" ", 1)[0] if switch else None
+        if not (name and name in given_flags):
+            with_value = (switch[:-1] + wandb_project if switch and switch.endswith("P") else switch)
             out.append(f"--wandb-project {wandb_project} is ignored: {wb['project']['where']} sets the project "
                        f"itself ({wb['project']['value']!r})"
-                       + (f"; add {switch.replace('=P', '=' + wandb_project)} to the command instead" if switch else
-                          "; edit it there"))
+                       + (f"; add {with_value} to the command instead" if switch else "; edit it there"))
     enable = wb.get("enable")
-    if wandb_project and wb.get("enabled_by_default") is False and enable and enable.split("=")[0] not in command:
+    if wandb_project and wb.get("enabled_by_default") is False and enable and enable.split("=")[0].split(" ")[0] not in given_flags:
         out.append(f"wandb is off by default in this repo: add {enable} to the command to log")
     return out
 
