@@ -395,6 +395,9 @@ def cmd_list(args) -> int:
     else:
         print("\t".join(("RUN_ID", "STATE", "ELAPSED_S", "REPO", "ENVIRONMENT", "LOG")))
         for run in runs:
+            if run["state"] == "unreadable":
+                print("\t".join((run["run_id"], "unreadable", "-", "-", "-", run["error"])))
+                continue
             print("\t".join((run["run_id"], run["state"], f"{run['elapsed_s']:g}", run["repo"],
                              run["environment"], run["log"])))
     return 0

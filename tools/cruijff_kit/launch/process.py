@@ -238,8 +238,7 @@ def start(repo: str | Path, command: str, *, gpus: str | None = None, env_name: 
     interpreter = run.get("interpreter") or run["python"]
 
     run_id = state.new_run_id(repo)
-    folder = state.launch_home() / run_id
-    folder.mkdir(parents=True, exist_ok=False)
+    folder = state.create_run_dir(run_id)
     log = folder / state.LOG
     wrapper = folder / state.WRAPPER
     atomic_write_text(wrapper, render(
@@ -322,10 +321,10 @@ def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
         ended_iso = record.get("ended") or (_dt.datetime.fromtimestamp(record["ended_at"]).astimezone()
                                             .isoformat(timespec="seconds") if record.get("ended_at") else None)
         meta = state.update_meta(folder, exit_code=record["exit_code"], signal=record.get("signal"),
-                                 ended=ended_iso)
+                                 ended=ended_iso, best_effort=True)
     elif record is None and meta.get("supervisor_pid") and not _supervisor_alive(meta) and not meta.get("ended"):
         # Supervisor SIGKILLed (OOM killer, kill -9): no record; the time is when we noticed.
-        meta = state.update_meta(folder, ended=now_iso(), ended_approx=True)
+        meta = state.update_meta(folder, ended=now_iso(), ended_approx=True, best_effort=True)
     log = Path(meta["log"])
 
     ended_run = record is not None or (meta.get("supervisor_pid") and not _supervisor_alive(meta)) \
@@ -335,7 +334,7 @@ def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
     if health is None:
         health = losses.health(losses.read_log(log))
         if ended_run and not alive:
-            state.update_meta(folder, loss_health=health)  # a finished log does not change: judge it once
+            state.update_meta(folder, loss_health=health, best_effort=True)  # a finished log does not change
     if not ended_run:
         run_state = "running" if meta.get("pid") else "starting"
     elif meta.get("stopped_by"):
@@ -434,7 +433,12 @@ def list_runs(repo: str | Path | None = None) -> list[dict[str, Any]]:
     for folder in state.all_runs():
         try:
             s = status(folder.name)
-        except CkError:
+        except CkError as err:
+            # one damaged run dir is listed as such; it never hides the others
+            if not wanted:
+                out.append({"run_id": folder.name, "repo": None, "environment": "", "state": "unreadable",
+                            "alive": None, "exit_code": None, "elapsed_s": None, "started": None, "command": None,
+                            "log": str(folder / state.LOG), "error": str(err)})
             continue
         if wanted and s["repo"] != wanted:
             continue
@@ -443,4 +447,4 @@ def list_runs(repo: str | Path | None = None) -> list[dict[str, Any]]:
                     "state": s["state"], "alive": s["alive"], "exit_code": s["exit_code"],
                     "elapsed_s": s["elapsed_s"], "started": s["started"], "command": s["command"],
                     "log": s["log"]})
-    return sorted(out, key=lambda r: r["started"] or "")
+    return sorted(out, key=lambda r: r["started"] or "")  # unreadable runs (no start time) first
