@@ -17,6 +17,7 @@ from ..errors import CkError
 from ..localconfig import LocalConfig, find_local_config, load_local_config
 from ..setup.probe import Probe
 from ..util import procs
+from ..util.wandb_key import wandb_api_key_present as _wandb_api_key_present
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONSTRAINTS = REPO_ROOT / "scripts" / "constraints.txt"
@@ -325,7 +326,6 @@ def check_experiment(exp_dir: Path) -> list[Check]:
 
 def check_wandb(cfg: LocalConfig | None, version: VersionReader | None = None) -> Check:
     # Never read out the key itself: only whether one is available.
-    from ..launch.process import wandb_api_key_present as _wandb_api_key_present
 
     version = version or installed_version
     project = cfg.my_wandb_project if cfg else ""

@@ -26,6 +26,7 @@ from ..errors import CkError
 from ..templating import render
 from ..util import procs
 from ..util.fs import atomic_write_text
+from ..util.wandb_key import wandb_api_key_present
 from . import env as envmod
 from . import gpus as gpumod
 from . import losses, state
@@ -98,23 +99,7 @@ def _check_entry(repo: Path, command: str) -> list[str]:
     return words
 
 
-def wandb_api_key_present() -> bool:
-    """Whether wandb can log in without asking (env var or ~/.netrc). The key itself is never read out."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc")).expanduser()
-    try:
-        import netrc as _netrc
-
-        hosts = _netrc.netrc(str(netrc)).hosts
-    except (OSError, _netrc.NetrcParseError):
-        return False
-    base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
-    host = re.sub(r"^https?://", "", base).split("/")[0]
-    return host in hosts
-
-
-_wandb_api_key_present = wandb_api_key_present  # the name doctor imported before it was public
+_wandb_api_key_present = wandb_api_key_present  # the older private name
 
 
 def wandb_mode_for_launch() -> str | None:
