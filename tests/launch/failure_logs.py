@@ -76,6 +76,14 @@ CASES = {
         'followed by `pip install "gymnasium[box2d]"`\n',
         1, "python train.py", "dependency", "gymnasium.error.DependencyNotInstalled",
         ["`/v/bin/python -m pip install swig` then `/v/bin/python -m pip install \"gymnasium[box2d]\"`"]),
+    "gymnasium_ale_namespace": (
+        TB + '  File "/r/train.py", line 8, in <module>\n    env = gym.make("ALE/Pong-v5")\n'
+        "gymnasium.error.NamespaceNotFound: Namespace ALE not found. Have you installed the proper package for ALE?\n",
+        1, "python train.py", "dependency", "Namespace ALE not found", ["/v/bin/python -m pip install 'gymnasium[atari]'"]),
+    "gymnasium_name_not_found": (
+        TB + '  File "/r/train.py", line 8, in <module>\n    env = gym.make("HalfCheetah-v5")\n'
+        "gymnasium.error.NameNotFound: Environment `HalfCheetah` doesn't exist.\n",
+        1, "python train.py", "dependency", "NameNotFound", ["/v/bin/python -m pip install 'gymnasium[mujoco]'"]),
     "transformers_accelerate": (
         TB + '  File "/r/train.py", line 30, in <module>\n    args = TrainingArguments(output_dir="out")\n'
         "ImportError: Using the `Trainer` with `PyTorch` requires `accelerate>=0.26.0`: Please run "

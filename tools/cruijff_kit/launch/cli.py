@@ -361,8 +361,12 @@ def cmd_diagnose(args) -> int:
         return 0
     print(f"{result['run_id']}: {result['state']} (exit code {result['exit_code']})")
     print(f"failure: {result['failure'] or 'none found'}")
+    if result["exception"]:
+        print(f"error:   {result['exception']}")
     if result["evidence"]:
-        print(f"evidence (log line {result['evidence']['line']}): {result['evidence']['text']}")
+        print(f"evidence (log line {result['evidence']['line']}):")
+        for line in result.get("evidence_lines") or [result["evidence"]]:
+            print(f"  {line['line']:>6} | {line['text']}")
     print(f"advice:  {result['advice']}")
     wb = result["wandb"]
     if wb["url"] or wb["run_dir"]:

@@ -247,6 +247,9 @@ def _advise_dependency(error: str, text: str, meta: dict[str, Any]) -> str:
         return (f"Module {module!r} is not installed in the run's environment{why}: `{_pip_command(meta, packages)}` "
                 f"(or add {package} to requirements.txt and run `ck launch env REPO --install`, or relaunch with "
                 "`ck launch start … --install`), then relaunch.")
+    if facts.get("gym_env"):
+        return (f"No installed package registers the gymnasium environment {facts['gym_env']!r}: install the "
+                "package or gymnasium extra that provides it (see its docs), and check the id's spelling and version.")
     if facts["package"]:
         return (f"The library needs {facts['package']!r}, which is not installed: "
                 f"`{_pip_command(meta, shlex.quote(facts['package']))}`, then relaunch.")

@@ -95,7 +95,8 @@ CATEGORIES: list[tuple[str, re.Pattern[str]]] = [
                            r"|Network is unreachable|OfflineModeIsEnabled|LocalEntryNotFoundError"
                            r"|outgoing traffic has been disabled|We couldn't connect to|Couldn't reach"
                            r"|CERTIFICATE_VERIFY_FAILED|gaierror|HTTPError: HTTP Error|Failed to resolve")),
-    ("dependency", re.compile(r"ModuleNotFoundError|No module named|DependencyNotInstalled|[Pp]lease (?:run )?(?:`|')?pip install"
+    ("dependency", re.compile(r"ModuleNotFoundError|No module named|DependencyNotInstalled|NamespaceNotFound"
+                              r"|NameNotFound: Environment|[Pp]lease (?:run )?(?:`|')?pip install"
                               r"|[Pp]lease install|is not installed|requires the [\w-]+ library"
                               r"|(?:Have you|Did you) installed? the proper package|ImportError")),
     ("config_key", re.compile(r"Key '[\w.]+' (?:is )?not in|not in struct|Unsupported config key|unknown (?:config )?key")),
@@ -196,8 +197,23 @@ _PLEASE_INSTALL = re.compile(r"[Pp]lease install (?:the )?[`'\"]?([A-Za-z][\w.\-
 _NOT_INSTALLED = re.compile(r"[`'\"]?([A-Za-z][\w.\-\[\]]*)[`'\"]? (?:is|are) not installed")
 
 
+# gymnasium environments that only exist once an extra is installed (NameNotFound / NamespaceNotFound)
+GYM_EXTRAS = {"box2d": ("LunarLander", "BipedalWalker", "CarRacing"),
+              "mujoco": ("Ant", "HalfCheetah", "Hopper", "Humanoid", "HumanoidStandup", "InvertedPendulum",
+                         "InvertedDoublePendulum", "Pusher", "Reacher", "Swimmer", "Walker2d"),
+              "atari": ("ALE", "Pong", "Breakout", "SpaceInvaders", "Seaquest", "Qbert", "MsPacman", "Enduro")}
+_GYM_MISSING = re.compile(r"Namespace (\w+) not found|Environment `?(?:[\w]+/)?(\w+?)`? doesn't exist")
+
+
 def dependency(error: str, text: str, pip_name) -> dict[str, Any]:
     """{module, install: [commands the library recommends, in order] or None, package}."""
+    if (gym := _GYM_MISSING.search(error)):
+        env = gym.group(1) or gym.group(2)
+        extra = next((e for e, names in GYM_EXTRAS.items() if env in names), None)
+        if extra:
+            return {"module": None, "package": f"'gymnasium[{extra}]'",
+                    "install": [f"python -m pip install 'gymnasium[{extra}]'"]}
+        return {"module": None, "package": None, "install": None, "gym_env": env}
     recommended = []
     for source in (error, *reversed(text.splitlines()[-60:])):
         for cmd in _PIP_COMMAND.findall(source):
