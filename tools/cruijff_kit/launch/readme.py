@@ -130,6 +130,17 @@ def _resolve(repo: Path, tail: list[str], runner: str | None, scripts: dict[str,
     return None
 
 
+def _without_comment(line: str, words: list[str]) -> str:
+    """The command without a trailing `# comment` (a `#` inside quotes stays)."""
+    for i in [i for i in range(len(line)) if line.startswith(" #", i)]:
+        try:
+            if shlex.split(line[:i]) == words:
+                return line[:i].rstrip()
+        except ValueError:
+            continue
+    return line
+
+
 def _subcommand(rest: list[str]) -> str | None:
     return rest[0] if rest and re.fullmatch(r"[a-z][\w-]*", rest[0]) else None
 
@@ -152,6 +163,7 @@ def commands(repo: Path, console_scripts: dict[str, str | None] | None = None) -
                 words = shlex.split(line, comments=True)
             except ValueError:
                 continue
+            line = _without_comment(line, words)
             if not words or _SKIP_FIRST.match(words[0]):
                 continue
             if words[:2] in (["python", "-c"], ["python3", "-c"]) or "pip" in words[:3] or "setup.py" in words[:3]:
