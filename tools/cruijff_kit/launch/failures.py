@@ -116,7 +116,6 @@ def classify(line: str, text: str = "") -> str | None:
 
 # --------------------------------------------------------------------------- bad arguments
 
-_QUOTED = r"['\"]?([^'\"\s]+)['\"]?"
 
 
 def bad_args(error: str, text: str) -> dict[str, Any]:
