@@ -145,6 +145,14 @@ CASES = {
         f"({SITE}/huggingface_hub/__init__.py)\n",
         1, "python train.py", "api_drift", "cached_download", ["cached_download", "huggingface-hub", "update the code"]),
     # ------------------------------------------------------------------ distributed
+    "rich_traceback_nccl": (
+        "╭─────────────────── Traceback (most recent call last) ───────────────────╮\n"
+        "│ /home/u/.conda/envs/x/lib/python3.9/site-packages/transformers/training_args.py:1679 │\n"
+        "│ in _setup_devices                                                        │\n"
+        "│ ❱ 1680 │   │   │   torch.distributed.init_process_group(backend=\"nccl\")  │\n"
+        "╰──────────────────────────────────────────────────────────────────────────╯\n"
+        "RuntimeError: ProcessGroupNCCL is only supported with GPUs, no GPUs found!\n",
+        1, "torchrun --nproc_per_node 2 train.py", "distributed", "no GPUs found", ["without visible GPUs"]),
     "nccl_cpu_build": (
         TB + '  File "/r/train.py", line 7, in <module>\n'
         "RuntimeError: Distributed package doesn't have NCCL built in\n",

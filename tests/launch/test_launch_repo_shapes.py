@@ -55,7 +55,8 @@ def test_a_module_that_only_defines_functions_is_not_guessed_and_a_quick_empty_r
     assert info["entry_points"][0]["defines_only"] is True
     run_id = _start(ck, repo, "python train.py")
     final = wait_done(run_id)
-    assert final["exit_code"] == 0
+    assert final["exit_code"] == 0 and final["state"] == "succeeded"
+    assert any("logged no step: did the entry point train?" in w for w in final["warnings"]), final
     report = ck("launch", "diagnose", run_id, "--json").json
     assert report["failure"] == "no_progress", report
     assert "logged no step: did the entry point train?" in report["advice"]

@@ -15,8 +15,8 @@ Layers, lowest first (a module imports only those above it in this list):
     env.py          which environment runs the repo (never ck's own); plan, create, install, verify
     losses.py       loss values in a log: NaN / divergence
     wandb_inject.py framework shortcut or plain-loop insertion, .backup, diff, revert
-    process.py      start (the run is its process group, under util/supervise.py) / status / logs / stop
     failures.py     the catalogue: what a log's error line says (category, flag, package, service, key, symbol)
+    process.py      start (the run is its process group, under util/supervise.py) / status / logs / stop
     diagnose.py     failure classification from the log, advice, wandb run and metrics
     cli.py          `ck launch …` argparse wiring (no torch / wandb imports)
 """

@@ -330,6 +330,8 @@ def cmd_status(args) -> int:
           + (f", cpu {res['cpu_s']} s, rss {res['rss_mib']} MiB" if res else ""))
     env = result.get("environment") or {}
     print(f"  env: {env.get('kind')} {env.get('name')}; python {env.get('interpreter') or '(from the env)'}")
+    for warning in result.get("warnings", []):
+        print(f"  warning: {warning}")
     if result.get("leftover_pids"):
         print(f"  still alive after the run ended: pids {result['leftover_pids']} (ck launch stop {result['run_id']})")
     for line in result.get("log_tail", []):

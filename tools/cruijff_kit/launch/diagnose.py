@@ -25,7 +25,6 @@ _MAX_LOG_BYTES = 4 * 2**20  # the end of a log holds the failure; do not read GB
 _TRIED = re.compile(r"Tried to allocate ([\d.]+ ?[KMGT]i?B)")
 _CPU_TRIED = re.compile(r"you tried to allocate (\d+) bytes")
 _MISSING_PATH = re.compile(r"No such file or directory:?\s*['\"]([^'\"]+)['\"]|can't open file ['\"]([^'\"]+)['\"]")
-_QUICK_EXIT_S = 60  # a run that ends this fast with no progress line has not trained
 
 
 def _log_lines(text: str) -> list[tuple[int, str]]:
@@ -448,7 +447,7 @@ def diagnose_text(text: str, *, exit_code: int | None, alive: bool, meta: dict[s
             if (name := classify_line(line, text)) in ("nan", "oom", "cpu_oom", "cuda", "network"):
                 failure, evidence_line = name, (lineno, line)
                 break
-    if (failure is None and exit_code == 0 and not alive and elapsed_s is not None and elapsed_s < _QUICK_EXIT_S
+    if (failure is None and exit_code == 0 and not alive and elapsed_s is not None and elapsed_s < failures.QUICK_EXIT_S
             and not failures.has_progress(lines)):
         failure = "no_progress"
     evidence = evidence_line[1] if evidence_line else ""

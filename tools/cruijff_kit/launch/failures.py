@@ -32,10 +32,13 @@ def final_exception(lines: list[tuple[int, str]]) -> tuple[int, str] | None:
     found = None
     in_traceback = False
     for lineno, line in lines:
-        if line.startswith("Traceback (most recent call last)"):
+        # plain tracebacks, and rich's boxed ones (typer, some Lightning setups): "╭── Traceback (most recent…"
+        if line.startswith("Traceback (most recent call last)") or (
+                line[:1] in "╭┏" and "Traceback (most recent call last)" in line):
             in_traceback = True
             continue
-        if not in_traceback or not line.strip() or line[0].isspace() or line.lstrip().startswith("^"):
+        if (not in_traceback or not line.strip() or line[0].isspace() or line.lstrip().startswith("^")
+                or line[0] in "│┃╰┗╭┏"):
             continue
         match = _EXCEPTION_LINE.match(line.strip())
         if match and match.group("cls") not in _NOT_EXCEPTIONS and (
@@ -335,6 +338,7 @@ def config_key(error: str, text: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- progress
 
+QUICK_EXIT_S = 60  # a run that ends this fast without one progress line has not trained
 PROGRESS = re.compile(r"\b(?:loss|step|steps|epoch|iter|iteration|batch|accuracy|acc|reward|return|it/s|s/it)\b"
                       r"|\d+%\|", re.I)
 

@@ -28,8 +28,8 @@ from ..util import procs
 from ..util.fs import atomic_write_text
 from ..util.wandb_key import wandb_api_key_present
 from . import env as envmod
+from . import failures, losses, state
 from . import gpus as gpumod
-from . import losses, state
 
 MARKER = "CK_LAUNCH_RUN_ID"
 REPO_LOG = "experiment.log"
@@ -346,7 +346,12 @@ def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
     if meta.get("stopped_by"):
         out["stopped_by"] = meta["stopped_by"]
     if meta.get("warnings"):
-        out["warnings"] = meta["warnings"]  # e.g. a --wandb-project the repo's own project= overrides
+        out["warnings"] = list(meta["warnings"])  # e.g. a --wandb-project the repo's own project= overrides
+    if run_state == "succeeded" and out["elapsed_s"] < failures.QUICK_EXIT_S and not failures.has_progress(
+            losses.log_lines(losses.read_log(log))):
+        out.setdefault("warnings", []).append(
+            f"finished in {out['elapsed_s']:g} s and logged no step: did the entry point train? "
+            f"(ck launch diagnose {run_id})")
     if running:
         out["resources"] = procs.usage(running, gpumod.memory_by_pid())
         if ended_run:
