@@ -177,3 +177,71 @@ def test_transformers_api_drift_names_the_installed_version(ck, tmp_path, wait_d
     version = importlib.metadata.version("transformers")
     assert f"the installed transformers {version}" in report["advice"]
     assert "transformers<4.46" in report["advice"] and "eval_strategy" in report["advice"]
+
+
+CLICK_GROUP = '''\
+import click
+
+
+@click.group()
+@click.option("--seed", type=int, default=0)
+def cli(seed):
+    pass
+
+
+@cli.command()
+@click.option("--epochs", type=int, default=3)
+@click.option("--wandb", is_flag=True)
+def train(epochs, wandb):
+    if wandb:
+        import wandb as wb
+        wb.init(project="p")
+
+
+@cli.command()
+@click.option("--ckpt", required=True)
+def evaluate(ckpt):
+    pass
+
+
+if __name__ == "__main__":
+    cli()
+'''
+
+TYPER_APP = '''\
+import typer
+
+app = typer.Typer()
+
+
+@app.command()
+def fit(data: str = typer.Argument(...), learning_rate: float = 1e-3, use_wandb: bool = False):
+    pass
+
+
+@app.command()
+def predict(model: str = typer.Option("m.pt", "--model", "-m")):
+    pass
+
+
+if __name__ == "__main__":
+    app()
+'''
+
+
+def test_click_and_typer_subcommands_with_their_own_flags(ck, tmp_path):
+    repo = write_repo(tmp_path / "clk", {"main.py": CLICK_GROUP})
+    info = ck("launch", "detect", repo, "--json").json
+    assert [d["name"] for d in info["subcommands"]] == ["train", "evaluate"] and info["subcommand"] == "train"
+    assert info["suggested_command"] == "python main.py train"
+    flags = {f["flags"][0]: f for f in info["args"]}
+    assert set(flags) == {"--seed", "--epochs", "--wandb"}  # evaluate's --ckpt belongs to evaluate
+    assert flags["--epochs"]["where"] == "main.py:11" and flags["--wandb"]["action"] == "store_true"
+    assert info["wandb"]["enabled_by_default"] is False and info["wandb"]["enable"] == "--wandb"
+
+    repo = write_repo(tmp_path / "typ", {"train.py": TYPER_APP})
+    info = ck("launch", "detect", repo, "--json").json
+    assert info["subcommand"] == "fit" and info["suggested_command"] == "python train.py fit DATA"
+    flags = {f["flags"][0]: f for f in info["args"]}
+    assert flags["--learning-rate"]["default"] == 1e-3 and flags["--use-wandb"]["action"] == "store_true"
+    assert "--model" not in flags

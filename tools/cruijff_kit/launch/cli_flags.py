@@ -82,6 +82,9 @@ def click_typer_flags(files: list["FileFacts"]) -> list[dict[str, Any]]:
             if not isinstance(fn, ast.FunctionDef):
                 continue
             command = _command_name(facts, fn)
+            if any(isinstance(f := (d.func if isinstance(d, ast.Call) else d), ast.Attribute) and f.attr == "group"
+                   for d in fn.decorator_list):
+                command = None  # a group's options apply to every subcommand
             for deco in fn.decorator_list:
                 if isinstance(deco, ast.Call) and (facts.qualify(deco.func) or "").endswith("click.option"):
                     names = _option_names(deco)
