@@ -245,3 +245,15 @@ def test_click_and_typer_subcommands_with_their_own_flags(ck, tmp_path):
     flags = {f["flags"][0]: f for f in info["args"]}
     assert flags["--learning-rate"]["default"] == 1e-3 and flags["--use-wandb"]["action"] == "store_true"
     assert "--model" not in flags
+
+
+def test_a_project_at_the_root_with_example_projects_is_not_a_monorepo(ck, tmp_path):
+    from .training_repos import PLAIN_LOOP
+
+    repo = write_repo(tmp_path / "proj", {
+        "train.py": PLAIN_LOOP, "requirements.txt": "torch\n",
+        "examples/a/requirements.txt": "torch\n", "examples/a/run.py": "print(1)\n",
+        "examples/b/requirements.txt": "torch\n", "examples/b/run.py": "print(2)\n"})
+    info = ck("launch", "detect", repo, "--json").json
+    assert info["entry_point"] == "train.py" and info["question"] is None
+    assert [s["path"] for s in info["subprojects"]] == ["examples/a", "examples/b"]

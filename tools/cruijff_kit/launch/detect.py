@@ -493,7 +493,7 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
     # the README's training command; else its first command that is not evaluation/setup
     from_readme = next((c for c in readme_cmds if c["score"] >= 0), None)
     subs = [] if entry else layout.subprojects(repo)
-    if from_readme is None and len(subs) >= 2:
+    if from_readme is None and len(subs) >= 2 and not _root_runs_something(repo, cache, scripts):
         return _monorepo(repo, subs, scripts)
     for rel in list(script_files) + ([from_readme["script"]] if from_readme else []):
         # console-script targets and the README's script count even where the walk does not reach
@@ -623,6 +623,20 @@ def runs_code(tree: ast.Module) -> bool:
                                              for s in stmt.body):
             continue  # optional imports
         return True
+    return False
+
+
+def _root_runs_something(repo: Path, cache: dict, scripts: list[dict[str, Any]]) -> bool:
+    """A project at the root itself (a script there that runs, or a console script of its own) is not a
+    monorepo root, whatever its examples/ or packages/ hold."""
+    if any(s["file"] and not s.get("member") for s in scripts):
+        return True
+    for path in sorted(repo.glob("*.py")):
+        if path.name in _SKIP_FILES or path.name.startswith("test_"):
+            continue
+        facts = _facts(path, repo, cache)
+        if not isinstance(facts, str) and (facts.main_guard is not None or runs_code(facts.tree)):
+            return True
     return False
 
 
