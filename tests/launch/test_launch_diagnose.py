@@ -16,7 +16,7 @@ FAILING = {
         for step, loss in enumerate([0.91, 0.52, float("nan"), float("nan")]):
             print(f"step {step} loss {loss}")
         """, "python train.py --lr 0.1", ["--lr 0.01", "clip"]),
-    "import": ("""\
+    "dependency": ("""\
         import os
         import ck_surely_missing_pkg.sub
         """, "python train.py", ["pip install ck_surely_missing_pkg"]),
@@ -83,7 +83,7 @@ def test_unrecognised_exception_falls_back_to_log_patterns_and_signals():
 def test_import_advice_maps_module_to_package_and_environment():
     log = "Traceback (most recent call last):\nModuleNotFoundError: No module named 'cv2'\n"
     report = diagnose_text(log, exit_code=1, alive=False, meta=_meta())
-    assert report["failure"] == "import"
+    assert report["failure"] == "dependency"
     assert "/v/bin/python -m pip install opencv-python" in report["advice"]
 
 
@@ -124,7 +124,7 @@ NEW_FAILURES = {
     "network": ("""\
         import urllib.request
         print("downloading dataset", flush=True)
-        urllib.request.urlopen("http://127.0.0.1:9/mnist.tar.gz", timeout=5)
+        urllib.request.urlopen("http://ck-no-such-host.invalid/mnist.tar.gz", timeout=5)
         """, "python train.py", ["could not reach it", "HF_HUB_OFFLINE=1"]),
 }
 

@@ -19,6 +19,7 @@ from ..localconfig import LocalConfig, find_local_config, load_local_config
 from ..setup.probe import Probe
 from ..util import procs
 from ..state import layout
+from ..util.wandb_key import wandb_api_key_present as _wandb_api_key_present
 
 CONSTRAINTS = Path(str(data_file("_data", "constraints.txt")))
 # The packages whose versions must agree for fine-tuning + evaluation to work together.
@@ -326,7 +327,6 @@ def check_experiment(exp_dir: Path) -> list[Check]:
 
 def check_wandb(cfg: LocalConfig | None, version: VersionReader | None = None) -> Check:
     # Never read out the key itself: only whether one is available.
-    from ..launch.process import wandb_api_key_present as _wandb_api_key_present
 
     version = version or installed_version
     project = cfg.my_wandb_project if cfg else ""

@@ -150,6 +150,12 @@ def cmd_detect(args) -> int:
         _print_json(result)
         return 0
     print(f"repo:        {result['repo']}")
+    if result["entry_point"] is None:
+        for sub in result["subprojects"]:
+            cmd = sub.get("readme_command")
+            print(f"project:     {sub['path']}" + (f"  (README: {cmd['command']})" if cmd else ""))
+        print(f"question:    {result['question']}")
+        return 0
     print(f"entry point: {result['entry_point']}  (candidates: {', '.join(e['path'] for e in result['entry_points'])})")
     print(f"framework:   {result['framework'] or 'unknown'}")
     for ev in next(iter(result["framework_evidence"].values()), [])[:3]:
@@ -161,7 +167,9 @@ def cmd_detect(args) -> int:
     flags = [f for f in result["args"] if not f.get("positional")]
     if flags:
         print("flags:       " + ", ".join(f"{f['flags'][-1]}={f.get('default')!r}" for f in flags))
-    print(f"suggested:   {result['suggested_command']}")
+    print(f"suggested:   {result['suggested_command']}  (confidence: {result['confidence']})")
+    if result.get("question"):
+        print(f"question:    {result['question']}")
     for note in result.get("suggestion_notes", []):
         print(f"             {note}")
     missing = [d["package"] for d in result.get("inferred_dependencies", []) if not d["conditional"]]
@@ -322,6 +330,8 @@ def cmd_status(args) -> int:
           + (f", cpu {res['cpu_s']} s, rss {res['rss_mib']} MiB" if res else ""))
     env = result.get("environment") or {}
     print(f"  env: {env.get('kind')} {env.get('name')}; python {env.get('interpreter') or '(from the env)'}")
+    for warning in result.get("warnings", []):
+        print(f"  warning: {warning}")
     if result.get("leftover_pids"):
         print(f"  still alive after the run ended: pids {result['leftover_pids']} (ck launch stop {result['run_id']})")
     for line in result.get("log_tail", []):
@@ -353,8 +363,12 @@ def cmd_diagnose(args) -> int:
         return 0
     print(f"{result['run_id']}: {result['state']} (exit code {result['exit_code']})")
     print(f"failure: {result['failure'] or 'none found'}")
+    if result["exception"]:
+        print(f"error:   {result['exception']}")
     if result["evidence"]:
-        print(f"evidence (log line {result['evidence']['line']}): {result['evidence']['text']}")
+        print(f"evidence (log line {result['evidence']['line']}):")
+        for line in result.get("evidence_lines") or [result["evidence"]]:
+            print(f"  {line['line']:>6} | {line['text']}")
     print(f"advice:  {result['advice']}")
     wb = result["wandb"]
     if wb["url"] or wb["run_dir"]:
@@ -387,6 +401,9 @@ def cmd_list(args) -> int:
     else:
         print("\t".join(("RUN_ID", "STATE", "ELAPSED_S", "REPO", "ENVIRONMENT", "LOG")))
         for run in runs:
+            if run["state"] == "unreadable":
+                print("\t".join((run["run_id"], "unreadable", "-", "-", "-", run["error"])))
+                continue
             print("\t".join((run["run_id"], run["state"], f"{run['elapsed_s']:g}", run["repo"],
                              run["environment"], run["log"])))
     return 0

@@ -1,9 +1,13 @@
 """What a training repo contains, read from its files' ASTs (never by grepping source text).
 
-`detect(repo)` answers: the entry points (conventional names first, then scripts with a
-`__main__` guard), the dependency files in the order they would be installed, the training
-framework, whether wandb is already used, whether the code is distributed, the argparse flags,
-and a suggested command. Facts carry `file:line` evidence so an agent can show why.
+`detect(repo)` answers the way a person reads a repo: the README's own training command first
+(readme.py); at a monorepo root the sub-projects and a question, not a guess (layout.py); else the
+entry points (declared ones: console scripts, @hydra.main, LightningCLI; scripts with a `__main__`
+guard or top-level code over modules that only define functions; conventional names), the subcommand
+of a dispatching CLI, the dependency files in the order they would be installed, the training
+framework, whether wandb is already used (and the flag that turns it on), whether the code is
+distributed, the flags (argparse, HfArgumentParser, configurator, tyro, click, typer; each with the
+file:line that defines it), a suggested command and how sure detect is (`confidence`, `question`). Facts carry `file:line` evidence so an agent can show why.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from typing import Any
 
 from ..errors import CkError
 from ..util import procs
+from . import cli_flags, layout, readme
 from . import entry_points as ep
 
 # The seed's order, which is also the ranking among entry points with conventional names.
@@ -484,8 +489,15 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
 
     scripts = ep.console_scripts(repo)
     script_files = {s["file"]: s["name"] for s in scripts if s["file"]}
-    for rel in script_files:  # console-script targets count even where the walk does not reach
-        if (repo / rel) not in paths and not entry:
+    readme_cmds = [] if entry else readme.commands(repo, {s["name"]: s["file"] for s in scripts})
+    # the README's training command; else its first command that is not evaluation/setup
+    from_readme = next((c for c in readme_cmds if c["score"] >= 0), None)
+    subs = [] if entry else layout.subprojects(repo)
+    if from_readme is None and len(subs) >= 2 and not _root_runs_something(repo, cache, scripts):
+        return _monorepo(repo, subs, scripts)
+    for rel in list(script_files) + ([from_readme["script"]] if from_readme else []):
+        # console-script targets and the README's script count even where the walk does not reach
+        if rel and (repo / rel) not in paths and not entry:
             paths.append(repo / rel)
     for path in paths:
         facts = _facts(path, repo, cache)
@@ -494,11 +506,15 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
         guarded = not isinstance(facts, str) and facts.main_guard is not None
         hydra = ep.hydra_main(facts, repo) if not isinstance(facts, str) else None
         cli = ep.lightning_cli(facts) if not isinstance(facts, str) else None
-        if not (entry or conventional or guarded or rel in script_files or hydra):
+        in_readme = bool(from_readme and from_readme["script"] == rel)
+        if not (entry or conventional or guarded or rel in script_files or hydra or in_readme):
             continue
+        runs = not isinstance(facts, str) and (guarded or runs_code(facts.tree))
         candidates.append({"path": rel, "_path": path, "conventional": conventional, "main_guard": guarded,
                            "console_script": script_files.get(rel), "hydra": hydra is not None,
-                           "lightning_cli": cli is not None, "_hydra": hydra, "_cli": cli})
+                           "lightning_cli": cli is not None, "readme": in_readme,
+                           "defines_only": not runs and not script_files.get(rel) and hydra is None,
+                           "_hydra": hydra, "_cli": cli})
 
     if not candidates:
         raise CkError(
@@ -518,18 +534,23 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
     def rank(cand: dict[str, Any]) -> tuple:
         name = Path(cand["path"]).name
         conv = CONVENTIONAL_ENTRY_POINTS.index(name) if cand["conventional"] else len(CONVENTIONAL_ENTRY_POINTS)
-        # A declared entry (console script, @hydra.main, LightningCLI) beats a module whose __main__
-        # block only builds an object (src/models/x_module.py); then training code beats a helper
-        # script; then the conventional names; then the shallowest file.
+        # The README's command first (what a person would run); then a file that runs something over
+        # one that only defines functions; a declared entry (console script, @hydra.main, LightningCLI)
+        # beats a module whose __main__ block only builds an object (src/models/x_module.py); then
+        # training code beats a helper script; then the conventional names; then the shallowest file.
         declared = bool(cand["console_script"] or cand["hydra"] or cand["lightning_cli"])
-        return (not declared, cand["framework"] is None, not cand["conventional"], conv,
-                "train" not in name, cand["path"].count("/"), cand["path"])
+        return (not cand["readme"], cand["defines_only"], not declared, cand["framework"] is None,
+                not cand["conventional"], conv, "train" not in name, cand["path"].count("/"), cand["path"])
 
     candidates.sort(key=rank)
     best = candidates[0]
     files = best["_files"]
     evidence = framework_evidence(files)
-    flags = argparse_flags(files) + hf_argument_dataclasses(files) + ep.configurator_flags(files[0])
+    dispatch = cli_flags.subcommands(files[0]) if files else []
+    subcommand = _pick_subcommand(dispatch, from_readme)
+    flags = _own_flags(argparse_flags(files) + hf_argument_dataclasses(files) + ep.configurator_flags(files[0])
+                       + cli_flags.tyro_flags(files) + cli_flags.click_typer_flags(files),
+                       files[0], dispatch, subcommand, repo)
     deps = dependency_files(repo)
     hydra = best["_hydra"]
     wandb = {"used": bool(ev := wandb_evidence(files)), "evidence": ev, **ep.wandb_switches(files, flags)}
@@ -543,7 +564,15 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
     gpus = gpu_count()
     command, notes = suggest(best["path"], flags, dist, gpus=gpus, hydra=hydra, lightning_cli=best["_cli"],
                              accelerate=any("Accelerator" in e for e in dist),
-                             console_script=None if best["main_guard"] else best["console_script"])
+                             console_script=None if best["main_guard"] else best["console_script"],
+                             subcommand=subcommand)
+    confidence, question = _confidence(best, candidates, from_readme)
+    if from_readme and best["readme"]:
+        command = from_readme["command"]
+        notes.insert(0, f"the README's own command ({from_readme['file']}:{from_readme['line']})")
+    if dispatch:
+        notes.append(f"{best['path']} dispatches to subcommands ({', '.join(d['name'] for d in dispatch)})"
+                     + (f"; flags shown are {subcommand}'s" if subcommand else ""))
 
     return {
         "repo": str(repo),
@@ -558,13 +587,118 @@ def detect(repo: str | Path, entry: str | None = None) -> dict[str, Any]:
         "distributed": {"used": bool(dist), "evidence": dist},
         "args": flags,
         "console_scripts": scripts,
+        "subcommands": dispatch,
+        "subcommand": subcommand,
         "hydra": hydra,
         "lightning_cli": best["_cli"],
         "gpus_here": gpus,
         "analyzed_files": [f.rel for f in files],
         "parse_errors": sorted(parse_errors),
+        "readme_commands": readme_cmds[:10],
+        "subprojects": subs,
         "suggested_command": command,
         "suggestion_notes": notes,
+        "confidence": confidence,
+        "question": question,
+    }
+
+
+def runs_code(tree: ast.Module) -> bool:
+    """Whether importing/running the file does work at top level (nanoGPT's train.py has no __main__
+    guard but trains), as opposed to a module that only defines functions, classes and constants."""
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Pass)):
+            continue
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+            continue  # docstring
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            value = stmt.value
+            if value is None or not any(isinstance(n, ast.Call) for n in ast.walk(value)):
+                continue
+            return True
+        if isinstance(stmt, ast.If) and not is_main_guard(stmt) and all(
+                isinstance(s, (ast.Import, ast.ImportFrom, ast.Assign, ast.Pass, ast.FunctionDef)) for s in stmt.body):
+            continue  # `if sys.version_info …: import x`
+        if isinstance(stmt, ast.Try) and all(isinstance(s, (ast.Import, ast.ImportFrom, ast.Assign, ast.Pass))
+                                             for s in stmt.body):
+            continue  # optional imports
+        return True
+    return False
+
+
+def _root_runs_something(repo: Path, cache: dict, scripts: list[dict[str, Any]]) -> bool:
+    """A project at the root itself (a script there that runs, or a console script of its own) is not a
+    monorepo root, whatever its examples/ or packages/ hold."""
+    if any(s["file"] and not s.get("member") for s in scripts):
+        return True
+    for path in sorted(repo.glob("*.py")):
+        if path.name in _SKIP_FILES or path.name.startswith("test_"):
+            continue
+        facts = _facts(path, repo, cache)
+        if not isinstance(facts, str) and (facts.main_guard is not None or runs_code(facts.tree)):
+            return True
+    return False
+
+
+def _pick_subcommand(dispatch: list[dict[str, Any]], from_readme: dict[str, Any] | None) -> str | None:
+    names = [d["name"] for d in dispatch]
+    if from_readme and from_readme.get("subcommand") in names:
+        return from_readme["subcommand"]
+    return next((n for n in names if n in ("train", "fit", "finetune", "pretrain")), None)
+
+
+def _own_flags(flags: list[dict[str, Any]], entry: FileFacts, dispatch: list[dict[str, Any]],
+               subcommand: str | None, repo: Path) -> list[dict[str, Any]]:
+    """A dispatching CLI's flags are those of the subcommand it runs, not every script's it imports."""
+    if not dispatch or subcommand is None:
+        return flags
+    chosen = next(d for d in dispatch if d["name"] == subcommand)
+    if chosen["kind"] == "command":
+        return [f for f in flags if f.get("command") in (None, subcommand) and f["where"].startswith(entry.rel + ":")
+                or f.get("command") == subcommand]
+    if chosen["kind"] == "dispatch" and chosen.get("target"):
+        module = chosen["target"].rpartition(".")[0]
+        target_file = ep._module_file(repo, module) or ep._module_file(repo, chosen["target"])
+        own = [f for f in flags if target_file and f["where"].startswith(target_file + ":")]
+        return own or [f for f in flags if f["where"].startswith(entry.rel + ":")]
+    return [f for f in flags if f["where"].startswith(entry.rel + ":")]
+
+
+def _confidence(best: dict[str, Any], candidates: list[dict[str, Any]],
+                from_readme: dict[str, Any] | None) -> tuple[str, str | None]:
+    """How sure detect is of the entry point, and the question to ask the user when it is not."""
+    if from_readme and best["readme"]:
+        return "readme", None
+    if best["defines_only"]:
+        return "ask", (f"{best['path']} only defines functions (no `if __name__ == \"__main__\":` block, no top-level "
+                       "code): running it trains nothing. Which command trains? (the README's, a console script, "
+                       "or --entry FILE)")
+    if best["console_script"] or best["hydra"] or best["lightning_cli"]:
+        return "declared", None
+    runners = [c for c in candidates if not c["defines_only"] and c["framework"] is not None]
+    if len(runners) > 1 and not best["conventional"]:
+        names = ", ".join(c["path"] for c in runners[:5])
+        return "guess", f"several scripts train ({names}); detect picked {best['path']}: which one should run?"
+    return "conventional" if best["conventional"] else "guarded", None
+
+
+def _monorepo(repo: Path, subs: list[dict[str, Any]], scripts: list[dict[str, Any]]) -> dict[str, Any]:
+    """At a monorepo root: the projects, each with its README's training command, and a question."""
+    for sub in subs:
+        cmds = readme.commands(repo / sub["path"], {s["name"]: s["file"] for s in ep.console_scripts(repo / sub["path"])})
+        best = next((c for c in cmds if c["training"]), None)
+        sub["readme_command"] = ({"command": best["command"], "file": f"{sub['path']}/{best['file']}",
+                                  "line": best["line"]} if best else None)
+    question = layout.monorepo_question(repo, subs)
+    return {
+        "repo": str(repo), "entry_point": None, "entry_points": [], "framework": None, "framework_evidence": {},
+        "dependencies": dependency_files(repo), "install_order": [d["file"] for d in dependency_files(repo)],
+        "inferred_dependencies": [], "wandb": {"used": False, "evidence": [], "enabled_by_default": None,
+                                               "enable": None, "project": None, "project_switch": None},
+        "distributed": {"used": False, "evidence": []}, "args": [], "console_scripts": scripts,
+        "subcommands": [], "subcommand": None, "hydra": None, "lightning_cli": None, "gpus_here": gpu_count(),
+        "analyzed_files": [], "parse_errors": [], "readme_commands": [], "subprojects": subs,
+        "suggested_command": None, "suggestion_notes": [], "confidence": "ask", "question": question,
     }
 
 
@@ -578,7 +712,8 @@ def gpu_count() -> int:
 
 def suggest(entry: str, flags: list[dict[str, Any]], distributed: list[str], *, gpus: int,
             hydra: dict[str, Any] | None = None, lightning_cli: str | None = None,
-            accelerate: bool = False, console_script: str | None = None) -> tuple[str, list[str]]:
+            accelerate: bool = False, console_script: str | None = None,
+            subcommand: str | None = None) -> tuple[str, list[str]]:
     """The command to run `entry` here, and why it looks the way it does."""
     notes: list[str] = []
     words = ["python", entry]
@@ -587,6 +722,8 @@ def suggest(entry: str, flags: list[dict[str, Any]], distributed: list[str], *, 
         words = [console_script]
         notes.append(f"{entry} has no __main__ block: run its console script {console_script} "
                      "(installed into the run's env by `pip install -e .`, i.e. `ck launch env REPO --install`)")
+    if subcommand:
+        words.append(subcommand)
     for flag in flags:
         if flag.get("positional"):
             words.append(flag["dest"].upper())

@@ -1,53 +1,30 @@
 """Name why a run failed, from its log and exit code, with a concrete fix.
 
 Order of evidence: a stop the user asked for, the final exception of the last Python traceback
-(the real cause), then a signal death (exit 128+N, or a supervisor that vanished without recording
+(the real cause) or the error line a command-line parser refused the command with, then a signal death (exit 128+N, or a supervisor that vanished without recording
 an exit code), then the losses (the first NaN or divergence, see losses.py: printed, not raised),
-then the last line anywhere in the log matching a known failure. Advice names the repo's own
-switches (its flag form, its Hydra override) where detect finds them.
+then the last line anywhere in the log matching a known failure (failures.py: the catalogue); a run
+that exits 0 within a minute without one progress line is `no_progress`. Advice names the repo's own
+switches (its flag form, its Hydra override) where detect finds them, the install command a library
+recommends, the service behind a refused port, the pin that restores a removed API.
 """
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from ..util import procs
-from . import detect, entry_points, losses, process, state, wandb_runs
+from . import detect, entry_points, failures, losses, process, state, wandb_runs
 
 _MAX_LOG_BYTES = 4 * 2**20  # the end of a log holds the failure; do not read GBs of progress bars
 
-PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("oom", re.compile(r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|RESOURCE_EXHAUSTED"
-                       r"|MPS backend out of memory|HIP out of memory", re.I)),
-    # asked for a GPU where there is none (not a broken one): Lightning's accelerator check, torch
-    # on a machine without a driver
-    ("no_gpu", re.compile(r"No supported gpu backend found|GPUAccelerator can not run on your system"
-                          r"|Found no NVIDIA driver|no CUDA-capable device is detected"
-                          r"|requested to use (?:the )?GPU but .*not available", re.I)),
-    ("distributed", re.compile(r"Distributed package doesn't have NCCL built in|ProcessGroupNCCL is only supported"
-                               r"|environment variable (?:RANK|WORLD_SIZE|MASTER_ADDR|MASTER_PORT) expected"
-                               r"|Default process group has not been initialized", re.I)),
-    ("cuda", re.compile(r"CUDA error|CUDA driver version is insufficient"
-                        r"|NCCL error|ncclInternalError|cuDNN error|CUDNN_STATUS"
-                        r"|device-side assert|CUDA_ERROR_|Torch not compiled with CUDA enabled"
-                        r"|CUDA initialization|NVIDIA-SMI has failed", re.I)),
-    ("network", re.compile(r"URLError|urlopen error|Temporary failure in name resolution|Name or service not known"
-                           r"|nodename nor servname|Max retries exceeded|ConnectTimeout|ReadTimeout|ConnectionError"
-                           r"|Network is unreachable|OfflineModeIsEnabled|LocalEntryNotFoundError"
-                           r"|outgoing traffic has been disabled|We couldn't connect to|Couldn't reach"
-                           r"|CERTIFICATE_VERIFY_FAILED|gaierror|HTTPError: HTTP Error|Failed to resolve")),
-    ("import", re.compile(r"ModuleNotFoundError|ImportError|No module named")),
-    ("file_not_found", re.compile(r"FileNotFoundError|No such file or directory|can't open file")),
-    ("nan", losses.NAN_MESSAGE),
-]
-_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Interrupt|Exit|Warning))(?::\s*(.*))?$")
-_MODULE = re.compile(r"No module named ['\"]?([\w.]+)")
-_CANNOT_IMPORT = re.compile(r"cannot import name ['\"]?(\w+)['\"]? from ['\"]?([\w.]+)")
-_MISSING_PATH = re.compile(r"No such file or directory:?\s*['\"]([^'\"]+)['\"]|can't open file ['\"]([^'\"]+)['\"]")
 _TRIED = re.compile(r"Tried to allocate ([\d.]+ ?[KMGT]i?B)")
-
+_CPU_TRIED = re.compile(r"you tried to allocate (\d+) bytes")
+_MISSING_PATH = re.compile(r"No such file or directory:?\s*['\"]([^'\"]+)['\"]|can't open file ['\"]([^'\"]+)['\"]")
 
 
 def _log_lines(text: str) -> list[tuple[int, str]]:
@@ -57,22 +34,16 @@ def _log_lines(text: str) -> list[tuple[int, str]]:
 
 
 def final_exception(lines: list[tuple[int, str]]) -> tuple[int, str] | None:
-    """The last `SomeError: message` line that follows a traceback header."""
-    seen_traceback = False
-    found = None
-    for lineno, line in lines:
-        if line.startswith("Traceback (most recent call last)"):
-            seen_traceback = True
-        elif seen_traceback and _EXCEPTION.match(line.strip()) and not line.startswith(" "):
-            found = (lineno, line.strip())
-    return found
+    """The last traceback's exception line, or the command-line parser's error line when that came later."""
+    exc = failures.final_exception(lines)
+    cli = failures.cli_error(lines)
+    if exc and cli:
+        return exc if exc[0] >= cli[0] else cli
+    return exc or cli
 
 
-def classify_line(line: str) -> str | None:
-    for name, pattern in PATTERNS:
-        if pattern.search(line):
-            return name
-    return None
+def classify_line(line: str, text: str = "") -> str | None:
+    return failures.classify(line, text)
 
 
 def _flag_value(command: str, *names: str) -> tuple[str, str] | None:
@@ -145,24 +116,241 @@ def _cpu_switch(info: dict[str, Any] | None) -> str:
     return "accelerator='cpu' (Lightning Trainer) or device 'cpu' in the code, and --gpus cpu"
 
 
-def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, Any], exit_code: int | None,
-               info: dict[str, Any] | None = None) -> str:
-    command = meta.get("command", "")
-    if failure == "oom":
-        tried = _TRIED.search(text)
-        hint = []
-        bs = _flag_value(command, "--batch_size", "--batch-size", "--bs", "--per_device_train_batch_size",
-                         "--train_batch_size")
-        if bs and bs[1].isdigit() and int(bs[1]) > 1:
-            hint.append(f"halve the batch size ({bs[0]} {int(bs[1]) // 2}) and double gradient accumulation "
-                        "to keep the effective batch")
-        else:
-            hint.append("reduce the batch size (and raise gradient accumulation to keep the effective batch)")
+_BATCH_NAMES = ("batch_size", "batch-size", "bs", "per_device_train_batch_size", "train_batch_size",
+                "micro_batch_size", "batch")
+_WORKER_NAMES = ("num_workers", "workers", "num-workers", "n_workers", "dataloader_num_workers", "j")
+_ACCUM_NAMES = ("gradient_accumulation_steps", "grad_accum", "accumulate_grad_batches", "accum_iter",
+                "gradient_accumulation", "accumulation_steps")
+
+
+def _knob(info: dict[str, Any] | None, command: str, names: tuple[str, ...], change) -> str | None:
+    """A repo switch (its own flag form) with a new value: `--batch-size 16` for a given 32."""
+    flag = _repo_flag(info, tuple(n.replace("-", "_") for n in names))
+    forms = flag["flags"] if flag else ["--" + n for n in names] + ["-" + n for n in names if len(n) == 1]
+    given = _flag_value(command, *forms)
+    value = given[1] if given else (flag or {}).get("default")
+    try:
+        new = change(int(float(value)))
+    except (TypeError, ValueError):
+        new = None
+    if flag is not None:
+        return entry_points.flag_text(flag, new if new is not None else "SMALLER")
+    if given and new is not None:
+        return f"{given[0]} {new}"
+    return None
+
+
+def _memory_knobs(info: dict[str, Any] | None, command: str, host: bool) -> list[str]:
+    batch = _knob(info, command, _BATCH_NAMES, lambda v: max(v // 2, 1))
+    accum = _knob(info, command, _ACCUM_NAMES, lambda v: v * 2)
+    hint = [f"halve the batch size ({batch})" if batch else "lower the batch size",
+            f"double gradient accumulation ({accum}) to keep the effective batch" if accum
+            else "raise gradient accumulation to keep the effective batch"]
+    if host:
+        workers = _knob(info, command, _WORKER_NAMES, lambda v: max(v // 2, 0))
+        hint += [f"fewer dataloader workers ({workers})" if workers else "fewer dataloader workers (each holds a copy)",
+                 "do not load the whole dataset into RAM (stream or memory-map it)",
+                 "ask for more memory (SLURM --mem) or run where more RAM is free"]
+    else:
         hint += ["enable gradient checkpointing", "train in bf16/fp16 mixed precision",
                  "pick a GPU with more free memory (`ck launch gpus --json`)",
                  "set PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True if memory is fragmented"]
-        return ("GPU out of memory" + (f" (tried to allocate {tried.group(1)})" if tried else "")
-                + ": " + "; ".join(hint) + ".")
+    return hint
+
+
+def _pip_command(meta: dict[str, Any], packages: str) -> str:
+    env = meta.get("environment", {})
+    if env.get("kind") == "conda":
+        return f"conda run -n {shlex.quote(env['name'])} python -m pip install {packages}"
+    if env.get("kind") in ("uv", "poetry"):
+        return f"{env['kind']} add {packages}"
+    if env.get("interpreter") or env.get("name"):
+        py = env.get("interpreter") or (env["name"] if env.get("kind") == "interpreter" else env["name"] + "/bin/python")
+        return f"{shlex.quote(py)} -m pip install {packages}"
+    return f"python -m pip install {packages}"
+
+
+def _env_python(meta: dict[str, Any]) -> str | None:
+    env = meta.get("environment", {})
+    if env.get("interpreter"):
+        return env["interpreter"]
+    if env.get("kind") == "interpreter":
+        return env.get("name")
+    if env.get("kind") == "venv" and env.get("name"):
+        return str(Path(env["name"]) / "bin" / "python")
+    return None
+
+
+def installed_version(dist: str, text: str, meta: dict[str, Any]) -> str | None:
+    """The version of `dist` the run used: from the site-packages its traceback runs through, else asked of
+    the run's own interpreter (never ck's)."""
+    norm = re.sub(r"[-_.]+", "_", dist).lower()
+    for site in dict.fromkeys(re.findall(r"(/\S+?/site-packages)/", text)):
+        for info in Path(site).glob("*.dist-info"):
+            name, _, version = info.name[:-len(".dist-info")].partition("-")
+            if re.sub(r"[-_.]+", "_", name).lower() == norm:
+                return version
+    python = _env_python(meta)
+    if python and Path(python).exists():
+        try:
+            proc = subprocess.run([python, "-c", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))",
+                                   dist], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    return None
+
+
+def _advise_bad_args(error: str, text: str, meta: dict[str, Any], info: dict[str, Any] | None) -> str:
+    facts = failures.bad_args(error, text)
+    tool = facts["tool"] or "The command-line parser"
+    script = _script_of(meta.get("command", ""))
+    if facts["tool"] == "hydra":
+        out = f"Hydra refused the override {facts['flag']!r} ({facts['problem']})"
+        if facts["suggestion"]:
+            out += f": to add a key the config does not have, write {facts['suggestion']}"
+        if facts["choices"]:
+            out += f"; options: {', '.join(facts['choices'])}"
+        return out + (f"; check the key's spelling against `python {script} --cfg job`" if script else "") + "."
+    out = f"{tool} refused the command: {facts['flag'] or error} ({facts['problem']})"
+    suggestion = facts["suggestion"]
+    repo_flags = [f for flag in (info or {}).get("args", []) for f in flag.get("flags", []) if f.startswith("-")]
+    if not suggestion and facts["flag"] and facts["flag"].startswith("-") and repo_flags:
+        close = difflib.get_close_matches(facts["flag"], repo_flags, n=1, cutoff=0.6)
+        suggestion = close[0] if close else None
+    if suggestion:
+        out += f"; did you mean {suggestion}? (the {'tool' if facts['suggestion'] else 'script'} defines it)"
+    if facts["choices"]:
+        out += f"; valid: {', '.join(facts['choices'])}"
+    return out + (f". Fix the flag in the command; `python {script} --help` lists them." if script
+                  else ". Fix the flag in the command; the script's --help lists them.")
+
+
+def _advise_dependency(error: str, text: str, meta: dict[str, Any]) -> str:
+    facts = failures.dependency(error, text, detect.pip_name)
+    if facts["install"]:
+        env = meta.get("environment", {})
+        where = f" in the run's environment ({env.get('kind')} {env.get('name')})" if env.get("name") else " in the run's environment"
+        cmds = [c.replace("python -m pip", shlex.quote(_env_python(meta)) + " -m pip", 1) if _env_python(meta) else c
+                for c in facts["install"]]
+        return (f"A dependency is missing; the library says to run {' then '.join(f'`{c}`' for c in cmds)}{where}, "
+                "then relaunch.")
+    if facts["module"]:
+        module, package = facts["module"], facts["package"]
+        missing = (meta.get("missing_dependencies") or {}).get("packages") or []
+        packages = " ".join(dict.fromkeys([package, *missing]))
+        why = (" (pkg_resources ships with setuptools and was removed in setuptools 81)"
+               if module.split(".")[0] == "pkg_resources" else
+               f" (import name {module.split('.')[0]!r}, distribution {package})" if package != module.split(".")[0] else "")
+        return (f"Module {module!r} is not installed in the run's environment{why}: `{_pip_command(meta, packages)}` "
+                f"(or add {package} to requirements.txt and run `ck launch env REPO --install`, or relaunch with "
+                "`ck launch start … --install`), then relaunch.")
+    if facts.get("gym_env"):
+        return (f"No installed package registers the gymnasium environment {facts['gym_env']!r}: install the "
+                "package or gymnasium extra that provides it (see its docs), and check the id's spelling and version.")
+    if facts["package"]:
+        return (f"The library needs {facts['package']!r}, which is not installed: "
+                f"`{_pip_command(meta, shlex.quote(facts['package']))}`, then relaunch.")
+    return "An import failed: install the missing package in the run's environment and relaunch."
+
+
+def _advise_service(error: str, text: str) -> str:
+    facts = failures.service(error, text)
+    where = f"{facts['host']}:{facts['port']}" if facts["port"] else "the address in the error"
+    what = f" ({facts['service']})" if facts["service"] else ""
+    out = f"Nothing is listening at {where}{what}: the connection was refused, this is not a download problem. "
+    if facts["service"] == "MLflow tracking server":
+        return out + ("Start the server first (`mlflow server --host 127.0.0.1 --port "
+                      f"{facts['port'] or 5000}` in another shell), or log to local files instead: set "
+                      "MLFLOW_TRACKING_URI=file:./mlruns (or unset it), then relaunch.")
+    if facts["service"] == "W&B":
+        return out + "Set WANDB_MODE=offline (sync later with `wandb sync`) or point WANDB_BASE_URL at a running server."
+    env = f" or change {facts['env']}" if facts["env"] else " or change the URL/port the code uses"
+    return out + f"Start that service before the run{env}, then relaunch."
+
+
+def _advise_config_key(error: str, text: str) -> str:
+    facts = failures.config_key(error, text)
+    out = f"{facts['owner'] or 'The code'} does not accept the config key {facts['key']!r}"
+    if facts["valid"]:
+        close = difflib.get_close_matches(facts["key"] or "", facts["valid"], n=1)
+        out += f"; valid keys: {', '.join(facts['valid'][:20])}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return out + ": rename or remove it where the config/flags set it, then relaunch."
+
+
+def _advise_drift(error: str, text: str, meta: dict[str, Any]) -> str:
+    facts = failures.api_drift(error, text) or {}
+    symbol = f"{facts.get('owner')}.{facts.get('symbol')}" if facts.get("owner") else facts.get("symbol")
+    known = facts.get("known")
+    dist = known[0] if known else detect.pip_name(facts["module"]) if facts.get("module") else None
+    version = installed_version(dist, text, meta) if dist else None
+    if dist in ("pytorch-lightning",) and version is None:
+        version = installed_version("lightning", text, meta)
+    installed = f"the installed {dist} {version}" if version else f"the installed {dist or 'library'}"
+    out = f"{symbol} is not in {installed}: the code was written for another version"
+    if known:
+        out += f" ({known[2]}). Pin `{_pip_command(meta, shlex.quote(known[1]))}` to restore it, or update the code"
+    elif dist and version:
+        major = version.split(".")[0]
+        out += (f". Pin the version the repo was written for (its requirements; e.g. "
+                f"`{_pip_command(meta, shlex.quote(f'{dist}<{major}' if major != '0' else f'{dist}<{version}'))}`), "
+                "or update the code to the new API")
+    else:
+        out += ". Pin the version the repo's requirements name and reinstall, or update the code to the new API"
+    return out + "."
+
+
+def _advise_distributed(text: str, info: dict[str, Any] | None) -> str:
+    low = text.lower()
+    backend = _repo_flag(info, ("backend", "dist_backend", "ddp_backend"))
+    switch = entry_points.flag_text(backend, "gloo") if backend else "backend='gloo' in init_process_group"
+    if "nccl built in" in low:
+        return ("This torch was built without NCCL (a CPU-only build, or macOS/Windows) but the code asked for the "
+                f"'nccl' backend: on CPU use {switch}, or run on a GPU machine with a CUDA build of torch.")
+    if "processgroupnccl is only supported" in low:
+        return ("The 'nccl' backend needs GPUs and this run sees none (a CUDA build of torch on a machine or "
+                "allocation without visible GPUs, or CUDA_VISIBLE_DEVICES empty): run it where GPUs are "
+                f"(`ck launch gpus`, --gpus), or on CPU with {switch}.")
+    return ("torch.distributed was used without a launcher's environment (RANK, WORLD_SIZE, MASTER_ADDR…): "
+            "start it with `torchrun --standalone --nproc_per_node=N …` or drop the distributed setup.")
+
+
+def _script_of(command: str) -> str | None:
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    return next((w for w in words if w.endswith(".py")), None)
+
+
+def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, Any], exit_code: int | None,
+               info: dict[str, Any] | None = None, elapsed_s: float | None = None) -> str:
+    command = meta.get("command", "")
+    if failure == "cpu_oom":
+        tried = _CPU_TRIED.search(text)
+        size = f" (tried to allocate {failures.human_bytes(int(tried.group(1)))})" if tried else ""
+        return (f"Host RAM ran out{size}: the machine's memory, not a GPU's. "
+                + "; ".join(_memory_knobs(info, command, host=True)) + ".")
+    if failure == "oom":
+        tried = _TRIED.search(text)
+        return ("GPU out of memory" + (f" (tried to allocate {tried.group(1)})" if tried else "") + ": "
+                + "; ".join(_memory_knobs(info, command, host=False)) + ".")
+    if failure == "bad_args":
+        return _advise_bad_args(evidence, text, meta, info)
+    if failure == "dependency":
+        return _advise_dependency(evidence, text, meta)
+    if failure == "service_unreachable":
+        return _advise_service(evidence, text)
+    if failure == "config_key":
+        return _advise_config_key(evidence, text)
+    if failure == "api_drift":
+        return _advise_drift(evidence, text, meta)
+    if failure == "no_progress":
+        script = _script_of(command)
+        return (f"Finished in {elapsed_s:g} s and logged no step: did the entry point train? "
+                + (f"{script} may only define functions (no `if __name__ == \"__main__\":` call) or " if script else "")
+                + "the README runs another command: `ck launch detect REPO` lists entry points and the README's command.")
     if failure in ("nan", "diverged"):
         what = "Loss became NaN/inf" if failure == "nan" else "Loss diverged"
         return (f"{what} ({evidence}): {_lr_hint(command, info)}; clip gradients "
@@ -177,14 +365,7 @@ def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, An
         return (f"{where}: run it where GPUs are (a GPU node, e.g. through SLURM; `ck launch gpus` lists them), "
                 f"or on CPU with {_cpu_switch(info)}.")
     if failure == "distributed":
-        low = text.lower()
-        if "nccl built in" in low or "processgroupnccl" in low:
-            backend = _repo_flag(info, ("backend", "dist_backend", "ddp_backend"))
-            switch = entry_points.flag_text(backend, "gloo") if backend else "backend='gloo' in init_process_group"
-            return ("This torch has no NCCL (a CPU-only build, or macOS/Windows) but the code asked for the 'nccl' "
-                    f"backend: on CPU use {switch}, or run on a GPU machine with a CUDA build of torch.")
-        return ("torch.distributed was used without a launcher's environment (RANK, WORLD_SIZE, MASTER_ADDR…): "
-                "start it with `torchrun --standalone --nproc_per_node=N …` or drop the distributed setup.")
+        return _advise_distributed(text, info)
     if failure == "network":
         return (f"The run needed the network (a dataset or model download) and could not reach it ({evidence}). "
                 "Compute nodes often have no internet: download first where there is (run the repo's data "
@@ -211,33 +392,6 @@ def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, An
         return (f"CUDA error ({evidence}): check `ck launch gpus --json` (GPU present, not full, not in an "
                 "error state), the driver/torch CUDA versions (`ck launch env REPO --verify`), and rerun with "
                 "CUDA_LAUNCH_BLOCKING=1 to locate the failing op.")
-    if failure == "import":
-        missing = _MODULE.search(evidence) or _MODULE.search(text)
-        if missing:
-            module = missing.group(1)
-            package = detect.pip_name(module)
-            env = meta.get("environment", {})
-            # every import the entry point misses, not only the first one to fail
-            missing = (meta.get("missing_dependencies") or {}).get("packages") or []
-            packages = " ".join(dict.fromkeys([package, *missing]))
-            if env.get("kind") == "conda":
-                cmd = f"conda run -n {shlex.quote(env['name'])} python -m pip install {packages}"
-            elif env.get("kind") in ("uv", "poetry"):
-                cmd = f"{env['kind']} add {packages}"
-            elif env.get("interpreter") or env.get("name"):
-                py = env.get("interpreter") or (env["name"] if env.get("kind") == "interpreter"
-                                                else env["name"] + "/bin/python")
-                cmd = f"{shlex.quote(py)} -m pip install {packages}"
-            else:
-                cmd = f"python -m pip install {packages}"
-            return (f"Module {module!r} is not installed in the run's environment: `{cmd}` (or add {package} "
-                    "to requirements.txt and run `ck launch env REPO --install`, or relaunch with "
-                    "`ck launch start … --install`), then relaunch.")
-        cannot = _CANNOT_IMPORT.search(text)
-        if cannot:
-            return (f"{cannot.group(2)} has no {cannot.group(1)!r}: the installed version does not match the "
-                    f"code; pin the version the repo expects (see its requirements) and reinstall.")
-        return "An import failed: install the missing package in the run's environment and relaunch."
     if failure == "file_not_found":
         match = _MISSING_PATH.search(evidence) or _MISSING_PATH.search(text)
         repo = meta.get("repo", ".")
@@ -263,14 +417,15 @@ def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, An
 
 
 def diagnose_text(text: str, *, exit_code: int | None, alive: bool, meta: dict[str, Any],
-                  wrapper_vanished: bool = False, info: dict[str, Any] | None = None) -> dict[str, Any]:
+                  wrapper_vanished: bool = False, info: dict[str, Any] | None = None,
+                  elapsed_s: float | None = None) -> dict[str, Any]:
     lines = _log_lines(text)
     exception = final_exception(lines)
     failure, evidence_line = None, None
     if meta.get("stopped_by") and not alive:
         failure = "stopped"  # a user's stop is not a failure, whatever the log shows after the signal
     elif exception:
-        failure = classify_line(exception[1])
+        failure = classify_line(exception[1], text)
         evidence_line = exception if failure else None
     sig = process._signal_name(exit_code)
     if failure is None and not alive and (sig in ("SIGKILL", "SIGTERM", "SIGINT", "SIGHUP") or wrapper_vanished
@@ -281,16 +436,31 @@ def diagnose_text(text: str, *, exit_code: int | None, alive: bool, meta: dict[s
     if failure is None and health["state"] != "ok":
         # the first NaN / divergence: when training went wrong, not where the log happens to end
         failure, evidence_line = health["state"], (health["evidence"]["line"], health["evidence"]["text"])
-    if failure is None:
+    if failure is None and exit_code not in (None, 0):
+        # no traceback named it: the last line anywhere in the log that matches a known failure
         for lineno, line in reversed(lines):
-            if (name := classify_line(line)):
+            if (name := classify_line(line, text)):
                 failure, evidence_line = name, (lineno, line)
                 break
+    if failure is None and exit_code in (None, 0):
+        for lineno, line in reversed(lines):
+            if (name := classify_line(line, text)) in ("nan", "oom", "cpu_oom", "cuda", "network"):
+                failure, evidence_line = name, (lineno, line)
+                break
+    if (failure is None and exit_code == 0 and not alive and elapsed_s is not None and elapsed_s < failures.QUICK_EXIT_S
+            and not failures.has_progress(lines)):
+        failure = "no_progress"
     evidence = evidence_line[1] if evidence_line else ""
+    # the evidence a person needs: the error line and, for a parser's refusal, the lines it printed with it
+    context = []
+    if evidence_line:
+        first = max(evidence_line[0] - 3, 1)
+        context = [{"line": n, "text": l[:300]} for n, l in lines if first <= n <= evidence_line[0] + 6 and l.strip()]
     return {
         "failure": failure,
-        "advice": advice_for(failure, text, evidence, meta, exit_code, info),
+        "advice": advice_for(failure, text, evidence, meta, exit_code, info, elapsed_s),
         "evidence": {"line": evidence_line[0], "text": evidence_line[1][:500]} if evidence_line else None,
+        "evidence_lines": context,
         "exception": exception[1][:500] if exception else None,
         "loss_health": health,
     }
@@ -316,7 +486,7 @@ def diagnose(run_id: str) -> dict[str, Any]:
     text = _read_log(Path(current["log"]))
     vanished = not current["alive"] and current["exit_code"] is None and bool(meta.get("pid"))
     result = diagnose_text(text, exit_code=current["exit_code"], alive=current["alive"], meta=meta,
-                           wrapper_vanished=vanished, info=_entry_info(meta))
+                           wrapper_vanished=vanished, info=_entry_info(meta), elapsed_s=current["elapsed_s"])
     run = wandb_runs.find_run(text, Path(meta["repo"]))
     metrics, source = wandb_runs.latest_metrics(run["run_dir"], text)
     run.update(metrics=metrics, metrics_source=source)

@@ -28,17 +28,54 @@ def _module_file(repo: Path, module: str) -> str | None:
     return None
 
 
+def read_pyproject(folder: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        return tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+        return {}
+
+
+def uv_workspace_members(root: Path) -> list[Path]:
+    """The member folders a uv workspace root's pyproject.toml lists ([tool.uv.workspace] members, globs)."""
+    workspace = read_pyproject(root).get("tool", {}).get("uv", {}).get("workspace", {})
+    members: list[Path] = []
+    excluded = {p.resolve() for pattern in workspace.get("exclude", []) or [] for p in root.glob(str(pattern))}
+    for pattern in workspace.get("members", []) or []:
+        for path in sorted(root.glob(str(pattern))):
+            if path.is_dir() and (path / "pyproject.toml").is_file() and path.resolve() not in excluded:
+                members.append(path)
+    return members
+
+
+def uv_workspace_root(folder: Path) -> Path | None:
+    """The uv workspace `folder` belongs to (itself, or an ancestor up to 4 levels that lists it)."""
+    folder = folder.resolve()
+    for candidate in [folder, *list(folder.parents)[:4]]:
+        if (candidate / "pyproject.toml").is_file() and "workspace" in read_pyproject(candidate).get("tool", {}).get("uv", {}):
+            if candidate == folder or folder in {m.resolve() for m in uv_workspace_members(candidate)}:
+                return candidate
+    return None
+
+
 def console_scripts(repo: Path) -> list[dict[str, Any]]:
-    """Every console script the repo declares: name, target (module:function), the file it runs."""
+    """Every console script the repo declares (and, at a uv workspace root, its members declare): name,
+    target (module:function), the file it runs (relative to repo)."""
+    out = _console_scripts(repo)
+    for member in uv_workspace_members(repo):
+        rel = member.relative_to(repo).as_posix()
+        for script in _console_scripts(member):
+            out.append({**script, "file": f"{rel}/{script['file']}" if script["file"] else None,
+                        "where": f"{rel}/{script['where']}", "member": rel})
+    return out
+
+
+def _console_scripts(repo: Path) -> list[dict[str, Any]]:
     found: list[tuple[str, str, str]] = []
     pyproject = repo / "pyproject.toml"
     if pyproject.is_file():
-        import tomllib
-
-        try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
-            data = {}
+        data = read_pyproject(repo)
         for name, target in (data.get("project", {}).get("scripts", {}) or {}).items():
             found.append((name, str(target), "pyproject.toml [project.scripts]"))
         for name, target in (data.get("tool", {}).get("poetry", {}).get("scripts", {}) or {}).items():

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import CkError
 from ..util import procs
+from . import entry_points as ep
 from .detect import dependency_files
 from ..templating import render
 
@@ -277,6 +278,25 @@ def _project_tool(repo: Path) -> str | None:
     return None
 
 
+def _project_interpreter(tool: str, repo: Path) -> str | None:
+    """The python a uv / poetry project runs: uv's project venv (the workspace root's .venv for a member,
+    UV_PROJECT_ENVIRONMENT when set); poetry's, as `poetry env info --executable` reports it."""
+    if tool == "uv":
+        root = ep.uv_workspace_root(repo) or repo.resolve()
+        custom = os.environ.get("UV_PROJECT_ENVIRONMENT")
+        venv = Path(custom) if custom and os.path.isabs(custom) else root / (custom or ".venv")
+        return str(venv_python(venv))
+    exe = shutil.which("poetry", path=clean_path())
+    if not exe:
+        return None
+    try:
+        proc = subprocess.run([exe, "env", "info", "--executable"], cwd=str(repo), capture_output=True, text=True,
+                              timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
 def runner(repo: Path, env_name: str | None, python: str | None) -> dict[str, Any]:
     """How `start` runs the command. Creates nothing. In order: --python, --env (conda env or venv
     folder), the repo's own environment (REPO/.venv or venv/env, a conda env named in environment.yml
@@ -307,6 +327,12 @@ def runner(repo: Path, env_name: str | None, python: str | None) -> dict[str, An
         venv = repo / folder
         if (venv / "pyvenv.cfg").is_file() and venv_python(venv).exists():
             return _venv_runner(venv, f"the repo's own venv ({folder}/)")
+    workspace = ep.uv_workspace_root(repo)
+    if workspace is not None and workspace != repo.resolve():
+        # a uv workspace member runs in the workspace's one venv (`uv sync` at the root makes it)
+        venv = workspace / ".venv"
+        if (venv / "pyvenv.cfg").is_file() and venv_python(venv).exists():
+            return _venv_runner(venv, f"the uv workspace's venv ({venv})")
     conda = conda_exe()
     if conda:
         envs, _problem = procs.conda_envs(conda)
@@ -318,7 +344,7 @@ def runner(repo: Path, env_name: str | None, python: str | None) -> dict[str, An
         prefix = ["uv", "run", "--project", str(repo)] if tool == "uv" else ["poetry", "run"]
         return {"kind": tool, "name": f"{tool} project {repo.name}", "source": f"pyproject.toml ({tool})",
                 "prefix": [shutil.which(tool, path=clean_path()), *prefix[1:]], "python": None,
-                "path": clean_path(), "set_env": {}}
+                "interpreter": _project_interpreter(tool, repo), "path": clean_path(), "set_env": {}}
     found = user_python()
     if not found:
         raise CkError("no python on PATH to run the command with (ck's own installation is never used)",

@@ -26,9 +26,10 @@ from ..errors import CkError
 from ..templating import render
 from ..util import procs
 from ..util.fs import atomic_write_text
+from ..util.wandb_key import wandb_api_key_present
 from . import env as envmod
+from . import failures, losses, state
 from . import gpus as gpumod
-from . import losses, state
 
 MARKER = "CK_LAUNCH_RUN_ID"
 REPO_LOG = "experiment.log"
@@ -98,23 +99,7 @@ def _check_entry(repo: Path, command: str) -> list[str]:
     return words
 
 
-def wandb_api_key_present() -> bool:
-    """Whether wandb can log in without asking (env var or ~/.netrc). The key itself is never read out."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc")).expanduser()
-    try:
-        import netrc as _netrc
-
-        hosts = _netrc.netrc(str(netrc)).hosts
-    except (OSError, _netrc.NetrcParseError):
-        return False
-    base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
-    host = re.sub(r"^https?://", "", base).split("/")[0]
-    return host in hosts
-
-
-_wandb_api_key_present = wandb_api_key_present  # the name doctor imported before it was public
+_wandb_api_key_present = wandb_api_key_present  # the older private name
 
 
 def wandb_mode_for_launch() -> str | None:
@@ -162,15 +147,21 @@ def _wandb_warnings(info: dict[str, Any] | None, command: str, wandb_project: st
         return []
     wb, out = info["wandb"], []
     switch = wb.get("project_switch")
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    given_flags = {w.split("=", 1)[0] for w in words}
     if wandb_project and wb.get("project"):
-        given = switch and switch.replace("=P", "=") in command
-        if not given:
+        # the switch as detect gives it: `--wandb_project=P` (configurator), `--wandb-project-name P` (argparse, tyro)
+        name = switch.split("=", 1)[0].split(" ", 1)[0] if switch else None
+        if not (name and name in given_flags):
+            with_value = (switch[:-1] + wandb_project if switch and switch.endswith("P") else switch)
             out.append(f"--wandb-project {wandb_project} is ignored: {wb['project']['where']} sets the project "
                        f"itself ({wb['project']['value']!r})"
-                       + (f"; add {switch.replace('=P', '=' + wandb_project)} to the command instead" if switch else
-                          "; edit it there"))
+                       + (f"; add {with_value} to the command instead" if switch else "; edit it there"))
     enable = wb.get("enable")
-    if wandb_project and wb.get("enabled_by_default") is False and enable and enable.split("=")[0] not in command:
+    if wandb_project and wb.get("enabled_by_default") is False and enable and enable.split("=")[0].split(" ")[0] not in given_flags:
         out.append(f"wandb is off by default in this repo: add {enable} to the command to log")
     return out
 
@@ -232,8 +223,7 @@ def start(repo: str | Path, command: str, *, gpus: str | None = None, env_name: 
     interpreter = run.get("interpreter") or run["python"]
 
     run_id = state.new_run_id(repo)
-    folder = state.launch_home() / run_id
-    folder.mkdir(parents=True, exist_ok=False)
+    folder = state.create_run_dir(run_id)
     log = folder / state.LOG
     wrapper = folder / state.WRAPPER
     atomic_write_text(wrapper, render(
@@ -316,10 +306,10 @@ def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
         ended_iso = record.get("ended") or (_dt.datetime.fromtimestamp(record["ended_at"]).astimezone()
                                             .isoformat(timespec="seconds") if record.get("ended_at") else None)
         meta = state.update_meta(folder, exit_code=record["exit_code"], signal=record.get("signal"),
-                                 ended=ended_iso)
+                                 ended=ended_iso, best_effort=True)
     elif record is None and meta.get("supervisor_pid") and not _supervisor_alive(meta) and not meta.get("ended"):
         # Supervisor SIGKILLed (OOM killer, kill -9): no record; the time is when we noticed.
-        meta = state.update_meta(folder, ended=now_iso(), ended_approx=True)
+        meta = state.update_meta(folder, ended=now_iso(), ended_approx=True, best_effort=True)
     log = Path(meta["log"])
 
     ended_run = record is not None or (meta.get("supervisor_pid") and not _supervisor_alive(meta)) \
@@ -329,7 +319,7 @@ def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
     if health is None:
         health = losses.health(losses.read_log(log))
         if ended_run and not alive:
-            state.update_meta(folder, loss_health=health)  # a finished log does not change: judge it once
+            state.update_meta(folder, loss_health=health, best_effort=True)  # a finished log does not change
     if not ended_run:
         run_state = "running" if meta.get("pid") else "starting"
     elif meta.get("stopped_by"):
@@ -356,7 +346,12 @@ def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
     if meta.get("stopped_by"):
         out["stopped_by"] = meta["stopped_by"]
     if meta.get("warnings"):
-        out["warnings"] = meta["warnings"]  # e.g. a --wandb-project the repo's own project= overrides
+        out["warnings"] = list(meta["warnings"])  # e.g. a --wandb-project the repo's own project= overrides
+    if run_state == "succeeded" and out["elapsed_s"] < failures.QUICK_EXIT_S and not failures.has_progress(
+            losses.log_lines(losses.read_log(log))):
+        out.setdefault("warnings", []).append(
+            f"finished in {out['elapsed_s']:g} s and logged no step: did the entry point train? "
+            f"(ck launch diagnose {run_id})")
     if running:
         out["resources"] = procs.usage(running, gpumod.memory_by_pid())
         if ended_run:
@@ -428,7 +423,12 @@ def list_runs(repo: str | Path | None = None) -> list[dict[str, Any]]:
     for folder in state.all_runs():
         try:
             s = status(folder.name)
-        except CkError:
+        except CkError as err:
+            # one damaged run dir is listed as such; it never hides the others
+            if not wanted:
+                out.append({"run_id": folder.name, "repo": None, "environment": "", "state": "unreadable",
+                            "alive": None, "exit_code": None, "elapsed_s": None, "started": None, "command": None,
+                            "log": str(folder / state.LOG), "error": str(err)})
             continue
         if wanted and s["repo"] != wanted:
             continue
@@ -437,4 +437,4 @@ def list_runs(repo: str | Path | None = None) -> list[dict[str, Any]]:
                     "state": s["state"], "alive": s["alive"], "exit_code": s["exit_code"],
                     "elapsed_s": s["elapsed_s"], "started": s["started"], "command": s["command"],
                     "log": s["log"]})
-    return sorted(out, key=lambda r: r["started"] or "")
+    return sorted(out, key=lambda r: r["started"] or "")  # unreadable runs (no start time) first

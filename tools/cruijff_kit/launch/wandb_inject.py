@@ -564,6 +564,9 @@ def resolve_script(path: str | Path) -> Path:
     target = Path(path).expanduser()
     if target.is_dir():
         found = detect.detect(target)
+        if found["entry_point"] is None:  # a monorepo root: which project is the user's to say
+            raise CkError(f"no single training script in {target}: {found['question']}", field="SCRIPT",
+                          hint="pass the .py file to change")
         target = target / found["entry_point"]
     if not target.is_file():
         raise CkError(f"training script not found: {target}", field="SCRIPT",
