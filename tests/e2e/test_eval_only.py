@@ -7,6 +7,7 @@ that one: each run's one eval job (base.slurm, every task) runs again with just 
 the finished evaluation's log is not touched.
 """
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -87,7 +88,7 @@ def test_eval_only_runs_are_scaffolded_as_evaluations_only(finished):
         assert [p.name for p in (exp / run / "eval").glob("*.slurm")] == ["base.slurm"]
     as_is = (exp / "tiny_as_is" / "eval" / "base.slurm").read_text()
     ckpt = (exp / "other_ckpt" / "eval" / "base.slurm").read_text()
-    assert f"MODEL_DIR={model}\n" in as_is or f"MODEL_DIR='{model}'\n" in as_is
+    assert f"MODEL_DIR={shlex.quote(str(model))}\n" in as_is
     assert str(other) in ckpt and str(model) not in ckpt.split("MODEL_DIR=", 1)[1].split("\n", 1)[0]
 
 
