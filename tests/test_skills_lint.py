@@ -11,7 +11,7 @@ import yaml
 
 from cruijff_kit.cli import build_parser, normalize_argv
 
-from tests.skill_lines import FENCE, ck_lines
+from tests.skill_lines import ck_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 # what `claude plugin install` copies (the marketplace's source folder, links followed)

@@ -4,7 +4,7 @@ from cruijff_kit.errors import CkError
 from cruijff_kit.experiment.design import DesignSpec, design_experiment
 from cruijff_kit.experiment.model import Evaluation
 from cruijff_kit.experiment.naming import check_safe_name, run_directories
-from cruijff_kit.experiment.numbers import format_float
+from cruijff_kit.util.numbers import format_float
 from cruijff_kit.experiment.parse import parse_summary_text
 from cruijff_kit.experiment.render import render_summary
 

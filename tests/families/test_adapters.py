@@ -9,7 +9,8 @@ import pytest
 
 from tests.families.evalcheck import eval_inputs, setup_for, training_items
 from test_finetuned_format import fine_tune
-from cruijff_kit.finetune.merge import has_weights, is_adapter_only, materialise
+from cruijff_kit.finetune.merge import materialise
+from cruijff_kit.state.artifacts import has_weights, is_adapter_only
 from cruijff_kit.finetune.models import resolve_model
 
 NAME = "Llama-3.1-8B-Instruct"  # untied, sharded, q/k permuted between HF and torchtune: the hard case

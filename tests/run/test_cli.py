@@ -6,10 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from cruijff_kit.cli import main
-from cruijff_kit.executors.local import procs
+from cruijff_kit.util import procs
 from cruijff_kit.state.ledger import Ledger
 
 from .helpers import FakeRun, launches, make_experiment, starts, wait_for

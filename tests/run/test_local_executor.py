@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from cruijff_kit.executors.core import JobSpec, JobState, SubmitError
 from cruijff_kit.executors.local import LocalExecutor
-from cruijff_kit.executors.local import procs
+from cruijff_kit.util import procs
 
 from .helpers import wait_for
 

@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from cruijff_kit.cli import main
-from cruijff_kit.executors.local import procs
+from cruijff_kit.util import procs
 from cruijff_kit.state.ledger import Ledger
 from cruijff_kit.run.orchestrator import run_experiment
 

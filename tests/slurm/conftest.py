@@ -36,3 +36,22 @@ def wait_terminal(ex: SlurmExecutor, ids: Iterable[str], timeout: float = 60, ev
         if time.monotonic() > deadline:
             raise AssertionError(f"jobs not finished after {timeout} s: {infos}")
         time.sleep(every)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, tiny_model) -> dict:
+    """Tiny model, data and a claude.local.md sized for the 2-CPU test node."""
+    import shutil
+    import sys
+
+    from cruijff_kit.blueprints.capitalization.generate import generate
+
+    base = tmp_path_factory.mktemp("slurm_pipeline")
+    shutil.copytree(tiny_model, base / "model")
+    generate(base / "data.json", n=40)
+    local = base / "claude.local.md"
+    # slurm_cpus 1: two training jobs fit the node at once, so chaining is not hidden behind a queue.
+    # 3G: a CPU rank of torchtune + torch peaks near 1 GiB; two ranks share the job's --mem.
+    local.write_text(f"- venv: {sys.prefix}\n- slurm_partition: debug\n- slurm_mem: 3G\n"
+                     "- slurm_cpus: 1\n- slurm_time: 00:10:00\n")
+    return {"base": base, "env": {"CK_LOCAL_CONFIG": str(local)}}

@@ -11,7 +11,6 @@ one-node cluster: sbatch's refusal must name the setting.
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
@@ -20,7 +19,7 @@ from cruijff_kit.executors.slurm import SlurmExecutor
 from cruijff_kit.state.resources import gpu_samples
 
 from .conftest import wait_terminal
-from .test_pipeline_on_slurm import TASK, ck, inputs  # noqa: F401 (fixture)
+from .pipeline import TASK, ck
 
 pytestmark = pytest.mark.slurm
 

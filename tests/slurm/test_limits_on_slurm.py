@@ -19,7 +19,7 @@ import time
 import pytest
 
 from ..slurm_cluster import TEST_QOS
-from .test_pipeline_on_slurm import TASK, ck, eval_status, inputs, ledger  # noqa: F401 (fixture)
+from .pipeline import TASK, ck, eval_status, ledger
 
 pytestmark = pytest.mark.slurm
 BUDGET_S = 1500  # the whole test (~4 min on a quiet 2-core node); a stuck queue fails, never hangs CI

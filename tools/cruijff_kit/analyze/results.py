@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..experiment.model import Experiment, Run, RunType
 from ..experiment.naming import run_directories, varying_parameters
-from ..experiment.numbers import format_float
+from ..util.numbers import format_float
 from . import stats
 from .eval_logs import EvalResult, EvalScan, scan_run
 from ..state.loss_logs import (last_per_epoch, mean_per_epoch, read_log_values, steps_per_epoch,

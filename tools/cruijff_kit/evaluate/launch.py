@@ -56,7 +56,7 @@ def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label:
 
     An adapter-only epoch directory is first merged into scratch (finetune/merge.py); the model
     name stays the epoch directory, so logs name the epoch either way."""
-    from cruijff_kit.finetune.merge import is_adapter_only
+    from cruijff_kit.state.artifacts import is_adapter_only
 
     weights = Path(model_dir)
     meta = {"ck_decoding": "greedy", "ck_generation_config_replaced": replaced_settings(model_dir),

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .numbers import format_float
+from ..util.numbers import format_float
 
 TRAINING, EVALUATION, OUTPUT, SETUP = "training", "evaluation", "output", "setup"
 LORA_MODULES = ("q_proj", "k_proj", "v_proj", "output_proj")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.prompt_format import read_checkpoint_record, stamp_checkpoint
-from cruijff_kit.state.artifacts import ADAPTER_FILES, has_weights, is_adapter_only  # noqa: F401
 
 
 def materialise(epoch_dir: Path, out_dir: Path, base_model: str | Path | None = None) -> Path:

@@ -16,7 +16,6 @@ import datetime as _dt
 import os
 import re
 import shlex
-import signal
 import sys
 import time
 from pathlib import Path
@@ -398,20 +397,13 @@ def stop(run_id: str, *, timeout_s: float = 15.0) -> dict[str, Any]:
     # The command's group (and any process of the run that left it) first, so the supervisor sees
     # the command end and records its exit code; SIGKILL for what is left after the timeout.
     sup = meta.get("supervisor_pid")
-    if meta.get("pgid"):
-        procs.kill_group(meta["pgid"], signal.SIGTERM)
-    procs.signal_all([m for m in members(meta) if m.pid != sup], signal.SIGTERM)
-    sent = "SIGTERM"
-    deadline = time.monotonic() + timeout_s
+    sent = procs.terminate(lambda: [m for m in members(meta) if m.pid != sup], timeout_s,
+                           groups=[meta["pgid"]] if meta.get("pgid") else [])
+    sent = sent or "SIGTERM"
+    deadline = time.monotonic() + 3.0  # the supervisor's turn to record the exit code
     while time.monotonic() < deadline and members(meta):
-        time.sleep(0.1)
-    if members(meta):
-        sent = "SIGKILL"
-        procs.signal_all([m for m in members(meta) if m.pid != sup], signal.SIGKILL)
-        deadline = time.monotonic() + 3.0  # the supervisor's turn to record the exit code
-        while time.monotonic() < deadline and members(meta):
-            time.sleep(0.05)
-        procs.terminate(lambda: members(meta), timeout_s=0.0)
+        time.sleep(0.05)
+    procs.terminate(lambda: members(meta), timeout_s=0.0)
     result = status(run_id)
     result.update({"stopped": True, "signal_sent": sent})
     return result

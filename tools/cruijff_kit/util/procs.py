@@ -159,14 +159,16 @@ def signal_all(stats: Iterable[ProcStat], sig: int) -> list[int]:
 
 
 def terminate(members: Callable[[], list[ProcStat]], timeout_s: float, *,
-              poll_s: float = 0.1) -> str | None:
-    """SIGTERM every process `members()` lists, wait up to `timeout_s` for all to end, then SIGKILL
-    the ones left. Returns the strongest signal sent (None: there was nothing to signal)."""
+              poll_s: float = 0.1, groups: Iterable[int] | None = None) -> str | None:
+    """Stop with escalation, the one implementation (local executor's cancel, `ck launch stop`,
+    the supervisor): SIGTERM every process `members()` lists and their process groups (or just
+    `groups`), wait up to `timeout_s` for all to end, then SIGKILL the ones left. Returns the
+    strongest signal sent (None: there was nothing to signal)."""
     alive = members()
     if not alive:
         return None
-    for pgid in {s.pgrp for s in alive}:
-        if pgid != os.getpgrp():
+    for pgid in ({s.pgrp for s in alive} if groups is None else set(groups)):
+        if pgid and pgid != os.getpgrp():
             kill_group(pgid, signal.SIGTERM)
     signal_all(alive, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import select
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -34,7 +33,6 @@ from typing import Sequence
 from ...util import procs as util_procs
 from ...util.fs import atomic_write_json, atomic_write_text, exclusive_lock
 from ..core import Executor, JobInfo, JobSpec, JobState, SubmitError
-from . import procs
 
 
 
@@ -54,6 +52,7 @@ OOM_PATTERNS = re.compile(
 )
 
 _ID = re.compile(r"^local-(\d+)$")
+CANCEL_GRACE_S = 5.0  # SIGTERM, then SIGKILL for what is left
 
 
 def _now() -> str:
@@ -209,14 +208,10 @@ class LocalExecutor(Executor):
                                               ended=_now()))
                     continue
                 pid = self._pid(n, rec)
-                if pid and procs.is_alive(pid, rec.get("pid_start")):
-                    procs.kill_group(pid, signal.SIGTERM)
-                    deadline = time.monotonic() + 5
-                    while procs.is_alive(pid) and time.monotonic() < deadline:
-                        self._reap()
-                        time.sleep(0.05)
-                    if procs.is_alive(pid):
-                        procs.kill_group(pid, signal.SIGKILL)
+                if pid and util_procs.is_alive(pid, rec.get("pid_start")):
+                    # the job is its own process group (its wrapper leads it): all of it, children too
+                    util_procs.terminate(lambda: util_procs.find(lambda st: st.pgrp == pid), CANCEL_GRACE_S,
+                                         poll_s=0.05, groups=[pid])
                 self._reap()
 
     def wait(self, job_ids: Sequence[str], timeout: float) -> None:
@@ -339,8 +334,8 @@ class LocalExecutor(Executor):
 
     def _ours(self, pid: int, jid: str, rec: dict) -> bool:
         if rec.get("pid_start") is not None and int(rec.get("pid", 0)) == pid:
-            return procs.is_alive(pid, rec["pid_start"])
-        return procs.is_alive(pid) and procs.has_env(pid, "CK_LOCAL_JOB_ID", jid)
+            return util_procs.is_alive(pid, rec["pid_start"])
+        return util_procs.is_alive(pid) and util_procs.has_env(pid, "CK_LOCAL_JOB_ID", jid)
 
     # ---- scheduling --------------------------------------------------------------------
     def _records(self) -> list[tuple[int, dict]]:
@@ -411,5 +406,5 @@ class LocalExecutor(Executor):
             self._finalize(n, JobInfo(jid, JobState.FAILED, ended=_now(), reason=f"could not start: {exc}"))
             return
         self._children[jid] = child
-        rec.update(phase="launched", pid=child.pid, pid_start=procs.start_time(child.pid))
+        rec.update(phase="launched", pid=child.pid, pid_start=util_procs.start_time(child.pid))
         atomic_write_json(self._file(n, "job.json"), rec)
