@@ -11,18 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CkError
-
-
-def _hms(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    h, rest = divmod(s, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
-
-
-def _gb(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1024 ** 3:.1f} GiB"
+from ..util.formats import duration_hms, size_gib
 
 
 def compute_table(exp_dir: str | Path) -> tuple[list[str], list[list[str]]]:
@@ -59,11 +48,11 @@ def compute_table(exp_dir: str | Path) -> tuple[list[str], list[list[str]]]:
         ft = row["ft"]
         rows.append([
             run,
-            _hms(ft.elapsed_s) if ft else "-",
-            _gb(ft.max_rss_bytes) if ft else "-",
+            duration_hms(ft.elapsed_s) if ft else "-",
+            size_gib(ft.max_rss_bytes) if ft else "-",
             "-" if ft is None or ft.gpu_util_pct is None else f"{ft.gpu_util_pct:.0f}%",
-            _gb(ft.gpu_mem_bytes) if ft else "-",
+            size_gib(ft.gpu_mem_bytes) if ft else "-",
             "-" if ft is None or ft.tokens_per_s is None else f"{ft.tokens_per_s:.0f}",
-            f"{_hms(row['eval_s'])} ({row['evals']})" if row["evals"] else "-",
+            f"{duration_hms(row['eval_s'])} ({row['evals']})" if row["evals"] else "-",
         ])
     return header, rows

@@ -150,7 +150,8 @@ def run(args) -> int:
     spec = build_spec(args)
     spec.experiment_dir = str(exp_dir)
     exp, text = plan_summary(spec)  # everything checked before the first byte is written
-    from ..experiment.disk import disk_by_run, format_size
+    from ..experiment.disk import disk_by_run
+    from ..util.formats import size_estimate as format_size
     from ..experiment.warnings import design_warnings, steps_by_run
 
     advice = design_warnings(exp)  # evaluation split overlap / size, warmup share of the steps

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CkError
-from .disk import format_size, planned_disk_bytes
-from .estimate import calibrate, estimate_seconds, examples_in_dataset, format_duration, params_from_model
+from ..util.formats import duration_estimate, size_estimate
+from .disk import planned_disk_bytes
+from .estimate import calibrate, estimate_seconds, examples_in_dataset, params_from_model
 from .model import EPOCH_WORDS, Evaluation, Experiment, Run, RunType
 from .naming import check_safe_name, run_directories
 from .settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, suggest
@@ -302,8 +303,8 @@ def design_experiment(spec: DesignSpec) -> Experiment:
                                epochs=eff["epochs"], batch_size=eff["batch_size"], gpus=eff["num_gpus"],
                                max_steps_per_epoch=eff.get("max_steps_per_epoch"), calibration=calibrations[path])
         runs.append(Run(name=_run_name(model, combo, grid), model=model, type=RunType.FINETUNED,
-                        settings=tuple(combo.items()), est_time=format_duration(est),
-                        est_disk=format_size(_run_disk(path, eff))))
+                        settings=tuple(combo.items()), est_time=duration_estimate(est),
+                        est_disk=size_estimate(_run_disk(path, eff))))
     if spec.controls:
         for model, _ in spec.models:
             runs.append(Run(name=f"{model}_base", model=model, type=RunType.CONTROL, est_time="N/A",

@@ -111,13 +111,3 @@ def disk_by_run(exp) -> dict[str, int | None]:
     """Fine-tuned run name -> bytes its output directory will hold (None: config.json unreadable)."""
     return {r.name: planned_disk_bytes(exp.model_path(r.model), lambda k, r=r: exp.value(k, r))
             for r in exp.finetuned_runs}
-
-
-def format_size(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            value = n / scale
-            return f"~{value:.1f} {unit}" if value < 10 else f"~{round(value)} {unit}"
-    return f"~{n} B"

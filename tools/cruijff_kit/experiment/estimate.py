@@ -139,16 +139,6 @@ def suggested_slurm_time(seconds: float | None, *, margin: float = 1.5, minimum_
     return f"{days}-{text}" if days else text
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    if seconds < 90:
-        return f"~{max(1, round(seconds))}s"
-    if seconds < 90 * 60:
-        return f"~{round(seconds / 60)}m"
-    return f"~{seconds / 3600:.1f}h"
-
-
 def suggested_slurm_mem(params: float | None, *, floor_gb: int = 32) -> str | None:
     """A --mem default from the model's size: the job holds the bf16 weights (2 bytes/param) about
     twice at its peak (load, then merge for a merged save or an adapter evaluation), plus 8 GB for

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..util import procs
 from . import detect, entry_points, failures, losses, process, state, wandb_runs
+from ..util.formats import size_binary
 
 _MAX_LOG_BYTES = 4 * 2**20  # the end of a log holds the failure; do not read GBs of progress bars
 
@@ -329,7 +330,7 @@ def advice_for(failure: str | None, text: str, evidence: str, meta: dict[str, An
     command = meta.get("command", "")
     if failure == "cpu_oom":
         tried = _CPU_TRIED.search(text)
-        size = f" (tried to allocate {failures.human_bytes(int(tried.group(1)))})" if tried else ""
+        size = f" (tried to allocate {size_binary(int(tried.group(1)))})" if tried else ""
         return (f"Host RAM ran out{size}: the machine's memory, not a GPU's. "
                 + "; ".join(_memory_knobs(info, command, host=True)) + ".")
     if failure == "oom":

@@ -120,7 +120,6 @@ def classify(line: str, text: str = "") -> str | None:
 # --------------------------------------------------------------------------- bad arguments
 
 
-
 def bad_args(error: str, text: str) -> dict[str, Any]:
     """The flag a parser refused and the suggestion it printed: {tool, flag, problem, suggestion, choices}."""
     out: dict[str, Any] = {"tool": None, "flag": None, "problem": error, "suggestion": None, "choices": None}
@@ -345,11 +344,3 @@ PROGRESS = re.compile(r"\b(?:loss|step|steps|epoch|iter|iteration|batch|accuracy
 
 def has_progress(lines: list[tuple[int, str]]) -> bool:
     return any(PROGRESS.search(line) for _, line in lines)
-
-
-def human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
-    return f"{n} B"

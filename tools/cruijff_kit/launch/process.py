@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import CkError
 from ..templating import render
-from ..util import procs
+from ..util import formats, procs
 from ..util.fs import atomic_write_text
 from ..util.wandb_key import wandb_api_key_present
 from . import env as envmod
@@ -37,7 +37,7 @@ _PID_WAIT_S = 10.0
 
 
 def now_iso() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    return formats.now_iso()
 
 
 def _epoch(iso: str | None) -> float | None:

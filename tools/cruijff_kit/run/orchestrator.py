@@ -29,7 +29,8 @@ from ..executors.core import Executor, JobInfo, JobState, SubmitError, SubmitLim
 from . import recovery
 from .events import ActionLogReporter, Event, EventType, Fanout, Reporter, TerminalReporter
 from ..state.identity import check_place, claim_output_dir, ensure_identity
-from ..state.ledger import Ledger, duration, entry_state, format_seconds, is_live, monitor_lock
+from ..state.ledger import Ledger, duration, entry_state, is_live, monitor_lock
+from ..util.formats import duration_short as format_seconds
 from .outcome import Action, JobOutcome, RunReport, Verdict
 from ..state.jobs import Plan, PlannedJob, has_checkpoint, is_done, pending_tasks
 from .plan import plan_experiment

@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 
 from ..errors import CkError
 from ..executors.core import Executor, JobState
+from ..util.formats import now_iso
 
 QUEUED = JobState.QUEUED.value  # ledger state of a job ck will submit when the window has room
 
@@ -136,9 +137,7 @@ def window_for(executor: Executor, exp_dir: str | Path, scripts: Iterable[Path],
 def mark_queued(ledger, jobs: list, note: str | None = None) -> None:
     """Record in the ledger, in one write, that these (key, PlannedJob) wait for room: state
     QUEUED, no current job id (nothing was submitted; earlier attempts keep theirs)."""
-    from ..state.ledger import now
-
-    stamp = now()
+    stamp = now_iso()
     with ledger.transaction() as data:
         for key, job in jobs:
             e = data["jobs"].setdefault(key, {"kind": job.kind, "run": job.run, "attempts": []})

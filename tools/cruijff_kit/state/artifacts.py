@@ -25,7 +25,6 @@ whole, as it always was.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import re
@@ -33,6 +32,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
+from ..util.formats import parse_time
 
 # ---- metadata keys `ck run` puts on every evaluation log (inspect eval --metadata k=v) -----
 META_JOB = "ck_job"  # the job key, e.g. rank8_lr1e-5/eval/capitalization_epoch0
@@ -400,10 +400,8 @@ def metadata_args(meta: dict[str, str]) -> str:
 
 
 def _created(text: str) -> float | None:
-    try:
-        return _dt.datetime.fromisoformat(text).timestamp()
-    except (TypeError, ValueError):
-        return None
+    t = parse_time(text)
+    return None if t is None else t.timestamp()
 
 
 def _model_path(model: str) -> str:

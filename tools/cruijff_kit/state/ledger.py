@@ -22,7 +22,6 @@ experiment". Readers (`ck status`) never write, not even to a lock file.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import errno
 import fcntl
 import json
@@ -36,13 +35,10 @@ from ..errors import CkError
 from ..executors.core import JobInfo, JobState
 from ..util.fs import LockHeld, atomic_write_json, exclusive_lock
 from . import layout
+from ..util.formats import duration_short, now_iso, parse_time, seconds_between
 
 VERSION = 1
 MAX_LEDGER_BYTES = 256 * 1024 * 1024  # a ledger of a million jobs is ~0.5 GB; refuse beyond sane
-
-
-def now() -> str:
-    return _dt.datetime.now().isoformat(timespec="seconds")
 
 
 def entry_state(entry: dict | None) -> JobState | None:
@@ -109,10 +105,10 @@ class Attempt:
     def seconds(self) -> float | None:
         """Wall time from start to end (None unless both are known and in order)."""
         try:
-            s = (_dt.datetime.fromisoformat(self.ended) - _dt.datetime.fromisoformat(self.started)).total_seconds()
+            s = seconds_between(self.started, self.ended)
         except (TypeError, ValueError):
             return None
-        return s if s > 0 else None
+        return s if s is not None and s > 0 else None
 
 
 @dataclass(frozen=True)
@@ -204,7 +200,7 @@ class Ledger:
                      after: str | None = None, sbatch_args=(), overrides: dict | None = None,
                      note: str | None = None) -> None:
         e = data["jobs"].setdefault(key, {"kind": kind, "run": run, "attempts": []})
-        e["intent"] = {"tag": tag, "executor": executor, "at": now(), "after": after,
+        e["intent"] = {"tag": tag, "executor": executor, "at": now_iso(), "after": after,
                        "sbatch_args": list(sbatch_args), "overrides": dict(overrides or {}), "note": note}
 
     @staticmethod
@@ -215,7 +211,7 @@ class Ledger:
         """The id is known: it must never be lost. Takes the details from the intent if any."""
         e = data["jobs"].setdefault(key, {"kind": kind, "run": run, "attempts": []})
         intent = e.pop("intent", None) or {}
-        stamp = now()
+        stamp = now_iso()
         executor = executor or intent.get("executor")
         note = note if note is not None else intent.get("note")
         e.update(executor=executor, job_id=job_id, state=state.value, reason=note, updated=stamp)
@@ -238,7 +234,7 @@ class Ledger:
                 del data["jobs"][key]
             else:
                 last = e["attempts"][-1]
-                e.update(state=last.get("state"), job_id=last.get("job_id"), updated=now())
+                e.update(state=last.get("state"), job_id=last.get("job_id"), updated=now_iso())
 
     @staticmethod
     def clear_intent(data: dict, key: str) -> None:
@@ -254,7 +250,7 @@ class Ledger:
             return  # a newer attempt replaced it; keep the record of the current one
         a = next((a for a in reversed(e["attempts"]) if a.get("job_id") == info.job_id), None)
         why = reason or info.reason
-        e.update(state=info.state.value, reason=why, updated=now())
+        e.update(state=info.state.value, reason=why, updated=now_iso())
         if a is not None:
             a.update(state=info.state.value, reason=why)
             if info.started:
@@ -271,7 +267,7 @@ class Ledger:
         """Artifacts exist but no job of ours made them (or the ledger was lost)."""
         data["jobs"][key] = {"kind": kind, "run": run, "executor": None, "job_id": None,
                              "state": JobState.COMPLETED.value, "reason": None, "found": True, "note": "found on disk",
-                             "updated": now(), "attempts": []}
+                             "updated": now_iso(), "attempts": []}
 
     # ---- one change, one transaction (scripts and tests) --------------------------------
     def record_submit(self, key: str, *, kind: str, run: str, executor: str, job_id: str,
@@ -318,27 +314,20 @@ def duration(entry: dict | None) -> str:
     # final state was recorded: its duration must not grow with every `ck status`
     ended = a.get("ended") or (a.get("updated") or entry.get("updated") if state is not None and state.terminal else None)
     try:
-        start = _dt.datetime.fromisoformat(a["started"])
-        end = _dt.datetime.fromisoformat(ended) if ended else _dt.datetime.now()
+        start = parse_time(a["started"])
+        end = parse_time(ended) if ended else parse_time(now_iso())
     except (TypeError, ValueError):
         return ""
-    return format_seconds((end - start).total_seconds())
-
-
-def format_seconds(seconds: float) -> str:
-    s = max(0, int(round(seconds)))
-    h, rest = divmod(s, 3600)
-    m, s = divmod(rest, 60)
-    if h:
-        return f"{h}h {m}m"
-    return f"{m}m {s}s" if m else f"{s}s"
+    if start is None or end is None:
+        return ""
+    return duration_short((end - start).total_seconds())
 
 
 @contextlib.contextmanager
 def monitor_lock(exp_dir: str | Path) -> Iterator[None]:
     """One monitor per experiment. The kernel drops the flock if the holder dies (kill -9)."""
     path = Path(exp_dir) / layout.CK_DIR / "lock"
-    owner = f"pid {os.getpid()} on {socket.gethostname()} since {now()}"
+    owner = f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}"
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(exclusive_lock(path, owner=owner))

@@ -16,13 +16,13 @@ available to analysis; `format_resources` is the one-cell text.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import statistics
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable
+from ..util.formats import seconds_between, size_short
 
 MAX_SAMPLE_BYTES = 4_000_000  # GPU sample files are read up to this size
 _SIZE = re.compile(r"^([\d.]+)([KMGTP]?)$", re.I)
@@ -121,11 +121,7 @@ def recorded_peaks(output_dir: Path) -> tuple[int | None, int | None]:
 
 
 def _elapsed(attempt: dict) -> float | None:
-    try:
-        return (_dt.datetime.fromisoformat(attempt["ended"])
-                - _dt.datetime.fromisoformat(attempt["started"])).total_seconds()
-    except (KeyError, TypeError, ValueError):
-        return None
+    return seconds_between(attempt.get("started"), attempt.get("ended"))
 
 
 def job_resources(plan, entries: dict, *, run: Callable | None = None) -> dict[str, Resources]:
@@ -163,22 +159,15 @@ def job_resources(plan, entries: dict, *, run: Callable | None = None) -> dict[s
     return out
 
 
-def _bytes(n: int) -> str:
-    for unit, size in (("T", 1024 ** 4), ("G", 1024 ** 3), ("M", 1024 ** 2)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return f"{n / 1024:.0f}K"
-
-
 def format_resources(r: Resources | None) -> str:
     """'RSS 1.2G, GPU 87% 30.1G, 812 tok/s' (elapsed is the DURATION column)."""
     if r is None:
         return ""
     parts = []
     if r.max_rss_bytes is not None:
-        parts.append(f"RSS {_bytes(r.max_rss_bytes)}")
+        parts.append(f"RSS {size_short(r.max_rss_bytes)}")
     if r.gpu_util_pct is not None:
-        parts.append(f"GPU {r.gpu_util_pct:.0f}% {_bytes(r.gpu_mem_bytes or 0)}")
+        parts.append(f"GPU {r.gpu_util_pct:.0f}% {size_short(r.gpu_mem_bytes or 0)}")
     if r.tokens_per_s is not None:
         parts.append(f"{r.tokens_per_s:.0f} tok/s")
     return ", ".join(parts)

@@ -7,13 +7,13 @@
 """
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from pathlib import Path
+from .formats import log_stamp
 
 
 def now_stamp() -> str:
-    return _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    return log_stamp()
 
 
 def format_entry(action: str, description: str, *, details: str | None = None,

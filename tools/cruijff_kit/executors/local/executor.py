@@ -19,7 +19,6 @@ other exits -> FAILED. #SBATCH --time is not enforced locally, so TIMEOUT never 
 """
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import json
 import os
@@ -33,7 +32,7 @@ from typing import Sequence
 from ...util import procs as util_procs
 from ...util.fs import atomic_write_json, atomic_write_text, exclusive_lock
 from ..core import Executor, JobInfo, JobSpec, JobState, SubmitError
-
+from ...util.formats import epoch_iso, now_iso
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,14 +52,6 @@ OOM_PATTERNS = re.compile(
 
 _ID = re.compile(r"^local-(\d+)$")
 CANCEL_GRACE_S = 5.0  # SIGTERM, then SIGKILL for what is left
-
-
-def _now() -> str:
-    return _dt.datetime.now().isoformat(timespec="seconds")
-
-
-def _iso(epoch: float) -> str:
-    return _dt.datetime.fromtimestamp(epoch).isoformat(timespec="seconds")
 
 
 def detect_gpus() -> list[str]:
@@ -181,7 +172,7 @@ class LocalExecutor(Executor):
                 # relative to the experiment: a copied or moved experiment runs its own scripts
                 "script": self._rel(script.resolve()), "workdir": self._rel(script.resolve().parent),
                 "gpus": int(spec.gpus), "env": dict(spec.env), "after": after,
-                "submitted": _now(), "phase": "queued",
+                "submitted": now_iso(), "phase": "queued",
             })
         return job_id
 
@@ -205,7 +196,7 @@ class LocalExecutor(Executor):
                 self._file(n, "cancel").touch()
                 if rec["phase"] == "queued":
                     self._finalize(n, JobInfo(jid, JobState.CANCELLED, reason="cancelled while queued",
-                                              ended=_now()))
+                                              ended=now_iso()))
                     continue
                 pid = self._pid(n, rec)
                 if pid and util_procs.is_alive(pid, rec.get("pid_start")):
@@ -316,19 +307,19 @@ class LocalExecutor(Executor):
                 why = f"killed by signal {rc - 128}" if rc > 128 else f"exit code {rc}"
                 info = JobInfo(state=JobState.FAILED, exit_code=rc, ended=end, reason=why, **base)
         elif cancelled:
-            info = JobInfo(state=JobState.CANCELLED, ended=_now(), reason="cancelled", **base)
+            info = JobInfo(state=JobState.CANCELLED, ended=now_iso(), reason="cancelled", **base)
         elif rec["phase"] == "launching" and self._pid(n, rec) is None and not self._file(n, "pid").exists():
-            info = JobInfo(state=JobState.FAILED, ended=_now(),
+            info = JobInfo(state=JobState.FAILED, ended=now_iso(),
                            reason="launch interrupted (supervisor died while starting it)", **base)
         else:
-            info = JobInfo(state=JobState.FAILED, ended=_now(),
+            info = JobInfo(state=JobState.FAILED, ended=now_iso(),
                            reason="process ended without recording an exit code (killed?)", **base)
         return self._finalize(n, info) if decide else info
 
     def _exit(self, n: int) -> tuple[int, str] | None:
         try:
             rc, epoch = self._file(n, "exit").read_text().split()[:2]
-            return int(rc), _iso(float(epoch))
+            return int(rc), epoch_iso(float(epoch))
         except (FileNotFoundError, ValueError):
             return None
 
@@ -368,7 +359,7 @@ class LocalExecutor(Executor):
                 if dep.state is JobState.COMPLETED:
                     pass
                 elif dep.state.terminal or dep.state is JobState.UNKNOWN:
-                    self._finalize(n, JobInfo(jid, JobState.DEPENDENCY_NEVER_SATISFIED, ended=_now(),
+                    self._finalize(n, JobInfo(jid, JobState.DEPENDENCY_NEVER_SATISFIED, ended=now_iso(),
                                               reason=f"dependency {rec['after']} ended {dep.state.value}"))
                     continue
                 else:
@@ -389,7 +380,7 @@ class LocalExecutor(Executor):
 
     def _launch(self, n: int, rec: dict, assigned: list[str]) -> None:
         jid = rec["job_id"]
-        rec.update(phase="launching", assigned_gpus=assigned, started=_now())
+        rec.update(phase="launching", assigned_gpus=assigned, started=now_iso())
         atomic_write_json(self._file(n, "job.json"), rec)  # before fork: never launched twice
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in (rec.get("env") or {}).items()})
@@ -403,7 +394,7 @@ class LocalExecutor(Executor):
                  str(self._file(n, "exit")), str(self._file(n, "pid"))],
                 cwd=workdir, log=log, env=env)
         except OSError as exc:
-            self._finalize(n, JobInfo(jid, JobState.FAILED, ended=_now(), reason=f"could not start: {exc}"))
+            self._finalize(n, JobInfo(jid, JobState.FAILED, ended=now_iso(), reason=f"could not start: {exc}"))
             return
         self._children[jid] = child
         rec.update(phase="launched", pid=child.pid, pid_start=util_procs.start_time(child.pid))
