@@ -1,7 +1,8 @@
 """The package's layers, read from the source (every import, function-level ones included, so none
 can hide a cycle): state/ reads what disk says and imports nothing above util/, errors and the
-executor vocabulary; experiment/ (the plan model) imports nothing above state/; run/ and analyze/
-never import each other. Reading disk stays in state/: no YAML parsing, epoch-directory globbing
+executor vocabulary; settings.py (the one settings schema) nothing but util/; finetune/ (model
+families, trainers) nothing above state/; experiment/ (the plan model) nothing above finetune/;
+run/ and analyze/ never import each other. Reading disk stays in state/: no YAML parsing, epoch-directory globbing
 or job-state literals elsewhere (launch/ reads other people's repos and is its own subpackage)."""
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "tools" / "cruijff_kit"
 
+_ABOVE_PLAN = {"scaffold", "run", "analyze", "commands", "doctor", "setup", "evaluate", "launch", "demo", "cli"}
 FORBIDDEN = {
-    "state": {"experiment", "finetune", "scaffold", "run", "analyze", "commands", "doctor", "setup",
-              "evaluate", "launch", "localconfig", "blueprints", "demo", "cli", "tiny_model"},
-    "experiment": {"finetune", "scaffold", "run", "analyze", "commands", "doctor", "setup", "evaluate",
-                   "launch", "executors", "demo", "cli"},
+    "settings": {"experiment", "finetune", "state", "localconfig", "executors"} | _ABOVE_PLAN,
+    "state": {"experiment", "finetune", "localconfig", "blueprints", "tiny_model"} | _ABOVE_PLAN,
+    # the families / trainer registry and the trainers' configs sit below the plan model
+    "finetune": {"experiment"} | _ABOVE_PLAN,
+    "experiment": {"executors"} | _ABOVE_PLAN,
     "run": {"analyze", "scaffold", "commands", "doctor", "setup", "launch", "demo", "cli"},
     "analyze": {"run", "scaffold", "commands", "doctor", "setup", "launch", "demo", "cli"},
 }

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from cruijff_kit.experiment.model import Evaluation, Experiment, Run, RunType, StatusRow
 from cruijff_kit.experiment.parse import parse_summary_text
 from cruijff_kit.experiment.render import render_summary
-from cruijff_kit.experiment.settings import LORA_MODULES, PLAN_SETTINGS, RUN_SETTINGS, Setting
+from cruijff_kit.settings import LORA_MODULES, PLAN_SETTINGS, RUN_SETTINGS, Setting
 
 name = st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=20).filter(
     lambda s: s[0].isalnum())

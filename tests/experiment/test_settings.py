@@ -5,7 +5,7 @@ import pytest
 
 from cruijff_kit.errors import CkError, CkErrors
 from cruijff_kit.experiment.parse import parse_summary_text
-from cruijff_kit.experiment.settings import BY_KEY, PLAN_SETTINGS, RUN_SETTINGS, lookup, reference_markdown
+from cruijff_kit.settings import BY_KEY, PLAN_SETTINGS, RUN_SETTINGS, lookup, reference_markdown
 
 ROOT = Path(__file__).parents[2]
 CANON = (Path(__file__).parent / "canonical.md").read_text()
@@ -14,7 +14,7 @@ CANON = (Path(__file__).parent / "canonical.md").read_text()
 def test_reference_doc_is_generated_from_the_schema():
     doc = ROOT / "skills" / "scaffold-torchtune" / "references" / "setup-fields.md"
     assert doc.read_text() == reference_markdown(), \
-        "regenerate: PYTHONPATH=tools python -m cruijff_kit.experiment.settings > " + str(doc.relative_to(ROOT))
+        "regenerate: PYTHONPATH=tools python -m cruijff_kit.settings > " + str(doc.relative_to(ROOT))
 
 
 def test_every_plan_setting_is_documented_with_its_names():

@@ -53,7 +53,7 @@ def test_single_device_two_epochs_each_epoch_is_base_plus_its_own_adapter(setup_
     assert list((out / "logs").glob("log_*.txt")), "DiskLogger wrote nothing"
     # the design's Est. Disk for this run is what torchtune really wrote (logs aside)
     from cruijff_kit.experiment.disk import planned_disk_bytes
-    from cruijff_kit.experiment.settings import BY_KEY
+    from cruijff_kit.settings import BY_KEY
 
     written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and "logs" not in f.parts)
     planned = planned_disk_bytes(str(tiny_model), lambda k: setup.get(k, BY_KEY[k].default))

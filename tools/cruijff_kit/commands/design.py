@@ -65,7 +65,7 @@ def build_spec(args):
     from ..experiment.design import (DesignSpec, coerce, grid_setting, levels, load_spec_file,
                                      parse_epochs_value)
     from ..experiment.model import Evaluation
-    from ..experiment.settings import BY_KEY, lookup, suggest
+    from ..settings import BY_KEY, lookup, suggest
 
     if args.spec:
         spec = load_spec_file(args.spec)

@@ -1,6 +1,6 @@
 """`ck design`: a compact spec -> experiment_summary.md (Cartesian product of the grid).
 
-The grid may vary any per-run setting of experiment/settings.py (`grid:` in a spec,
+The grid may vary any per-run setting of settings.py (`grid:` in a spec,
 `--vary 'LoRA dropout=0,0.1'` on the command line); every other setting may be stated once
 (`config:`, a top-level key, or `--set`). Everything is checked against the schema before a
 byte is written, and the rendered summary is parsed back: `ck design` never writes a plan
@@ -19,7 +19,7 @@ from .disk import planned_disk_bytes
 from .estimate import calibrate, estimate_seconds, examples_in_dataset, params_from_model
 from .model import EPOCH_WORDS, Evaluation, Experiment, Run, RunType
 from .naming import check_safe_name, run_directories
-from .settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, suggest
+from ..settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, suggest
 
 MAX_RUNS = 10_000
 TOP_LEVEL = ("name", "models", "dataset", "question", "grid", "controls", "eval_only", "tasks", "config", "experiment_dir",

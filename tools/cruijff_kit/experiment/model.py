@@ -2,7 +2,7 @@
 
 Values are plain Python types; `line` fields remember where a row came from in the summary so
 later checks can point at it, and are excluded from equality. Settings (LoRA rank, dropout,
-warmup, …) are the ones of experiment/settings.py: a run's own values (runs-table columns)
+warmup, …) are the ones of settings.py: a run's own values (runs-table columns)
 come first, then the experiment's Configuration, then the schema's default.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from .settings import BY_KEY, resolve
+from ..settings import BY_KEY, resolve
 
 SUPPORTED_PREPARATION = ("torchtune",)
 SUPPORTED_EVALUATION = ("inspect-ai",)
@@ -193,7 +193,7 @@ class Experiment:
 
     def config_value(self, key: str, default: str | None = None) -> str | None:
         """A setting's effective value as summary text, by any of its names (older callers)."""
-        from .settings import lookup
+        from ..settings import lookup
 
         s = lookup(key)
         if s is None:

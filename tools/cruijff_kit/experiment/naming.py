@@ -1,7 +1,7 @@
 """Run directory names from the parameters that vary (a name says what differs): rank8_lr1e-5/, rank8/,
 Llama-3.2-1B_rank8/, rank8_drop0.1/; control runs: base/ (or <model>_base/ when several models);
 eval-only runs: their run name.
-Any per-run setting may vary; its short name comes from experiment/settings.py."""
+Any per-run setting may vary; its short name comes from settings.py."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import CkError
 from .model import Experiment, Run
-from .settings import BY_KEY, RUN_SETTINGS
+from ..settings import BY_KEY, RUN_SETTINGS
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # order inside a directory name: the seeds' three first, then the schema's order

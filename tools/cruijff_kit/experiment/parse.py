@@ -27,7 +27,7 @@ from .model import (
     Tools,
 )
 from .eval_only import CHECKPOINT_COLUMN, problems as eval_only_problems
-from .settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, norm, parse_quoted, suggest
+from ..settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, norm, parse_quoted, suggest
 from ..state import layout
 
 MAX_SUMMARY_BYTES = 4 * 1024 * 1024  # a plan of 10,000 runs is ~1 MB

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..templating import render
 from .model import Experiment
-from .settings import EVALUATION, OUTPUT, PLAN_SETTINGS, RUN_SETTINGS, TRAINING
+from ..settings import EVALUATION, OUTPUT, PLAN_SETTINGS, RUN_SETTINGS, TRAINING
 
 
 # the seeds' Configuration lines come first, in their order; the rest follow the schema's order

@@ -11,6 +11,7 @@ from typing import Any
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.models import resolve_model
 from cruijff_kit.finetune.prompt_format import check_system_prompt
+from cruijff_kit.settings import BY_KEY, RUN_SETTINGS, resolve
 from cruijff_kit.state import layout
 
 REQUIRED_FIELDS = (
@@ -20,9 +21,7 @@ REQUIRED_FIELDS = (
 
 
 def _defaults() -> dict[str, Any]:
-    """Optional fields and their defaults: the settings schema's (cruijff_kit/experiment/settings.py)."""
-    from cruijff_kit.experiment.settings import RUN_SETTINGS, resolve
-
+    """Optional fields and their defaults: the settings schema's (cruijff_kit/settings.py)."""
     out: dict[str, Any] = {s.key: resolve(s.key) for s in RUN_SETTINGS if s.key not in REQUIRED_FIELDS}
     out.update(experiment_name="", model_name=None, logger="disk", my_wandb_project=None, my_wandb_run_name=None,
                extra_overrides={})
@@ -47,8 +46,6 @@ SETUP_FILE = layout.SETUP  # where the values came from, for error messages
 
 def with_defaults(setup: dict) -> dict:
     """The setup with every optional field filled and the values checked (bounds from the schema)."""
-    from cruijff_kit.experiment.settings import BY_KEY
-
     missing = [k for k in REQUIRED_FIELDS if setup.get(k) in (None, "")]
     if missing:
         raise CkError(

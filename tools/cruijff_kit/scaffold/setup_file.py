@@ -1,5 +1,5 @@
 """setup_finetune.yaml: read it back strictly (file:line: field), every key checked against the
-settings schema (cruijff_kit/experiment/settings.py).
+settings schema (cruijff_kit/settings.py).
 
 Values that reach finetune.slurm (the `slurm:` mapping, the environment) are held to what a
 shell line may carry: no newlines or control characters, known keys only.
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CkError, CkErrors
-from ..experiment.settings import SETUP_SETTINGS, setup_key_suggestion
+from ..settings import SETUP_SETTINGS, setup_key_suggestion
 from ..state import layout
 
 SETUP_FILE = layout.SETUP

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import CkError
 from ..experiment.model import Experiment, Run
-from ..experiment.settings import RUN_SETTINGS
+from ..settings import RUN_SETTINGS
 from ..localconfig import LocalConfig
 from ..util.fs import write_if_changed
 from .setup_file import SETUP_FILE, differing_fields, load_setup

@@ -9,7 +9,7 @@ short name in run directory names, and a line of help. From this table come:
     (finetune/config.py),
   - `ck design --vary` and the spec's `grid:` (experiment/design.py),
   - the settings reference skills/scaffold-torchtune/references/setup-fields.md
-    (`python -m cruijff_kit.experiment.settings` prints it; a test keeps it in step).
+    (`python -m cruijff_kit.settings` prints it; a test keeps it in step).
 Pure Python, no heavy imports.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..util.numbers import format_float
+from .util.numbers import format_float
 
 TRAINING, EVALUATION, OUTPUT, SETUP = "training", "evaluation", "output", "setup"
 LORA_MODULES = ("q_proj", "k_proj", "v_proj", "output_proj")
@@ -380,7 +380,7 @@ def resolve(key: str, *layers: dict) -> Any:
 
 def reference_markdown() -> str:
     """skills/scaffold-torchtune/references/setup-fields.md (generated; see tests/experiment)."""
-    from ..templating import render
+    from .templating import render
 
     rows = []
     for s in SETTINGS:
