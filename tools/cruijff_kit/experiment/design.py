@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import CkError
 from .disk import format_size, planned_disk_bytes
 from .estimate import calibrate, estimate_seconds, examples_in_dataset, format_duration, params_from_model
-from .model import EPOCH_WORDS, Evaluation, Experiment, Run, RunType
+from ..finetune.trainers import TORCHTUNE, TRAINERS, check_trainer, default_trainer
+from .model import EPOCH_WORDS, Evaluation, Experiment, Run, RunType, Tools
 from .naming import check_safe_name, run_directories
 from .settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, suggest
 
@@ -291,12 +292,15 @@ def design_experiment(spec: DesignSpec) -> Experiment:
         settings["batch_size"] = grid["batch_size"][0]
     else:  # swept: the runs table says each run's; a Configuration value would contradict it
         settings.pop("batch_size", None)
+    model_trainer = _choose_trainers(spec, grid, settings)
     examples = examples_in_dataset(spec.dataset)
     calibrations = {path: calibrate(path, _measurement_dirs(spec), exclude=spec.experiment_dir or None)
                     for _, path in spec.models}
     runs: list[Run] = []
     for (model, path), *values in itertools.product(spec.models, *(grid[k] for k in order)):
         combo = dict(zip(order, values))
+        if model_trainer.get(model):  # models that need different trainers: each run names its own
+            combo["trainer"] = model_trainer[model]
         eff = {**settings, **combo}
         est = estimate_seconds(params=params_from_model(path, model), examples=examples,
                                epochs=eff["epochs"], batch_size=eff["batch_size"], gpus=eff["num_gpus"],
@@ -334,10 +338,37 @@ def design_experiment(spec: DesignSpec) -> Experiment:
                                   line=spec.line("tasks"), field=fld)
     tasks = [replace(t, epochs=tuple(range(settings["epochs"])) if t.epoch_spec == "all" else
                      (settings["epochs"] - 1,) if t.epoch_spec == "last" else t.epochs) for t in spec.tasks]
+    used = {dict(r.settings).get("trainer") or settings.get("trainer") or model_trainer.auto.get(r.model)
+            for r in runs if r.finetuned}
     return Experiment(
         name=spec.name, experiment_dir=spec.experiment_dir, models=tuple(spec.models), dataset=spec.dataset,
         question=spec.question, settings=tuple(settings.items()), runs=tuple(runs), evaluations=tuple(tasks),
+        tools=Tools(preparation=", ".join(t for t in TRAINERS if t in used) or TORCHTUNE),
     )
+
+
+class _Choice(dict):
+    """model -> trainer a run must name (empty when one trainer serves the plan); .auto: every model's pick."""
+    auto: dict
+
+
+def _choose_trainers(spec: DesignSpec, grid: dict, settings: dict) -> _Choice:
+    """Check the trainers the plan names against each model (an architecture neither trainer can train,
+    or torchtune for a family it lacks, is refused here); pick one per model where the plan names none."""
+    src = spec.source
+    out = _Choice()
+    out.auto = {}
+    for model, path in spec.models:
+        if "trainer" in grid:
+            for t in grid["trainer"]:
+                check_trainer(t, path, model, where=src, line=spec.line("grid", "trainer"))
+        elif settings.get("trainer"):
+            check_trainer(settings["trainer"], path, model, where=src, line=spec.line("trainer"))
+        else:
+            out.auto[model] = default_trainer(path, model, where=src, line=spec.line("models", model))
+    if len(set(out.auto.values())) > 1:
+        out.update(out.auto)  # mixed: a runs-table column says which run uses which
+    return out
 
 
 def _run_disk(model_path: str, eff: dict) -> int | None:
