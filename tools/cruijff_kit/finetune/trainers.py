@@ -168,3 +168,29 @@ def own_template(model_dir: str | Path) -> str | None:
             return t
     jinja = d / "chat_template.jinja"
     return jinja.read_text() if jinja.is_file() else None
+
+
+def prompt_format_of(model_dir: str | Path, name: str | None = None):
+    """The one prompt format a model is trained and evaluated in, whichever trainer: ck's torchtune
+    format for torchtune's families (token-identical across trainers), else the model's own chat
+    template with the family's variables pinned (format name "pinned")."""
+    from cruijff_kit.finetune.models import resolve_model
+    from cruijff_kit.finetune.prompt_format import PromptFormat
+
+    mt = model_type(model_dir)
+    if mt is None or mt in SUPPORTED_ARCHITECTURES:
+        fmt = resolve_model(str(model_dir), name).prompt_format
+        if fmt is None:
+            raise CkError(f"ck has no chat template reproducing the training format of {Path(model_dir).name}",
+                          file=model_dir, field="model_checkpoint")
+        return fmt
+    fam = TRL_FAMILIES.get(mt)
+    template = own_template(model_dir) if fam else None
+    if fam is None or template is None:
+        raise CkError(f"no chat template for {Path(model_dir).name} ({mt!r})" if fam else _unsupported(model_dir),
+                      file=Path(model_dir) / "tokenizer_config.json", field="chat_template",
+                      hint="a checkpoint ck trains with TRL must ship its chat template")
+    return PromptFormat(PINNED, pinned_template(template, fam))
+
+
+PINNED = "pinned"

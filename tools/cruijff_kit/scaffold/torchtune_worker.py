@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import CkError
 from ..experiment.model import Experiment, Run
 from ..experiment.settings import RUN_SETTINGS
+from ..finetune.trainers import trainer_of
 from ..localconfig import LocalConfig
 from ..util.fs import write_if_changed
 from .setup_file import SETUP_FILE, differing_fields, load_setup
@@ -52,6 +53,7 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
     (the run's own value, else the plan's, else the default) plus identity, paths and environment."""
     values = {s.key: exp.value(s.key, run) for s in RUN_SETTINGS}
     values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    values["trainer"] = trainer_of(exp, run)  # resolved: the setup file says which trainer runs
     if values["logger"] is None:
         values["logger"] = "wandb" if local.my_wandb_project else "disk"
     gpus, nodes = values["num_gpus"], values["num_nodes"]
@@ -140,6 +142,10 @@ def render_outputs(setup: dict) -> dict[str, str]:
     from ..finetune.config import render_finetune_yaml
     from ..finetune.slurm import render_finetune_slurm
 
+    if setup.get("trainer") == "trl":  # TRL + PEFT: its own config beside the same finetune.slurm
+        from ..finetune.trl_config import CONFIG_FILE, render_trl_config
+
+        return {CONFIG_FILE: render_trl_config(setup), "finetune.slurm": render_finetune_slurm(setup)}
     return {"finetune.yaml": render_finetune_yaml(setup), "finetune.slurm": render_finetune_slurm(setup)}
 
 
