@@ -23,9 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-EXAMPLES_KEPT = 8
-
-
 def load_config(path: Path, overrides: list[str]) -> dict:
     import yaml
 
@@ -69,16 +66,6 @@ def tokenize(row: dict, tok, system_prompt: str, train_on_input: bool) -> dict:
     return {"input_ids": ids, "labels": labels}
 
 
-def write_examples(path: Path, examples: list[dict], tok) -> None:
-    from cruijff_kit.util.fs import atomic_write_text
-
-    lines = [json.dumps({"input_ids": e["input_ids"], "labels": e["labels"],
-                         "text": tok.decode(e["input_ids"], skip_special_tokens=False)}, ensure_ascii=False)
-             for e in examples[:EXAMPLES_KEPT]]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-
-
 def stamp_epoch(epoch_dir: Path, base: Path, fmt, tok) -> None:
     """The epoch's tokenizer carries the template trained with; ck_checkpoint.json the base and format."""
     from cruijff_kit.finetune.prompt_format import CHECKPOINT_RECORD, tokenizer_config_with_template
@@ -111,6 +98,7 @@ def train(cfg: dict, run_dir: Path) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
     from trl import SFTConfig, SFTTrainer
 
+    from cruijff_kit.finetune import train_examples
     from cruijff_kit.finetune.peft_compat import peft_without_old_torchao
     from cruijff_kit.finetune.recipes._torchtune import record_peak_memory
     from cruijff_kit.finetune.trainers import prompt_format_of
@@ -127,7 +115,8 @@ def train(cfg: dict, run_dir: Path) -> int:
         tok.pad_token = tok.eos_token
     sp, toi = cfg["system_prompt"], bool(cfg["train_on_input"])
     train_rows = [tokenize(r, tok, sp, toi) for r in read_split(cfg, "train")]
-    write_examples(run_dir / cfg["examples_file"], train_rows, tok)
+    train_examples.write(run_dir / cfg["examples_file"], ((e["input_ids"], e["labels"]) for e in train_rows),
+                         lambda ids: tok.decode(ids, skip_special_tokens=False))
     val_rows = [tokenize(r, tok, sp, toi) for r in read_split(cfg, "validation")] if cfg["enable_validation"] else []
 
     gpu = cfg["device"] == "cuda"
