@@ -60,7 +60,9 @@ def tokenize(row: dict, tok, system_prompt: str, train_on_input: bool) -> dict:
         raise SystemExit("trl_train: the chat template does not render the prompt as a prefix of the "
                          "conversation; cannot tell the answer tokens apart")
     p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-    a_ids = tok(full[len(prompt):], add_special_tokens=False)["input_ids"]
+    # the sequence ends at the end-of-turn token, as torchtune's do: the newline templates write after
+    # it is never generated (evaluation stops at the end-of-turn token) and is not trained on
+    a_ids = tok(full[len(prompt):].rstrip("\n"), add_special_tokens=False)["input_ids"]
     ids = p_ids + a_ids
     labels = list(ids) if train_on_input else [-100] * len(p_ids) + a_ids
     return {"input_ids": ids, "labels": labels}
