@@ -299,13 +299,14 @@ def design_experiment(spec: DesignSpec) -> Experiment:
     runs: list[Run] = []
     for (model, path), *values in itertools.product(spec.models, *(grid[k] for k in order)):
         combo = dict(zip(order, values))
+        name = _run_name(model, combo, grid)
         if model_trainer.get(model):  # models that need different trainers: each run names its own
             combo["trainer"] = model_trainer[model]
         eff = {**settings, **combo}
         est = estimate_seconds(params=params_from_model(path, model), examples=examples,
                                epochs=eff["epochs"], batch_size=eff["batch_size"], gpus=eff["num_gpus"],
                                max_steps_per_epoch=eff.get("max_steps_per_epoch"), calibration=calibrations[path])
-        runs.append(Run(name=_run_name(model, combo, grid), model=model, type=RunType.FINETUNED,
+        runs.append(Run(name=name, model=model, type=RunType.FINETUNED,
                         settings=tuple(combo.items()), est_time=format_duration(est),
                         est_disk=format_size(_run_disk(path, eff))))
     if spec.controls:

@@ -85,6 +85,8 @@ def trainers_for(model_dir: str | Path, name: str | None = None) -> tuple[str, .
         # decided where the weights are (the scaffold refuses then, as before)
         return (TORCHTUNE,) if (name or Path(model_dir).name).lower() in known_model_names() else (TORCHTUNE, TRL)
     mt = str(cfg.get("model_type", "")).lower()
+    if not mt:  # a config.json without model_type: torchtune's resolver says what is missing, as before
+        return (TORCHTUNE,)
     archs = cfg.get("architectures") or []
     out = []
     if mt in SUPPORTED_ARCHITECTURES:
