@@ -68,6 +68,9 @@ def trl_config(setup: dict) -> dict[str, Any]:
         "enable_validation": bool(s["enable_validation"]),
         "validation_every_n_steps": s["validation_every_n_steps"],
         "save_merged_weights": bool(s["save_merged_weights"]),
+        # `ck run` sets resume_from_checkpoint=True after a TIMEOUT: training goes on from the trainer
+        # state saved with the last finished epoch (output_dir/.trl/checkpoint-*: adapter, optimizer, schedule)
+        "resume_from_checkpoint": False,
         "device": "cuda" if gpu else "cpu",
         "dtype": "bf16" if gpu else "fp32",
         "gradient_checkpointing": gpu,

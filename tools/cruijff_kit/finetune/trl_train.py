@@ -12,7 +12,9 @@ What it keeps from the torchtune path, so a run means the same whichever trainer
   * the outputs: <output_dir>/epoch_N/ (PEFT adapter, tokenizer with the chat template, ck_checkpoint.json),
     `Step N | loss:… lr:…` lines in <output_dir>/logs/log_<time>.txt (val_loss per epoch), the peak
     memory record, and <run>/logs/train_examples.jsonl (the first 8 tokenized training examples).
-key=value arguments override top-level config keys (`ck run` halves batch_size on an OOM retry).
+key=value arguments override top-level config keys (`ck run` halves batch_size and doubles
+gradient_accumulation_steps on an OOM retry, and sets resume_from_checkpoint=True after a TIMEOUT:
+training goes on from the trainer state saved with the last finished epoch).
 """
 from __future__ import annotations
 
@@ -138,7 +140,9 @@ def train(cfg: dict, run_dir: Path) -> int:
         seed=int(cfg["seed"]), data_seed=int(cfg["seed"]), bf16=gpu and cfg["dtype"] == "bf16",
         use_cpu=not gpu, gradient_checkpointing=bool(cfg["gradient_checkpointing"]),
         gradient_checkpointing_kwargs={"use_reentrant": False} if cfg["gradient_checkpointing"] else None,
-        dataloader_drop_last=True, logging_strategy="steps", logging_steps=1, save_strategy="no",
+        dataloader_drop_last=True, logging_strategy="steps", logging_steps=1,
+        # the trainer state of the last finished epoch, for resume_from_checkpoint (a TIMEOUT retry)
+        save_strategy="epoch", save_total_limit=1,
         eval_strategy=("steps" if every else "epoch") if val_rows else "no",
         eval_steps=int(every) if (every and val_rows) else None,
         report_to=["wandb"] if cfg.get("logger") == "wandb" else [], run_name=cfg.get("wandb_run_name"),
@@ -155,6 +159,9 @@ def train(cfg: dict, run_dir: Path) -> int:
         def _write(self, step: int, values: dict[str, Any]) -> None:
             with log_file.open("a") as fh:
                 fh.write(f"Step {step} | " + " ".join(f"{k}:{v}" for k, v in values.items()) + " \n")
+
+        def on_train_begin(self, args_, st, control, **kw):
+            state["epoch"] = int(round(st.epoch or 0))  # epochs already done (a resumed run)
 
         def on_step_end(self, args_, st, control, **kw):
             state["epoch_step"] += 1
@@ -189,7 +196,8 @@ def train(cfg: dict, run_dir: Path) -> int:
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
                          processing_class=tok, callbacks=[CkCallback()])
-    trainer.train()
+    resume = bool(cfg.get("resume_from_checkpoint")) and any((out / ".trl").glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=True if resume else None)
     if cfg.get("save_merged_weights"):  # merged HF weights beside each epoch's adapter
         from cruijff_kit.finetune.peft_merge import merge_into
 
