@@ -123,6 +123,8 @@ def test_qwen3_design_to_report(tmp_path, qwen3_model, cap_data):
     # Qwen3's thinking mode pinned off: the empty think block the template writes for it
     assert "<|im_start|>assistant\n<think>\n\n</think>\n\n" in examples[0]["text"]
     assert "val epoch_0" in _analyze(exp, env)
+    doctor = run_ck("doctor", exp, env=env, check=False).stdout
+    assert "ok    prompt identity rank4:" in doctor and "ok    prompt identity base:" in doctor, doctor
 
 
 def test_gemma3_design_to_report(tmp_path, gemma3_model, cap_data):

@@ -196,3 +196,17 @@ def prompt_format_of(model_dir: str | Path, name: str | None = None):
 
 
 PINNED = "pinned"
+
+
+def layout_problems(model_dir: str | Path, name: str | None = None) -> list[str]:
+    """What would stop ck from training and evaluating this checkpoint with its trainer (`ck doctor`)."""
+    from cruijff_kit.finetune import models
+
+    mt = model_type(model_dir)
+    if mt is None or mt in SUPPORTED_ARCHITECTURES or not mt:
+        return models.layout_problems(model_dir, name)
+    try:
+        prompt_format_of(model_dir, name)
+    except CkError as e:
+        return [str(e)]
+    return []
