@@ -155,3 +155,35 @@ def test_one_plan_varies_the_trainer(tmp_path, cap_data):
     assert [x["input_ids"] for x in a] == [x["input_ids"] for x in b]  # torchtune's ids = TRL's ids
     report = _analyze(exp, env)
     assert tt in report and trl in report
+
+
+def test_timeout_retry_resumes_from_the_last_epoch(tmp_path, qwen3_model, cap_data):
+    """TIMEOUT parity: the override `ck run` adds after a TIMEOUT (resume_from_checkpoint=True) makes the
+    TRL recipe go on from the trainer state of the last finished epoch, not start again."""
+    import subprocess
+
+    from cruijff_kit.analyze.loss_logs import read_log_values
+    from cruijff_kit.finetune.trl_config import render_trl_config
+    from cruijff_kit.run.recovery import timeout_retry
+
+    out = tmp_path / "ckpt"
+    setup = {"run_name": "r", "model_checkpoint": str(qwen3_model), "dataset": str(cap_data),
+             "dataset_format": "json", "lora_rank": 4, "lora_alpha": 8, "learning_rate": 1e-3, "batch_size": 4,
+             "epochs": 2, "output_dir": str(out), "seed": 0, "lr_warmup_steps": 0, "trainer": "trl"}
+    (tmp_path / "trl_config.yaml").write_text(render_trl_config(setup))
+
+    def train(*overrides):
+        r = subprocess.run([sys.executable, "-m", "cruijff_kit.finetune.trl_train", "--config",
+                            str(tmp_path / "trl_config.yaml"), *overrides], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+
+    train("epochs=1")  # the job that "timed out" after its first epoch
+    first = read_log_values(out)
+    overrides, why = timeout_retry({}, attempts_so_far=0, checkpoints=(out / "epoch_0", out / "epoch_1"))
+    assert overrides == {"resume_from_checkpoint": "True"}, why
+    train(*(f"{k}={v}" for k, v in overrides.items()))
+    after = read_log_values(out)
+    per_epoch = max(first)
+    assert min(set(after) - set(first)) == per_epoch + 1, "the retry starts after the finished epoch"
+    assert max(after) == 2 * per_epoch and (out / "epoch_1" / "adapter_model.safetensors").is_file()
+    assert {v.get("epoch") for v in after.values() if "val_loss" in v} <= {0.0, 1.0}
