@@ -98,8 +98,8 @@ def test_scaffold_refuses_what_the_trl_recipe_cannot_honour(models):
              "epochs": 1, "output_dir": "/tmp/x", "seed": 0, "trainer": "trl"}
     cfg = trl_config(setup)
     assert cfg["lora_target_modules"] == ["q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    for bad, fld in (({"extra_overrides": {"optimizer.lr": 1}}, "extra_overrides"), ({"num_gpus": 2}, "num_gpus"),
-                     ({"num_cpu_ranks": 2}, "num_cpu_ranks")):
+    for bad, fld in (({"extra_overrides": {"optimizer.lr": 1}}, "extra_overrides"),
+                     ({"num_gpus": 2, "num_nodes": 2}, "num_nodes")):
         with pytest.raises(CkError) as e:
             trl_config({**setup, **bad})
         assert e.value.field == fld and "setup_finetune.yaml" in str(e.value)
@@ -116,3 +116,19 @@ def test_qwen3_thinking_mode_is_pinned_whatever_the_caller_passes(tmp_path):
         out = t.render(messages=[{"role": "user", "content": "hi"}], add_generation_prompt=True,
                        **({} if thinking is None else {"enable_thinking": thinking}))
         assert out == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+
+
+def test_ddp_ranks_render_torchrun_one_rank_per_gpu_or_cpu_rank(models):
+    from cruijff_kit.finetune.slurm import render_finetune_slurm
+    from cruijff_kit.finetune.trl_config import trl_config
+
+    base = {"run_name": "r", "model_checkpoint": models["qwen3"], "dataset": models["data"],
+            "dataset_format": "json", "lora_rank": 4, "lora_alpha": 8, "learning_rate": 1e-4, "batch_size": 2,
+            "epochs": 1, "output_dir": "/tmp/x", "seed": 0, "trainer": "trl"}
+    one = render_finetune_slurm({**base, "num_gpus": 1})
+    assert "python -m cruijff_kit.finetune.trl_train --config trl_config.yaml" in one and "torchrun" not in one
+    for extra, n in (({"num_gpus": 4}, 4), ({"num_gpus": 0, "num_cpu_ranks": 2}, 2)):
+        text = render_finetune_slurm({**base, **extra})
+        assert f"torchrun --standalone --nproc_per_node {n} -m cruijff_kit.finetune.trl_train" in text, text
+        assert trl_config({**base, **extra})["processes"] == n
+    assert "--gres=gpu:4" in render_finetune_slurm({**base, "num_gpus": 4})

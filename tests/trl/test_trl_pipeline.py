@@ -187,3 +187,29 @@ def test_timeout_retry_resumes_from_the_last_epoch(tmp_path, qwen3_model, cap_da
     assert min(set(after) - set(first)) == per_epoch + 1, "the retry starts after the finished epoch"
     assert max(after) == 2 * per_epoch and (out / "epoch_1" / "adapter_model.safetensors").is_file()
     assert {v.get("epoch") for v in after.values() if "val_loss" in v} <= {0.0, 1.0}
+
+
+def test_two_gloo_ranks_train_one_adapter(tmp_path, qwen3_model, cap_data):
+    """GPUs > 1 / CPU ranks > 1: finetune.slurm starts DDP ranks with torchrun; here 2 gloo ranks on
+    the CPU, each on its half of every step's batches, rank 0 writing the one checkpoint and log."""
+    import subprocess
+
+    from cruijff_kit.analyze.loss_logs import read_log_values
+    from cruijff_kit.artifacts import checkpoint_problems
+    from cruijff_kit.finetune.slurm import render_finetune_slurm
+    from cruijff_kit.finetune.trl_config import render_trl_config
+
+    out = tmp_path / "ckpt"
+    setup = {"run_name": "r", "model_checkpoint": str(qwen3_model), "dataset": str(cap_data),
+             "dataset_format": "json", "lora_rank": 4, "lora_alpha": 8, "learning_rate": 1e-3, "batch_size": 2,
+             "epochs": 1, "output_dir": str(out), "seed": 0, "lr_warmup_steps": 0, "trainer": "trl",
+             "num_gpus": 0, "num_cpu_ranks": 2, "max_steps_per_epoch": 2,
+             "environment": {"kind": "venv", "path": sys.prefix}}
+    (tmp_path / "trl_config.yaml").write_text(render_trl_config(setup))
+    (tmp_path / "finetune.slurm").write_text(render_finetune_slurm(setup))
+    r = subprocess.run(["bash", str(tmp_path / "finetune.slurm")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert checkpoint_problems(out / "epoch_0") == []
+    values = read_log_values(out)
+    assert sorted(values) == [1, 2]  # one log (rank 0's), 2 steps
+    assert len((tmp_path / "logs" / "train_examples.jsonl").read_text().splitlines()) == 8

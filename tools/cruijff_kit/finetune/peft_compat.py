@@ -16,13 +16,16 @@ def peft_without_old_torchao() -> None:
             return
     except md.PackageNotFoundError:
         return
-    import peft.import_utils as iu
-    import peft.tuners.lora.torchao as lora_torchao
-    import peft.utils.quantization_utils as qu
+    import importlib
 
     def absent() -> bool:
         return False
 
-    for module in (iu, lora_torchao, qu):
+    # where PEFT (0.18 - 0.21) binds the name; a module a given version lacks is skipped
+    for name in ("peft.import_utils", "peft.tuners.lora.torchao", "peft.utils.quantization_utils"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
         if hasattr(module, "is_torchao_available"):
             module.is_torchao_available = absent

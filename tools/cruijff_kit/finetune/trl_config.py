@@ -3,7 +3,7 @@
 Same inputs as the torchtune path (the settings schema, with_defaults' checks), one line per
 setting in templates/trl_config.yaml.j2. What TRL runs cannot honour in this version is refused
 here, at scaffold time, naming the setup_finetune.yaml field (never at the first batch):
-torchtune `extra_overrides`, more than one device or node.
+torchtune `extra_overrides`, more than one node.
 Pure Python: imported by the CLI.
 """
 from __future__ import annotations
@@ -24,11 +24,10 @@ def _refuse_unhonoured(s: dict, where) -> None:
     if s["extra_overrides"]:
         raise CkError("extra_overrides are torchtune config keys; a trl run has no finetune.yaml to apply them to",
                       file=where, field="extra_overrides", hint="remove them, or train this run with torchtune")
-    for key, limit in (("num_gpus", 1), ("num_nodes", 1), ("num_cpu_ranks", 1)):
-        if int(s[key] or 0) > limit:
-            raise CkError(f"{key} {s[key]}: ck's trl recipe trains on one device (one GPU, or the CPU) in this "
-                          "version", file=where, field=key,
-                          hint=f"set {key}: {limit}, or train this run with torchtune")
+    if int(s["num_nodes"] or 1) > 1:
+        raise CkError(f"num_nodes {s['num_nodes']}: ck's trl recipe trains on one node in this version "
+                      "(DDP over its GPUs, or CPU ranks, with torchrun)", file=where, field="num_nodes",
+                      hint="set num_nodes: 1, or train this run with torchtune")
 
 
 def trl_config(setup: dict) -> dict[str, Any]:
@@ -71,6 +70,8 @@ def trl_config(setup: dict) -> dict[str, Any]:
         # `ck run` sets resume_from_checkpoint=True after a TIMEOUT: training goes on from the trainer
         # state saved with the last finished epoch (output_dir/.trl/checkpoint-*: adapter, optimizer, schedule)
         "resume_from_checkpoint": False,
+        # DDP ranks on this node (torchrun in finetune.slurm): one per GPU, or num_cpu_ranks on the CPU (gloo)
+        "processes": int(s["num_gpus"]) if gpu else int(s["num_cpu_ranks"] or 1),
         "device": "cuda" if gpu else "cpu",
         "dtype": "bf16" if gpu else "fp32",
         "gradient_checkpointing": gpu,

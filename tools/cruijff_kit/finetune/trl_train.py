@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -118,9 +119,11 @@ def train(cfg: dict, run_dir: Path) -> int:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     sp, toi = cfg["system_prompt"], bool(cfg["train_on_input"])
+    rank0 = int(os.environ.get("RANK", "0")) == 0  # torchrun's; one writer of every file
     train_rows = [tokenize(r, tok, sp, toi) for r in read_split(cfg, "train")]
-    train_examples.write(run_dir / cfg["examples_file"], ((e["input_ids"], e["labels"]) for e in train_rows),
-                         lambda ids: tok.decode(ids, skip_special_tokens=False))
+    if rank0:
+        train_examples.write(run_dir / cfg["examples_file"], ((e["input_ids"], e["labels"]) for e in train_rows),
+                             lambda ids: tok.decode(ids, skip_special_tokens=False))
     val_rows = [tokenize(r, tok, sp, toi) for r in read_split(cfg, "validation")] if cfg["enable_validation"] else []
 
     gpu = cfg["device"] == "cuda"
@@ -148,6 +151,7 @@ def train(cfg: dict, run_dir: Path) -> int:
         report_to=["wandb"] if cfg.get("logger") == "wandb" else [], run_name=cfg.get("wandb_run_name"),
         max_length=None, packing=False, completion_only_loss=None, dataset_text_field="text",
         include_num_input_tokens_seen=True, remove_unused_columns=False, disable_tqdm=True,
+        ddp_find_unused_parameters=False,
     )
     log_file = out / "logs" / f"log_{int(time.time())}.txt"
     state = {"epoch": 0, "epoch_step": 0, "t0": time.monotonic(), "tokens0": 0}
@@ -157,6 +161,8 @@ def train(cfg: dict, run_dir: Path) -> int:
         """torchtune-style log lines, epoch checkpoints, max steps per epoch."""
 
         def _write(self, step: int, values: dict[str, Any]) -> None:
+            if not rank0:
+                return
             with log_file.open("a") as fh:
                 fh.write(f"Step {step} | " + " ".join(f"{k}:{v}" for k, v in values.items()) + " \n")
 
@@ -183,10 +189,11 @@ def train(cfg: dict, run_dir: Path) -> int:
                 self._write(st.global_step, {"val_loss": float(logs["eval_loss"]), "epoch": epoch})
 
         def on_epoch_end(self, args_, st, control, **kw):
-            epoch_dir = out / f"epoch_{state['epoch']}"
-            model.save_pretrained(str(epoch_dir))
-            stamp_epoch(epoch_dir, base, fmt, tok)
-            record_peak_memory(out, state["epoch"])
+            if st.is_world_process_zero:
+                epoch_dir = out / f"epoch_{state['epoch']}"
+                model.save_pretrained(str(epoch_dir))
+                stamp_epoch(epoch_dir, base, fmt, tok)
+                record_peak_memory(out, state["epoch"])
             if val_rows:
                 control.should_evaluate = True  # validation loss at every epoch end
             state["epoch"] += 1
@@ -198,7 +205,7 @@ def train(cfg: dict, run_dir: Path) -> int:
                          processing_class=tok, callbacks=[CkCallback()])
     resume = bool(cfg.get("resume_from_checkpoint")) and any((out / ".trl").glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if resume else None)
-    if cfg.get("save_merged_weights"):  # merged HF weights beside each epoch's adapter
+    if cfg.get("save_merged_weights") and rank0:  # merged HF weights beside each epoch's adapter
         from cruijff_kit.finetune.peft_merge import merge_into
 
         for n in range(int(cfg["epochs"])):
