@@ -292,7 +292,7 @@ def design_experiment(spec: DesignSpec) -> Experiment:
         settings["batch_size"] = grid["batch_size"][0]
     else:  # swept: the runs table says each run's; a Configuration value would contradict it
         settings.pop("batch_size", None)
-    model_trainer = _choose_trainers(spec, grid, settings)
+    model_trainer, picked = _choose_trainers(spec, grid, settings)
     examples = examples_in_dataset(spec.dataset)
     calibrations = {path: calibrate(path, _measurement_dirs(spec), exclude=spec.experiment_dir or None)
                     for _, path in spec.models}
@@ -339,7 +339,7 @@ def design_experiment(spec: DesignSpec) -> Experiment:
                                   line=spec.line("tasks"), field=fld)
     tasks = [replace(t, epochs=tuple(range(settings["epochs"])) if t.epoch_spec == "all" else
                      (settings["epochs"] - 1,) if t.epoch_spec == "last" else t.epochs) for t in spec.tasks]
-    used = {dict(r.settings).get("trainer") or settings.get("trainer") or model_trainer.auto.get(r.model)
+    used = {dict(r.settings).get("trainer") or settings.get("trainer") or picked.get(r.model)
             for r in runs if r.finetuned}
     return Experiment(
         name=spec.name, experiment_dir=spec.experiment_dir, models=tuple(spec.models), dataset=spec.dataset,
@@ -348,17 +348,13 @@ def design_experiment(spec: DesignSpec) -> Experiment:
     )
 
 
-class _Choice(dict):
-    """model -> trainer a run must name (empty when one trainer serves the plan); .auto: every model's pick."""
-    auto: dict
-
-
-def _choose_trainers(spec: DesignSpec, grid: dict, settings: dict) -> _Choice:
-    """Check the trainers the plan names against each model (an architecture neither trainer can train,
-    or torchtune for a family it lacks, is refused here); pick one per model where the plan names none."""
+def _choose_trainers(spec: DesignSpec, grid: dict, settings: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """(model -> trainer its runs must name, model -> trainer ck picked). The plan's own trainer
+    (varied or forced) is checked against each model: torchtune for a family it lacks, or an
+    architecture neither trainer can train, is refused here. Where the plan names none, one is picked
+    per model; a runs-table column names it only when the models need different ones."""
     src = spec.source
-    out = _Choice()
-    out.auto = {}
+    picked: dict[str, str] = {}
     for model, path in spec.models:
         if "trainer" in grid:
             for t in grid["trainer"]:
@@ -366,10 +362,8 @@ def _choose_trainers(spec: DesignSpec, grid: dict, settings: dict) -> _Choice:
         elif settings.get("trainer"):
             check_trainer(settings["trainer"], path, model, where=src, line=spec.line("trainer"))
         else:
-            out.auto[model] = default_trainer(path, model, where=src, line=spec.line("models", model))
-    if len(set(out.auto.values())) > 1:
-        out.update(out.auto)  # mixed: a runs-table column says which run uses which
-    return out
+            picked[model] = default_trainer(path, model, where=src, line=spec.line("models", model))
+    return (dict(picked) if len(set(picked.values())) > 1 else {}), picked
 
 
 def _run_disk(model_path: str, eff: dict) -> int | None:
