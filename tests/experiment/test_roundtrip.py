@@ -96,7 +96,7 @@ def test_every_schema_setting_is_a_column_or_a_configuration_line():
     run = Run(name="r", model="m", type=RunType.FINETUNED,
               settings=tuple((s.key, s.default if s.default is not None else {"lora_rank": 8, "lora_alpha": 16.0,
                               "max_steps_per_epoch": 5, "logger": "disk",
-                              "validation_every_n_steps": 10}[s.key]) for s in RUN_SETTINGS))
+                              "validation_every_n_steps": 10, "trainer": "trl"}[s.key]) for s in RUN_SETTINGS))
     exp = Experiment(name="e", models=(("m", "/m"),), dataset="/d.json", runs=(run,),
                      settings=tuple((s.key, s.default) for s in PLAN_SETTINGS if s.default is not None))
     text = render_summary(exp)

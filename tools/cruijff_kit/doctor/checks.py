@@ -308,7 +308,7 @@ def check_experiment(exp_dir: Path) -> list[Check]:
         if why is None and p.is_dir() and not (p / "config.json").exists():
             why = "has no config.json (not a Hugging Face model directory)"
         if why is None and p.is_dir():
-            from ..finetune.models import layout_problems  # tokenizer files, family, prompt format
+            from ..finetune.trainers import layout_problems  # tokenizer files, family, prompt format
 
             why = "; ".join(layout_problems(p, name)) or None
         out.append(Check(f"model {name}", why is None, f"{p} {why or 'is readable'}",
@@ -362,5 +362,8 @@ def run_checks(exp_dir: str | Path | None = None, config: str | Path | None = No
     checks.append(check_gpus(probe, version))
     if exp is not None:
         checks += exp_checks
+        from .prompt_identity import check_prompt_identity  # reads .eval logs: only with an experiment
+
+        checks += check_prompt_identity(exp)
     checks.append(check_wandb(cfg, version))
     return checks

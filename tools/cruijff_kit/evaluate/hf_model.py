@@ -96,15 +96,34 @@ class CkHuggingFaceAPI(HuggingFaceAPI):
         print(f"ck-hf: loading weights from {model_args.get('model_path') or model_name}", file=sys.stderr, flush=True)
         super().__init__(model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
         if fmt_name is not None:
-            fmt = FORMATS[str(fmt_name)]
-            if self.tokenizer.chat_template != fmt.chat_template:
-                raise ValueError(f"the tokenizer's chat template is not ck's {fmt.name!r} template "
+            from cruijff_kit.finetune.trainers import PIN_MARKER
+
+            fmt = FORMATS.get(str(fmt_name))
+            if (self.tokenizer.chat_template != fmt.chat_template if fmt is not None
+                    else not str(self.tokenizer.chat_template or "").startswith(PIN_MARKER)):
+                raise ValueError(f"the tokenizer's chat template is not ck's {fmt_name!r} template "
                                  "(pass tokenizer_path=<ck tokenizer overlay>)")
             self.tokenizer_call_args = {**(self.tokenizer_call_args or {}), "add_special_tokens": False}
         self.replaced_generation_settings = {
             k: v for k, v in self.model.generation_config.to_diff_dict().items() if k in SAMPLING_KEYS}
         self.model.generation_config = greedy_generation_config(self.model.generation_config)
         _LOADED[key] = dict(vars(self))
+
+
+    async def generate(self, input, tools, tool_choice, config):
+        """inspect's generate; first the prompt's token ids go into the sample's metadata
+        (`prompt_token_ids`: the ids the model is given, compared with training's by `ck doctor`)."""
+        try:
+            from inspect_ai.solver._task_state import sample_state
+
+            state = sample_state()
+            if state is not None:
+                chat = self.hf_chat(input, tools)
+                ids = self.tokenizer(chat, **(self.tokenizer_call_args or {}))["input_ids"]
+                state.metadata["prompt_token_ids"] = list(map(int, ids))
+        except (ImportError, AttributeError, TypeError):  # an inspect without sample_state: ids not recorded
+            pass
+        return await super().generate(input, tools, tool_choice, config)
 
 
 @modelapi(name="ck-hf")

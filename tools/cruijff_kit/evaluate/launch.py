@@ -35,6 +35,8 @@ from pathlib import Path
 
 from cruijff_kit.finetune.prompt_format import FORMATS, write_tokenizer_overlay
 
+PINNED = "pinned"  # finetune/trainers.py: a model's own chat template, its variables pinned (TRL families)
+
 # what greedy evaluation drops from a model's generation_config.json (recorded in the log)
 SAMPLING_KEYS = ("do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p", "repetition_penalty",
                  "no_repeat_ngram_size", "encoder_repetition_penalty", "length_penalty", "num_beams")
@@ -50,12 +52,25 @@ def replaced_settings(model_dir: Path) -> str:
     return "; ".join(f"{k}={cfg[k]}" for k in SAMPLING_KEYS if k in cfg) or "none"
 
 
+def pinned_format(weights: Path, base_model: str | None):
+    """The "pinned" format (the model's own template, variables pinned): the one a checkpoint records
+    it was trained with, else the one its base model (or this model) gives."""
+    from cruijff_kit.finetune.prompt_format import PromptFormat, read_checkpoint_record
+    from cruijff_kit.finetune.trainers import prompt_format_of
+
+    record = read_checkpoint_record(weights) or {}
+    if record.get("prompt_format") == PINNED and record.get("chat_template"):
+        return PromptFormat(PINNED, record["chat_template"])
+    return prompt_format_of(base_model or weights)
+
+
 def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label: str | None = None,
                     base_model: str | None = None) -> tuple[str, dict, dict]:
     """(inspect model name, model args, metadata) for evaluating model_dir in the given format.
 
     An adapter-only epoch directory is first merged into scratch (finetune/merge.py); the model
     name stays the epoch directory, so logs name the epoch either way."""
+    from cruijff_kit.finetune.peft_merge import is_peft_adapter
     from cruijff_kit.state.artifacts import is_adapter_only
 
     weights = Path(model_dir)
@@ -66,9 +81,14 @@ def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label:
 
         weights = materialise(weights, scratch / "merged", base_model)
         meta["ck_weights"] = "adapter merged into its base model in scratch for this evaluation"
+    elif is_peft_adapter(weights):  # a TRL run's epoch: PEFT merges it, as merge.py does torchtune's
+        from cruijff_kit.finetune.peft_merge import materialise_peft
+
+        weights = materialise_peft(weights, scratch / "merged", base_model)
+        meta["ck_weights"] = "PEFT adapter merged into its base model in scratch for this evaluation"
     args: dict = {"model_path": str(weights)}
     if fmt_name:
-        fmt = FORMATS[fmt_name]
+        fmt = FORMATS[fmt_name] if fmt_name != PINNED else pinned_format(weights, base_model)
         overlay = write_tokenizer_overlay(weights, scratch / "tokenizer", fmt)
         args.update(tokenizer_path=str(overlay), prompt_format=fmt.name)
         meta["ck_chat_template_sha256"] = fmt.template_sha256
@@ -125,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     split = argv.index("--")
     ap = argparse.ArgumentParser(prog="python -m cruijff_kit.evaluate.launch")
     ap.add_argument("--model-dir", required=True)
-    ap.add_argument("--prompt-format", choices=sorted(FORMATS))
+    ap.add_argument("--prompt-format", choices=sorted(FORMATS) + [PINNED])
     ap.add_argument("--temperature", type=float, help="sample at this temperature (> 0); default: greedy")
     ap.add_argument("--base-model", help="base model of an adapter directory that does not record one "
                                          "(an eval-only run's adapter trained elsewhere)")

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CkError
+from ..finetune.trainers import TORCHTUNE, TRAINERS, check_trainer, default_trainer
 from ..util.formats import duration_estimate, size_estimate
 from .disk import planned_disk_bytes
 from .estimate import calibrate, estimate_seconds, examples_in_dataset, params_from_model
-from .model import EPOCH_WORDS, Evaluation, Experiment, Run, RunType
+from .model import EPOCH_WORDS, Evaluation, Experiment, Run, RunType, Tools
 from .naming import check_safe_name, run_directories
 from ..settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, suggest
 
@@ -292,17 +293,21 @@ def design_experiment(spec: DesignSpec) -> Experiment:
         settings["batch_size"] = grid["batch_size"][0]
     else:  # swept: the runs table says each run's; a Configuration value would contradict it
         settings.pop("batch_size", None)
+    model_trainer, picked = _choose_trainers(spec, grid, settings)
     examples = examples_in_dataset(spec.dataset)
     calibrations = {path: calibrate(path, _measurement_dirs(spec), exclude=spec.experiment_dir or None)
                     for _, path in spec.models}
     runs: list[Run] = []
     for (model, path), *values in itertools.product(spec.models, *(grid[k] for k in order)):
         combo = dict(zip(order, values))
+        name = _run_name(model, combo, grid)
+        if model_trainer.get(model):  # models that need different trainers: each run names its own
+            combo["trainer"] = model_trainer[model]
         eff = {**settings, **combo}
         est = estimate_seconds(params=params_from_model(path, model), examples=examples,
                                epochs=eff["epochs"], batch_size=eff["batch_size"], gpus=eff["num_gpus"],
                                max_steps_per_epoch=eff.get("max_steps_per_epoch"), calibration=calibrations[path])
-        runs.append(Run(name=_run_name(model, combo, grid), model=model, type=RunType.FINETUNED,
+        runs.append(Run(name=name, model=model, type=RunType.FINETUNED,
                         settings=tuple(combo.items()), est_time=duration_estimate(est),
                         est_disk=size_estimate(_run_disk(path, eff))))
     if spec.controls:
@@ -335,10 +340,31 @@ def design_experiment(spec: DesignSpec) -> Experiment:
                                   line=spec.line("tasks"), field=fld)
     tasks = [replace(t, epochs=tuple(range(settings["epochs"])) if t.epoch_spec == "all" else
                      (settings["epochs"] - 1,) if t.epoch_spec == "last" else t.epochs) for t in spec.tasks]
+    used = {dict(r.settings).get("trainer") or settings.get("trainer") or picked.get(r.model)
+            for r in runs if r.finetuned}
     return Experiment(
         name=spec.name, experiment_dir=spec.experiment_dir, models=tuple(spec.models), dataset=spec.dataset,
         question=spec.question, settings=tuple(settings.items()), runs=tuple(runs), evaluations=tuple(tasks),
+        tools=Tools(preparation=", ".join(t for t in TRAINERS if t in used) or TORCHTUNE),
     )
+
+
+def _choose_trainers(spec: DesignSpec, grid: dict, settings: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """(model -> trainer its runs must name, model -> trainer ck picked). The plan's own trainer
+    (varied or forced) is checked against each model: torchtune for a family it lacks, or an
+    architecture neither trainer can train, is refused here. Where the plan names none, one is picked
+    per model; a runs-table column names it only when the models need different ones."""
+    src = spec.source
+    picked: dict[str, str] = {}
+    for model, path in spec.models:
+        if "trainer" in grid:
+            for t in grid["trainer"]:
+                check_trainer(t, path, model, where=src, line=spec.line("grid", "trainer"))
+        elif settings.get("trainer"):
+            check_trainer(settings["trainer"], path, model, where=src, line=spec.line("trainer"))
+        else:
+            picked[model] = default_trainer(path, model, where=src, line=spec.line("models", model))
+    return (dict(picked) if len(set(picked.values())) > 1 else {}), picked
 
 
 def _run_disk(model_path: str, eff: dict) -> int | None:

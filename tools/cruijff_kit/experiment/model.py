@@ -13,7 +13,7 @@ from typing import Any
 
 from ..settings import BY_KEY, resolve
 
-SUPPORTED_PREPARATION = ("torchtune",)
+SUPPORTED_PREPARATION = ("torchtune", "trl")
 SUPPORTED_EVALUATION = ("inspect-ai",)
 EPOCH_WORDS = ("all", "last")
 

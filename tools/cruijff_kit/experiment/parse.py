@@ -512,10 +512,12 @@ def parse_summary_text(text: str, path: str = layout.SUMMARY) -> Experiment:
         for key, val, line in [b for items in ts.bullets.values() for b in items]:
             tool = val.split()[0].lower() if val.split() else ""
             if key.lower() in ("model preparation", "preparation"):
-                if tool not in SUPPORTED_PREPARATION:
+                # one tool, or the trainers a plan that varies them uses ("torchtune, trl")
+                named = [w.split()[0].lower() for w in val.split(",") if w.split()] if "," in val else [tool]
+                if not named or any(t not in SUPPORTED_PREPARATION for t in named):
                     c.error(f"unsupported model preparation tool {val[:40]!r}", line, "Model Preparation",
                             hint=f"supported: {', '.join(SUPPORTED_PREPARATION)}")
-                prep = tool
+                prep = ", ".join(named)
             elif key.lower() in ("evaluation", "evaluation tool"):
                 if tool not in SUPPORTED_EVALUATION:
                     c.error(f"unsupported evaluation tool {val[:40]!r}", line, "Evaluation",

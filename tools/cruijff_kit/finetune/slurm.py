@@ -63,4 +63,5 @@ def render_finetune_slurm(setup: dict) -> str:
         distributed_recipe=DISTRIBUTED_RECIPE,
         # tune run turns a relative recipe path into a module name, so this works from any directory.
         distributed_recipe_path=DISTRIBUTED_RECIPE.replace(".", "/") + ".py",
+        trl_recipe="cruijff_kit.finetune.trl_train" if s.get("trainer") == "trl" else None,
     )

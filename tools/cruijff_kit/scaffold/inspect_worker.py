@@ -61,8 +61,12 @@ def task_function(script: Path) -> tuple[str, tuple[str, ...]]:
 def prompt_format_name(exp: Experiment, run: Run, summary: str | None = None) -> str:
     """The prompt format training uses for this run's base model (controls are evaluated in it too)."""
     from ..finetune.models import resolve_model
+    from ..finetune.trainers import SUPPORTED_ARCHITECTURES, model_type, prompt_format_of
 
-    spec = resolve_model(exp.model_path(run.model), run.model)
+    path = exp.model_path(run.model)
+    if model_type(path) not in (None, *SUPPORTED_ARCHITECTURES):  # a TRL family: its own template, pinned
+        return prompt_format_of(path, run.model).name
+    spec = resolve_model(path, run.model)
     if spec.prompt_format is None:
         raise CkError(f"ck has no chat template that reproduces the {spec.family} training format, so its "
                       "evaluation would not see the prompt training saw", file=summary, field="Model",

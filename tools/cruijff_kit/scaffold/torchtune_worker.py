@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import CkError
 from ..experiment.model import Experiment, Run
+from ..finetune.trainers import trainer_of
 from ..settings import RUN_SETTINGS
 from ..localconfig import LocalConfig
 from ..util.fs import write_if_changed
@@ -53,6 +54,7 @@ def build_setup(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: L
     (the run's own value, else the plan's, else the default) plus identity, paths and environment."""
     values = {s.key: exp.value(s.key, run) for s in RUN_SETTINGS}
     values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    values["trainer"] = trainer_of(exp, run)  # resolved: the setup file says which trainer runs
     if values["logger"] is None:
         values["logger"] = "wandb" if local.my_wandb_project else "disk"
     gpus, nodes = values["num_gpus"], values["num_nodes"]
@@ -141,7 +143,11 @@ def render_outputs(setup: dict) -> dict[str, str]:
     from ..finetune.config import render_finetune_yaml
     from ..finetune.slurm import render_finetune_slurm
 
-    return {"finetune.yaml": render_finetune_yaml(setup), layout.FINETUNE_SCRIPT: render_finetune_slurm(setup)}
+    if setup.get("trainer") == "trl":  # TRL + PEFT: its own config beside the same finetune.slurm
+        from ..finetune.trl_config import CONFIG_FILE, render_trl_config
+
+        return {CONFIG_FILE: render_trl_config(setup), layout.FINETUNE_SCRIPT: render_finetune_slurm(setup)}
+    return {layout.FINETUNE_CONFIG: render_finetune_yaml(setup), layout.FINETUNE_SCRIPT: render_finetune_slurm(setup)}
 
 
 def generate_from_setup(run_dir: str | Path, *, dry_run: bool = False, setup: dict | None = None) -> list[FileChange]:

@@ -125,6 +125,53 @@ def checkpoint_problems(path: Path) -> list[str]:
         problems += [p for p in [safetensors_problem(adapter)] if p]
     elif (path / "adapter_config.json").is_file() and not (path / "adapter_model.bin").is_file():
         problems.append("adapter_config.json names an adapter but adapter_model.safetensors is missing")
+    if not problems and _trained_by_trl(path):
+        problems += peft_adapter_problems(path)
+    return problems
+
+
+def _trained_by_trl(path: Path) -> bool:
+    try:
+        return json.loads((path / "ck_checkpoint.json").read_text(encoding="utf-8")).get("trainer") == "trl"
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def peft_adapter_problems(path: Path) -> list[str]:
+    """A TRL epoch as strictly as PEFT will load it: adapter_config.json a LoRA config, every
+    lora_A with its lora_B of the config's rank in the safetensors header, the tokenizer (with the
+    chat template trained with) beside it. Reads JSON and headers only."""
+    try:
+        cfg = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return [f"adapter_config.json: unreadable ({type(exc).__name__})"]
+    r = cfg.get("r") if isinstance(cfg, dict) else None
+    if not isinstance(cfg, dict) or cfg.get("peft_type") != "LORA" or not isinstance(r, int) or r < 1 \
+            or not cfg.get("target_modules"):
+        return ["adapter_config.json: not a PEFT LoRA config (peft_type LORA, r >= 1, target_modules)"]
+    try:
+        with open(path / "adapter_model.safetensors", "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(n).decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, struct.error) as exc:
+        return [f"adapter_model.safetensors: unreadable header ({type(exc).__name__})"]
+    shapes = {k: v.get("shape") for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+    a = {k.replace(".lora_A.", "."): s for k, s in shapes.items() if ".lora_A." in k}
+    b = {k.replace(".lora_B.", "."): s for k, s in shapes.items() if ".lora_B." in k}
+    problems = []
+    if not a or set(a) != set(b):
+        problems.append("adapter_model.safetensors: lora_A / lora_B tensors missing or unpaired")
+    elif any(not (isinstance(s, list) and len(s) == 2 and s[0] == r) for s in a.values()) or \
+            any(not (isinstance(s, list) and len(s) == 2 and s[1] == r) for s in b.values()):
+        problems.append(f"adapter_model.safetensors: LoRA tensors are not of rank {r} (adapter_config.json)")
+    try:
+        tc = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+        if not tc.get("chat_template"):
+            problems.append("tokenizer_config.json: no chat template (the one trained with)")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        problems.append("tokenizer_config.json: missing or unreadable")
+    if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "vocab.json")):
+        problems.append("no tokenizer files (tokenizer.json)")
     return problems
 
 

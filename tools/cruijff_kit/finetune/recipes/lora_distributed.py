@@ -28,6 +28,7 @@ from torchtune.utils import get_torch_device_namespace
 
 from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
 from cruijff_kit.finetune.recipes.validation import ValidationLoop
+from cruijff_kit.finetune.train_examples import TorchtuneExamples
 
 _stock = load_recipe("lora_finetune_distributed")
 
@@ -62,7 +63,8 @@ training.get_memory_stats = get_memory_stats
 training.cleanup_before_training = cleanup_before_training
 
 # ValidationLoop: validation loss during training when the config has dataset_val (see validation.py).
-class LoRAFinetuneRecipeDistributed(ValidationLoop, _stock.LoRAFinetuneRecipeDistributed):
+# TorchtuneExamples: <run>/logs/train_examples.jsonl after setup, rank 0 (finetune/train_examples.py).
+class LoRAFinetuneRecipeDistributed(TorchtuneExamples, ValidationLoop, _stock.LoRAFinetuneRecipeDistributed):
     def save_checkpoint(self, epoch: int) -> None:
         super().save_checkpoint(epoch=epoch)
         self._stamp_prompt_format(epoch)

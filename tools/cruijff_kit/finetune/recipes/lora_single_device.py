@@ -21,12 +21,14 @@ from torchtune import config
 
 from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
 from cruijff_kit.finetune.recipes.validation import ValidationLoop
+from cruijff_kit.finetune.train_examples import TorchtuneExamples
 
 _stock = load_recipe("lora_finetune_single_device")
 
 
 # ValidationLoop: validation loss during training when the config has dataset_val (see validation.py).
-class LoRAFinetuneRecipeSingleDevice(ValidationLoop, _stock.LoRAFinetuneRecipeSingleDevice):
+# TorchtuneExamples: <run>/logs/train_examples.jsonl after setup (finetune/train_examples.py).
+class LoRAFinetuneRecipeSingleDevice(TorchtuneExamples, ValidationLoop, _stock.LoRAFinetuneRecipeSingleDevice):
     def save_checkpoint(self, epoch: int) -> None:
         if self._device.type != "cpu":
             super().save_checkpoint(epoch)

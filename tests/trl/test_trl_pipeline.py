@@ -1,0 +1,215 @@
+"""TRL + PEFT for real on CPU (tiny, format-faithful Qwen3 / Gemma 3 checkpoints and the tiny Qwen2.5):
+design -> scaffold -> local run -> analyze. What is evaluated is what was trained, token for token:
+each evaluated sample's `prompt_token_ids` (the .eval sample metadata) equals the prompt part of the
+training example for the same row in <run>/logs/train_examples.jsonl, for the fine-tuned run and the
+control alike; validation loss is logged per epoch; the adapter loads with PEFT."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cli import run_ck
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
+pytestmark = pytest.mark.slow
+
+SPEC = """name: {name}
+models: {{{model_name}: {model}}}
+dataset: {data}
+grid: {{lora_rank: [4]}}
+epochs: 1
+gpus: 0
+controls: {controls}
+config: {{Max steps per epoch: 2, Eval max tokens: 2, Warmup steps: 0, Batch size: 2,
+          Validation during training: true, System prompt: {system_prompt}}}
+tasks:
+  - {{task: cap_train, script: {task}, split: train}}
+"""
+
+
+def _experiment(root: Path, model: Path, data: Path, *extra, controls=True, system_prompt='""') -> tuple[Path, dict]:
+    (root / "claude.local.md").write_text(f"- venv: {sys.prefix}\n")
+    env = {"CK_LOCAL_CONFIG": str(root / "claude.local.md"), "CK_EXECUTOR": "local"}
+    (root / "spec.yaml").write_text(SPEC.format(name=root.name, model_name=model.name.split("-")[0].lower(),
+                                                model=model, data=data, task=TASK, controls=str(controls).lower(),
+                                                system_prompt=system_prompt))
+    exp = root / "exp"
+    run_ck("design", exp, "--spec", root / "spec.yaml", *extra, env=env)
+    run_ck("scaffold", exp, env=env)
+    report = json.loads(run_ck("run", exp, "--executor", "local", "--poll", "1", "--json", env=env).stdout)
+    ledger = json.loads((exp / ".ck" / "ledger.json").read_text())["jobs"]
+    assert ledger and all(j["state"] == "COMPLETED" for j in ledger.values()), (report, ledger)
+    return exp, env
+
+
+def _samples(run_dir: Path) -> dict[str, list[int]]:
+    """input text -> prompt_token_ids, from the run's .eval logs."""
+    from inspect_ai.log import read_eval_log
+
+    out = {}
+    for f in (run_dir / "eval" / "logs").glob("*.eval"):
+        log = read_eval_log(str(f))
+        assert log.status == "success"
+        for s in log.samples:
+            out[str(s.input)] = s.metadata["prompt_token_ids"]
+    return out
+
+
+def _examples(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "logs" / "train_examples.jsonl").read_text().splitlines()
+    assert len(lines) == 8
+    return [json.loads(x) for x in lines]
+
+
+def _prompt_part(ex: dict) -> list[int]:
+    first = next(i for i, label in enumerate(ex["labels"]) if label != -100)
+    assert all(label == -100 for label in ex["labels"][:first]) and ex["labels"][first:] == ex["input_ids"][first:]
+    return ex["input_ids"][:first]
+
+
+def _assert_identity(exp: Path, data: Path, run: str, control: str | None) -> list[dict]:
+    """Every training example's prompt ids are the ids evaluation gave the model for that row."""
+    rows = json.loads(data.read_text())["train"]
+    examples = _examples(exp / run)
+    for i, ex in enumerate(examples):
+        prompt = _prompt_part(ex)
+        for d in (run, control) if control else (run,):
+            assert _samples(exp / d)[rows[i]["input"]] == prompt, (d, rows[i], ex["text"])
+    return examples
+
+
+def _assert_trl_checkpoint(exp: Path, run: str, base: Path) -> Path:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from cruijff_kit.state.loss_logs import read_loss_curve
+    from cruijff_kit.state.artifacts import checkpoint_problems
+    from cruijff_kit.finetune.peft_compat import peft_without_old_torchao
+
+    out = exp / run / "checkpoints"
+    epoch = out / "epoch_0"
+    assert checkpoint_problems(epoch) == []
+    assert json.loads((epoch / "ck_checkpoint.json").read_text())["trainer"] == "trl"
+    assert read_loss_curve(out, "loss") and read_loss_curve(out, "val_loss"), "train / validation loss logged"
+    peft_without_old_torchao()
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)), str(epoch))
+    assert any("lora_A" in n for n, _ in model.named_parameters())
+    # a damaged adapter is not a finished epoch
+    header = (epoch / "adapter_config.json").read_text()
+    (epoch / "adapter_config.json").write_text(header.replace('"r": 4', '"r": 8'))
+    try:
+        assert checkpoint_problems(epoch), "rank mismatch must make the epoch incomplete"
+    finally:
+        (epoch / "adapter_config.json").write_text(header)
+    return epoch
+
+
+def _analyze(exp: Path, env: dict) -> str:
+    run_ck("analyze", exp, env=env)
+    return (exp / "analysis" / "report.md").read_text()
+
+
+def test_qwen3_design_to_report(tmp_path, qwen3_model, cap_data):
+    exp, env = _experiment(tmp_path, qwen3_model, cap_data)
+    assert "- **Model Preparation:** trl" in (exp / "experiment_summary.md").read_text()
+    run = "rank4"
+    assert (exp / run / "trl_config.yaml").is_file() and not (exp / run / "finetune.yaml").exists()
+    _assert_trl_checkpoint(exp, run, qwen3_model)
+    examples = _assert_identity(exp, cap_data, run, "base")
+    # Qwen3's thinking mode pinned off: the empty think block the template writes for it
+    assert "<|im_start|>assistant\n<think>\n\n</think>\n\n" in examples[0]["text"]
+    assert "val epoch_0" in _analyze(exp, env)
+    doctor = run_ck("doctor", exp, env=env, check=False).stdout
+    assert "ok    prompt identity rank4:" in doctor and "ok    prompt identity base:" in doctor, doctor
+
+
+def test_gemma3_design_to_report(tmp_path, gemma3_model, cap_data):
+    exp, env = _experiment(tmp_path, gemma3_model, cap_data, system_prompt='"Capitalize the word."')
+    run = "rank4"
+    _assert_trl_checkpoint(exp, run, gemma3_model)
+    examples = _assert_identity(exp, cap_data, run, "base")
+    # Gemma folds the system prompt into the first user turn; one BOS
+    assert examples[0]["text"].startswith("<bos><start_of_turn>user\nCapitalize the word.\n\n")
+    assert examples[0]["input_ids"][:2] == [2, 105] and examples[0]["input_ids"].count(2) == 1
+    assert "val epoch_0" in _analyze(exp, env)
+
+
+def test_one_plan_varies_the_trainer(tmp_path, cap_data):
+    """The tiny Qwen2.5 model, trained by torchtune and by TRL in one plan: both train and are
+    evaluated in the same prompt format, and the training ids agree across trainers."""
+    from cruijff_kit.tiny_model import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "tiny")
+    exp, env = _experiment(tmp_path, model, cap_data, "--vary", "Model preparation=torchtune,trl", controls=False)
+    runs = {d.name: d for d in exp.iterdir() if (d / "finetune.slurm").is_file()}
+    tt = next(n for n in runs if "torchtune" in n)
+    trl = next(n for n in runs if n.endswith("trl"))
+    assert (exp / tt / "finetune.yaml").is_file() and (exp / trl / "trl_config.yaml").is_file()
+    _assert_trl_checkpoint(exp, trl, model)
+    a = _assert_identity(exp, cap_data, trl, tt)
+    b = _examples(exp / tt)
+    assert [x["input_ids"] for x in a] == [x["input_ids"] for x in b]  # torchtune's ids = TRL's ids
+    report = _analyze(exp, env)
+    assert tt in report and trl in report
+
+
+def test_timeout_retry_resumes_from_the_last_epoch(tmp_path, qwen3_model, cap_data):
+    """TIMEOUT parity: the override `ck run` adds after a TIMEOUT (resume_from_checkpoint=True) makes the
+    TRL recipe go on from the trainer state of the last finished epoch, not start again."""
+    import subprocess
+
+    from cruijff_kit.state.loss_logs import read_log_values
+    from cruijff_kit.finetune.trl_config import render_trl_config
+    from cruijff_kit.run.recovery import timeout_retry
+
+    out = tmp_path / "ckpt"
+    setup = {"run_name": "r", "model_checkpoint": str(qwen3_model), "dataset": str(cap_data),
+             "dataset_format": "json", "lora_rank": 4, "lora_alpha": 8, "learning_rate": 1e-3, "batch_size": 4,
+             "epochs": 2, "output_dir": str(out), "seed": 0, "lr_warmup_steps": 0, "trainer": "trl"}
+    (tmp_path / "trl_config.yaml").write_text(render_trl_config(setup))
+
+    def train(*overrides):
+        r = subprocess.run([sys.executable, "-m", "cruijff_kit.finetune.trl_train", "--config",
+                            str(tmp_path / "trl_config.yaml"), *overrides], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+
+    train("epochs=1")  # the job that "timed out" after its first epoch
+    first = read_log_values(out)
+    overrides, why = timeout_retry({}, attempts_so_far=0, checkpoints=(out / "epoch_0", out / "epoch_1"))
+    assert overrides == {"resume_from_checkpoint": "True"}, why
+    train(*(f"{k}={v}" for k, v in overrides.items()))
+    after = read_log_values(out)
+    per_epoch = max(first)
+    assert min(set(after) - set(first)) == per_epoch + 1, "the retry starts after the finished epoch"
+    assert max(after) == 2 * per_epoch and (out / "epoch_1" / "adapter_model.safetensors").is_file()
+    assert {v.get("epoch") for v in after.values() if "val_loss" in v} <= {0.0, 1.0}
+
+
+def test_two_gloo_ranks_train_one_adapter(tmp_path, qwen3_model, cap_data):
+    """GPUs > 1 / CPU ranks > 1: finetune.slurm starts DDP ranks with torchrun; here 2 gloo ranks on
+    the CPU, each on its half of every step's batches, rank 0 writing the one checkpoint and log."""
+    import subprocess
+
+    from cruijff_kit.state.loss_logs import read_log_values
+    from cruijff_kit.state.artifacts import checkpoint_problems
+    from cruijff_kit.finetune.slurm import render_finetune_slurm
+    from cruijff_kit.finetune.trl_config import render_trl_config
+
+    out = tmp_path / "ckpt"
+    setup = {"run_name": "r", "model_checkpoint": str(qwen3_model), "dataset": str(cap_data),
+             "dataset_format": "json", "lora_rank": 4, "lora_alpha": 8, "learning_rate": 1e-3, "batch_size": 2,
+             "epochs": 1, "output_dir": str(out), "seed": 0, "lr_warmup_steps": 0, "trainer": "trl",
+             "num_gpus": 0, "num_cpu_ranks": 2, "max_steps_per_epoch": 2,
+             "environment": {"kind": "venv", "path": sys.prefix}}
+    (tmp_path / "trl_config.yaml").write_text(render_trl_config(setup))
+    (tmp_path / "finetune.slurm").write_text(render_finetune_slurm(setup))
+    r = subprocess.run(["bash", str(tmp_path / "finetune.slurm")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert checkpoint_problems(out / "epoch_0") == []
+    values = read_log_values(out)
+    assert sorted(values) == [1, 2]  # one log (rank 0's), 2 steps
+    assert len((tmp_path / "logs" / "train_examples.jsonl").read_text().splitlines()) == 8

@@ -1,0 +1,217 @@
+"""ck's TRL + PEFT LoRA recipe: `python -m cruijff_kit.finetune.trl_train --config trl_config.yaml [key=value ...]`.
+
+What it keeps from the torchtune path, so a run means the same whichever trainer ran it:
+  * the data: json {"train": [...], "validation": [...]} or a directory of <split>.parquet, rows
+    {"input", "output"}, the plan's system prompt;
+  * the prompt: rendered with the run's prompt format (finetune/trainers.py: ck's torchtune format
+    for torchtune's families, else the model's own template with its variables pinned), the prompt
+    tokenized exactly as evaluation tokenizes it (no added special tokens: the template emits BOS),
+    the answer after it; the loss on the answer tokens only (unless train_on_input);
+  * the schedule: AdamW, cosine after linear warmup, gradient accumulation, seed, the last partial
+    batch dropped; bf16 + gradient checkpointing on a GPU, fp32 on the CPU;
+  * the outputs: <output_dir>/epoch_N/ (PEFT adapter, tokenizer with the chat template, ck_checkpoint.json),
+    `Step N | loss:… lr:…` lines in <output_dir>/logs/log_<time>.txt (val_loss per epoch), the peak
+    memory record, and <run>/logs/train_examples.jsonl (the first 8 tokenized training examples).
+key=value arguments override top-level config keys (`ck run` halves batch_size and doubles
+gradient_accumulation_steps on an OOM retry, and sets resume_from_checkpoint=True after a TIMEOUT:
+training goes on from the trainer state saved with the last finished epoch).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+def load_config(path: Path, overrides: list[str]) -> dict:
+    import yaml
+
+    cfg = yaml.safe_load(path.read_text())
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in cfg:
+            raise SystemExit(f"trl_train: override {item!r} is not KEY=VALUE with a key of {path.name}")
+        cfg[key] = yaml.safe_load(raw)
+    return cfg
+
+
+def read_split(cfg: dict, split: str) -> list[dict]:
+    path = Path(cfg["dataset"])
+    if cfg["dataset_format"] == "json":
+        data = json.loads(path.read_text())
+        return list(data.get(split) or [])
+    import pyarrow.parquet as pq
+
+    file = path / f"{split}.parquet"
+    return pq.read_table(file).to_pylist() if file.is_file() else []
+
+
+def messages(row: dict, system_prompt: str) -> list[dict]:
+    out = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return out + [{"role": "user", "content": str(row["input"])}, {"role": "assistant", "content": str(row["output"])}]
+
+
+def tokenize(row: dict, tok, system_prompt: str, train_on_input: bool) -> dict:
+    """input_ids / labels of one example: the prompt as evaluation renders it, then the answer."""
+    msgs = messages(row, system_prompt)
+    prompt = tok.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True)
+    full = tok.apply_chat_template(msgs, tokenize=False)
+    if not full.startswith(prompt):
+        raise SystemExit("trl_train: the chat template does not render the prompt as a prefix of the "
+                         "conversation; cannot tell the answer tokens apart")
+    p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    # the sequence ends at the end-of-turn token, as torchtune's do: the newline templates write after
+    # it is never generated (evaluation stops at the end-of-turn token) and is not trained on
+    a_ids = tok(full[len(prompt):].rstrip("\n"), add_special_tokens=False)["input_ids"]
+    ids = p_ids + a_ids
+    labels = list(ids) if train_on_input else [-100] * len(p_ids) + a_ids
+    return {"input_ids": ids, "labels": labels}
+
+
+def stamp_epoch(epoch_dir: Path, base: Path, fmt, tok) -> None:
+    """The epoch's tokenizer carries the template trained with; ck_checkpoint.json the base and format."""
+    from cruijff_kit.finetune.prompt_format import CHECKPOINT_RECORD, tokenizer_config_with_template
+    from cruijff_kit.util.fs import atomic_write_text
+
+    tok.save_pretrained(str(epoch_dir))
+    (epoch_dir / "chat_template.jinja").unlink(missing_ok=True)  # one template: tokenizer_config.json's
+    atomic_write_text(epoch_dir / "tokenizer_config.json",
+                      json.dumps(tokenizer_config_with_template(epoch_dir, fmt), indent=2, ensure_ascii=False) + "\n")
+    record = {"base_model": str(base.resolve()), "adapter_only": True, "trainer": "trl",
+              "prompt_format": fmt.name, "chat_template": fmt.chat_template,
+              "chat_template_sha256": fmt.template_sha256}
+    atomic_write_text(epoch_dir / CHECKPOINT_RECORD, json.dumps(record, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cruijff_kit.finetune.trl_train")
+    ap.add_argument("--config", required=True)
+    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    a = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    config_path = Path(a.config).resolve()
+    cfg = load_config(config_path, a.overrides)
+    return train(cfg, run_dir=config_path.parent)
+
+
+def train(cfg: dict, run_dir: Path) -> int:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    from cruijff_kit.finetune import train_examples
+    from cruijff_kit.finetune.peft_compat import peft_without_old_torchao
+    from cruijff_kit.finetune.recipes._torchtune import record_peak_memory
+    from cruijff_kit.finetune.trainers import prompt_format_of
+
+    peft_without_old_torchao()
+    base = Path(cfg["model_checkpoint"])
+    out = Path(cfg["output_dir"])
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    set_seed(int(cfg["seed"]))
+    fmt = prompt_format_of(base)
+    tok = AutoTokenizer.from_pretrained(str(base))
+    tok.chat_template = fmt.chat_template
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    sp, toi = cfg["system_prompt"], bool(cfg["train_on_input"])
+    rank0 = int(os.environ.get("RANK", "0")) == 0  # torchrun's; one writer of every file
+    train_rows = [tokenize(r, tok, sp, toi) for r in read_split(cfg, "train")]
+    if rank0:
+        train_examples.write(run_dir / cfg["examples_file"], ((e["input_ids"], e["labels"]) for e in train_rows),
+                             lambda ids: tok.decode(ids, skip_special_tokens=False))
+    val_rows = [tokenize(r, tok, sp, toi) for r in read_split(cfg, "validation")] if cfg["enable_validation"] else []
+
+    gpu = cfg["device"] == "cuda"
+    dtype = torch.bfloat16 if cfg["dtype"] == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype)
+    model = get_peft_model(model, LoraConfig(
+        r=int(cfg["lora_rank"]), lora_alpha=float(cfg["lora_alpha"]), lora_dropout=float(cfg["lora_dropout"]),
+        target_modules=list(cfg["lora_target_modules"]), bias="none", task_type="CAUSAL_LM"))
+
+    every = cfg.get("validation_every_n_steps")
+    args = SFTConfig(
+        output_dir=str(out / ".trl"), num_train_epochs=int(cfg["epochs"]),
+        per_device_train_batch_size=int(cfg["batch_size"]), per_device_eval_batch_size=int(cfg["batch_size"]),
+        gradient_accumulation_steps=int(cfg["gradient_accumulation_steps"]),
+        learning_rate=float(cfg["learning_rate"]), lr_scheduler_type="cosine",
+        warmup_steps=int(cfg["lr_warmup_steps"]), weight_decay=float(cfg["weight_decay"]),
+        seed=int(cfg["seed"]), data_seed=int(cfg["seed"]), bf16=gpu and cfg["dtype"] == "bf16",
+        use_cpu=not gpu, gradient_checkpointing=bool(cfg["gradient_checkpointing"]),
+        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg["gradient_checkpointing"] else None,
+        dataloader_drop_last=True, logging_strategy="steps", logging_steps=1,
+        # the trainer state of the last finished epoch, for resume_from_checkpoint (a TIMEOUT retry)
+        save_strategy="epoch", save_total_limit=1,
+        eval_strategy=("steps" if every else "epoch") if val_rows else "no",
+        eval_steps=int(every) if (every and val_rows) else None,
+        report_to=["wandb"] if cfg.get("logger") == "wandb" else [], run_name=cfg.get("wandb_run_name"),
+        max_length=None, packing=False, completion_only_loss=None, dataset_text_field="text",
+        include_num_input_tokens_seen=True, remove_unused_columns=False, disable_tqdm=True,
+        ddp_find_unused_parameters=False,
+    )
+    log_file = out / "logs" / f"log_{int(time.time())}.txt"
+    state = {"epoch": 0, "epoch_step": 0, "t0": time.monotonic(), "tokens0": 0}
+    max_per_epoch = cfg.get("max_steps_per_epoch")
+
+    class CkCallback(TrainerCallback):
+        """torchtune-style log lines, epoch checkpoints, max steps per epoch."""
+
+        def _write(self, step: int, values: dict[str, Any]) -> None:
+            if not rank0:
+                return
+            with log_file.open("a") as fh:
+                fh.write(f"Step {step} | " + " ".join(f"{k}:{v}" for k, v in values.items()) + " \n")
+
+        def on_train_begin(self, args_, st, control, **kw):
+            state["epoch"] = int(round(st.epoch or 0))  # epochs already done (a resumed run)
+
+        def on_step_end(self, args_, st, control, **kw):
+            state["epoch_step"] += 1
+            state["after_epoch"] = False
+            if max_per_epoch and state["epoch_step"] >= int(max_per_epoch):
+                control.should_epoch_stop = True
+
+        def on_log(self, args_, st, control, logs=None, **kw):
+            logs = logs or {}
+            if "loss" in logs:
+                elapsed = max(time.monotonic() - state["t0"], 1e-9)
+                tps = (st.num_input_tokens_seen - state["tokens0"]) / elapsed
+                state["t0"], state["tokens0"] = time.monotonic(), st.num_input_tokens_seen
+                self._write(st.global_step, {"loss": float(logs["loss"]), "lr": float(logs.get("learning_rate", 0.0)),
+                                             "tokens_per_second_per_gpu": round(tps, 1)})
+            if "eval_loss" in logs:
+                # an evaluation right after an epoch's end belongs to that epoch
+                epoch = state["epoch"] - 1 if state.get("after_epoch") else state["epoch"]
+                self._write(st.global_step, {"val_loss": float(logs["eval_loss"]), "epoch": epoch})
+
+        def on_epoch_end(self, args_, st, control, **kw):
+            if st.is_world_process_zero:
+                epoch_dir = out / f"epoch_{state['epoch']}"
+                model.save_pretrained(str(epoch_dir))
+                stamp_epoch(epoch_dir, base, fmt, tok)
+                record_peak_memory(out, state["epoch"])
+            if val_rows:
+                control.should_evaluate = True  # validation loss at every epoch end
+            state["epoch"] += 1
+            state["epoch_step"] = 0
+            state["after_epoch"] = True
+
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+                         eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
+                         processing_class=tok, callbacks=[CkCallback()])
+    resume = bool(cfg.get("resume_from_checkpoint")) and any((out / ".trl").glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    if cfg.get("save_merged_weights") and rank0:  # merged HF weights beside each epoch's adapter
+        from cruijff_kit.finetune.peft_merge import merge_into
+
+        for n in range(int(cfg["epochs"])):
+            merge_into(out / f"epoch_{n}", base, out / f"epoch_{n}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
