@@ -83,6 +83,14 @@ def demo_experiment(request, tmp_path_factory) -> tuple[Path, str]:
     return Path(value["exp"]), value["stdout"]
 
 
+def pytest_configure(config):
+    # the test process loads checkpoints with transformers, which hands adapter files to PEFT:
+    # the product's own compatibility step (PEFT 0.21 next to torchtune's torchao 0.15)
+    from cruijff_kit.finetune.peft_compat import peft_without_old_torchao
+
+    peft_without_old_torchao()
+
+
 def pytest_collection_modifyitems(config, items):
     """One SLURM cluster: every test that uses it runs in one xdist worker (`--dist loadgroup`)."""
     for item in items:

@@ -594,3 +594,6 @@ BUILDERS = {
     "Qwen2.5-7B-Instruct": make_qwen25_7b_instruct,
     "Mistral-7B-Instruct-v0.3": make_mistral_7b_instruct_v03,
 }
+
+
+FAMILIES = tuple(BUILDERS)

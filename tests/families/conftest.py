@@ -8,7 +8,7 @@ import pytest
 from tests.families import checkpoints
 from tests.families.evalcheck import words_dataset
 
-FAMILIES = tuple(checkpoints.BUILDERS)
+FAMILIES = checkpoints.FAMILIES
 
 
 @pytest.fixture(scope="session")

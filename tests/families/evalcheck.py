@@ -3,7 +3,12 @@ the model (captured at model.generate inside the eval process, left padding remo
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+from cruijff_kit.finetune.config import finetune_config, render_finetune_yaml
 
 SYSTEM_PROMPT = "Answer with the word, capitalized."
 
@@ -87,3 +92,13 @@ def eval_inputs(model_dir: Path, fmt_name: str | None, data_path: Path, system_p
         log = inspect_eval(capitalization(data_path=str(data_path), split="test", system_prompt=system_prompt),
                            model=model, max_tokens=4, log_dir=str(log_dir), display="none", metadata=meta)[0]
     return seen, log
+
+
+def fine_tune(setup: dict, run_dir) -> dict:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "finetune.yaml").write_text(render_finetune_yaml(setup))
+    proc = subprocess.run([sys.executable, "-m", "cruijff_kit.finetune.recipes.lora_single_device", "--config",
+                           "finetune.yaml"], cwd=run_dir, env=os.environ.copy(), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return finetune_config(setup)

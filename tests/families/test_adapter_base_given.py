@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from tests.families.evalcheck import setup_for
-from test_finetuned_format import fine_tune
+from tests.families.evalcheck import fine_tune
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.merge import materialise
 from cruijff_kit.state.artifacts import is_adapter_only

@@ -3,30 +3,16 @@ format and its evaluation feeds, for every sample, the training sequence's prefi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import FAMILIES
-from tests.families.evalcheck import SYSTEM_PROMPT, assert_prompt_is_training_prefix, eval_inputs, setup_for, training_sequences
-from cruijff_kit.finetune.config import finetune_config, render_finetune_yaml
+from tests.families.checkpoints import FAMILIES
+from tests.families.evalcheck import SYSTEM_PROMPT, fine_tune, assert_prompt_is_training_prefix, eval_inputs, setup_for, training_sequences
 from cruijff_kit.finetune.prompt_format import read_checkpoint_record
 
 # one fine-tune per family; the system prompt alternates so both paths train and evaluate
 SYSTEM = {"Llama-3.2-1B-Instruct": SYSTEM_PROMPT, "Llama-3.1-8B-Instruct": "", "Qwen2.5-0.5B-Instruct": "",
           "Qwen2.5-7B-Instruct": SYSTEM_PROMPT, "Mistral-7B-Instruct-v0.3": SYSTEM_PROMPT}
-
-
-def fine_tune(setup: dict, run_dir) -> dict:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "finetune.yaml").write_text(render_finetune_yaml(setup))
-    proc = subprocess.run([sys.executable, "-m", "cruijff_kit.finetune.recipes.lora_single_device", "--config",
-                           "finetune.yaml"], cwd=run_dir, env=os.environ.copy(), capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return finetune_config(setup)
 
 
 @pytest.mark.parametrize("name", FAMILIES)

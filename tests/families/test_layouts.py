@@ -8,7 +8,7 @@ import pytest
 
 from tests.families.checkpoints import make_llama32_1b_instruct
 from tests.families.evalcheck import assert_prompt_is_training_prefix, eval_inputs, setup_for, training_sequences
-from test_finetuned_format import fine_tune
+from tests.families.evalcheck import fine_tune
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.config import finetune_config
 from cruijff_kit.finetune.models import layout_problems, resolve_model

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import FAMILIES
+from tests.families.checkpoints import FAMILIES
 
 TEXTS = ("Capitalize the word: apple", "the quick brown fox\n\njumps  over 12345 dogs! Ünïcødé 漢字 한국", "Apple")
 

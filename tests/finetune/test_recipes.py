@@ -136,7 +136,10 @@ def _reference_val_loss(epoch_dir: Path, base_dir: Path, words_json: Path) -> fl
 
     tt = qwen2_5_tokenizer(path=str(base_dir / "vocab.json"), merges_file=str(base_dir / "merges.txt"),
                            special_tokens_path=str(base_dir / "tokenizer.json"), max_seq_len=None)
-    model = AutoModelForCausalLM.from_pretrained(epoch_dir).eval()
+    from cruijff_kit.evaluate.launch import weights_only
+
+    # the merged weights alone (transformers would apply the saved adapter on top of them again)
+    model = AutoModelForCausalLM.from_pretrained(weights_only(epoch_dir, epoch_dir.parent / f"{epoch_dir.name}-weights")).eval()
     total, count = 0.0, 0
     for row in json.loads(words_json.read_text())["validation"]:
         tokens, mask = tt.tokenize_messages([Message(role="user", content=row["input"], masked=True),

@@ -9,9 +9,14 @@ with inspect's own write_eval_log, carrying that metadata) into eval/logs/."""
 from __future__ import annotations
 
 import shlex
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cruijff_kit.executors.local import LocalExecutor
+from cruijff_kit.run.orchestrator import run_experiment
 
 SUMMARY = """# Experiment: fake
 
@@ -240,3 +245,23 @@ def wait_for(pred, timeout: float = 20.0, step: float = 0.05):
             return value
         time.sleep(step)
     raise AssertionError("condition not met in time")
+
+
+# ---- running them: `ck run` in-process with the local executor, and as a subprocess ----------------
+
+POLL = 0.2
+
+
+def run(exp: Path, lines: list | None = None, **kw):
+    opts = dict(max_parallel=kw.pop("max_parallel", 3), gpus=[])
+    out = (lines.append if lines is not None else (lambda _l: None))
+    return run_experiment(exp, LocalExecutor(exp, **opts), poll_s=POLL, out=out, **kw)
+
+
+def by_key(report) -> dict:
+    return {j.key: j for j in report.jobs}
+
+
+def ck(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cruijff_kit", *args], capture_output=True, text=True,
+                          timeout=timeout)

@@ -4,19 +4,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 
 from cruijff_kit.cli import main
 from cruijff_kit.util import procs
 from cruijff_kit.state.ledger import Ledger
 
-from .helpers import FakeRun, launches, make_experiment, starts, wait_for
-
-
-def ck(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cruijff_kit", *args], capture_output=True, text=True,
-                          timeout=timeout)
+from .helpers import FakeRun, ck, launches, make_experiment, starts, wait_for
 
 
 def test_detached_supervisor_killed_mid_run_resumes_without_redoing_anything(tmp_path, capsys):

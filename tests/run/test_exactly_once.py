@@ -19,7 +19,7 @@ from cruijff_kit.errors import CkError
 from cruijff_kit.state.ledger import Ledger
 
 from .helpers import SUMMARY, FakeRun, make_experiment, starts
-from .test_orchestrator import by_key, run
+from .helpers import by_key, run
 
 CRASH = r"""
 import os, sys

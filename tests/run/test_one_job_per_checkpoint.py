@@ -11,7 +11,7 @@ from cruijff_kit.run.plan import plan_experiment
 from cruijff_kit.state.jobs import is_done
 
 from .helpers import FakeRun, make_experiment, starts, tasks_given
-from .test_orchestrator import by_key, run
+from .helpers import by_key, run
 
 
 def _fps(exp, key: str, tasks) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -15,20 +14,7 @@ from cruijff_kit.state.ledger import Ledger, monitor_lock
 from cruijff_kit.run.orchestrator import run_experiment
 from cruijff_kit.run.plan import plan_experiment
 
-from .helpers import FakeRun, launches, make_experiment, starts, write_weights
-
-POLL = 0.2
-
-
-def run(exp: Path, lines: list | None = None, **kw):
-    opts = dict(max_parallel=kw.pop("max_parallel", 3), gpus=[])
-    out = (lines.append if lines is not None else (lambda _l: None))
-    return run_experiment(exp, LocalExecutor(exp, **opts), poll_s=POLL, out=out, **kw)
-
-
-def by_key(report) -> dict:
-    return {j.key: j for j in report.jobs}
-
+from .helpers import POLL, FakeRun, by_key, launches, make_experiment, run, starts, write_weights
 
 def test_each_eval_chains_to_its_own_training_not_the_slowest(tmp_path):
     exp = make_experiment(tmp_path, [FakeRun("fast", sleep=0.1), FakeRun("slow", sleep=2.0)])

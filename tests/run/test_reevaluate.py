@@ -4,7 +4,7 @@ checkpoint; training and the finished evaluation are not repeated."""
 from __future__ import annotations
 
 from .helpers import FakeRun, eval_script, make_experiment, stage_eval_log, starts
-from .test_orchestrator import by_key, run
+from .helpers import by_key, run
 
 
 def test_added_task_runs_only_the_new_evaluations(tmp_path):

@@ -14,7 +14,7 @@ from cruijff_kit.state.ledger import Ledger
 from cruijff_kit.run.orchestrator import run_experiment
 
 from .helpers import FakeRun, launches, make_experiment, starts, wait_for
-from .test_cli import ck
+from .helpers import ck
 
 pytestmark = pytest.mark.slurm
 

@@ -8,7 +8,7 @@ import pytest
 
 from cruijff_kit.cli import main
 
-from .test_scaffold import make_experiment, snapshot
+from .helpers import make_experiment, snapshot
 
 SETUP_FIX = {
     "lora_rank: 8": ("lora_rank: eight", "lora_rank", "whole number"),

@@ -5,7 +5,7 @@ import yaml
 
 from cruijff_kit.cli import main
 
-from .test_scaffold import TASK
+from .helpers import TASK
 
 ORIG = (Path(__file__).parents[1] / "experiment" / "original_layout.md").read_text()
 

@@ -6,7 +6,7 @@ import yaml
 
 from cruijff_kit.cli import main
 
-from .test_scaffold import make_experiment, snapshot
+from .helpers import make_experiment, snapshot
 
 RUN = "rank8_lr1e-5"
 

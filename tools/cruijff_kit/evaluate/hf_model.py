@@ -94,6 +94,9 @@ class CkHuggingFaceAPI(HuggingFaceAPI):
                     setattr(self, name, value)
             return
         print(f"ck-hf: loading weights from {model_args.get('model_path') or model_name}", file=sys.stderr, flush=True)
+        from cruijff_kit.finetune.peft_compat import peft_without_old_torchao
+
+        peft_without_old_torchao()  # transformers hands a directory with adapter files to PEFT
         super().__init__(model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
         if fmt_name is not None:
             from cruijff_kit.finetune.trainers import PIN_MARKER

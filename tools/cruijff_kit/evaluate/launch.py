@@ -64,6 +64,24 @@ def pinned_format(weights: Path, base_model: str | None):
     return prompt_format_of(base_model or weights)
 
 
+ADAPTER_PREFIX = "adapter_"
+
+
+def weights_only(model_dir: Path, view: Path) -> Path:
+    """model_dir itself, or, when it also holds LoRA adapter files (a torchtune epoch saved with
+    merged weights keeps its adapter beside them), a view of it without them: with PEFT installed,
+    transformers loads a directory's adapter_config.json ON TOP of its weights, so merged weights
+    would get the adapter twice. The view links every other file."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "adapter_config.json").exists():
+        return model_dir
+    view.mkdir(parents=True, exist_ok=True)
+    for f in model_dir.iterdir():
+        if f.is_file() and not f.name.startswith(ADAPTER_PREFIX) and not (view / f.name).exists():
+            (view / f.name).symlink_to(f.resolve())
+    return view
+
+
 def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label: str | None = None,
                     base_model: str | None = None) -> tuple[str, dict, dict]:
     """(inspect model name, model args, metadata) for evaluating model_dir in the given format.
@@ -86,6 +104,7 @@ def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label:
 
         weights = materialise_peft(weights, scratch / "merged", base_model)
         meta["ck_weights"] = "PEFT adapter merged into its base model in scratch for this evaluation"
+    weights = weights_only(weights, scratch / "weights")
     args: dict = {"model_path": str(weights)}
     if fmt_name:
         fmt = FORMATS[fmt_name] if fmt_name != PINNED else pinned_format(weights, base_model)

@@ -16,7 +16,7 @@ ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 def is_peft_adapter(model_dir: Path) -> bool:
     """An adapter-only epoch written by ck's TRL recipe (PEFT layout; torchtune's is merge.py's)."""
-    from cruijff_kit.finetune.merge import has_weights
+    from cruijff_kit.state.artifacts import has_weights
 
     d = Path(model_dir)
     if has_weights(d) or not all((d / f).is_file() for f in ADAPTER_FILES):

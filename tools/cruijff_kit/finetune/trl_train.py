@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 def load_config(path: Path, overrides: list[str]) -> dict:
-    import yaml
+    from cruijff_kit.state.yaml_input import read_mapping, yaml_scalar
 
-    cfg = yaml.safe_load(path.read_text())
+    cfg = read_mapping(path)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or key not in cfg:
             raise SystemExit(f"trl_train: override {item!r} is not KEY=VALUE with a key of {path.name}")
-        cfg[key] = yaml.safe_load(raw)
+        cfg[key] = yaml_scalar(raw)
     return cfg
 
 

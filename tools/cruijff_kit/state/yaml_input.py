@@ -114,3 +114,17 @@ def read_mapping_or_empty(path: str | Path | None) -> dict:
         return read_mapping(path)
     except CkError:
         return {}
+
+
+def yaml_scalar(text: str):
+    """The value of a KEY=VALUE override as YAML reads it ('4' -> 4, 'true' -> True, '1e-4' -> 0.0001);
+    text that is not one plain scalar stays text."""
+    import yaml
+
+    if len(text) > 10_000:
+        return text
+    try:
+        value = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
+    except yaml.YAMLError:
+        return text
+    return value if value is None or isinstance(value, (str, int, float, bool)) else text
