@@ -18,7 +18,7 @@ from ..util.fs import atomic_write_text
 from ..util.log import ActionLog
 from . import plots as plotting
 from .compute import compute_table
-from .effects import TaskFindings, diff_text, findings
+from .effects import TaskFindings, ci_text, diff_text, findings, p_text
 from .results import Results, collect, format_param
 
 
@@ -66,7 +66,8 @@ def training_answer(results: Results) -> list[str]:
 
 
 def per_epoch_table(results: Results, task: str) -> tuple[list[str], list[list[str]]]:
-    """Run x evaluated epoch: 'value +- SE' cells (the control's base-model result in its own column)."""
+    """Run x evaluated epoch: 'value [95% Wilson CI]' for accuracies, else 'value +- SE' (the control's
+    base-model result in its own column)."""
     epochs = sorted({int(k) for r in results.rows for k in r.all_epochs.get(task, {}) if k != "base"})
     header = ["run", *(f"epoch_{e}" for e in epochs)]
     has_base = any("base" in r.all_epochs.get(task, {}) for r in results.rows)
@@ -76,8 +77,9 @@ def per_epoch_table(results: Results, task: str) -> tuple[list[str], list[list[s
     for row in results.rows:
         got = row.all_epochs.get(task, {})
         ses = row.all_epochs_se.get(task, {})
+        cis = row.all_epochs_ci.get(task, {})
         keys = [str(e) for e in epochs] + (["base"] if has_base else [])
-        cells.append([row.run, *(_pm(got.get(k), ses.get(k)) for k in keys)])
+        cells.append([row.run, *(_pm(got.get(k), ses.get(k), cis.get(k)) for k in keys)])
     return header, cells
 
 
@@ -98,9 +100,12 @@ def training_table(results: Results) -> tuple[list[str], list[list[str]]]:
     return header, cells
 
 
-def _pm(value: float | None, se: float | None) -> str:
+def _pm(value: float | None, se: float | None, ci: list[float] | None = None) -> str:
+    """'0.875 [0.529, 0.978]' (an accuracy's 95 % Wilson interval) / '1.234 ± 0.100' (SE) / '1.234'."""
     if value is None:
         return "-"
+    if ci:
+        return f"{_num(value)} {ci_text(ci)}"
     return _num(value) if se is None else f"{_num(value)} ± {se:.3f}"
 
 
@@ -193,7 +198,7 @@ def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None) -> An
 
     header, cells = table(results)
     ctx = dict(a=analysis, r=results, header=header, cells=cells, best=analysis.best, num=_num,
-               fmt=format_param, rel=lambda p: os.path.relpath(p, out_dir), diff=diff_text,
+               fmt=format_param, rel=lambda p: os.path.relpath(p, out_dir), diff=diff_text, ci=ci_text, ptext=p_text,
                per_epoch={t: per_epoch_table(results, t) for t in results.tasks},
                training=training_table(results), answer=analysis.answer(), compute=compute_table(exp_dir))
     outputs = {"results.csv": _csv(results),

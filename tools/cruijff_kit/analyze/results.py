@@ -2,19 +2,21 @@
 
 A row per run of experiment_summary.md (control runs included). For each task the row's metric
 is the one of the last evaluated epoch; `delta` is that minus the control's metric for the task,
-`delta_se` its standard error (stats.py). The final train loss is the mean over the last epoch
+`delta_se` its standard error (paired over the items both were scored on when their per-sample
+scores are known, significance.py; else from the two SEs, stats.py). The final train loss is the mean over the last epoch
 (one step's loss is noise). Everything expected but absent (run directory, .eval log, loss log)
 goes to `missing`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..experiment.model import Experiment, Run, RunType
 from ..experiment.naming import run_directories, varying_parameters
 from ..experiment.numbers import format_float
-from . import stats
+from . import significance, stats
 from .eval_logs import EvalResult, EvalScan, scan_run
 from .loss_logs import (last_per_epoch, mean_per_epoch, read_log_values, steps_per_epoch,
                         wandb_offline_summaries)
@@ -46,6 +48,11 @@ class Row:
     val_loss_curve: list[tuple[int, float]] = field(default_factory=list)
     val_loss_by_epoch: dict[int, float] = field(default_factory=dict)    # last value in each epoch
     best_val_epoch: int | None = None                                    # lowest val_loss_by_epoch
+    # per-sample scores (task -> epoch key -> sample id -> score): paired comparisons (not in --json)
+    all_samples: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # 95 % Wilson interval of a 0/1-scored accuracy (task -> epoch key -> [low, high]); none otherwise
+    all_epochs_ci: dict[str, dict[str, list[float] | None]] = field(default_factory=dict)
+    ci: dict[str, list[float] | None] = field(default_factory=dict)      # task -> CI of metric
 
     @property
     def control(self) -> bool:
@@ -60,6 +67,7 @@ class Row:
         d = asdict(self)
         d.pop("loss_curve")
         d.pop("val_loss_curve")
+        d.pop("all_samples")
         d["loss_steps"] = len(self.loss_curve)
         d["val_loss_points"] = len(self.val_loss_curve)
         return d
@@ -196,8 +204,27 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
                 row.delta[task] = row.delta_se[task] = None
             else:
                 diff = stats.difference(mine, row.se.get(task), base, control.se.get(task))
-                row.delta[task], row.delta_se[task] = diff.value, diff.se
+                pair = significance.paired(row.all_samples.get(task, {}).get(_key_of(row, task), {}),
+                                           control.all_samples.get(task, {}).get("base", {}))
+                row.delta[task] = diff.value
+                # the same items: the paired difference's SE (far tighter than independent SEs)
+                row.delta_se[task] = pair.se if pair is not None and math.isclose(pair.diff, diff.value,
+                                                                                  abs_tol=1e-9) else diff.se
     return res
+
+
+def _key_of(row: Row, task: str) -> str:
+    e = row.epochs.get(task)
+    return "base" if e is None else str(e)
+
+
+def wilson(metric: str, value: float | None, samples: dict[str, float]) -> list[float] | None:
+    """95 % Wilson interval when the metric is the mean of 0/1 sample scores (an accuracy)."""
+    vals = list(samples.values())
+    if value is None or not vals or not significance.is_binary(vals) or stats.metric_se(metric, value, vals, None) is None:
+        return None
+    ci = significance.wilson_interval(sum(vals), len(vals))
+    return None if ci is None else list(ci)
 
 
 def _fill_task(res: Results, row: Row, run: Run, task: str, epochs: list[int | None], scan: EvalScan) -> None:
@@ -220,6 +247,8 @@ def _fill_task(res: Results, row: Row, run: Run, task: str, epochs: list[int | N
     row.all_epochs[task] = {key(r): r.value for r in found}
     row.all_epochs_se[task] = {key(r): stats.metric_se(r.metric, r.value, r.sample_values, r.stderr) for r in found}
     row.all_logs[task] = {key(r): r.path for r in found}
+    row.all_samples[task] = {key(r): dict(r.sample_values) for r in found}
+    row.all_epochs_ci[task] = {key(r): wilson(r.metric, r.value, r.sample_values) for r in found}
     for r in found:
         if r.unscored:
             res.problems.append(f"{row.run} {task} ({'base model' if r.epoch is None else f'epoch {r.epoch}'}): "
@@ -232,7 +261,9 @@ def _fill_task(res: Results, row: Row, run: Run, task: str, epochs: list[int | N
         row.epochs[task] = last.epoch
         row.logs[task] = last.path
         row.se[task] = row.all_epochs_se[task][key(last)]
+        row.ci[task] = row.all_epochs_ci[task][key(last)]
         row.samples[task] = len(last.sample_values) or last.samples
     else:
         row.metrics[task] = None
         row.se[task] = None
+        row.ci[task] = None

@@ -128,15 +128,16 @@ class Paired:
     only_b: int = 0
 
 
-def paired(a: dict[str, float], b: dict[str, float], seed: int = 0) -> Paired | None:
-    """Compare per-item scores of A and B on their shared item ids; None without shared items."""
+def paired(a: dict[str, float], b: dict[str, float], seed: int = 0, binary: bool | None = None) -> Paired | None:
+    """Compare per-item scores of A and B on their shared item ids; None without shared items.
+    `binary=False`: never McNemar (for scores that are themselves differences)."""
     ids = sorted(set(a) & set(b))
     if not ids:
         return None
     xa, xb = [a[i] for i in ids], [b[i] for i in ids]
     d = [x - y for x, y in zip(xa, xb)]
     se = sem(d)
-    if is_binary(xa) and is_binary(xb):
+    if binary is not False and is_binary(xa) and is_binary(xb):
         only_a = sum(1 for x, y in zip(xa, xb) if x > y)
         only_b = sum(1 for x, y in zip(xa, xb) if y > x)
         return Paired(len(ids), mean(d), se, "McNemar exact", mcnemar_exact(only_a, only_b), only_a, only_b)
