@@ -58,3 +58,42 @@ def test_lower_is_better_picks_the_smallest_error():
     [effect] = f.effects
     assert effect.best_level == "16" and effect.effect.value == pytest.approx(-1.0)
     assert effect.effect.se == pytest.approx(math.sqrt(0.02))
+
+
+def _sampled_row(run, params, correct, n, control=False):
+    """A row scored on items i0..i{n-1}: the first `correct` right (0/1 scores)."""
+    samples = {f"i{i}": 1.0 if i < correct else 0.0 for i in range(n)}
+    value = correct / n
+    r = Row(run=run, directory=run, type="Control" if control else "Fine-tuned", model="m", params=params)
+    key = "base" if control else "0"
+    r.metrics["t"], r.metric_names["t"] = value, "match/accuracy"
+    r.se["t"] = stats.standard_error(list(samples.values()))
+    r.all_epochs["t"], r.all_epochs_se["t"] = {key: value}, {key: r.se["t"]}
+    r.all_samples["t"] = {key: samples}
+    return r
+
+
+def test_paired_verdicts_holm_and_the_best_set():
+    n = 60
+    rows = [_sampled_row("r8_lo", {"lora_rank": 8, "learning_rate": 1e-4}, 20, n),
+            _sampled_row("r8_hi", {"lora_rank": 8, "learning_rate": 1e-3}, 22, n),
+            _sampled_row("r16_lo", {"lora_rank": 16, "learning_rate": 1e-4}, 50, n),
+            _sampled_row("r16_hi", {"lora_rank": 16, "learning_rate": 1e-3}, 52, n),
+            _sampled_row("base", {"lora_rank": None, "learning_rate": None}, 18, n, control=True)]
+    f = findings(Results("e", "/x", ["lora_rank", "learning_rate"], ["t"], rows), "t")
+    comps = {c.run: c for c in f.comparisons}
+    # nested correct sets: r16_hi vs base has 34 discordant items, all one way
+    assert comps["r16_hi"].diff.test == "McNemar exact"
+    assert comps["r16_hi"].diff.p == pytest.approx(2 * 0.5 ** 34)
+    assert comps["r16_hi"].verdict == "better" and comps["r8_lo"].verdict == "within noise"
+    assert f.tests == 4 + 3 + 2 + 1
+    # the Holm-adjusted p of the smallest raw p is it times the family size
+    smallest = min((c.diff for c in f.comparisons), key=lambda d: d.p)
+    assert smallest.p_holm == pytest.approx(min(1.0, f.tests * smallest.p))
+    # r16_lo (50/60) is 2 items behind the top: within noise of it, so "best" is a set
+    assert f.best["run"] == "r16_hi" and f.best_set == ["r16_hi", "r16_lo"]
+    effects = {e.param: e for e in f.effects}
+    assert effects["lora_rank"].effect.within_noise is False
+    assert effects["learning_rate"].effect.within_noise is True
+    assert any(line.startswith("lora_rank matters more than learning_rate") for line in f.answer)
+    assert any("Within noise of the top" in line and "r16_lo" in line for line in f.answer)
