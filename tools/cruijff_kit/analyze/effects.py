@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import significance, stats
 from .results import Results, Row, format_param
+from .selection import Selection, select
 
 
 @dataclass
@@ -107,6 +108,7 @@ class TaskFindings:
     top: list[tuple[str, stats.Difference]] = field(default_factory=list)  # top run minus each other run
     best_set: list[str] = field(default_factory=list)  # the top run and the runs within noise of it
     tests: int = 0  # comparisons in this task's Holm family
+    selection: Selection | None = None  # best run x epoch chosen on validation (else: chosen on test)
     answer: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -117,7 +119,8 @@ class TaskFindings:
                 "main_effects": [e.to_dict() for e in self.effects],
                 "interaction": None if self.interaction is None else self.interaction.to_dict(),
                 "best": self.best, "tied": self.tied, "best_set": self.best_set, "holm_family": self.tests,
-                "top_vs_others": [{"run": r, **d.to_dict()} for r, d in self.top], "answer": self.answer}
+                "top_vs_others": [{"run": r, **d.to_dict()} for r, d in self.top],
+                "selection": None if self.selection is None else self.selection.to_dict(), "answer": self.answer}
 
 
 def num(v: float | None, signed: bool = False) -> str:
@@ -238,6 +241,7 @@ def findings(results: Results, task: str) -> TaskFindings:
                       "delta_se": None if comp is None else comp.diff.se,
                       "within_noise": None if comp is None else comp.diff.within_noise,
                       "beats_control": None if comp is None else comp.verdict == "better"}
+    f.selection = select(ft, task, results.validation_for.get(task), sign)
     f.answer = _answer(results, f, sign)
     return f
 
@@ -342,6 +346,7 @@ def _answer(results: Results, f: TaskFindings, sign: float) -> list[str]:
         out.append(line + ".")
         if len(f.best_set) > 1:
             out.append(f"Within noise of the top (no clear winner among them): {', '.join(f.best_set)}.")
+    out.extend(_selection_answer(f, metric))
     if f.effects:
         parts = []
         for e in f.effects:
@@ -376,6 +381,24 @@ def _answer(results: Results, f: TaskFindings, sign: float) -> list[str]:
     if f.left_out:
         out.append(f"Left out (no epoch_{f.epoch} result): {', '.join(f.left_out)}.")
     return out
+
+
+def _selection_answer(f: TaskFindings, metric: str) -> list[str]:
+    s = f.selection
+    if s is None or (s.on == "test" and f.best is None):
+        return []
+    if s.on == "validation":
+        interval = f" (95% CI {ci_text(s.ci)})" if s.ci else "" if s.se is None else f" (SE {s.se:.3f})"
+        return [f"Selected on validation ({s.validation_task}): **{s.run}** at epoch_{s.epoch} "
+                f"({metric} {num(s.validation_value)} on validation, best of {s.candidates} run x epoch results); "
+                f"its test {metric} is {num(s.value)}{interval} - the number to report (the test set "
+                "played no part in choosing it)."]
+    if s.validation_task:
+        return [f"No run has both a validation ({s.validation_task}) and a test result at one epoch: the best run "
+                f"was chosen on the test set, so its score is optimistic."]
+    return [f"The best run{' and epoch' if f.epoch is not None else ''} were chosen on the test set itself "
+            f"(no validation split was evaluated for {f.task}), so the best score is optimistic; evaluate the "
+            "task on the validation split as well (a second task row with Split validation) to select there."]
 
 
 def _sort_key(v: object):

@@ -30,15 +30,30 @@ class Analysis:
     plots: list[plotting.Plot] = field(default_factory=list)
     findings: dict[str, TaskFindings] = field(default_factory=dict)  # task -> what the numbers say
 
+    def _reported(self) -> list[TaskFindings]:
+        """Findings of the tasks the report answers on: not those only there to select on validation."""
+        selectors = set(self.results.validation_for.values())
+        return [f for t, f in self.findings.items() if t not in selectors]
+
     @property
     def best(self) -> dict | None:
-        """The first task's best run at the common epoch; None when there is none or a tie."""
-        first = next(iter(self.findings.values()), None)
-        return first.best if first is not None else None
+        """The first reported task's best run: selected on validation (its test score) when the task
+        has a validation split, else the best at the common epoch; None when there is none or a tie."""
+        first = next(iter(self._reported()), None)
+        if first is None:
+            return None
+        s = first.selection
+        if s is not None and s.on == "validation":
+            row = next(r for r in self.results.rows if r.run == s.run)
+            return {"run": s.run, "directory": s.directory, "task": first.task, "metric": first.metric,
+                    "epoch": s.epoch, "value": s.value, "se": s.se, "ci": s.ci, "params": row.params,
+                    "selected_on": "validation", "validation_task": s.validation_task,
+                    "validation_value": s.validation_value}
+        return None if first.best is None else {**first.best, "selected_on": "test"}
 
     def answer(self) -> list[str]:
         """The short answer report.md opens with: per task, then what validation loss says."""
-        lines = [line for f in self.findings.values() for line in f.answer]
+        lines = [line for f in self._reported() for line in f.answer]
         lines += training_answer(self.results)
         return lines
 

@@ -18,6 +18,7 @@ from ..experiment.naming import run_directories, varying_parameters
 from ..experiment.numbers import format_float
 from . import significance, stats
 from .eval_logs import EvalResult, EvalScan, scan_run
+from .selection import validation_pairs
 from .loss_logs import (last_per_epoch, mean_per_epoch, read_log_values, steps_per_epoch,
                         wandb_offline_summaries)
 
@@ -83,6 +84,8 @@ class Results:
     missing: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     question: str = ""  # the plan's research question, when it states one
+    splits: dict[str, str] = field(default_factory=dict)          # task -> the split it evaluates
+    validation_for: dict[str, str] = field(default_factory=dict)  # test task -> validation task (selection.py)
 
     @property
     def control(self) -> Row | None:
@@ -178,7 +181,9 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
     tasks = list(dict.fromkeys(ev.task for ev in exp.evaluations))
     scan = EvalScan()
     res = Results(experiment=exp.name, experiment_dir=str(exp_dir), varying=varying, tasks=tasks, rows=[],
-                  question=plan_question(exp))
+                  question=plan_question(exp), validation_for=validation_pairs(exp))
+    for ev in exp.evaluations:
+        res.splits.setdefault(ev.task, str(exp.eval_split(ev)))
 
     for run in exp.runs:
         d = dirs[run.name]
