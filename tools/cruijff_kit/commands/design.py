@@ -42,6 +42,8 @@ def register(sub) -> None:
                    help="a run that only evaluates: MODEL (a --model name) as it is, or CHECKPOINT (an HF model "
                         "directory, or a torchtune adapter directory whose base is MODEL) (repeatable)")
     p.add_argument("--question", help="the question the experiment answers (report.md opens with its answer)")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="train every configuration once per seed (Seed, Seed+1, ...); analysis averages over them")
     p.add_argument("--epochs", type=int)
     p.add_argument("--gpus", type=int)
     p.add_argument("--no-control", action="store_true", help="no base-model control run")
@@ -91,6 +93,7 @@ def build_spec(args):
         s = grid_setting(name, None, None)
         spec.grid[s.key] = levels(s, [v for v in values.split(",") if v.strip()], None, None, f"--vary {name}")
     for key, flag, val in (("epochs", "--epochs", args.epochs), ("num_gpus", "--gpus", args.gpus),
+                           ("seeds", "--seeds", args.seeds),
                            ("system_prompt", "--system-prompt", args.system_prompt)):
         if val is not None:
             spec.settings[key] = coerce(BY_KEY[key], val, None, None, flag)
