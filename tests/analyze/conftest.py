@@ -233,3 +233,49 @@ def valsel(tmp_path_factory, tiny_model):
     evaluate("base", tiny_model, "validation", "capitalization_val", 2, None)
     evaluate("base", tiny_model, "test", "capitalization", 2, None)
     return exp
+
+
+# Seeds as replicates: LoRA rank 8 vs 16, 3 seeds each (`ck design --seeds 3`), one epoch, 8 test
+# words. Correct answers per seed (k of 8); the control gets 2.
+SEEDS_N = 8
+SEEDS_CORRECT = {8: (2, 3, 4), 16: (5, 7, 6)}
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory, tiny_model):
+    import inspect_ai
+
+    from cruijff_kit.blueprints.capitalization.inspect_task import capitalization
+    from cruijff_kit.cli import main
+    from cruijff_kit.experiment.naming import run_directories
+    from cruijff_kit.experiment.parse import load_experiment
+
+    root = tmp_path_factory.mktemp("seeded")
+    data = _grid_data(root)
+    exp = root / "seeded"
+    assert main(["design", str(exp), "--model", f"tiny={tiny_model}", "--dataset", str(data), "--ranks", "8,16",
+                 "--seeds", "3", "--task", f"capitalization={TASK}@0", "--gpus", "0"]) == 0
+    _scaffold(root, exp)
+    test = json.loads(data.read_text())["test"]
+    plan = load_experiment(exp / "experiment_summary.md")
+
+    def evaluate(run_dir, model_dir, correct):
+        rows = [dict(r, output="" if i < correct else r["output"]) for i, r in enumerate(test)]
+        path = root / f"data_{run_dir}.json"
+        path.write_text(json.dumps({"test": rows}))
+        inspect_ai.eval(capitalization(data_path=str(path), scorer="includes"), model=f"hf/{model_dir}",
+                        model_args={"do_sample": False}, max_tokens=4, log_dir=str(exp / run_dir / "eval" / "logs"),
+                        display="none")
+
+    dirs = run_directories(plan, str(exp / "experiment_summary.md"))
+    for run in plan.runs:
+        if not run.finetuned:
+            continue
+        rank, seed = run.value("lora_rank"), run.value("seed")
+        run_dir = dirs[run.name]
+        out = _output_dir(exp, run_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "epoch_0").symlink_to(tiny_model, target_is_directory=True)
+        evaluate(run_dir, out / "epoch_0", SEEDS_CORRECT[rank][seed - 1234])
+    evaluate("base", tiny_model, 2)
+    return exp

@@ -26,6 +26,7 @@ class Cell:
     se: float | None
     samples: dict[str, float] = field(default_factory=dict, repr=False)  # sample id -> score
     ci: list[float] | None = None  # 95 % Wilson interval (0/1 scores)
+    seed_var: float = 0.0  # variance of the value from the spread between training seeds (replicates.py)
 
     def to_dict(self) -> dict:
         return {"run": self.run, "value": self.value, "se": self.se, "ci": self.ci}
@@ -39,9 +40,10 @@ class LevelMean:
     se: float | None
     runs: list[str]
     samples: dict[str, float] = field(default_factory=dict, repr=False)  # per-item mean over the runs
+    seed_var: float = 0.0
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "samples"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("samples", "seed_var")}
 
 
 @dataclass
@@ -153,26 +155,35 @@ def diff_text(d: stats.Difference) -> str:
 
 
 def compare(value_a: float, se_a: float | None, samples_a: dict[str, float],
-            value_b: float, se_b: float | None, samples_b: dict[str, float]) -> stats.Difference:
+            value_b: float, se_b: float | None, samples_b: dict[str, float], seed_var: float = 0.0) -> stats.Difference:
     """A minus B: paired on the shared items when both have per-item scores whose means are the two
-    values; else a z-test on the two SEs; else the difference alone."""
+    values; else a z-test on the two SEs; else the difference alone. `seed_var` > 0 (means over
+    training seeds): the paired item SE plus the seed variance of both sides, judged by a z-test."""
     d = stats.difference(value_a, se_a, value_b, se_b)
     pair = significance.paired(samples_a, samples_b) if samples_a and samples_b else None
     if pair is not None and math.isclose(pair.diff, d.value, abs_tol=1e-9):
+        if seed_var > 0:
+            se = math.sqrt((pair.se or 0.0) ** 2 + seed_var)
+            return stats.Difference(d.value, se, "seed-aware z-test",
+                                    significance.normal_two_sided(d.value / se) if se else (1.0 if d.value == 0 else 0.0))
         return stats.Difference(d.value, pair.se, pair.test, pair.p)
+    if d.se and seed_var > 0:
+        return stats.Difference(d.value, d.se, "seed-aware z-test", significance.normal_two_sided(d.value / d.se))
     if d.se:
         return stats.Difference(d.value, d.se, "z-test", significance.normal_two_sided(d.value / d.se))
     return d
 
 
-def _mean(cells: list[Cell]) -> tuple[float, float | None, dict[str, float]]:
-    """Mean of the cells, its SE from theirs (independent), and the per-item mean on the items all share."""
+def _mean(cells: list[Cell]) -> tuple[float, float | None, dict[str, float], float]:
+    """Mean of the cells, its SE from theirs (independent), the per-item mean on the items all share,
+    and its seed variance (sum of the cells' / k^2)."""
     value = sum(c.value for c in cells) / len(cells)
     se = stats.combined_se(*(c.se for c in cells))
     samples = significance.average_items([c.samples for c in cells]) if all(c.samples for c in cells) else {}
     if samples and not math.isclose(significance.mean(list(samples.values())), value, abs_tol=1e-9):
         samples = {}  # the cells were not scored on the same items: no per-item mean
-    return value, None if se is None else se / len(cells), samples
+    seed_var = sum(c.seed_var for c in cells) / len(cells) ** 2
+    return value, None if se is None else se / len(cells), samples, seed_var
 
 
 def _holm(f: TaskFindings) -> None:
@@ -193,7 +204,8 @@ def _common_epoch(rows: list[Row], task: str) -> int | None:
 def findings(results: Results, task: str) -> TaskFindings:
     # eval-only rows (models not trained here) have no epochs and no grid levels: their difference
     # from the control is in their own row (results.py), not in the fine-tuned runs' findings
-    ft = [r for r in results.rows if r.trained]
+    # with seeds as replicates, the units compared are configurations (means over seeds)
+    ft = results.configs if results.replicate else [r for r in results.rows if r.trained]
     metric = results.metric_name(task)
     f = TaskFindings(task=task, metric=metric, epoch=_common_epoch(ft, task),
                      lower_better=stats.lower_is_better(metric))
@@ -206,18 +218,20 @@ def findings(results: Results, task: str) -> TaskFindings:
                 f.left_out.append(r.run)
             continue
         f.cells[r.run] = Cell(r.run, v, r.all_epochs_se[task].get(key), r.all_samples.get(task, {}).get(key, {}),
-                              r.all_epochs_ci.get(task, {}).get(key))
+                              r.all_epochs_ci.get(task, {}).get(key),
+                              r.all_epochs_seed_var.get(task, {}).get(key, 0.0))
     control = results.control
     if control is not None and control.metrics.get(task) is not None:
         f.control = Cell(control.run, control.metrics[task], control.se.get(task),
                          control.all_samples.get(task, {}).get("base", {}), control.ci.get(task))
         for c in f.cells.values():
-            d = compare(c.value, c.se, c.samples, f.control.value, f.control.se, f.control.samples)
+            d = compare(c.value, c.se, c.samples, f.control.value, f.control.se, f.control.samples, c.seed_var)
             f.comparisons.append(Comparison(c.run, c.value, c.se, d, ci=c.ci))
     ranked = sorted(f.cells.values(), key=lambda c: -sign * c.value)
     if ranked:
         first = ranked[0]
-        f.top = [(c.run, compare(first.value, first.se, first.samples, c.value, c.se, c.samples)) for c in ranked[1:]]
+        f.top = [(c.run, compare(first.value, first.se, first.samples, c.value, c.se, c.samples,
+                                 first.seed_var + c.seed_var)) for c in ranked[1:]]
     _effects(results, ft, f, sign)
     _holm(f)
     for c in f.comparisons:
@@ -263,15 +277,16 @@ def _effects(results: Results, ft: list[Row], f: TaskFindings, sign: float) -> N
         for lv in levels[p]:
             cells = [f.cells[r.run] for r in rows if r.params[p] == lv]
             if cells:
-                value, se, samples = _mean(cells)
-                means.append(LevelMean(p, format_param(lv), value, se, [c.run for c in cells], samples))
+                value, se, samples, seed_var = _mean(cells)
+                means.append(LevelMean(p, format_param(lv), value, se, [c.run for c in cells], samples, seed_var))
         if len(means) < 2:
             continue
         # sorted, not max/min: on a tie max and min return the same level ("rank 4 -> 4")
         ordered = sorted(means, key=lambda m: sign * m.value)
         worst, best = ordered[0], ordered[-1]
         f.effects.append(MainEffect(p, means, best.level, worst.level,
-                                    compare(best.value, best.se, best.samples, worst.value, worst.se, worst.samples)))
+                                    compare(best.value, best.se, best.samples, worst.value, worst.se, worst.samples,
+                                            best.seed_var + worst.seed_var)))
     f.effects.sort(key=lambda e: -abs(e.effect.value))
     if len(params) >= 2:
         a, b = params[0], params[1]
@@ -281,8 +296,8 @@ def _effects(results: Results, ft: list[Row], f: TaskFindings, sign: float) -> N
             hits = [f.cells[r.run] for r in rows if r.params[a] == va and r.params[b] == vb]
             if not hits:
                 return None
-            value, se, samples = _mean(hits)  # more than one only when a third parameter varies too
-            return Cell("", value, se, samples)
+            value, se, samples, seed_var = _mean(hits)  # more than one only when a third parameter varies too
+            return Cell("", value, se, samples, seed_var=seed_var)
 
         corners = {(va, vb): cell(va, vb) for va in la for vb in lb}
         if all(c is not None for c in corners.values()):
@@ -300,7 +315,12 @@ def _effects(results: Results, ft: list[Row], f: TaskFindings, sign: float) -> N
                 hi = {i: v for i, v in hi.items() if not math.isnan(v)}
                 lo = {i: v for i, v in lo.items() if not math.isnan(v)}
                 pair = significance.paired(hi, lo, binary=False)
-                if pair is not None and math.isclose(pair.diff, inter.value, abs_tol=1e-9):
+                seed_var = sum(c.seed_var for c in corners.values())
+                if pair is not None and math.isclose(pair.diff, inter.value, abs_tol=1e-9) and seed_var > 0:
+                    se = math.sqrt((pair.se or 0.0) ** 2 + seed_var)
+                    inter = stats.Difference(inter.value, se, "seed-aware z-test",
+                                             significance.normal_two_sided(inter.value / se))
+                elif pair is not None and math.isclose(pair.diff, inter.value, abs_tol=1e-9):
                     inter = stats.Difference(inter.value, pair.se, pair.test, pair.p)
             if inter.p is None and inter.se:
                 inter = stats.Difference(inter.value, inter.se, "z-test", significance.normal_two_sided(inter.value / inter.se))

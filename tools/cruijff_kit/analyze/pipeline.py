@@ -19,6 +19,7 @@ from ..util.log import ActionLog
 from . import plots as plotting
 from .compute import compute_table
 from .effects import TaskFindings, ci_text, diff_text, findings, p_text
+from .replicates import configurations
 from .results import Results, collect, format_param
 
 
@@ -44,7 +45,7 @@ class Analysis:
             return None
         s = first.selection
         if s is not None and s.on == "validation":
-            row = next(r for r in self.results.rows if r.run == s.run)
+            row = next(r for r in [*self.results.configs, *self.results.rows] if r.run == s.run)
             return {"run": s.run, "directory": s.directory, "task": first.task, "metric": first.metric,
                     "epoch": s.epoch, "value": s.value, "se": s.se, "ci": s.ci, "params": row.params,
                     "selected_on": "validation", "validation_task": s.validation_task,
@@ -67,6 +68,7 @@ class Analysis:
         return {"experiment": r.experiment, "experiment_dir": r.experiment_dir, "question": r.question,
                 "answer": self.answer(), "varying": r.varying,
                 "tasks": r.tasks, "rows": [row.to_dict() for row in r.rows], "best": self.best,
+                "replicate": r.replicate, "configurations": [row.to_dict() for row in r.configs],
                 "findings": {t: f.to_dict() for t, f in self.findings.items()},
                 "missing": r.missing, "problems": r.problems, "files": self.files,
                 "plots": [p.to_dict() for p in self.plots], "samples": self.sample_commands()}
@@ -96,6 +98,17 @@ def per_epoch_table(results: Results, task: str) -> tuple[list[str], list[list[s
         keys = [str(e) for e in epochs] + (["base"] if has_base else [])
         cells.append([row.run, *(_pm(got.get(k), ses.get(k), cis.get(k)) for k in keys)])
     return header, cells
+
+
+def configurations_table(results: Results, task: str) -> tuple[list[str], list[list[str]]]:
+    """Seeds as replicates: per configuration and evaluated epoch, the per-seed values, their mean
+    and its seed + item SE."""
+    cells = []
+    for c in results.configs:
+        for k, vals in c.seed_values.get(task, {}).items():
+            cells.append([c.run, "base" if k == "base" else f"epoch_{k}", str(len(vals)),
+                          ", ".join(_num(v) for v in vals), _pm(c.all_epochs[task][k], c.all_epochs_se[task][k])])
+    return ["configuration", "epoch", "seeds", "per seed", "mean ± SE (seeds + items)"], cells
 
 
 def training_table(results: Results) -> tuple[list[str], list[list[str]]]:
@@ -153,14 +166,17 @@ def _csv(results: Results) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     epochs = {t: sorted({e for r in results.rows for e in r.all_epochs.get(t, {})}) for t in results.tasks}
-    header = ["run", "directory", "type", "model", *results.varying, "final_train_loss"]
+    config_of = {run: c.run for c in results.configs for run in c.seeds}  # seeds as replicates: run -> configuration
+    header = ["run", "directory", "type", "model", *(["configuration"] if config_of else []), *results.varying,
+              "final_train_loss"]
     for t in results.tasks:
         header += [t, f"{t}_se", f"{t}_metric", f"{t}_delta_vs_control", f"{t}_delta_se", f"{t}_epoch"]
         if len(epochs[t]) > 1:
             header += [f"{t}_epoch{e}" for e in epochs[t] if e != "base"]
     w.writerow(header)
     for r in results.rows:
-        line = [r.run, r.directory, r.type, r.model, *("" if r.params[p] is None else r.params[p] for p in results.varying),
+        line = [r.run, r.directory, r.type, r.model, *([config_of.get(r.run, "")] if config_of else []),
+                *("" if r.params[p] is None else r.params[p] for p in results.varying),
                 "" if r.final_train_loss is None else r.final_train_loss]
         for t in results.tasks:
             e = r.epochs.get(t)
@@ -191,6 +207,8 @@ def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None) -> An
     summary = exp_dir / "experiment_summary.md"
     exp = load_experiment(summary)
     results = collect(exp_dir, exp, str(summary))
+    if results.replicate:
+        results.configs = configurations(results)
     out_dir = Path(out).resolve() if out else exp_dir / "analysis"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -215,6 +233,7 @@ def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None) -> An
     ctx = dict(a=analysis, r=results, header=header, cells=cells, best=analysis.best, num=_num,
                fmt=format_param, rel=lambda p: os.path.relpath(p, out_dir), diff=diff_text, ci=ci_text, ptext=p_text,
                per_epoch={t: per_epoch_table(results, t) for t in results.tasks},
+               configs={t: configurations_table(results, t) for t in results.tasks},
                training=training_table(results), answer=analysis.answer(), compute=compute_table(exp_dir))
     outputs = {"results.csv": _csv(results),
                "results.md": render("analyze/results.md.j2", **ctx),

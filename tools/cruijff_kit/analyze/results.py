@@ -54,6 +54,10 @@ class Row:
     # 95 % Wilson interval of a 0/1-scored accuracy (task -> epoch key -> [low, high]); none otherwise
     all_epochs_ci: dict[str, dict[str, list[float] | None]] = field(default_factory=dict)
     ci: dict[str, list[float] | None] = field(default_factory=dict)      # task -> CI of metric
+    # a configuration row (replicates.py): its seeds' runs, their values and the seed variance of the mean
+    seeds: list[str] = field(default_factory=list)
+    seed_values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    all_epochs_seed_var: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def control(self) -> bool:
@@ -86,6 +90,8 @@ class Results:
     question: str = ""  # the plan's research question, when it states one
     splits: dict[str, str] = field(default_factory=dict)          # task -> the split it evaluates
     validation_for: dict[str, str] = field(default_factory=dict)  # test task -> validation task (selection.py)
+    replicate: str = ""  # "seed" when the plan's Seeds > 1: runs differing only in Seed are replicates
+    configs: list[Row] = field(default_factory=list)  # one row per configuration, mean over seeds (replicates.py)
 
     @property
     def control(self) -> Row | None:
@@ -184,6 +190,8 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
                   question=plan_question(exp), validation_for=validation_pairs(exp))
     for ev in exp.evaluations:
         res.splits.setdefault(ev.task, str(exp.eval_split(ev)))
+    if (exp.value("seeds") or 1) > 1 and "seed" in varying:
+        res.replicate = "seed"
 
     for run in exp.runs:
         d = dirs[run.name]
