@@ -14,3 +14,10 @@ for key, value in {
     "TOKENIZERS_PARALLELISM": "false",
 }.items():
     os.environ.setdefault(key, value)
+
+# `ck analyze` writes every result into a per-user store (analyze/store.py): tests use their own,
+# never the machine user's ~/.cache/cruijff_kit/results.sqlite
+if "CK_RESULTS_STORE" not in os.environ:
+    import tempfile
+
+    os.environ["CK_RESULTS_STORE"] = os.path.join(tempfile.mkdtemp(prefix="ck-results-"), "results.sqlite")

@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "cruijff_kit.commands.scaffold",
     "cruijff_kit.commands.run",
     "cruijff_kit.commands.analyze",
+    "cruijff_kit.commands.results",
+    "cruijff_kit.commands.compare",
     "cruijff_kit.commands.task",
     "cruijff_kit.launch.cli",
     "cruijff_kit.commands.setup",

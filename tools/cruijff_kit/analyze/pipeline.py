@@ -30,6 +30,7 @@ class Analysis:
     files: dict[str, str] = field(default_factory=dict)
     plots: list[plotting.Plot] = field(default_factory=list)
     findings: dict[str, TaskFindings] = field(default_factory=dict)  # task -> what the numbers say
+    store: dict | None = None  # the results store written: {"path", "rows"} (None: not written)
 
     def _reported(self) -> list[TaskFindings]:
         """Findings of the tasks the report answers on: not those only there to select on validation."""
@@ -69,6 +70,7 @@ class Analysis:
                 "answer": self.answer(), "varying": r.varying,
                 "tasks": r.tasks, "rows": [row.to_dict() for row in r.rows], "best": self.best,
                 "replicate": r.replicate, "configurations": [row.to_dict() for row in r.configs],
+                **({"store": self.store} if self.store is not None else {}),
                 "findings": {t: f.to_dict() for t, f in self.findings.items()},
                 "missing": r.missing, "problems": r.problems, "files": self.files,
                 "plots": [p.to_dict() for p in self.plots], "samples": self.sample_commands()}
@@ -202,7 +204,27 @@ def summary_text(analysis: Analysis) -> str:
                   tied=next(iter(analysis.findings.values())).tied if analysis.findings else [])
 
 
-def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None) -> Analysis:
+def _write_store(analysis: Analysis, exp, exp_dir: Path) -> None:
+    """Every result of this analysis into the per-user results store (store.py)."""
+    from . import store
+    from .results import _setup
+
+    results = analysis.results
+    setups = {r.directory: _setup(exp_dir / r.directory) for r in results.rows}
+    rows = store.rows_of(results, exp, setups)
+    path = store.default_path(search=(str(exp_dir),))
+    if not rows:
+        analysis.store = {"path": str(path), "rows": 0}
+        return
+    try:
+        written = store.Store(path).replace_experiment(rows[0]["experiment_id"], rows)
+    except CkError as exc:
+        raise CkError(f"{exc.message} - the analysis itself was written to {analysis.out_dir}", file=exc.file,
+                      hint=exc.hint) from None
+    analysis.store = {"path": str(path), "rows": written}
+
+
+def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None, store: bool = True) -> Analysis:
     exp_dir = Path(exp_dir).resolve()
     summary = exp_dir / "experiment_summary.md"
     exp = load_experiment(summary)
@@ -244,6 +266,8 @@ def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None) -> An
     for p in analysis.plots:
         analysis.files[Path(p.path).name] = p.path
 
+    if store:
+        _write_store(analysis, exp, exp_dir)
     best = analysis.best
     ActionLog(exp_dir / "analyze-experiment.log").write(
         "ANALYZE", f"analyzed {len(results.rows)} run(s), {len(results.tasks)} task(s)",

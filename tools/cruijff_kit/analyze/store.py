@@ -1,0 +1,238 @@
+"""Results across experiments: one SQLite file per user that every `ck analyze` writes into.
+
+One row per experiment x run x checkpoint x task x split x metric (a run is one seed), with what
+the run trained with - read from its own setup_finetune.yaml, not from the plan - its model, the
+dataset's sha256, the trainer and ck's version, plus the per-sample scores (for paired
+comparisons across experiments). Re-analysing an experiment replaces its rows in one
+transaction: never duplicates, never half an analysis.
+
+Where: $CK_RESULTS_STORE, else claude.local.md's `results_store`, else
+$XDG_CACHE_HOME/cruijff_kit/results.sqlite (~/.cache/...). WAL journal and a busy timeout make two
+analyses at once safe (the second waits). A file that is not a SQLite database, or a store locked
+for longer than the timeout, is a clear error; the file is never overwritten or recreated.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import CkError
+
+ENV = "CK_RESULTS_STORE"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+KEY = ("experiment_id", "run", "checkpoint", "task", "split", "metric")
+COLUMNS = ("experiment_id", "experiment", "experiment_dir", "run", "directory", "run_type", "configuration",
+           "seed", "checkpoint", "epoch", "task", "split", "metric", "value", "se", "n", "model", "model_path",
+           "dataset", "dataset_sha256", "trainer", "ck_version", "settings", "samples", "log", "analyzed_at")
+_DDL = f"""
+CREATE TABLE IF NOT EXISTS results (
+    {", ".join(f"{c} {'REAL' if c in ('value', 'se') else 'INTEGER' if c in ('seed', 'epoch', 'n') else 'TEXT'}"
+               for c in COLUMNS)},
+    PRIMARY KEY ({", ".join(KEY)})
+);
+CREATE INDEX IF NOT EXISTS results_task ON results (task, split, metric);
+CREATE INDEX IF NOT EXISTS results_model ON results (model_path, dataset_sha256);
+CREATE INDEX IF NOT EXISTS results_experiment ON results (experiment);
+"""
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def default_path(search: tuple = ()) -> Path:
+    env = os.environ.get(ENV)
+    if env:
+        return Path(env).expanduser()
+    from ..localconfig import load_local_config
+
+    try:
+        configured = load_local_config(search=search).results_store
+    except CkError:
+        configured = ""  # a broken claude.local.md is reported by the commands that need it
+    if configured:
+        return Path(configured).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "cruijff_kit" / "results.sqlite"
+
+
+class Store:
+    def __init__(self, path: str | Path, timeout: float = BUSY_TIMEOUT_S):
+        self.path = Path(path)
+        self.timeout = timeout
+
+    def _fail(self, exc: Exception, doing: str) -> CkError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return CkError(f"the results store is locked by another process ({doing}; waited {self.timeout:g} s)",
+                           file=self.path, hint="another `ck analyze` is writing; run this again when it is done")
+        return CkError(f"the results store is not a readable SQLite database ({text}); it was left as it is",
+                       file=self.path, hint=f"move it aside (a new store is then created) or point ${ENV} or "
+                                            "claude.local.md's results_store at another file")
+
+    def connect(self, create: bool = True) -> sqlite3.Connection:
+        if self.path.exists():
+            try:
+                with open(self.path, "rb") as fh:
+                    head = fh.read(16)
+            except OSError as exc:
+                raise CkError(f"cannot read the results store: {exc.strerror}", file=self.path) from None
+            if head and head != _SQLITE_MAGIC:
+                raise self._fail(sqlite3.DatabaseError("file is not a database"), "opening")
+        elif not create:
+            raise CkError("no results store yet: `ck analyze` an experiment first", file=self.path)
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CkError(f"cannot create the results store's directory: {exc.strerror}", file=self.path) from None
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise CkError(f"the results store has schema version {version}; this ck writes {SCHEMA_VERSION}",
+                              file=self.path, hint="upgrade ck, or point $CK_RESULTS_STORE at another file")
+            if version == 0:  # new (or empty) file: tables and version in one transaction
+                conn.executescript(f"BEGIN IMMEDIATE;{_DDL}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "opening") from None
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def replace_experiment(self, experiment_id: str, rows: list[dict]) -> int:
+        """The experiment's rows become `rows` (upserted; its rows no longer produced are removed)."""
+        conn = self.connect()
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in KEY)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({placeholders}) "
+                             f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {updates}",
+                             [tuple(r.get(c) for c in COLUMNS) for r in rows])
+            stamp = rows[0]["analyzed_at"] if rows else ""
+            conn.execute("DELETE FROM results WHERE experiment_id = ? AND analyzed_at != ?", (experiment_id, stamp))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._fail(exc, "writing") from None
+        finally:
+            conn.close()
+        return len(rows)
+
+    def query(self, where: dict[str, object] | None = None, settings: dict[str, object] | None = None,
+              experiments: list[str] | None = None, either: list[tuple[tuple[str, ...], object]] = ()) -> list[dict]:
+        """Rows matching every `where` column, every `settings` key (what the run trained with),
+        each `either` (one of its columns equals the value) and, when given, one of `experiments`
+        (name, directory or id)."""
+        conn = self.connect(create=False)
+        clauses, params = [], []
+        for cols, value in either:
+            clauses.append("(" + " OR ".join(f"{c} = ?" for c in cols if c in COLUMNS) + ")")
+            params += [value] * len(cols)
+        for col, value in (where or {}).items():
+            if col not in COLUMNS:
+                raise CkError(f"unknown column {col!r}", field=col, hint="columns: " + ", ".join(COLUMNS))
+            clauses.append(f"{col} = ?")
+            params.append(value)
+        for key, value in (settings or {}).items():
+            clauses.append("json_extract(settings, ?) = ?")
+            params += [f'$."{key}"', value]
+        if experiments:
+            alts = []
+            for e in experiments:
+                alts.append("(experiment = ? OR experiment_dir = ? OR experiment_id = ?)")
+                params += [e, str(Path(e).expanduser().resolve()) if os.sep in e or e in (".", "..") else e, e]
+            clauses.append("(" + " OR ".join(alts) + ")")
+        sql = "SELECT * FROM results" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        sql += " ORDER BY experiment, run, task, split, metric, epoch"
+        try:
+            return [dict(r) for r in conn.execute(sql, params)]
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "reading") from None
+        finally:
+            conn.close()
+
+
+# ------------------------------------------------------------------ rows of one analysis
+_SHA: dict[tuple[str, int, int], str] = {}
+
+
+def dataset_sha256(path: str) -> str:
+    """sha256 of a dataset file, or of a directory's files (names and bytes, sorted); '' if unreadable."""
+    p = Path(path)
+    try:
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        st = [f.stat() for f in files]
+    except OSError:
+        return ""
+    key = (str(p), sum(s.st_size for s in st), max((s.st_mtime_ns for s in st), default=0))
+    if key not in _SHA:
+        h = hashlib.sha256()
+        for f in files:
+            if p.is_dir():
+                h.update(str(f.relative_to(p)).encode() + b"\0")
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        _SHA[key] = h.hexdigest()
+    return _SHA[key]
+
+
+def _experiment_id(exp_dir: Path) -> str:
+    try:
+        data = json.loads((exp_dir / ".ck" / "experiment.json").read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            return data["id"]
+    except (OSError, ValueError):
+        pass
+    return str(exp_dir)
+
+
+def trained_with(setup: dict) -> dict:
+    """The training settings a run's own setup file states (the plan may say otherwise)."""
+    from ..experiment.settings import RUN_SETTINGS
+
+    return {s.key: setup[s.key] for s in RUN_SETTINGS if s.key in setup and s.key != "system_prompt"}
+
+
+def rows_of(results, exp, setups: dict[str, dict]) -> list[dict]:
+    """Store rows of one analysis (`results`: results.Results; `setups`: run directory -> its
+    setup_finetune.yaml, {} for runs without one)."""
+    from .. import __version__
+
+    exp_dir = Path(results.experiment_dir)
+    exp_id = _experiment_id(exp_dir)
+    stamp = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    config_of = {run: c.run for c in results.configs for run in c.seeds}
+    runs = {r.name: r for r in exp.runs}
+    out = []
+    for row in results.rows:
+        setup = setups.get(row.directory, {})
+        settings = trained_with(setup)
+        model_path = str(setup.get("model_checkpoint") or exp.model_path(row.model))
+        dataset = str(setup.get("dataset") or exp.dataset)
+        sha = dataset_sha256(dataset) if dataset else ""
+        trainer = exp.tools.preparation if runs.get(row.run) is not None and runs[row.run].finetuned else ""
+        for task in results.tasks:
+            metric = row.metric_names.get(task, "")
+            for key, value in row.all_epochs.get(task, {}).items():
+                samples = row.all_samples.get(task, {}).get(key, {})
+                out.append({
+                    "experiment_id": exp_id, "experiment": results.experiment, "experiment_dir": str(exp_dir),
+                    "run": row.run, "directory": row.directory, "run_type": row.type,
+                    "configuration": config_of.get(row.run, row.run), "seed": settings.get("seed"),
+                    "checkpoint": "base" if key == "base" else f"epoch_{key}",
+                    "epoch": None if key == "base" else int(key), "task": task,
+                    "split": results.splits.get(task, ""), "metric": metric, "value": value,
+                    "se": row.all_epochs_se.get(task, {}).get(key), "n": len(samples) or None,
+                    "model": row.model, "model_path": model_path, "dataset": dataset, "dataset_sha256": sha,
+                    "trainer": trainer, "ck_version": __version__,
+                    "settings": json.dumps(settings, sort_keys=True, default=str),
+                    "samples": json.dumps(samples, sort_keys=True) if samples else None,
+                    "log": row.all_logs.get(task, {}).get(key), "analyzed_at": stamp})
+    return out
