@@ -121,3 +121,20 @@ def test_results_and_compare_across_two_analysed_experiments(grid, tmp_path, mon
         assert main(["results", "--csv", "--experiment", str(copy)]) == 0
     lines = csv_out.getvalue().splitlines()
     assert lines[0].startswith("experiment_id,experiment,") and len(lines) == 1 + 3 * 2 + 1
+
+
+def test_design_says_when_a_planned_cell_was_measured(grid, tmp_path, monkeypatch):
+    from cruijff_kit.experiment.parse import load_experiment
+
+    monkeypatch.setenv("CK_RESULTS_STORE", str(tmp_path / "results.sqlite"))
+    _ck("analyze", str(grid["exp"]))
+    plan = load_experiment(grid["exp"] / "experiment_summary.md")
+    [(model, path)] = plan.models
+    out = _ck("design", str(tmp_path / "again"), "--model", f"{model}={path}", "--dataset", plan.dataset,
+              "--ranks", "16,32", "--lrs", "1e-3", "--epochs", "2", "--gpus", "0")
+    measured = {w["run"]: w["message"] for w in out["warnings"] if w["code"] == "already_measured"}
+    assert set(measured) == {"tiny_rank16_lr0.001"}  # rank 32 is new; another seed would be too
+    assert "grid tiny_rank16_lr0.001" in measured["tiny_rank16_lr0.001"]
+    out = _ck("design", str(tmp_path / "seeded"), "--model", f"{model}={path}", "--dataset", plan.dataset,
+              "--ranks", "16", "--lrs", "1e-3", "--epochs", "2", "--gpus", "0", "--set", "Seed=7")
+    assert not [w for w in out["warnings"] if w["code"] == "already_measured"]

@@ -236,3 +236,45 @@ def rows_of(results, exp, setups: dict[str, dict]) -> list[dict]:
                     "samples": json.dumps(samples, sort_keys=True) if samples else None,
                     "log": row.all_logs.get(task, {}).get(key), "analyzed_at": stamp})
     return out
+
+
+# ------------------------------------------------------------------ design: already measured?
+# the settings that make a cell: equal values (and model, dataset bytes) mean the same training
+CELL_KEYS = ("lora_rank", "lora_alpha", "lora_dropout", "learning_rate", "batch_size", "gradient_accumulation_steps",
+             "lr_warmup_steps", "weight_decay", "epochs", "max_steps_per_epoch", "seed", "train_on_input")
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)))
+    return a == b
+
+
+def already_measured(exp) -> dict[str, list[str]]:
+    """Planned fine-tuned run -> the stored experiments/runs that trained the same cell (same model
+    checkpoint, dataset sha256 and CELL_KEYS values). Empty when there is no store yet."""
+    from ..experiment.settings import resolve
+
+    path = default_path(search=(exp.experiment_dir,) if exp.experiment_dir else ())
+    if not path.exists():
+        return {}
+    sha = dataset_sha256(exp.dataset) if exp.dataset else ""
+    store = Store(path, timeout=5.0)
+    out: dict[str, list[str]] = {}
+    cache: dict[str, list[dict]] = {}
+    for run in exp.finetuned_runs:
+        model_path = exp.model_path(run.model)
+        if model_path not in cache:
+            cache[model_path] = store.query({"model_path": model_path, "dataset_sha256": sha,
+                                             "run_type": "Fine-tuned"}) if sha else []
+        planned = {k: resolve(k, dict(run.settings), dict(exp.settings)) for k in CELL_KEYS}
+        hits = []
+        for row in cache[model_path]:
+            trained = json.loads(row["settings"] or "{}")
+            if all(_same(planned[k], trained[k]) for k in CELL_KEYS if k in trained):
+                where = f"{row['experiment']} {row['run']}"
+                if where not in hits and row["experiment_dir"] != str(Path(exp.experiment_dir or ".").resolve()):
+                    hits.append(where)
+        if hits:
+            out[run.name] = hits
+    return out

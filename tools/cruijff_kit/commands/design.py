@@ -139,6 +139,21 @@ def build_spec(args):
     return spec
 
 
+def measured_advice(exp) -> list:
+    """A planned run whose cell (model, dataset bytes, training settings) the results store already
+    holds results for: said, never refused (a repeat may be the point)."""
+    from ..analyze.store import already_measured
+    from ..experiment.warnings import DesignWarning
+
+    try:
+        found = already_measured(exp)
+    except CkError as exc:  # an unreadable store must not stop a design
+        return [DesignWarning("results_store", f"results store not consulted: {exc}")]
+    return [DesignWarning("already_measured", f"run {run} has results already in the results store: "
+                          f"{', '.join(hits[:3])}{' …' if len(hits) > 3 else ''} (`ck results` shows them)", run)
+            for run, hits in found.items()]
+
+
 def run(args) -> int:
     from ..experiment.design import plan_summary
     from ..util.fs import atomic_write_text
@@ -156,6 +171,7 @@ def run(args) -> int:
     from ..experiment.warnings import design_warnings, steps_by_run
 
     advice = design_warnings(exp)  # evaluation split overlap / size, warmup share of the steps
+    advice += measured_advice(exp)
     disk = disk_by_run(exp)
     known = [b for b in disk.values() if b is not None]
     try:
