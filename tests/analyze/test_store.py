@@ -138,3 +138,21 @@ def test_design_says_when_a_planned_cell_was_measured(grid, tmp_path, monkeypatc
     out = _ck("design", str(tmp_path / "seeded"), "--model", f"{model}={path}", "--dataset", plan.dataset,
               "--ranks", "16", "--lrs", "1e-3", "--epochs", "2", "--gpus", "0", "--set", "Seed=7")
     assert not [w for w in out["warnings"] if w["code"] == "already_measured"]
+
+
+def test_a_hand_edited_setup_is_reported_with_what_it_trained_with(grid, tmp_path, monkeypatch):
+    monkeypatch.setenv("CK_RESULTS_STORE", str(tmp_path / "results.sqlite"))
+    copy = tmp_path / "edited"
+    shutil.copytree(grid["exp"], copy, symlinks=True, ignore=shutil.ignore_patterns("analysis", ".ck"))
+    setup = copy / "rank8_lr1e-4" / "setup_finetune.yaml"
+    text = setup.read_text()
+    assert "\nlora_rank: 8 " in text
+    setup.write_text(text.replace("\nlora_rank: 8 ", "\nlora_rank: 32 "))
+    data = _ck("analyze", str(copy))
+    row = next(r for r in data["rows"] if r["directory"] == "rank8_lr1e-4")
+    assert row["params"]["lora_rank"] == 32
+    assert any("lora_rank is 8 in the plan but 32 in" in p for p in data["problems"])
+    [stored] = _ck("results", "--experiment", str(copy), "--set", "LoRA rank=32", "--checkpoint", "epoch_1")["rows"]
+    assert stored["directory"] == "rank8_lr1e-4"
+    report = (copy / "analysis" / "report.md").read_text()
+    assert "lora_rank is 8 in the plan but 32" in report

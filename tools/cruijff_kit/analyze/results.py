@@ -172,6 +172,24 @@ def _fill_losses(res: Results, row: Row, run_path: Path, exp: Experiment) -> Non
         row.best_val_epoch = min(row.val_loss_by_epoch, key=lambda e: (row.val_loss_by_epoch[e], e))
 
 
+def _trained_with(res: Results, row: Row, run_path: Path) -> None:
+    """What ran is what is reported: a varying parameter whose value in the run's own
+    setup_finetune.yaml (edited by hand, or a plan changed after scaffolding) differs from the
+    plan's is reported with the setup's value, and the mismatch is named."""
+    setup = _setup(run_path)
+    for p in list(row.params):
+        if p not in setup or row.params[p] is None:
+            continue
+        ran, planned = setup[p], row.params[p]
+        same = (ran == planned or (isinstance(ran, (int, float)) and isinstance(planned, (int, float))
+                                   and not isinstance(ran, bool) and math.isclose(ran, planned, rel_tol=1e-12)))
+        if not same:
+            row.params[p] = ran
+            res.problems.append(f"{row.run}: {p} is {format_param(planned)} in the plan but {format_param(ran)} in "
+                                f"{run_path / 'setup_finetune.yaml'}; reported with what it trained with "
+                                f"({format_param(ran)}) - re-scaffold (`ck scaffold`) if the plan is right")
+
+
 def plan_question(exp: Experiment) -> str:
     """The plan's question: the model's `question` field, else a '**Question:**' configuration line
     or a '## Question' section."""
@@ -204,6 +222,7 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
             continue
         scan_run(exp_dir, d, scan)
         if run.finetuned:
+            _trained_with(res, row, run_path)
             _fill_losses(res, row, run_path, exp)
         for task in tasks:
             _fill_task(res, row, run, task, _expected_epochs(exp, run, task), scan)
