@@ -33,7 +33,7 @@ def _side(rows: list[dict]) -> dict:
 def compare_experiments(store: Store, a: str, b: str) -> dict:
     sides = {}
     for name in (a, b):
-        rows = store.query(experiments=[name])
+        rows = store.query(experiments=[name], samples=True)
         if not rows:
             raise CkError(f"no results of experiment {name!r} in the results store", file=store.path,
                           field="ck compare", hint="`ck analyze DIR` writes them; `ck results` lists what is there")

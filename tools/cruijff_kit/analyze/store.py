@@ -29,15 +29,23 @@ KEY = ("experiment_id", "run", "checkpoint", "task", "split", "metric")
 COLUMNS = ("experiment_id", "experiment", "experiment_dir", "run", "directory", "run_type", "configuration",
            "seed", "checkpoint", "epoch", "task", "split", "metric", "value", "se", "n", "model", "model_path",
            "dataset", "dataset_sha256", "trainer", "ck_version", "settings", "samples", "log", "analyzed_at")
+# the per-sample scores live in their own table: they are most of the bytes, and most queries skip them
+MAIN = tuple(c for c in COLUMNS if c != "samples")
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS results (
     {", ".join(f"{c} {'REAL' if c in ('value', 'se') else 'INTEGER' if c in ('seed', 'epoch', 'n') else 'TEXT'}"
-               for c in COLUMNS)},
+               for c in MAIN)},
+    PRIMARY KEY ({", ".join(KEY)})
+);
+CREATE TABLE IF NOT EXISTS samples (
+    {", ".join(f"{c} TEXT" for c in KEY)}, samples TEXT, analyzed_at TEXT,
     PRIMARY KEY ({", ".join(KEY)})
 );
 CREATE INDEX IF NOT EXISTS results_task ON results (task, split, metric);
 CREATE INDEX IF NOT EXISTS results_model ON results (model_path, dataset_sha256);
 CREATE INDEX IF NOT EXISTS results_experiment ON results (experiment);
+CREATE INDEX IF NOT EXISTS results_experiment_dir ON results (experiment_dir);
+CREATE INDEX IF NOT EXISTS results_checkpoint ON results (checkpoint);
 """
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -100,21 +108,26 @@ class Store:
                 conn.executescript(f"BEGIN IMMEDIATE;{_DDL}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
         except sqlite3.Error as exc:
             raise self._fail(exc, "opening") from None
-        conn.row_factory = sqlite3.Row
         return conn
 
     def replace_experiment(self, experiment_id: str, rows: list[dict]) -> int:
         """The experiment's rows become `rows` (upserted; its rows no longer produced are removed)."""
         conn = self.connect()
-        placeholders = ", ".join("?" for _ in COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in KEY)
+        keys = ", ".join(KEY)
+
+        def upsert(table: str, cols: tuple[str, ...], values) -> None:
+            updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in KEY)
+            conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
+                             f"ON CONFLICT ({keys}) DO UPDATE SET {updates}", values)
+
+        sample_cols = (*KEY, "samples", "analyzed_at")
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({placeholders}) "
-                             f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {updates}",
-                             [tuple(r.get(c) for c in COLUMNS) for r in rows])
+            upsert("results", MAIN, [tuple(r.get(c) for c in MAIN) for r in rows])
+            upsert("samples", sample_cols, [tuple(r.get(c) for c in sample_cols) for r in rows if r.get("samples")])
             stamp = rows[0]["analyzed_at"] if rows else ""
-            conn.execute("DELETE FROM results WHERE experiment_id = ? AND analyzed_at != ?", (experiment_id, stamp))
+            for table in ("results", "samples"):
+                conn.execute(f"DELETE FROM {table} WHERE experiment_id = ? AND analyzed_at != ?", (experiment_id, stamp))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -125,33 +138,38 @@ class Store:
         return len(rows)
 
     def query(self, where: dict[str, object] | None = None, settings: dict[str, object] | None = None,
-              experiments: list[str] | None = None, either: list[tuple[tuple[str, ...], object]] = ()) -> list[dict]:
+              experiments: list[str] | None = None, either: list[tuple[tuple[str, ...], object]] = (),
+              samples: bool = False) -> list[dict]:
         """Rows matching every `where` column, every `settings` key (what the run trained with),
         each `either` (one of its columns equals the value) and, when given, one of `experiments`
-        (name, directory or id)."""
+        (name, directory or id). The per-sample scores (large) only with `samples`."""
         conn = self.connect(create=False)
         clauses, params = [], []
         for cols, value in either:
-            clauses.append("(" + " OR ".join(f"{c} = ?" for c in cols if c in COLUMNS) + ")")
+            clauses.append("(" + " OR ".join(f"r.{c} = ?" for c in cols if c in MAIN) + ")")
             params += [value] * len(cols)
         for col, value in (where or {}).items():
-            if col not in COLUMNS:
-                raise CkError(f"unknown column {col!r}", field=col, hint="columns: " + ", ".join(COLUMNS))
-            clauses.append(f"{col} = ?")
+            if col not in MAIN:
+                raise CkError(f"unknown column {col!r}", field=col, hint="columns: " + ", ".join(MAIN))
+            clauses.append(f"r.{col} = ?")
             params.append(value)
         for key, value in (settings or {}).items():
-            clauses.append("json_extract(settings, ?) = ?")
+            clauses.append("json_extract(r.settings, ?) = ?")
             params += [f'$."{key}"', value]
         if experiments:
             alts = []
             for e in experiments:
-                alts.append("(experiment = ? OR experiment_dir = ? OR experiment_id = ?)")
+                alts.append("(r.experiment = ? OR r.experiment_dir = ? OR r.experiment_id = ?)")
                 params += [e, str(Path(e).expanduser().resolve()) if os.sep in e or e in (".", "..") else e, e]
             clauses.append("(" + " OR ".join(alts) + ")")
-        sql = "SELECT * FROM results" + (" WHERE " + " AND ".join(clauses) if clauses else "")
-        sql += " ORDER BY experiment, run, task, split, metric, epoch"
+        cols = [f"r.{c}" for c in MAIN] + (["s.samples"] if samples else [])
+        sql = (f"SELECT {', '.join(cols)} FROM results r"
+               + (f" LEFT JOIN samples s USING ({', '.join(KEY)})" if samples else "")
+               + (" WHERE " + " AND ".join(clauses) if clauses else "")
+               + " ORDER BY r.experiment, r.run, r.task, r.split, r.metric, r.epoch")
+        names = [c.split(".", 1)[1] for c in cols]
         try:
-            return [dict(r) for r in conn.execute(sql, params)]
+            return [dict(zip(names, r)) for r in conn.execute(sql, params)]
         except sqlite3.Error as exc:
             raise self._fail(exc, "reading") from None
         finally:

@@ -50,7 +50,7 @@ def run(args) -> int:
     import io
     from pathlib import Path
 
-    from ..analyze.store import COLUMNS, Store, default_path
+    from ..analyze.store import MAIN, Store, default_path
     from ..templating import render
 
     store = Store(Path(args.store).expanduser() if args.store else default_path())
@@ -63,14 +63,12 @@ def run(args) -> int:
     where = {k: v for k, v in (("task", args.task), ("split", args.split), ("metric", args.metric),
                                ("checkpoint", args.checkpoint)) if v}
     rows = store.query(where, settings_filter(args.set), args.experiment or None, either)
-    for r in rows:
-        r.pop("samples", None)
     if args.json:
         emit_json({"store": str(store.path), "count": len(rows), "rows": rows})
         return 0
     if args.csv:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=[c for c in COLUMNS if c != "samples"], lineterminator="\n")
+        w = csv.DictWriter(buf, fieldnames=list(MAIN), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
         print(buf.getvalue(), end="")
