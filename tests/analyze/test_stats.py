@@ -97,3 +97,26 @@ def test_paired_verdicts_holm_and_the_best_set():
     assert effects["learning_rate"].effect.within_noise is True
     assert any(line.startswith("lora_rank matters more than learning_rate") for line in f.answer)
     assert any("Within noise of the top" in line and "r16_lo" in line for line in f.answer)
+
+
+def test_saturated_task_is_called_saturated_and_points_to_an_earlier_epoch():
+    n = 50
+    rows = []
+    for run, rank, early, late in (("a", 8, 20, 50), ("b", 16, 40, 50), ("c", 32, 30, 49)):
+        r = _sampled_row(run, {"lora_rank": rank}, late, n)
+        r.all_epochs["t"] = {"0": early / n, "1": late / n}
+        r.all_epochs_se["t"] = {"0": 0.05, "1": 0.01}
+        r.all_samples["t"] = {"0": {f"i{i}": float(i < early) for i in range(n)},
+                              "1": {f"i{i}": float(i < late) for i in range(n)}}
+        r.val_loss_by_epoch = {0: 1.0, 1: {"a": 0.4, "b": 0.3, "c": 0.6}[run]}
+        rows.append(r)
+    res = Results("e", "/x", ["lora_rank"], ["t"], rows)
+    f = findings(res, "t")
+    assert f.epoch == 1
+    [line] = [x for x in f.answer if "saturated" in x]
+    assert "every run scores within 0.02 of 1" in line
+    assert "at epoch_0 they differ most (range 0.400" in line
+    assert "final validation loss ranges from 0.300 (b) to 0.600 (c)" in line
+    early = findings(res, "t", epoch=0)
+    assert early.epoch == 0 and not any("saturated" in x for x in early.answer)
+    assert early.effects[0].effect.value == pytest.approx(0.4)

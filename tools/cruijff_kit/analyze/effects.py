@@ -201,13 +201,23 @@ def _common_epoch(rows: list[Row], task: str) -> int | None:
     return max(epochs) if epochs else None
 
 
-def findings(results: Results, task: str) -> TaskFindings:
+def _trained(results: Results) -> list[Row]:
     # eval-only rows (models not trained here) have no epochs and no grid levels: their difference
     # from the control is in their own row (results.py), not in the fine-tuned runs' findings
     # with seeds as replicates, the units compared are configurations (means over seeds)
-    ft = results.configs if results.replicate else [r for r in results.rows if r.trained]
+    return results.configs if results.replicate else [r for r in results.rows if r.trained]
+
+
+def evaluated_epochs(results: Results, task: str) -> list[int]:
+    return sorted({int(k) for r in _trained(results) for k, v in r.all_epochs.get(task, {}).items()
+                   if k != "base" and v is not None})
+
+
+def findings(results: Results, task: str, epoch: int | None = None) -> TaskFindings:
+    """What the numbers say at `epoch` (default: the last epoch any fine-tuned run was evaluated at)."""
+    ft = _trained(results)
     metric = results.metric_name(task)
-    f = TaskFindings(task=task, metric=metric, epoch=_common_epoch(ft, task),
+    f = TaskFindings(task=task, metric=metric, epoch=_common_epoch(ft, task) if epoch is None else epoch,
                      lower_better=stats.lower_is_better(metric))
     sign = -1.0 if f.lower_better else 1.0
     key = None if f.epoch is None else str(f.epoch)
@@ -256,8 +266,36 @@ def findings(results: Results, task: str) -> TaskFindings:
                       "within_noise": None if comp is None else comp.diff.within_noise,
                       "beats_control": None if comp is None else comp.verdict == "better"}
     f.selection = select(ft, task, results.validation_for.get(task), sign)
-    f.answer = _answer(results, f, sign)
+    f.answer = _answer(results, f, sign) + saturation(results, f, ft)
     return f
+
+
+CEILING = 0.02  # a bounded [0, 1] metric within this of its best possible value is at the ceiling
+
+
+def saturation(results: Results, f: TaskFindings, ft: list[Row]) -> list[str]:
+    """Every run at the ceiling (or floor, for error rates) of a [0, 1] metric: the task cannot separate
+    them. Says so, and points to the epoch where the runs differ most and to the validation loss."""
+    if len(f.cells) < 2 or not stats.bounded_01(f.metric):
+        return []
+    best = 0.0 if f.lower_better else 1.0
+    if not all(abs(c.value - best) <= CEILING + 1e-9 for c in f.cells.values()):
+        return []
+    line = (f"{f.task} is saturated at epoch_{f.epoch}: every run scores within {CEILING} of {best:g}, so it cannot "
+            "tell them apart")
+    spreads = []
+    for e in evaluated_epochs(results, f.task):
+        vals = [r.all_epochs[f.task].get(str(e)) for r in ft]
+        if e != f.epoch and all(v is not None for v in vals):
+            spreads.append((max(vals) - min(vals), e))
+    if spreads and max(spreads)[0] > 0:
+        spread, e = max(spreads)
+        line += f"; at epoch_{e} they differ most (range {num(spread)}: see the per-epoch table)"
+    losses = [(r.val_loss_by_epoch[max(r.val_loss_by_epoch)], r.run) for r in ft if r.val_loss_by_epoch]
+    if len(losses) >= 2:
+        (lo, lo_run), (hi, hi_run) = min(losses), max(losses)
+        line += f"; final validation loss ranges from {num(lo)} ({lo_run}) to {num(hi)} ({hi_run})"
+    return [line + "."]
 
 
 def _effects(results: Results, ft: list[Row], f: TaskFindings, sign: float) -> None:

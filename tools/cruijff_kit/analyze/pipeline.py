@@ -18,7 +18,7 @@ from ..util.fs import atomic_write_text
 from ..util.log import ActionLog
 from . import plots as plotting
 from .compute import compute_table
-from .effects import TaskFindings, ci_text, diff_text, findings, p_text
+from .effects import TaskFindings, ci_text, diff_text, evaluated_epochs, findings, p_text
 from .replicates import configurations
 from .results import Results, collect, format_param
 
@@ -111,6 +111,23 @@ def configurations_table(results: Results, task: str) -> tuple[list[str], list[l
             cells.append([c.run, "base" if k == "base" else f"epoch_{k}", str(len(vals)),
                           ", ".join(_num(v) for v in vals), _pm(c.all_epochs[task][k], c.all_epochs_se[task][k])])
     return ["configuration", "epoch", "seeds", "per seed", "mean ± SE (seeds + items)"], cells
+
+
+def effects_by_epoch(results: Results, task: str, common: TaskFindings) -> tuple[list[str], list[list[str]]]:
+    """Main effects at every evaluated epoch (each epoch's own Holm family), not only the last:
+    a task that saturates late may separate the runs earlier."""
+    epochs = evaluated_epochs(results, task)
+    if len(epochs) < 2 or not common.effects:
+        return [], []
+    per = {e: (common if e == common.epoch else findings(results, task, epoch=e)) for e in epochs}
+    cells = []
+    for eff in common.effects:
+        line = [eff.param]
+        for e in epochs:
+            got = next((x for x in per[e].effects if x.param == eff.param), None)
+            line.append("-" if got is None else f"{got.worst_level} -> {got.best_level}: {diff_text(got.effect)}")
+        cells.append(line)
+    return ["parameter", *(f"epoch_{e}" for e in epochs)], cells
 
 
 def training_table(results: Results) -> tuple[list[str], list[list[str]]]:
@@ -256,6 +273,7 @@ def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None, store
                fmt=format_param, rel=lambda p: os.path.relpath(p, out_dir), diff=diff_text, ci=ci_text, ptext=p_text,
                per_epoch={t: per_epoch_table(results, t) for t in results.tasks},
                configs={t: configurations_table(results, t) for t in results.tasks},
+               by_epoch={t: effects_by_epoch(results, t, analysis.findings[t]) for t in results.tasks},
                training=training_table(results), answer=analysis.answer(), compute=compute_table(exp_dir))
     outputs = {"results.csv": _csv(results),
                "results.md": render("analyze/results.md.j2", **ctx),
