@@ -69,3 +69,6 @@ def test_seeds_are_replicates_with_seed_and_item_standard_errors(seeded):
     report = (seeded / "analysis" / "report.md").read_text()
     assert "configurations over training seeds" in report and "SE² = SE_items² + s_seeds² / S" in report
     assert f"| {configs[8]['run']} | epoch_0 | 3 | 0.250, 0.375, 0.500 |" in report
+    plot = next(p for p in data["plots"] if p["kind"] == "seed_spread")
+    assert plot["series"] == 2 and plot["cells"] == 6  # 2 configurations, a point per seed
+    assert "capitalization_seeds.png" in report

@@ -263,6 +263,8 @@ def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None, store
     for make in (*(lambda t=t: plotting.per_epoch(results, t, out_dir) for t in results.tasks),
                  *(lambda t=t: heat(t) for t in results.tasks),
                  *(lambda t=t: plotting.metric_vs_control(results, t, out_dir) for t in results.tasks),
+                 *(lambda t=t: plotting.seed_spread(results, t, out_dir, analysis.findings[t].epoch)
+                   for t in results.tasks),
                  lambda: plotting.loss_curves(results, out_dir)):
         plot = make()
         if plot is not None:
