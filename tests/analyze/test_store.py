@@ -156,3 +156,28 @@ def test_a_hand_edited_setup_is_reported_with_what_it_trained_with(grid, tmp_pat
     assert stored["directory"] == "rank8_lr1e-4"
     report = (copy / "analysis" / "report.md").read_text()
     assert "lora_rank is 8 in the plan but 32" in report
+
+
+def test_rerun_repeats_the_cell_a_run_trained_with(grid, tmp_path, monkeypatch):
+    from cruijff_kit.experiment.parse import load_experiment
+
+    monkeypatch.setenv("CK_RESULTS_STORE", str(tmp_path / "results.sqlite"))
+    src = tmp_path / "src"
+    shutil.copytree(grid["exp"], src, symlinks=True, ignore=shutil.ignore_patterns("analysis", ".ck"))
+    setup = src / "rank16_lr0.001" / "setup_finetune.yaml"
+    setup.write_text(setup.read_text().replace("\nseed: 1234 ", "\nseed: 99 "))  # edited by hand after the plan
+    _ck("analyze", str(src))
+    out = _ck("rerun", str(src), "rank16_lr0.001", str(tmp_path / "again"))
+    assert out["run"] == "tiny_rank16_lr0.001" and out["settings"]["seed"] == 99
+    assert out["already_measured"] and "tiny_rank16_lr0.001" in out["already_measured"][0]
+    plan = load_experiment(tmp_path / "again" / "experiment_summary.md")
+    orig = load_experiment(src / "experiment_summary.md")
+    [run] = plan.runs  # one fine-tuned run, no control
+    assert run.finetuned and (run.value("lora_rank"), run.value("learning_rate")) == (16, 1e-3)
+    assert plan.value("seed") == 99 and plan.value("epochs") == 2
+    assert plan.models == orig.models and plan.dataset == orig.dataset
+    assert [(e.task, e.epochs) for e in plan.evaluations] == [(e.task, e.epochs) for e in orig.evaluations]
+    text = io.StringIO()
+    with contextlib.redirect_stderr(text):
+        assert main(["rerun", str(src), "nope"]) == 2
+    assert "no fine-tuned run 'nope'" in text.getvalue()

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "cruijff_kit.commands.analyze",
     "cruijff_kit.commands.results",
     "cruijff_kit.commands.compare",
+    "cruijff_kit.commands.rerun",
     "cruijff_kit.commands.task",
     "cruijff_kit.launch.cli",
     "cruijff_kit.commands.setup",
