@@ -104,3 +104,19 @@ def test_seed_item_se_formula():
 def test_normal_two_sided():
     for z in (0.0, 1.0, 1.96, 3.5):
         assert sig.normal_two_sided(z) == pytest.approx(2 * sps.norm.sf(z), rel=1e-12)
+
+
+def test_permutation_is_fast_on_a_thousand_items():
+    import time
+
+    rng = np.random.default_rng(5)
+    d = list(rng.normal(0.02, 0.3, 1000))
+    t0 = time.perf_counter()
+    p = sig.sign_flip_pvalue(d)
+    assert time.perf_counter() - t0 < 5.0
+    ref = sps.permutation_test((np.array(d),), lambda x, axis: np.mean(x, axis=axis), permutation_type="samples",
+                               n_resamples=20000, vectorized=True, rng=2).pvalue
+    assert abs(p - ref) < 0.03
+    # zeros change nothing: dropped before the exact enumeration
+    assert sig.sign_flip_pvalue([0.5, 0.0, 0.25, 0.0] + [0.0] * 30) == pytest.approx(
+        sig.sign_flip_pvalue([0.5, 0.25]))

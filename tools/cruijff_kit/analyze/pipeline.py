@@ -50,7 +50,8 @@ class Analysis:
             return {"run": s.run, "directory": s.directory, "task": first.task, "metric": first.metric,
                     "epoch": s.epoch, "value": s.value, "se": s.se, "ci": s.ci, "params": row.params,
                     "selected_on": "validation", "validation_task": s.validation_task,
-                    "validation_value": s.validation_value}
+                    "validation_value": s.validation_value, "delta_vs_control": None, "delta_se": None,
+                    "within_noise": None, "beats_control": None}
         return None if first.best is None else {**first.best, "selected_on": "test"}
 
     def answer(self) -> list[str]:
