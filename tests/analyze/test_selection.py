@@ -36,6 +36,10 @@ def test_best_run_and_epoch_are_chosen_on_validation_and_reported_on_test(valsel
     # the validation task selects; the answer is about the test task only
     assert "capitalization_val accuracy" not in answer
     assert data["findings"]["capitalization_val"]["selection"]["on"] == "test"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["analyze", str(valsel), "--out", str(valsel / "a2"), "--no-store"]) == 0
+    assert "; epoch_0 chosen on capitalization_val)" in out.getvalue()
 
 
 def test_selection_on_test_is_called_optimistic(grid):
