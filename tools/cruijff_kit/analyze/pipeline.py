@@ -238,7 +238,7 @@ def _write_store(analysis: Analysis, exp, exp_dir: Path) -> None:
         written = store.Store(path).replace_experiment(rows[0]["experiment_id"], rows)
     except CkError as exc:
         raise CkError(f"{exc.message} - the analysis itself was written to {analysis.out_dir}", file=exc.file,
-                      hint=exc.hint) from None
+                      hint=f"{exc.hint + '; ' if exc.hint else ''}`ck analyze --no-store` skips the store") from None
     analysis.store = {"path": str(path), "rows": written}
 
 
