@@ -13,7 +13,6 @@ for longer than the timeout, is a clear error; the file is never overwritten or 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -21,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import CkError
+from ..util.hashing import dataset_sha256
 
 ENV = "CK_RESULTS_STORE"
 SCHEMA_VERSION = 1
@@ -177,30 +177,6 @@ class Store:
 
 
 # ------------------------------------------------------------------ rows of one analysis
-_SHA: dict[tuple[str, int, int], str] = {}
-
-
-def dataset_sha256(path: str) -> str:
-    """sha256 of a dataset file, or of a directory's files (names and bytes, sorted); '' if unreadable."""
-    p = Path(path)
-    try:
-        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-        st = [f.stat() for f in files]
-    except OSError:
-        return ""
-    key = (str(p), sum(s.st_size for s in st), max((s.st_mtime_ns for s in st), default=0))
-    if key not in _SHA:
-        h = hashlib.sha256()
-        for f in files:
-            if p.is_dir():
-                h.update(str(f.relative_to(p)).encode() + b"\0")
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-        _SHA[key] = h.hexdigest()
-    return _SHA[key]
-
-
 def _experiment_id(exp_dir: Path) -> str:
     try:
         data = json.loads((exp_dir / ".ck" / "experiment.json").read_text(encoding="utf-8"))
