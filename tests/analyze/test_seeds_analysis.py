@@ -71,4 +71,5 @@ def test_seeds_are_replicates_with_seed_and_item_standard_errors(seeded):
     assert f"| {configs[8]['run']} | epoch_0 | 3 | 0.250, 0.375, 0.500 |" in report
     plot = next(p for p in data["plots"] if p["kind"] == "seed_spread")
     assert plot["series"] == 2 and plot["cells"] == 6  # 2 configurations, a point per seed
+    assert next(p for p in data["plots"] if p["kind"] == "per_epoch")["series"] == 2  # a line per configuration
     assert "capitalization_seeds.png" in report

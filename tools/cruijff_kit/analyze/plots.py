@@ -82,9 +82,11 @@ def loss_curves(results: Results, out: Path) -> Plot | None:
 
 
 def per_epoch(results: Results, task: str, out: Path) -> Plot | None:
-    """The task's metric at each evaluated checkpoint, one line per run, error bars = 1 SE; the
-    control is a horizontal band (value +- 1 SE)."""
-    rows = [r for r in results.rows if not r.control and any(k != "base" for k in r.all_epochs.get(task, {}))]
+    """The task's metric at each evaluated checkpoint, one line per run (with seeds: per configuration,
+    its mean over seeds, error bars seeds + items), error bars = 1 SE; the control is a horizontal
+    band (value +- 1 SE)."""
+    rows = [r for r in (results.configs if results.replicate else results.rows)
+            if not r.control and any(k != "base" for k in r.all_epochs.get(task, {}))]
     control = results.control
     base = control.metrics.get(task) if control else None
     if not rows:
