@@ -181,3 +181,19 @@ def test_rerun_repeats_the_cell_a_run_trained_with(grid, tmp_path, monkeypatch):
     with contextlib.redirect_stderr(text):
         assert main(["rerun", str(src), "nope"]) == 2
     assert "no fine-tuned run 'nope'" in text.getvalue()
+
+
+def test_store_location_env_then_claude_local_md_then_cache(tmp_path, monkeypatch):
+    from cruijff_kit.analyze.store import default_path
+
+    local = tmp_path / "claude.local.md"
+    local.write_text("# mine\n- results_store: ~/stores/r.sqlite\n")
+    monkeypatch.setenv("CK_LOCAL_CONFIG", str(local))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CK_RESULTS_STORE", str(tmp_path / "env.sqlite"))
+    assert default_path() == tmp_path / "env.sqlite"
+    monkeypatch.delenv("CK_RESULTS_STORE")
+    assert default_path() == tmp_path / "stores" / "r.sqlite"
+    local.write_text("# mine\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_path() == tmp_path / "cache" / "cruijff_kit" / "results.sqlite"
