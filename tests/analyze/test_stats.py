@@ -120,3 +120,25 @@ def test_saturated_task_is_called_saturated_and_points_to_an_earlier_epoch():
     early = findings(res, "t", epoch=0)
     assert early.epoch == 0 and not any("saturated" in x for x in early.answer)
     assert early.effects[0].effect.value == pytest.approx(0.4)
+
+
+def test_seeds_are_averaged_into_configurations_with_seed_and_item_se():
+    import numpy as np
+    from scipy import stats as sps
+
+    n = 40
+    correct = {8: (10, 14, 12), 16: (30, 26, 33)}
+    rows = [_sampled_row(f"m_rank{k}_seed{s}", {"lora_rank": k, "seed": s}, c, n)
+            for k, cs in correct.items() for s, c in zip((1, 2, 3), cs)]
+    rows.append(_sampled_row("m_base", {"lora_rank": None, "seed": None}, 9, n, control=True))
+    res = Results("e", "/x", ["lora_rank", "seed"], ["t"], rows, replicate="seed")
+    f = findings(res, "t")
+    assert set(f.cells) == {"m_rank8", "m_rank16"}
+    y = np.array([[float(i < c) for i in range(n)] for c in correct[16]])
+    cell = f.cells["m_rank16"]
+    assert cell.value == pytest.approx(y.mean())
+    assert cell.se == pytest.approx(np.sqrt(sps.sem(y.mean(axis=0)) ** 2 + np.var(y.mean(axis=1), ddof=1) / 3))
+    comp = next(c for c in f.comparisons if c.run == "m_rank16")
+    assert comp.diff.test == "seed-aware z-test" and comp.verdict == "better"
+    [effect] = f.effects
+    assert effect.param == "lora_rank" and effect.effect.test == "seed-aware z-test"

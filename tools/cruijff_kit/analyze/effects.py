@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from . import significance, stats
+from .replicates import configurations
 from .results import Results, Row, format_param
 from .selection import Selection, select
 
@@ -205,6 +206,8 @@ def _trained(results: Results) -> list[Row]:
     # eval-only rows (models not trained here) have no epochs and no grid levels: their difference
     # from the control is in their own row (results.py), not in the fine-tuned runs' findings
     # with seeds as replicates, the units compared are configurations (means over seeds)
+    if results.replicate and not results.configs:
+        results.configs = configurations(results)
     return results.configs if results.replicate else [r for r in results.rows if r.trained]
 
 
