@@ -96,3 +96,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slurm_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
             item.add_marker(pytest.mark.xdist_group("slurm"))
+# `ck analyze` writes every result into a per-user store (analyze/store.py): tests use their own,
+# never the machine user's ~/.cache/cruijff_kit/results.sqlite
+if "CK_RESULTS_STORE" not in os.environ:
+    import tempfile
+
+    os.environ["CK_RESULTS_STORE"] = os.path.join(tempfile.mkdtemp(prefix="ck-results-"), "results.sqlite")

@@ -169,3 +169,106 @@ def grid(tmp_path_factory, tiny_model):
         (tie / run_dir / "eval" / "logs").mkdir(parents=True)
         shutil.copy2(path, tie / run_dir / "eval" / "logs" / path.name)
     return {"exp": exp, "tie": tie}
+
+
+# Select on validation, report on test: LoRA rank 8 vs 16, 2 epochs, each task evaluated on the
+# validation and the test split (8 words each). Correct answers per run and epoch (k of 8):
+# validation picks rank16 at epoch_0 (7/8), whose test score is 4/8; on test alone rank16 at
+# epoch_1 (8/8) would look best - the optimistic choice the report must not make.
+VALSEL_N = 8
+VALSEL_VAL = {"rank8": (3, 6), "rank16": (7, 5)}
+VALSEL_TEST = {"rank8": (2, 5), "rank16": (4, 8)}
+
+
+@pytest.fixture(scope="session")
+def valsel(tmp_path_factory, tiny_model):
+    import inspect_ai
+    import yaml
+
+    from cruijff_kit.blueprints.capitalization.inspect_task import capitalization
+    from cruijff_kit.cli import main
+
+    root = tmp_path_factory.mktemp("valsel")
+    words = [f"w{c}{d}" for c in "abcdefgh" for d in "xyz"]
+    rows = [{"input": w, "output": w.capitalize()} for w in words]
+    data = root / "words.json"
+    data.write_text(json.dumps({"train": rows[:8], "validation": rows[8:16], "test": rows[16:24]}))
+    spec = root / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "valsel", "models": {"tiny": str(tiny_model)}, "dataset": str(data),
+        "grid": {"lora_rank": [8, 16]}, "epochs": 2, "gpus": 0,
+        "tasks": [{"task": "capitalization", "script": str(TASK), "epochs": "all"},
+                  {"task": "capitalization_val", "script": str(TASK), "epochs": "all", "split": "validation"}]}))
+    exp = root / "valsel"
+    assert main(["design", str(exp), "--spec", str(spec)]) == 0
+    _scaffold(root, exp)
+    run_dirs = {d.name.split("_")[0]: d.name for d in exp.iterdir() if (d / "finetune.yaml").is_file()}
+    assert set(run_dirs) == {"rank8", "rank16"}, run_dirs
+
+    def evaluate(run_dir, model_dir, split, task, correct, epoch):
+        split_rows = json.loads(data.read_text())[split]
+        rows = [dict(r, output="" if i < correct else r["output"]) for i, r in enumerate(split_rows)]
+        path = root / f"data_{run_dir}_{task}_{epoch}.json"
+        path.write_text(json.dumps({split: rows}))
+        [log] = inspect_ai.eval(capitalization(data_path=str(path), split=split, scorer="includes"),
+                                model=f"hf/{model_dir}", model_args={"do_sample": False}, max_tokens=4,
+                                log_dir=str(exp / run_dir / "eval" / "logs"), display="none",
+                                metadata={"ck_task": task, "ck_epoch": "base" if epoch is None else str(epoch)})
+        assert log.results.scores[0].metrics["accuracy"].value == correct / VALSEL_N
+
+    for name, run_dir in run_dirs.items():
+        out = _output_dir(exp, run_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for epoch in (0, 1):
+            (out / f"epoch_{epoch}").symlink_to(tiny_model, target_is_directory=True)
+            evaluate(run_dir, out / f"epoch_{epoch}", "validation", "capitalization_val", VALSEL_VAL[name][epoch], epoch)
+            evaluate(run_dir, out / f"epoch_{epoch}", "test", "capitalization", VALSEL_TEST[name][epoch], epoch)
+    evaluate("base", tiny_model, "validation", "capitalization_val", 2, None)
+    evaluate("base", tiny_model, "test", "capitalization", 2, None)
+    return exp
+
+
+# Seeds as replicates: LoRA rank 8 vs 16, 3 seeds each (`ck design --seeds 3`), one epoch, 8 test
+# words. Correct answers per seed (k of 8); the control gets 2.
+SEEDS_N = 8
+SEEDS_CORRECT = {8: (2, 3, 4), 16: (5, 7, 6)}
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory, tiny_model):
+    import inspect_ai
+
+    from cruijff_kit.blueprints.capitalization.inspect_task import capitalization
+    from cruijff_kit.cli import main
+    from cruijff_kit.experiment.naming import run_directories
+    from cruijff_kit.experiment.parse import load_experiment
+
+    root = tmp_path_factory.mktemp("seeded")
+    data = _grid_data(root)
+    exp = root / "seeded"
+    assert main(["design", str(exp), "--model", f"tiny={tiny_model}", "--dataset", str(data), "--ranks", "8,16",
+                 "--seeds", "3", "--task", f"capitalization={TASK}@0", "--gpus", "0"]) == 0
+    _scaffold(root, exp)
+    test = json.loads(data.read_text())["test"]
+    plan = load_experiment(exp / "experiment_summary.md")
+
+    def evaluate(run_dir, model_dir, correct):
+        rows = [dict(r, output="" if i < correct else r["output"]) for i, r in enumerate(test)]
+        path = root / f"data_{run_dir}.json"
+        path.write_text(json.dumps({"test": rows}))
+        inspect_ai.eval(capitalization(data_path=str(path), scorer="includes"), model=f"hf/{model_dir}",
+                        model_args={"do_sample": False}, max_tokens=4, log_dir=str(exp / run_dir / "eval" / "logs"),
+                        display="none")
+
+    dirs = run_directories(plan, str(exp / "experiment_summary.md"))
+    for run in plan.runs:
+        if not run.finetuned:
+            continue
+        rank, seed = run.value("lora_rank"), run.value("seed")
+        run_dir = dirs[run.name]
+        out = _output_dir(exp, run_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "epoch_0").symlink_to(tiny_model, target_is_directory=True)
+        evaluate(run_dir, out / "epoch_0", SEEDS_CORRECT[rank][seed - 1234])
+    evaluate("base", tiny_model, 2)
+    return exp

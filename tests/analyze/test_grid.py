@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+from scipy import stats as sps
 
 from cruijff_kit.cli import main
 
@@ -34,6 +35,18 @@ def _log_values(exp: Path, run_dir: str, epoch: int | None) -> list[float]:
         if epoch is None or f"epoch_{epoch}" in log.eval.model:
             return [1.0 if s.scores["includes"].value == "C" else 0.0 for s in log.samples]
     raise AssertionError(f"no log for {run_dir} epoch {epoch}")
+
+
+def _paired_se(a: list[float], b: list[float]) -> float:
+    return _mean_se([x - y for x, y in zip(a, b)])[1]
+
+
+def _permutation_p(a: list[float], b: list[float]) -> float:
+    import numpy as np
+    from scipy import stats as sps
+
+    return sps.permutation_test((np.array(a), np.array(b)), lambda u, v, axis: np.mean(u - v, axis=axis),
+                                permutation_type="samples", n_resamples=np.inf, vectorized=True).pvalue
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
@@ -64,13 +77,27 @@ def test_main_effects_equal_the_logs(grid, grid_report):
     effects = {e["param"]: e for e in found["main_effects"]}
     rank = expected[("lora_rank", "16")][0] - expected[("lora_rank", "8")][0]
     lr = expected[("learning_rate", "0.001")][0] - expected[("learning_rate", "1e-4")][0]
-    rank_se = math.hypot(expected[("lora_rank", "16")][1], expected[("lora_rank", "8")][1])
-    lr_se = math.hypot(expected[("learning_rate", "0.001")][1], expected[("learning_rate", "1e-4")][1])
+    # per item: the level means' difference (the runs share the 8 test items) -> paired SE and test
+    items = {run: _log_values(exp, run, 1) for run in GRID_CORRECT}
+
+    def level(runs):
+        return [sum(items[r][i] for r in runs) / len(runs) for i in range(GRID_N)]
+
+    r16, r8 = level(levels[("lora_rank", "16")]), level(levels[("lora_rank", "8")])
+    l3, l4 = level(levels[("learning_rate", "0.001")]), level(levels[("learning_rate", "1e-4")])
+    rank_se, lr_se = _paired_se(r16, r8), _paired_se(l3, l4)
     assert effects["lora_rank"]["effect"]["value"] == pytest.approx(rank)
     assert effects["lora_rank"]["effect"]["se"] == pytest.approx(rank_se)
-    assert effects["lora_rank"]["effect"]["within_noise"] is False  # 0.625 > 2 x 0.138
+    assert effects["lora_rank"]["effect"]["test"] == "paired permutation"
+    assert effects["lora_rank"]["effect"]["p"] == pytest.approx(_permutation_p(r16, r8))  # 2/64
     assert effects["learning_rate"]["effect"]["value"] == pytest.approx(lr)
-    assert effects["learning_rate"]["effect"]["within_noise"] is True  # 0.125 < 2 x 0.138
+    assert effects["learning_rate"]["effect"]["se"] == pytest.approx(lr_se)
+    assert effects["learning_rate"]["effect"]["p"] == pytest.approx(_permutation_p(l3, l4))
+    # 8 items, 10 comparisons in the Holm family: even rank's 0.031 is 0.31 after correction
+    assert found["holm_family"] == 10
+    assert effects["lora_rank"]["effect"]["p_holm"] == pytest.approx(10 * _permutation_p(r16, r8))
+    assert effects["lora_rank"]["effect"]["within_noise"] is True
+    assert effects["learning_rate"]["effect"]["within_noise"] is True
     # interaction: the effect of rank is the same at both learning rates
     inter = found["interaction"]
     assert inter["a"] == "lora_rank" and inter["b"] == "learning_rate"
@@ -82,9 +109,10 @@ def test_main_effects_equal_the_logs(grid, grid_report):
     answer = report.split("## Answer", 1)[1].split("\n## ", 1)[0]
     assert report.index("## Answer") < report.index("## Results")
     assert f"**Question:** {GRID_QUESTION}" in answer
-    assert (f"lora_rank matters more than learning_rate: its main effect is {abs(rank):.3f} vs {abs(lr):.3f}"
-            in answer)
-    assert f"learning_rate 1e-4 -> 0.001: {lr:+.3f} (SE {lr_se:.3f}, within noise)" in answer
+    assert (f"The data cannot tell whether lora_rank or learning_rate matters more: main effects "
+            f"{abs(rank):.3f} vs {abs(lr):.3f}" in answer)
+    assert (f"learning_rate 1e-4 -> 0.001: {lr:+.3f} (SE {lr_se:.3f}, paired permutation p=0.500, Holm p=1.000, "
+            "within noise)" in answer)
     assert "no interaction beyond noise" in answer
 
 
@@ -93,14 +121,26 @@ def test_control_differences_with_standard_errors(grid, grid_report):
     exp = grid["exp"]
     base_m, base_se = _mean_se(_log_values(exp, "base", None))
     comps = {c["run"]: c for c in data["findings"]["capitalization"]["comparisons"]}
+    base = _log_values(exp, "base", None)
     for run_dir, (_, correct) in GRID_CORRECT.items():
-        m, se = _mean_se(_log_values(exp, run_dir, 1))
+        mine = _log_values(exp, run_dir, 1)
+        m, se = _mean_se(mine)
         c = comps[f"tiny_{run_dir}"]
         assert c["delta"] == pytest.approx(m - base_m)
-        assert c["delta_se"] == pytest.approx(math.hypot(se, base_se))
-    # rank8_lr1e-4 scores exactly the control's 2/8: a tie, not "better"
+        assert c["delta_se"] == pytest.approx(_paired_se(mine, base))  # the same 8 items: paired
+        # exact McNemar: binomial test of the discordant items against 1/2
+        only_run = sum(x > y for x, y in zip(mine, base))
+        only_base = sum(y > x for x, y in zip(mine, base))
+        assert c["test"] == "McNemar exact"
+        assert c["p"] == pytest.approx(sps.binomtest(min(only_run, only_base), only_run + only_base).pvalue
+                                       if only_run + only_base else 1.0)
+    # rank8_lr1e-4 scores exactly the control's 2/8 on the same items: a tie, not "better"
     assert comps["tiny_rank8_lr1e-4"]["delta"] == 0 and comps["tiny_rank8_lr1e-4"]["verdict"] == "within noise"
-    assert comps["tiny_rank16_lr0.001"]["verdict"] == "better"
+    # 8/8 vs 2/8: 6 discordant items, p = 2/64; Holm over the task's 10 comparisons leaves it within noise
+    best = comps["tiny_rank16_lr0.001"]
+    assert best["p"] == pytest.approx(1 / 32) and best["p_holm"] == pytest.approx(10 / 32)
+    assert best["verdict"] == "within noise"
+    assert best["ci"] == pytest.approx(list(sps.binomtest(8, 8).proportion_ci(method="wilson")))  # not [1, 1]
     import csv
 
     with open(grid["exp"] / "analysis" / "results.csv", newline="") as fh:
@@ -108,9 +148,13 @@ def test_control_differences_with_standard_errors(grid, grid_report):
     c = comps["tiny_rank16_lr1e-4"]
     assert float(table["rank16_lr1e-4"]["capitalization_delta_se"]) == pytest.approx(c["delta_se"])
     assert float(table["rank16_lr1e-4"]["capitalization_se"]) == pytest.approx(c["se"])
-    assert "| tiny_rank8_lr1e-4 | 0.250 | 0.164 | +0.000 (SE 0.231, within noise) | within noise |" in report
+    assert ("| tiny_rank8_lr1e-4 | 0.250 | 0.164 | [0.071, 0.591] | +0.000 (SE 0.000, McNemar exact p=1.000, "
+            "Holm p=1.000, within noise) | McNemar exact | 1.000 | 1.000 | within noise |") in report
     best = data["best"]
-    assert best["directory"] == "rank16_lr0.001" and best["beats_control"] is True and best["epoch"] == 1
+    assert best["directory"] == "rank16_lr0.001" and best["beats_control"] is False and best["epoch"] == 1
+    # "best" is a set: every run is within noise of the top after Holm
+    assert set(best["within_noise_of_best"]) == {f"tiny_{r}" for r in GRID_CORRECT} - {"tiny_rank16_lr0.001"}
+    assert "Within noise of the top (no clear winner among them): tiny_rank16_lr0.001" in report
 
 
 def test_per_epoch_table_and_plot(grid, grid_report):
@@ -120,7 +164,7 @@ def test_per_epoch_table_and_plot(grid, grid_report):
     assert "epoch" in path.name and path.name == "capitalization_per_epoch.png" and path.stat().st_size > 5000
     assert plots["per_epoch"]["series"] == 4
     assert "| run | epoch_0 | epoch_1 | base model |" in report
-    assert "| tiny_rank16_lr1e-4 | 0.250 ± 0.164 | 0.875 ± 0.125 | - |" in report
+    assert "| tiny_rank16_lr1e-4 | 0.250 [0.071, 0.591] | 0.875 [0.529, 0.978] | - |" in report
     csv_text = (grid["exp"] / "analysis" / "results.csv").read_text()
     assert "capitalization_epoch0" in csv_text and "capitalization_epoch1" in csv_text
 

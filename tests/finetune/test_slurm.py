@@ -93,6 +93,17 @@ def test_bash_runs_it_from_its_own_directory_and_it_trains(setup_dict, tmp_path)
     assert (Path(setup_dict["output_dir"]) / "epoch_0" / "model.safetensors.index.json").is_file()
     log = next((Path(setup_dict["output_dir"]) / "logs").glob("log_*.txt")).read_text()
     assert "Step 1 " in log and "Step 2 " not in log  # the retry overrides reached torchtune
+    # the job recorded what it ran with before training (manifest.json in its run directory)
+    import hashlib
+    import json
+    from importlib.metadata import version
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["config_sha256"] == hashlib.sha256((run / "finetune.yaml").read_bytes()).hexdigest()
+    assert manifest["job_script_sha256"] == hashlib.sha256((run / "finetune.slurm").read_bytes()).hexdigest()
+    assert manifest["seed"] == manifest["config"]["seed"] and manifest["packages"]["torchtune"] == version("torchtune")
+    assert manifest["dataset_sha256"] == hashlib.sha256(Path(setup_dict["dataset"]).read_bytes()).hexdigest()
+    assert manifest["gpus"] == []  # no nvidia-smi here
 
 
 def test_exit_code_is_the_jobs(setup_dict, tmp_path):

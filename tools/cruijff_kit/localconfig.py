@@ -40,6 +40,7 @@ class LocalConfig:
     output_dir_base: str = ""
     my_wandb_project: str = ""
     scratch_dir: str = ""
+    results_store: str = ""  # the SQLite file every `ck analyze` writes into (analyze/store.py)
     slurm: SlurmDefaults = field(default_factory=SlurmDefaults)
     path: str | None = None  # where it was read from; None = defaults
     warnings: list[str] = field(default_factory=list)

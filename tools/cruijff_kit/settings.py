@@ -48,11 +48,12 @@ class Setting:
     nullable: bool = False
     required: bool = False       # setup_finetune.yaml must carry it
     default_note: str = ""       # a default that is computed, said in words
+    plan_only: bool = False      # shapes the plan (which runs exist), never a run's own value or setup key
 
     @property
     def per_run(self) -> bool:
         """May be a column of the runs table (varied between runs)."""
-        return self.group == TRAINING
+        return self.group == TRAINING and not self.plan_only
 
     @property
     def column(self) -> str:
@@ -65,7 +66,7 @@ class Setting:
 
     @property
     def in_setup(self) -> bool:
-        return self.group in (TRAINING, SETUP)
+        return self.group in (TRAINING, SETUP) and not self.plan_only
 
     # --- values -------------------------------------------------------------------------
 
@@ -245,6 +246,9 @@ SETTINGS: tuple[Setting, ...] = (
       default_note="no limit"),
     S("seed", "Seed", "int", 1234, "random seed (data order, LoRA initialisation)", short="seed",
       minimum=0, maximum=2**32 - 1),
+    S("seeds", "Seeds", "int", 1, "training seeds per configuration: each configuration runs once per seed "
+      "(Seed, Seed+1, …; the Seed column names each) and the analysis treats them as replicates",
+      aliases=("replicates",), minimum=1, maximum=100, plan_only=True),
     S("train_on_input", "Train on input", "bool", False, "also compute the loss on the prompt tokens",
       short="toi"),
     S("system_prompt", "System prompt", "text", "", "system message of every training example "
@@ -319,6 +323,7 @@ RUN_SETTINGS = tuple(s for s in SETTINGS if s.per_run)
 SETUP_SETTINGS = tuple(s for s in SETTINGS if s.in_setup)
 assert len(BY_KEY) == len(SETTINGS)
 assert len({s.short for s in RUN_SETTINGS}) == len(RUN_SETTINGS)
+SEEDS = "seeds"  # the plan's replicate count (design.py makes the runs, analyze/ averages over them)
 
 
 def norm(text: str) -> str:

@@ -82,9 +82,11 @@ def loss_curves(results: Results, out: Path) -> Plot | None:
 
 
 def per_epoch(results: Results, task: str, out: Path) -> Plot | None:
-    """The task's metric at each evaluated checkpoint, one line per run, error bars = 1 SE; the
-    control is a horizontal band (value +- 1 SE)."""
-    rows = [r for r in results.rows if not r.control and any(k != "base" for k in r.all_epochs.get(task, {}))]
+    """The task's metric at each evaluated checkpoint, one line per run (with seeds: per configuration,
+    its mean over seeds, error bars seeds + items), error bars = 1 SE; the control is a horizontal
+    band (value +- 1 SE)."""
+    rows = [r for r in (results.configs if results.replicate else results.rows)
+            if not r.control and any(k != "base" for k in r.all_epochs.get(task, {}))]
     control = results.control
     base = control.metrics.get(task) if control else None
     if not rows:
@@ -191,3 +193,37 @@ def _metric_label(results: Results, task: str) -> str:
 
 def _sort_key(v: object):
     return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
+
+
+def seed_spread(results: Results, task: str, out: Path, epoch: int | None) -> Plot | None:
+    """Seeds as replicates: per configuration, one point per seed at `epoch` and the mean +- 1 SE
+    (seeds + items) beside them; the control as a dashed line."""
+    configs = [c for c in results.configs if c.seed_values.get(task, {}).get(str(epoch))]
+    if not configs or epoch is None:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.4 * len(configs) + 2.5), 4.5))
+    points = 0
+    for i, c in enumerate(configs):
+        vals = c.seed_values[task][str(epoch)]
+        xs = [i - 0.12 + 0.24 * j / max(1, len(vals) - 1) for j in range(len(vals))]
+        ax.scatter(xs, vals, color=f"C{i % 10}", alpha=0.6, s=25, label="per seed" if i == 0 else None)
+        points += len(vals)
+        se = c.all_epochs_se[task].get(str(epoch))
+        ax.errorbar([i + 0.3], [c.all_epochs[task][str(epoch)]], yerr=[se or 0.0], fmt="D", color="black",
+                    capsize=4, label="mean ± SE (seeds + items)" if i == 0 else None)
+    control = results.control
+    if control is not None and control.metrics.get(task) is not None:
+        ax.axhline(control.metrics[task], color="black", linestyle="--", label=f"control ({control.run})")
+    ax.set_xticks(range(len(configs)), [c.run for c in configs], rotation=20, ha="right")
+    label = _metric_label(results, task)
+    ax.set_ylabel(label)
+    if stats.bounded_01(label):
+        ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{task}: {label} per seed at epoch_{epoch}")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    path = out / f"{task}_seeds.png"
+    _save(fig, path)
+    plt.close(fig)
+    return Plot("seed_spread", str(path), f"{task} per seed (epoch_{epoch})", series=len(configs), cells=points)

@@ -2,20 +2,23 @@
 
 A row per run of experiment_summary.md (control runs included). For each task the row's metric
 is the one of the last evaluated epoch; `delta` is that minus the control's metric for the task,
-`delta_se` its standard error (stats.py). The final train loss is the mean over the last epoch
+`delta_se` its standard error (paired over the items both were scored on when their per-sample
+scores are known, significance.py; else from the two SEs, stats.py). The final train loss is the mean over the last epoch
 (one step's loss is noise). Everything expected but absent (run directory, .eval log, loss log)
 goes to `missing`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..experiment.model import Experiment, Run, RunType
 from ..experiment.naming import run_directories, varying_parameters
 from ..util.numbers import format_float
-from . import stats
+from . import significance, stats
 from .eval_logs import EvalResult, EvalScan, scan_run
+from .selection import validation_pairs
 from ..state.loss_logs import (last_per_epoch, mean_per_epoch, read_log_values, steps_per_epoch,
                         wandb_offline_summaries)
 from ..state import layout
@@ -48,6 +51,15 @@ class Row:
     val_loss_curve: list[tuple[int, float]] = field(default_factory=list)
     val_loss_by_epoch: dict[int, float] = field(default_factory=dict)    # last value in each epoch
     best_val_epoch: int | None = None                                    # lowest val_loss_by_epoch
+    # per-sample scores (task -> epoch key -> sample id -> score): paired comparisons (not in --json)
+    all_samples: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # 95 % Wilson interval of a 0/1-scored accuracy (task -> epoch key -> [low, high]); none otherwise
+    all_epochs_ci: dict[str, dict[str, list[float] | None]] = field(default_factory=dict)
+    ci: dict[str, list[float] | None] = field(default_factory=dict)      # task -> CI of metric
+    # a configuration row (replicates.py): its seeds' runs, their values and the seed variance of the mean
+    seeds: list[str] = field(default_factory=list)
+    seed_values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    all_epochs_seed_var: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def control(self) -> bool:
@@ -62,6 +74,7 @@ class Row:
         d = asdict(self)
         d.pop("loss_curve")
         d.pop("val_loss_curve")
+        d.pop("all_samples")
         d["loss_steps"] = len(self.loss_curve)
         d["val_loss_points"] = len(self.val_loss_curve)
         return d
@@ -77,6 +90,10 @@ class Results:
     missing: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     question: str = ""  # the plan's research question, when it states one
+    splits: dict[str, str] = field(default_factory=dict)          # task -> the split it evaluates
+    validation_for: dict[str, str] = field(default_factory=dict)  # test task -> validation task (selection.py)
+    replicate: str = ""  # "seed" when the plan's Seeds > 1: runs differing only in Seed are replicates
+    configs: list[Row] = field(default_factory=list)  # one row per configuration, mean over seeds (replicates.py)
 
     @property
     def control(self) -> Row | None:
@@ -148,6 +165,24 @@ def _fill_losses(res: Results, row: Row, run_path: Path, exp: Experiment) -> Non
         row.best_val_epoch = min(row.val_loss_by_epoch, key=lambda e: (row.val_loss_by_epoch[e], e))
 
 
+def _trained_with(res: Results, row: Row, run_path: Path) -> None:
+    """What ran is what is reported: a varying parameter whose value in the run's own
+    setup_finetune.yaml (edited by hand, or a plan changed after scaffolding) differs from the
+    plan's is reported with the setup's value, and the mismatch is named."""
+    setup = _setup(run_path)
+    for p in list(row.params):
+        if p not in setup or row.params[p] is None:
+            continue
+        ran, planned = setup[p], row.params[p]
+        same = (ran == planned or (isinstance(ran, (int, float)) and isinstance(planned, (int, float))
+                                   and not isinstance(ran, bool) and math.isclose(ran, planned, rel_tol=1e-12)))
+        if not same:
+            row.params[p] = ran
+            res.problems.append(f"{row.run}: {p} is {format_param(planned)} in the plan but {format_param(ran)} in "
+                                f"{run_path / 'setup_finetune.yaml'}; reported with what it trained with "
+                                f"({format_param(ran)}) - re-scaffold (`ck scaffold`) if the plan is right")
+
+
 def plan_question(exp: Experiment) -> str:
     """The plan's question: the model's `question` field, else a '**Question:**' configuration line
     or a '## Question' section."""
@@ -163,7 +198,11 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
     tasks = list(dict.fromkeys(ev.task for ev in exp.evaluations))
     scan = EvalScan()
     res = Results(experiment=exp.name, experiment_dir=str(exp_dir), varying=varying, tasks=tasks, rows=[],
-                  question=plan_question(exp))
+                  question=plan_question(exp), validation_for=validation_pairs(exp))
+    for ev in exp.evaluations:
+        res.splits.setdefault(ev.task, str(exp.eval_split(ev)))
+    if (exp.value("seeds") or 1) > 1 and "seed" in varying:
+        res.replicate = "seed"
 
     for run in exp.runs:
         d = dirs[run.name]
@@ -176,6 +215,7 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
             continue
         scan_run(exp_dir, d, scan)
         if run.finetuned:
+            _trained_with(res, row, run_path)
             _fill_losses(res, row, run_path, exp)
         for task in tasks:
             _fill_task(res, row, run, task, _expected_epochs(exp, run, task), scan)
@@ -189,8 +229,27 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
                 row.delta[task] = row.delta_se[task] = None
             else:
                 diff = stats.difference(mine, row.se.get(task), base, control.se.get(task))
-                row.delta[task], row.delta_se[task] = diff.value, diff.se
+                pair = significance.paired(row.all_samples.get(task, {}).get(_key_of(row, task), {}),
+                                           control.all_samples.get(task, {}).get("base", {}))
+                row.delta[task] = diff.value
+                # the same items: the paired difference's SE (far tighter than independent SEs)
+                row.delta_se[task] = pair.se if pair is not None and math.isclose(pair.diff, diff.value,
+                                                                                  abs_tol=1e-9) else diff.se
     return res
+
+
+def _key_of(row: Row, task: str) -> str:
+    e = row.epochs.get(task)
+    return "base" if e is None else str(e)
+
+
+def wilson(metric: str, value: float | None, samples: dict[str, float]) -> list[float] | None:
+    """95 % Wilson interval when the metric is the mean of 0/1 sample scores (an accuracy)."""
+    vals = list(samples.values())
+    if value is None or not vals or not significance.is_binary(vals) or stats.metric_se(metric, value, vals, None) is None:
+        return None
+    ci = significance.wilson_interval(sum(vals), len(vals))
+    return None if ci is None else list(ci)
 
 
 def _fill_task(res: Results, row: Row, run: Run, task: str, epochs: list[int | None], scan: EvalScan) -> None:
@@ -213,6 +272,8 @@ def _fill_task(res: Results, row: Row, run: Run, task: str, epochs: list[int | N
     row.all_epochs[task] = {key(r): r.value for r in found}
     row.all_epochs_se[task] = {key(r): stats.metric_se(r.metric, r.value, r.sample_values, r.stderr) for r in found}
     row.all_logs[task] = {key(r): r.path for r in found}
+    row.all_samples[task] = {key(r): dict(r.sample_values) for r in found}
+    row.all_epochs_ci[task] = {key(r): wilson(r.metric, r.value, r.sample_values) for r in found}
     for r in found:
         if r.unscored:
             res.problems.append(f"{row.run} {task} ({'base model' if r.epoch is None else f'epoch {r.epoch}'}): "
@@ -225,7 +286,9 @@ def _fill_task(res: Results, row: Row, run: Run, task: str, epochs: list[int | N
         row.epochs[task] = last.epoch
         row.logs[task] = last.path
         row.se[task] = row.all_epochs_se[task][key(last)]
+        row.ci[task] = row.all_epochs_ci[task][key(last)]
         row.samples[task] = len(last.sample_values) or last.samples
     else:
         row.metrics[task] = None
         row.se[task] = None
+        row.ci[task] = None

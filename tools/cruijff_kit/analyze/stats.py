@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-NOISE_SE = 2.0  # a difference under this many standard errors is reported as within noise
+NOISE_SE = 2.0  # without a test: a difference under this many standard errors is reported as within noise
+ALPHA = 0.05    # with a test: a Holm-adjusted p-value at or above this is within noise
 MEAN_METRICS = ("accuracy", "mean", "mae")
 _LOWER_BETTER = ("mae", "rmse", "mse", "loss", "error", "perplexity")
 
@@ -56,16 +57,25 @@ def combined_se(*ses: float | None) -> float | None:
 class Difference:
     value: float
     se: float | None
+    test: str = ""               # the test behind `p` (significance.py), "" when none was made
+    p: float | None = None
+    p_holm: float | None = None  # Holm-adjusted across the comparisons of one report section
 
     @property
     def within_noise(self) -> bool | None:
-        """True / False; None when the SE is unknown (then nothing is claimed either way)."""
+        """True / False; None when nothing can be claimed. With a test: its Holm-adjusted p-value
+        decides (p >= 0.05 is within noise); without one, the 2 SE rule."""
+        if self.value == 0:
+            return True
+        if self.p_holm is not None:
+            return self.p_holm >= ALPHA
         if self.se is None:
             return None
-        return abs(self.value) < NOISE_SE * self.se or self.value == 0
+        return abs(self.value) < NOISE_SE * self.se
 
     def to_dict(self) -> dict:
-        return {"value": self.value, "se": self.se, "within_noise": self.within_noise}
+        return {"value": self.value, "se": self.se, "within_noise": self.within_noise, "test": self.test,
+                "p": self.p, "p_holm": self.p_holm}
 
 
 def difference(a: float, se_a: float | None, b: float, se_b: float | None) -> Difference:

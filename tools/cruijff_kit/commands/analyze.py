@@ -11,6 +11,8 @@ def register(sub) -> None:
     p.add_argument("dir", metavar="DIR", help="experiment directory (holds experiment_summary.md)")
     p.add_argument("--out", metavar="DIR", help="where to write the analysis (default: DIR/analysis)")
     p.add_argument("--json", action="store_true", help="rows, best, missing, problems as JSON")
+    p.add_argument("--no-store", action="store_true",
+                   help="do not write the results into the results store (`ck results`)")
     p.add_argument("--samples", metavar="RUN", help="print each graded sample of RUN's evaluations "
                                                    "(run name or directory) instead of analyzing")
     p.add_argument("--limit", type=int, default=20, metavar="N", help="samples per log with --samples (default 20)")
@@ -26,7 +28,7 @@ def run(args) -> int:
         print("\n".join(sample_lines(experiment_dir(args.dir), args.samples, limit=max(args.limit, 0))))
         return 0
 
-    analysis = analyze_experiment(experiment_dir(args.dir), out=args.out)
+    analysis = analyze_experiment(experiment_dir(args.dir), out=args.out, store=not args.no_store)
     if args.json:
         emit_json(analysis.to_dict())
     else:

@@ -43,6 +43,8 @@ def register(sub) -> None:
                    help="a run that only evaluates: MODEL (a --model name) as it is, or CHECKPOINT (an HF model "
                         "directory, or a torchtune adapter directory whose base is MODEL) (repeatable)")
     p.add_argument("--question", help="the question the experiment answers (report.md opens with its answer)")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="train every configuration once per seed (Seed, Seed+1, ...); analysis averages over them")
     p.add_argument("--epochs", type=int)
     p.add_argument("--gpus", type=int)
     p.add_argument("--no-control", action="store_true", help="no base-model control run")
@@ -92,6 +94,7 @@ def build_spec(args):
         s = grid_setting(name, None, None)
         spec.grid[s.key] = levels(s, [v for v in values.split(",") if v.strip()], None, None, f"--vary {name}")
     for key, flag, val in (("epochs", "--epochs", args.epochs), ("num_gpus", "--gpus", args.gpus),
+                           ("seeds", "--seeds", args.seeds),
                            ("system_prompt", "--system-prompt", args.system_prompt)):
         if val is not None:
             spec.settings[key] = coerce(BY_KEY[key], val, None, None, flag)
@@ -137,6 +140,21 @@ def build_spec(args):
     return spec
 
 
+def measured_advice(exp) -> list:
+    """A planned run whose cell (model, dataset bytes, training settings) the results store already
+    holds results for: said, never refused (a repeat may be the point)."""
+    from ..analyze.store import already_measured
+    from ..experiment.warnings import DesignWarning
+
+    try:
+        found = already_measured(exp)
+    except CkError as exc:  # an unreadable store must not stop a design
+        return [DesignWarning("results_store", f"results store not consulted: {exc}")]
+    return [DesignWarning("already_measured", f"run {run} has results already in the results store: "
+                          f"{', '.join(hits[:3])}{' …' if len(hits) > 3 else ''} (`ck results` shows them)", run)
+            for run, hits in found.items()]
+
+
 def run(args) -> int:
     from ..experiment.design import plan_summary
     from ..util.fs import atomic_write_text
@@ -155,6 +173,7 @@ def run(args) -> int:
     from ..experiment.warnings import design_warnings, steps_by_run
 
     advice = design_warnings(exp)  # evaluation split overlap / size, warmup share of the steps
+    advice += measured_advice(exp)
     disk = disk_by_run(exp)
     known = [b for b in disk.values() if b is not None]
     try:

@@ -278,6 +278,14 @@ def design_experiment(spec: DesignSpec) -> Experiment:
         # a value stated once for the whole experiment is a one-level grid: the runs table shows it
         grid.setdefault(key, [settings.pop(key, default)])
         settings.pop(key, None)
+    seeds = settings.get("seeds", 1)
+    if seeds > 1:
+        if "seed" in grid:
+            raise CkError("Seeds replicates every configuration over seeds; a varied Seed would be a factor too",
+                          file=src, line=spec.line("seeds"), field="seeds",
+                          hint="use one: Seeds N (replicates, averaged by the analysis) or --vary seed=... (a factor)")
+        first = settings.pop("seed", BY_KEY["seed"].default)
+        grid["seed"] = levels(BY_KEY["seed"], [first + i for i in range(seeds)], src, spec.line("seeds"), "seeds")
     for key in list(grid):
         if key not in ALWAYS_COLUMNS and len(grid[key]) == 1:
             settings[key] = grid.pop(key)[0]  # not varied: say it once in Configuration
