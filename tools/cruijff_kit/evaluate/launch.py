@@ -52,6 +52,21 @@ def replaced_settings(model_dir: Path) -> str:
     return "; ".join(f"{k}={cfg[k]}" for k in SAMPLING_KEYS if k in cfg) or "none"
 
 
+# an epoch saved with merged weights keeps its adapter beside them (torchtune's merged save; TRL's with
+# Save merged weights); with PEFT installed, transformers would load that adapter ON TOP of the merged
+# weights (maybe_load_adapters: a local dir with config.json and adapter_config.json), applying LoRA twice
+ADAPTER_BESIDE_WEIGHTS = ("adapter_config.json",)
+
+
+def weights_without_adapter(model_dir: Path, out_dir: Path) -> Path:
+    """A view of model_dir (symlinks, nothing copied) without its adapter files: the merged weights alone."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in Path(model_dir).iterdir():
+        if f.is_file() and not f.name.startswith("adapter_"):
+            (out_dir / f.name).symlink_to(f.resolve())
+    return out_dir
+
+
 def pinned_format(weights: Path, base_model: str | None):
     """The "pinned" format (the model's own template, variables pinned): the one a checkpoint records
     it was trained with, else the one its base model (or this model) gives."""
@@ -86,6 +101,8 @@ def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label:
 
         weights = materialise_peft(weights, scratch / "merged", base_model)
         meta["ck_weights"] = "PEFT adapter merged into its base model in scratch for this evaluation"
+    elif any((weights / f).is_file() for f in ADAPTER_BESIDE_WEIGHTS):
+        weights = weights_without_adapter(weights, scratch / "weights")
     args: dict = {"model_path": str(weights)}
     if fmt_name:
         fmt = FORMATS[fmt_name] if fmt_name != PINNED else pinned_format(weights, base_model)

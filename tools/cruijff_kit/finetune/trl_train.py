@@ -133,6 +133,8 @@ def train(cfg: dict, run_dir: Path) -> int:
         r=int(cfg["lora_rank"]), lora_alpha=float(cfg["lora_alpha"]), lora_dropout=float(cfg["lora_dropout"]),
         target_modules=list(cfg["lora_target_modules"]), bias="none", task_type="CAUSAL_LM"))
 
+    if cfg.get("logger") == "wandb" and cfg.get("wandb_project"):
+        os.environ.setdefault("WANDB_PROJECT", str(cfg["wandb_project"]))  # where the wandb reporter logs
     every = cfg.get("validation_every_n_steps")
     args = SFTConfig(
         output_dir=str(out / ".trl"), num_train_epochs=int(cfg["epochs"]),
@@ -149,7 +151,7 @@ def train(cfg: dict, run_dir: Path) -> int:
         eval_strategy=("steps" if every else "epoch") if val_rows else "no",
         eval_steps=int(every) if (every and val_rows) else None,
         report_to=["wandb"] if cfg.get("logger") == "wandb" else [], run_name=cfg.get("wandb_run_name"),
-        max_length=None, packing=False, completion_only_loss=None, dataset_text_field="text",
+        max_length=None, packing=False,  # the examples come tokenized, labels set: no truncation, no packing
         include_num_input_tokens_seen=True, remove_unused_columns=False, disable_tqdm=True,
         ddp_find_unused_parameters=False,
     )
