@@ -49,7 +49,10 @@ def test_merged_loss_in_transformers_equals_lora_loss_in_torchtune(merged_run):
     state.update(torch.load(epoch / "adapter_model.pt", weights_only=True))
     missing, unexpected = lora.load_state_dict(state, strict=False)
     assert not unexpected and not [k for k in missing if "lora" in k or k.endswith("weight")]
-    merged = AutoModelForCausalLM.from_pretrained(epoch, dtype=torch.float32)
+    from cruijff_kit.evaluate.launch import weights_without_adapter
+
+    # the merged weights alone (with PEFT installed, transformers would load the adapter beside them too)
+    merged = AutoModelForCausalLM.from_pretrained(weights_without_adapter(epoch, tmp / "weights"), dtype=torch.float32)
     tt_sum = hf_sum = 0.0
     n_total = 0
     with torch.no_grad():

@@ -146,7 +146,11 @@ def _reference_val_loss(epoch_dir: Path, base_dir: Path, words_json: Path) -> fl
 
     tt = qwen2_5_tokenizer(path=str(base_dir / "vocab.json"), merges_file=str(base_dir / "merges.txt"),
                            special_tokens_path=str(base_dir / "tokenizer.json"), max_seq_len=None)
-    model = AutoModelForCausalLM.from_pretrained(epoch_dir).eval()
+    from cruijff_kit.evaluate.launch import weights_without_adapter
+
+    # the merged weights alone (with PEFT installed, transformers would load the adapter beside them too)
+    view = weights_without_adapter(epoch_dir, epoch_dir.parent / f"{epoch_dir.name}_weights")
+    model = AutoModelForCausalLM.from_pretrained(view).eval()
     total, count = 0.0, 0
     for row in json.loads(words_json.read_text())["validation"]:
         tokens, mask = tt.tokenize_messages([Message(role="user", content=row["input"], masked=True),

@@ -62,7 +62,7 @@ def weights_without_adapter(model_dir: Path, out_dir: Path) -> Path:
     """A view of model_dir (symlinks, nothing copied) without its adapter files: the merged weights alone."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for f in Path(model_dir).iterdir():
-        if f.is_file() and not f.name.startswith("adapter_"):
+        if f.is_file() and not f.name.startswith("adapter_") and not (out_dir / f.name).exists():
             (out_dir / f.name).symlink_to(f.resolve())
     return out_dir
 
