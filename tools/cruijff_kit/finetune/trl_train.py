@@ -202,7 +202,19 @@ def train(cfg: dict, run_dir: Path) -> int:
             state["epoch_step"] = 0
             state["after_epoch"] = True
 
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+    # the schedule spans the steps that will run, as torchtune's does: with Max steps per epoch, the
+    # epochs end early (should_epoch_stop) and the cosine must decay over those steps, not full epochs
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_epoch = max(len(train_rows) // (int(cfg["batch_size"]) * world) // int(cfg["gradient_accumulation_steps"]), 1)
+    if max_per_epoch:
+        per_epoch = min(per_epoch, int(max_per_epoch))
+    total_steps = per_epoch * int(cfg["epochs"])
+
+    class CkSFTTrainer(SFTTrainer):
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            return super().create_scheduler(total_steps, optimizer)
+
+    trainer = CkSFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
                          processing_class=tok, callbacks=[CkCallback()])
     resume = bool(cfg.get("resume_from_checkpoint")) and any((out / ".trl").glob("checkpoint-*"))
