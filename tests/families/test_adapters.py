@@ -7,8 +7,7 @@ import shutil
 
 import pytest
 
-from tests.families.evalcheck import eval_inputs, setup_for, training_items
-from tests.families.evalcheck import fine_tune
+from tests.families.evalcheck import eval_inputs, fine_tune, setup_for, training_items
 from cruijff_kit.finetune.merge import materialise
 from cruijff_kit.state.artifacts import has_weights, is_adapter_only
 from cruijff_kit.finetune.models import resolve_model
@@ -50,10 +49,10 @@ def test_merged_loss_in_transformers_equals_lora_loss_in_torchtune(merged_run):
     state.update(torch.load(epoch / "adapter_model.pt", weights_only=True))
     missing, unexpected = lora.load_state_dict(state, strict=False)
     assert not unexpected and not [k for k in missing if "lora" in k or k.endswith("weight")]
-    from cruijff_kit.evaluate.launch import weights_only
+    from cruijff_kit.evaluate.launch import weights_without_adapter
 
-    # its merged weights alone (with PEFT installed transformers would add the saved adapter again)
-    merged = AutoModelForCausalLM.from_pretrained(weights_only(epoch, tmp / "weights-view"), dtype=torch.float32)
+    # the merged weights alone (with PEFT installed, transformers would load the adapter beside them too)
+    merged = AutoModelForCausalLM.from_pretrained(weights_without_adapter(epoch, tmp / "weights"), dtype=torch.float32)
     tt_sum = hf_sum = 0.0
     n_total = 0
     with torch.no_grad():

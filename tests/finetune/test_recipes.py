@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import json
 import os
 import socket
 import subprocess
@@ -79,7 +80,11 @@ def test_single_device_runs_with_tune_run(setup_dict, tmp_path):
 def _check_loads_and_merges(epoch_dir: Path, base_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    model, info = AutoModelForCausalLM.from_pretrained(epoch_dir, output_loading_info=True)
+    from cruijff_kit.evaluate.launch import weights_without_adapter
+
+    # the merged weights alone: with PEFT installed, transformers would also load the adapter beside them
+    view = weights_without_adapter(epoch_dir, epoch_dir.parent / f"{epoch_dir.name}_weights")
+    model, info = AutoModelForCausalLM.from_pretrained(view, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
     lora_err, other_err = merge_error(epoch_dir, base_dir)
     assert lora_err < 1e-5 and other_err == 0.0
@@ -100,6 +105,11 @@ def test_distributed_two_gloo_ranks_from_env_vars(setup_dict, tiny_model, tmp_pa
         out, _ = p.communicate(timeout=240)
         assert p.returncode == 0, out[-5000:]
     _check_loads_and_merges(Path(setup_dict["output_dir"]) / "epoch_0", tiny_model)
+    # rank 0 wrote what it trained on: its first examples, the prompt masked out of the loss
+    examples = [json.loads(x) for x in (cfg.parent / "logs" / "train_examples.jsonl").read_text().splitlines()]
+    assert 1 <= len(examples) <= 8
+    for ex in examples:
+        assert len(ex["labels"]) == len(ex["input_ids"]) and ex["labels"][0] == -100 and ex["labels"][-1] != -100
 
 
 def test_distributed_with_tune_run_nproc_2(setup_dict, tiny_model, tmp_path):
@@ -136,10 +146,11 @@ def _reference_val_loss(epoch_dir: Path, base_dir: Path, words_json: Path) -> fl
 
     tt = qwen2_5_tokenizer(path=str(base_dir / "vocab.json"), merges_file=str(base_dir / "merges.txt"),
                            special_tokens_path=str(base_dir / "tokenizer.json"), max_seq_len=None)
-    from cruijff_kit.evaluate.launch import weights_only
+    from cruijff_kit.evaluate.launch import weights_without_adapter
 
-    # the merged weights alone (transformers would apply the saved adapter on top of them again)
-    model = AutoModelForCausalLM.from_pretrained(weights_only(epoch_dir, epoch_dir.parent / f"{epoch_dir.name}-weights")).eval()
+    # the merged weights alone (with PEFT installed, transformers would load the adapter beside them too)
+    view = weights_without_adapter(epoch_dir, epoch_dir.parent / f"{epoch_dir.name}_weights")
+    model = AutoModelForCausalLM.from_pretrained(view).eval()
     total, count = 0.0, 0
     for row in json.loads(words_json.read_text())["validation"]:
         tokens, mask = tt.tokenize_messages([Message(role="user", content=row["input"], masked=True),

@@ -212,4 +212,6 @@ def test_two_gloo_ranks_train_one_adapter(tmp_path, qwen3_model, cap_data):
     assert checkpoint_problems(out / "epoch_0") == []
     values = read_log_values(out)
     assert sorted(values) == [1, 2]  # one log (rank 0's), 2 steps
+    # the cosine decays over the steps that run (Max steps per epoch), as torchtune's does
+    assert values[1]["lr"] == pytest.approx(1e-3) and values[2]["lr"] == pytest.approx(5e-4)
     assert len((tmp_path / "logs" / "train_examples.jsonl").read_text().splitlines()) == 8

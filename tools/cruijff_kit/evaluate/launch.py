@@ -52,6 +52,21 @@ def replaced_settings(model_dir: Path) -> str:
     return "; ".join(f"{k}={cfg[k]}" for k in SAMPLING_KEYS if k in cfg) or "none"
 
 
+# an epoch saved with merged weights keeps its adapter beside them (torchtune's merged save; TRL's with
+# Save merged weights); with PEFT installed, transformers would load that adapter ON TOP of the merged
+# weights (maybe_load_adapters: a local dir with config.json and adapter_config.json), applying LoRA twice
+ADAPTER_BESIDE_WEIGHTS = ("adapter_config.json",)
+
+
+def weights_without_adapter(model_dir: Path, out_dir: Path) -> Path:
+    """A view of model_dir (symlinks, nothing copied) without its adapter files: the merged weights alone."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in Path(model_dir).iterdir():
+        if f.is_file() and not f.name.startswith("adapter_") and not (out_dir / f.name).exists():
+            (out_dir / f.name).symlink_to(f.resolve())
+    return out_dir
+
+
 def pinned_format(weights: Path, base_model: str | None):
     """The "pinned" format (the model's own template, variables pinned): the one a checkpoint records
     it was trained with, else the one its base model (or this model) gives."""
@@ -64,32 +79,14 @@ def pinned_format(weights: Path, base_model: str | None):
     return prompt_format_of(base_model or weights)
 
 
-ADAPTER_PREFIX = "adapter_"
-
-
-def weights_only(model_dir: Path, view: Path) -> Path:
-    """model_dir itself, or, when it also holds LoRA adapter files (a torchtune epoch saved with
-    merged weights keeps its adapter beside them), a view of it without them: with PEFT installed,
-    transformers loads a directory's adapter_config.json ON TOP of its weights, so merged weights
-    would get the adapter twice. The view links every other file."""
-    model_dir = Path(model_dir)
-    if not (model_dir / "adapter_config.json").exists():
-        return model_dir
-    view.mkdir(parents=True, exist_ok=True)
-    for f in model_dir.iterdir():
-        if f.is_file() and not f.name.startswith(ADAPTER_PREFIX) and not (view / f.name).exists():
-            (view / f.name).symlink_to(f.resolve())
-    return view
-
-
 def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label: str | None = None,
                     base_model: str | None = None) -> tuple[str, dict, dict]:
     """(inspect model name, model args, metadata) for evaluating model_dir in the given format.
 
     An adapter-only epoch directory is first merged into scratch (finetune/merge.py); the model
     name stays the epoch directory, so logs name the epoch either way."""
-    from cruijff_kit.finetune.peft_merge import is_peft_adapter
     from cruijff_kit.state.artifacts import is_adapter_only
+    from cruijff_kit.finetune.peft_merge import is_peft_adapter
 
     weights = Path(model_dir)
     meta = {"ck_decoding": "greedy", "ck_generation_config_replaced": replaced_settings(model_dir),
@@ -104,7 +101,8 @@ def model_arguments(model_dir: Path, fmt_name: str | None, scratch: Path, label:
 
         weights = materialise_peft(weights, scratch / "merged", base_model)
         meta["ck_weights"] = "PEFT adapter merged into its base model in scratch for this evaluation"
-    weights = weights_only(weights, scratch / "weights")
+    elif any((weights / f).is_file() for f in ADAPTER_BESIDE_WEIGHTS):
+        weights = weights_without_adapter(weights, scratch / "weights")
     args: dict = {"model_path": str(weights)}
     if fmt_name:
         fmt = FORMATS[fmt_name] if fmt_name != PINNED else pinned_format(weights, base_model)

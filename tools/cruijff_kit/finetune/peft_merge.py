@@ -49,9 +49,9 @@ def merge_into(epoch_dir: Path, base: Path | str, out_dir: Path) -> Path:
         for name in ("tokenizer_config.json", CHECKPOINT_RECORD):  # the trained template and record, verbatim
             (out_dir / name).write_text((epoch_dir / name).read_text())
         (out_dir / "chat_template.jinja").unlink(missing_ok=True)
-        record = json.loads((out_dir / CHECKPOINT_RECORD).read_text())
-        record["adapter_only"] = False
-        (out_dir / CHECKPOINT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    record = json.loads((out_dir / CHECKPOINT_RECORD).read_text())
+    record["adapter_only"] = False  # merged weights here (the adapter may stay beside them)
+    (out_dir / CHECKPOINT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return out_dir
 
 

@@ -133,6 +133,8 @@ def train(cfg: dict, run_dir: Path) -> int:
         r=int(cfg["lora_rank"]), lora_alpha=float(cfg["lora_alpha"]), lora_dropout=float(cfg["lora_dropout"]),
         target_modules=list(cfg["lora_target_modules"]), bias="none", task_type="CAUSAL_LM"))
 
+    if cfg.get("logger") == "wandb" and cfg.get("wandb_project"):
+        os.environ.setdefault("WANDB_PROJECT", str(cfg["wandb_project"]))  # where the wandb reporter logs
     every = cfg.get("validation_every_n_steps")
     args = SFTConfig(
         output_dir=str(out / ".trl"), num_train_epochs=int(cfg["epochs"]),
@@ -149,7 +151,7 @@ def train(cfg: dict, run_dir: Path) -> int:
         eval_strategy=("steps" if every else "epoch") if val_rows else "no",
         eval_steps=int(every) if (every and val_rows) else None,
         report_to=["wandb"] if cfg.get("logger") == "wandb" else [], run_name=cfg.get("wandb_run_name"),
-        max_length=None, packing=False, completion_only_loss=None, dataset_text_field="text",
+        max_length=None, packing=False,  # the examples come tokenized, labels set: no truncation, no packing
         include_num_input_tokens_seen=True, remove_unused_columns=False, disable_tqdm=True,
         ddp_find_unused_parameters=False,
     )
@@ -200,7 +202,19 @@ def train(cfg: dict, run_dir: Path) -> int:
             state["epoch_step"] = 0
             state["after_epoch"] = True
 
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+    # the schedule spans the steps that will run, as torchtune's does: with Max steps per epoch, the
+    # epochs end early (should_epoch_stop) and the cosine must decay over those steps, not full epochs
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_epoch = max(len(train_rows) // (int(cfg["batch_size"]) * world) // int(cfg["gradient_accumulation_steps"]), 1)
+    if max_per_epoch:
+        per_epoch = min(per_epoch, int(max_per_epoch))
+    total_steps = per_epoch * int(cfg["epochs"])
+
+    class CkSFTTrainer(SFTTrainer):
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            return super().create_scheduler(total_steps, optimizer)
+
+    trainer = CkSFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
                          processing_class=tok, callbacks=[CkCallback()])
     resume = bool(cfg.get("resume_from_checkpoint")) and any((out / ".trl").glob("checkpoint-*"))
