@@ -125,6 +125,13 @@ def test_temperature_and_scorer_reach_the_eval_script(tmp_path, local, capsys):
     assert "Scorer" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("written", ["exact match", "Exact Match", "exact_match", "EXACT"])
+def test_the_original_templates_scorer_words_name_the_tasks_scorer(tmp_path, local, capsys, written):
+    summary = plan(tmp_path / "e", config=f"- **Scorer:** {written}")
+    assert main(["scaffold", str(summary.parent)]) == 0, capsys.readouterr().err
+    assert '"scorer": "exact"' in (summary.parent / "base" / "eval" / "base.slurm").read_text()
+
+
 def test_temperature_zero_is_greedy(tmp_path, local):
     summary = plan(tmp_path / "e", config="- **Temperature:** 0")
     assert main(["scaffold", str(summary.parent)]) == 0

@@ -12,8 +12,13 @@ from ._common import emit_json, warn
 
 def _csv(cast):
     def parse(text: str):
+        items = text.split(",")
+        if any(not x.strip() for x in items):  # `4,,8` or `8,`: a value the user meant is missing
+            import argparse
+
+            raise argparse.ArgumentTypeError(f"an empty item in {text!r}: write e.g. 8,16")
         try:
-            return [cast(x) for x in text.split(",") if x.strip()]
+            return [cast(x) for x in items]
         except ValueError:
             import argparse
 
@@ -86,10 +91,19 @@ def build_spec(args):
                            ("batch_size", "--batch-sizes", args.batch_sizes)):
         if val is not None:
             spec.grid[key] = levels(BY_KEY[key], val, None, None, flag)
+    flagged = {k for k, v in (("lora_rank", args.ranks), ("learning_rate", args.lrs),
+                              ("batch_size", args.batch_sizes)) if v is not None}
     for item in args.vary:
         name, values = _split_pair(item, "--vary")
         s = grid_setting(name, None, None)
-        spec.grid[s.key] = levels(s, [v for v in values.split(",") if v.strip()], None, None, f"--vary {name}")
+        if any(not v.strip() for v in values.split(",")):
+            raise CkError(f"an empty item in {values!r}", field=f"--vary {name}", hint="write e.g. seed=1,2,3")
+        got = levels(s, values.split(","), None, None, f"--vary {name}")
+        if s.key in flagged and got != spec.grid[s.key]:
+            flag = {"lora_rank": "--ranks", "learning_rate": "--lrs", "batch_size": "--batch-sizes"}[s.key]
+            raise CkError(f"{flag} and --vary {name} give different {s.name} levels", field=f"--vary {name}",
+                          hint=f"give the levels once (either {flag} or --vary)")
+        spec.grid[s.key] = got
     for key, flag, val in (("epochs", "--epochs", args.epochs), ("num_gpus", "--gpus", args.gpus),
                            ("system_prompt", "--system-prompt", args.system_prompt)):
         if val is not None:
