@@ -218,6 +218,9 @@ LOCAL = [
     ("- slurm_account: ab\x07c\n", "slurm_account", 1, "control character"),
     ("- slurm_partition: " + "p" * 2000 + "\n", "slurm_partition", 1, "at most 1024"),
     ("- conda_env: ft\n- venv: /v\n", "conda_env", None, "not both"),
+    ("- slurm_partition: a\n- slurm_partition: b\n", "slurm_partition", 2, "set twice (first on line 1)"),
+    ("- venv: /a\nnote\n- venv: /b\n", "venv", 3, "set twice"),
+    ("- slurm_gpus: 1000\n", "slurm_gpus", 1, "not plausible"),
 ]
 
 
@@ -448,3 +451,29 @@ def test_bad_design_flags_round2(root, capsys, extra, field, needle):
 def test_lrs_and_vary_that_agree_are_accepted(root, capsys):
     assert main(["design", str(root / "new"), *BASE, "--lrs", "1e-5,1e-4", "--vary", "learning rate=1e-5,1e-4"]) == 0
     assert "1e-4" in (root / "new" / "experiment_summary.md").read_text()
+
+
+# ---- design / scaffold / analyze check what they can see ---------------------------------------
+def test_a_venv_that_is_not_there_is_said_at_scaffold(root, capsys):
+    (root / "claude.local.md").write_text(f"- venv: {root}/no-venv\n")
+    assert main(["scaffold", str(root / "exp"), "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert f"venv {root}/no-venv has no bin/activate here" in out.err + out.out
+
+
+def test_hand_edited_output_dir_outside_the_experiment_is_said(root, scaffolded, capsys):
+    text = scaffolded.read_text()
+    line = next(l for l in text.splitlines() if l.startswith("output_dir:"))
+    scaffolded.write_text(text.replace(line, f"output_dir: {root}/elsewhere/ckpts"))
+    capsys.readouterr()
+    assert main(["scaffold", str(root / "exp"), "--only", "torchtune"]) == 0
+    out = capsys.readouterr()
+    assert f"output_dir {root}/elsewhere/ckpts is outside the experiment" in out.err + out.out
+
+
+@pytest.mark.parametrize("argv,field,needle", [
+    (["--limit", "-1", "--samples", "x"], "--limit", "0 or more"),
+    (["--out", "{root}/no/such/dir"], "--out", "parent directory of --out does not exist"),
+], ids=["analyze-limit", "analyze-out-parent"])
+def test_bad_analyze_flags(root, capsys, argv, field, needle):
+    refused(capsys, ["analyze", str(root / "exp"), *[a.format(root=root) for a in argv]], root, field, needle)

@@ -138,6 +138,13 @@ def test_copied_experiment_never_touches_the_originals_outputs(tmp_path):
     with pytest.raises(CkError, match="copied from") as err:
         run(copy)
     assert err.value.exit_code == 2
+    # ck status prints the same error, and exits non-zero with it (an agent reads the exit status)
+    for json_flag in ([], ["--json"]):
+        result = subprocess.run([sys.executable, "-m", "cruijff_kit", "status", str(copy), *json_flag],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and "copied from" in result.stdout + result.stderr
+    assert subprocess.run([sys.executable, "-m", "cruijff_kit", "status", str(exp)], capture_output=True,
+                          timeout=120).returncode == 0
     shutil.move(copy / ".ck", copy / ".ck.copied")
     with pytest.raises(CkError, match="belongs to experiment"):  # output_dir claimed by the original
         run(copy)

@@ -164,9 +164,10 @@ def run(args) -> int:
     spec.experiment_dir = str(exp_dir)
     exp, text = plan_summary(spec)  # everything checked before the first byte is written
     from ..experiment.disk import disk_by_run, format_size
-    from ..experiment.warnings import design_warnings, steps_by_run
+    from ..experiment.warnings import design_warnings, missing_paths, steps_by_run
 
-    advice = design_warnings(exp)  # evaluation split overlap / size, warmup share of the steps
+    # paths that do not exist here first, then evaluation split overlap / size, warmup share of the steps
+    advice = missing_paths(exp, exp_dir) + design_warnings(exp)
     disk = disk_by_run(exp)
     known = [b for b in disk.values() if b is not None]
     try:
