@@ -477,3 +477,41 @@ def test_hand_edited_output_dir_outside_the_experiment_is_said(root, scaffolded,
 ], ids=["analyze-limit", "analyze-out-parent"])
 def test_bad_analyze_flags(root, capsys, argv, field, needle):
     refused(capsys, ["analyze", str(root / "exp"), *[a.format(root=root) for a in argv]], root, field, needle)
+
+
+# ---- no traceback, ever --------------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [["design", "--json-schema"], ["status", "--json-schema"], ["--help"],
+                                  ["design", "{root}/new", *BASE, "--json"], ["status", "{root}/exp", "--json"]],
+                         ids=["design-schema", "status-schema", "help", "design-json", "status-json"])
+def test_a_reader_that_left_is_one_line_not_a_traceback(root, argv):
+    """`ck … --json | head -c 10`: the pipe's reader is gone before ck writes (its read end closed)."""
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)
+    env = {**os.environ, "CK_LOCAL_CONFIG": str(root / "claude.local.md")}
+    proc = subprocess.run([sys.executable, "-m", "cruijff_kit", *[a.format(root=root) for a in argv]], stdout=w,
+                          stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    os.close(w)
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") <= 2, proc.stderr  # at most one line saying so
+    assert proc.returncode == (0 if argv == ["--help"] else 2)  # argparse's help ignores a closed pipe itself
+
+
+def test_a_full_disk_under_analyze_out_is_one_line(root, capsys, monkeypatch):
+    import errno
+
+    from cruijff_kit.util import fs
+
+    def full(_fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fs.os, "fsync", full)
+    out = root / "analysis-out"
+    out.mkdir()
+    rc = main(["analyze", str(root / "exp"), "--out", str(out)])
+    text = capsys.readouterr().err
+    assert rc == 2 and "No space left on device" in text and "Traceback" not in text
+    assert not [p for p in out.iterdir() if p.suffix in (".md", ".csv") or p.name.endswith(".tmp")]
