@@ -104,6 +104,8 @@ def build_spec(args):
             raise CkError(f"{flag} and --vary {name} give different {s.name} levels", field=f"--vary {name}",
                           hint=f"give the levels once (either {flag} or --vary)")
         spec.grid[s.key] = got
+    if flagged or args.vary:
+        spec.finetune = True  # a grid on the command line is training asked for
     for key, flag, val in (("epochs", "--epochs", args.epochs), ("num_gpus", "--gpus", args.gpus),
                            ("system_prompt", "--system-prompt", args.system_prompt)):
         if val is not None:
@@ -120,6 +122,11 @@ def build_spec(args):
             c = Path(ckpt).expanduser() if ckpt else None
             entries[name] = {"model": model, **({"checkpoint": str(c.resolve() if c.exists() else c)} if c else {})}
         spec.eval_only = runs_from_spec(entries, None, None, [m for m, _ in spec.models], "--eval-only")
+        # evaluation only, unless a grid was asked for (flags or the spec file): no default rank8_lr5e-5 run
+        asked = flagged or args.vary or (args.spec and spec.grid_stated) or any(
+            (lookup(_split_pair(i, "--set")[0]) or BY_KEY["epochs"]).key in ("lora_rank", "learning_rate")
+            for i in args.set)
+        spec.finetune = bool(asked)
     if args.no_control:
         spec.controls = False
     if args.task:
