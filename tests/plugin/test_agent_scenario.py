@@ -60,6 +60,8 @@ class ScenarioAgent:
         out = []
         for i, a in enumerate(argv):
             prev = argv[i - 1] if i else ""
+            if a == "--vary" or prev == "--vary":
+                continue  # the user asked to vary rank and batch size only
             if a == "EXP_DIR":
                 a = str(self.exp)
             elif prev in values:
