@@ -75,3 +75,11 @@ def test_task_flag_limited_to_runs_in_a_new_design(tmp_path, capsys, monkeypatch
                  "--task", f"cap={TASK}@0", "--task", f"extra={TASK}@0:{MODEL}_rank8_lr5e-5"]) == 0
     exp = load_experiment(tmp_path / "e")
     assert [e.runs for e in exp.evaluations] == [(), (f"{MODEL}_rank8_lr5e-5",)]
+
+
+def test_every_run_selection_takes_the_plan_name_or_the_directory(exp, capsys):
+    capsys.readouterr()
+    for name in (f"{MODEL}_rank16_lr1e-5", "rank16", "*rank16*"):
+        assert main(["run", str(exp), "--executor", "local", "--runs", name, "--dry-run", "--json"]) == 0
+        jobs = json.loads(capsys.readouterr().out)["jobs"]
+        assert {j["run"] for j in jobs} == {"rank16"}, name
