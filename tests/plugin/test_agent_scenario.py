@@ -30,6 +30,7 @@ TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
 SKILLS_IN_ORDER = ["design-experiment", "scaffold-experiment", "run-experiment", "analyze-experiment"]
 QUESTION = "Which matters more, LoRA rank or batch size?"
 RANKS, BATCH_SIZES, LR, EPOCHS = (8, 32), (2, 8), "0.005", 3
+NEW_TASK = "cap_followup"  # the second request's task (the same task file under a new name)
 pytestmark = pytest.mark.slow
 
 
@@ -77,8 +78,11 @@ class ScenarioAgent:
                 a = f"{name}={TASK}@{epochs}"
             elif prev == "--question":
                 a = QUESTION
+            elif prev == "--add-task":  # the second request: the new task on the best checkpoint
+                best = self.outputs["analyze"]["best"]
+                a = f"{NEW_TASK}={TASK}@{best['epoch']}:{best['directory']}"
             out.append(a)
-        if argv[0] == "design":
+        if argv[0] == "design" and "--add-task" not in argv:
             # tiny data: the skill's own advice (a warmup shorter than a quarter of the steps)
             out += ["--set", "Warmup steps=2"]
         if argv[0] == "run" and "--dry-run" not in argv:
@@ -94,9 +98,11 @@ class ScenarioAgent:
             self.outputs[" ".join(a for a in argv[:1] + [x for x in argv if x == "--dry-run"])] = json.loads(r.stdout)
         return r
 
-    def follow(self, skill: str) -> None:
+    def follow(self, skill: str, reference: str | None = None) -> None:
         text, everything = skill_texts(skill)
         self.read += everything
+        if reference is not None:  # a playbook the skill points to for this kind of request
+            text = (ROOT / "skills" / skill / "references" / reference).read_text()
         for line in ck_lines(text):
             argv = self.fill(line)
             if argv is not None:
@@ -120,6 +126,11 @@ def scenario(tmp_path_factory):
     agent = ScenarioAgent(root, env)
     for skill in SKILLS_IN_ORDER:
         agent.follow(skill)
+    # the second request: "now evaluate the best checkpoint on a new task, without retraining"
+    agent.first_ledger = json.loads((agent.exp / ".ck" / "ledger.json").read_text())["jobs"]
+    agent.first_logs = {p: p.stat().st_mtime_ns for p in agent.exp.glob("*/eval/logs/*.eval")}
+    agent.first_analyze = agent.outputs["analyze"]
+    agent.follow("design-experiment", reference="follow-up.md")
     return agent
 
 
@@ -204,3 +215,22 @@ def test_report_answers_which_parameter_matters_more_with_the_logs_numbers(scena
     # every run's final accuracy and the control's appear as the logs hold them
     for value in [*cells.values(), next(v for (d, k), v in results.items() if k == "base")]:
         assert f"{value:.3f}" in report
+
+
+def test_second_request_evaluates_the_best_checkpoint_on_a_new_task_without_retraining(scenario):
+    from inspect_ai.log import read_eval_log
+
+    best = scenario.first_analyze["best"]
+    assert best, "the first analysis names a best run"
+    ledger = json.loads((scenario.exp / ".ck" / "ledger.json").read_text())["jobs"]
+    assert set(ledger) == set(scenario.first_ledger)  # the best epoch's eval job, run again for the new task
+    rerun = [k for k in ledger if ledger[k]["attempts"] != scenario.first_ledger[k]["attempts"]]
+    assert rerun == [f"{best['directory']}/eval/epoch{best['epoch']}"], rerun
+    assert all(not k.endswith("/finetune") for k in rerun)
+    assert {p: p.stat().st_mtime_ns for p in scenario.first_logs} == scenario.first_logs
+    new = [p for p in scenario.exp.glob("*/eval/logs/*.eval") if p not in scenario.first_logs]
+    assert len(new) == 1 and new[0].parts[-4] == best["directory"]
+    log = read_eval_log(str(new[0]), header_only=True)
+    assert log.status == "success" and log.eval.metadata["ck_task"] == NEW_TASK
+    assert log.eval.model.endswith(f"epoch_{best['epoch']}")
+    assert NEW_TASK in scenario.outputs["analyze"]["tasks"]
