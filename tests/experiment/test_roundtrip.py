@@ -43,6 +43,8 @@ def value_of(s: Setting):
 
 
 def settings_of(pool, draw):
+    if not pool:  # every per-run setting already stated in Configuration
+        return {}
     chosen = draw(st.lists(st.sampled_from(pool), unique_by=lambda s: s.key, max_size=len(pool)))
     return {s.key: draw(value_of(s)) for s in chosen}
 
