@@ -79,7 +79,7 @@ class ScenarioAgent:
             elif prev == "--question":
                 a = QUESTION
             elif prev == "--add-task":  # the second request: the new task on the best checkpoint
-                best = self.outputs["analyze"]["best"]
+                best = best_checkpoint(self.outputs["analyze"])
                 a = f"{NEW_TASK}={TASK}@{best['epoch']}:{best['directory']}"
             out.append(a)
         if argv[0] == "design" and "--add-task" not in argv:
@@ -132,6 +132,15 @@ def scenario(tmp_path_factory):
     agent.first_analyze = agent.outputs["analyze"]
     agent.follow("design-experiment", reference="follow-up.md")
     return agent
+
+
+def best_checkpoint(analysis: dict) -> dict:
+    """What references/follow-up.md says to take: `best`, else (a tie) the first of the tied runs."""
+    if analysis["best"]:
+        return analysis["best"]
+    f = next(iter(analysis["findings"].values()))
+    directory = {r["run"]: r["directory"] for r in analysis["rows"]}
+    return {"directory": directory[f["tied"][0]], "epoch": f["epoch"]}
 
 
 def eval_results(exp: Path) -> dict[tuple[str, str], float]:
@@ -220,8 +229,7 @@ def test_report_answers_which_parameter_matters_more_with_the_logs_numbers(scena
 def test_second_request_evaluates_the_best_checkpoint_on_a_new_task_without_retraining(scenario):
     from inspect_ai.log import read_eval_log
 
-    best = scenario.first_analyze["best"]
-    assert best, "the first analysis names a best run"
+    best = best_checkpoint(scenario.first_analyze)
     ledger = json.loads((scenario.exp / ".ck" / "ledger.json").read_text())["jobs"]
     assert set(ledger) == set(scenario.first_ledger)  # the best epoch's eval job, run again for the new task
     rerun = [k for k in ledger if ledger[k]["attempts"] != scenario.first_ledger[k]["attempts"]]
