@@ -95,7 +95,8 @@ class ScenarioAgent:
         assert r.returncode == 0, f"ck {shlex.join(argv)} -> exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
         self.ran.append(argv)
         if "--json" in argv:
-            self.outputs[" ".join(a for a in argv[:1] + [x for x in argv if x == "--dry-run"])] = json.loads(r.stdout)
+            only = [f"--only {argv[i + 1]}" for i, x in enumerate(argv) if x == "--only"]
+            self.outputs[" ".join(argv[:1] + [x for x in argv if x == "--dry-run"] + only)] = json.loads(r.stdout)
         return r
 
     def follow(self, skill: str, reference: str | None = None) -> None:
