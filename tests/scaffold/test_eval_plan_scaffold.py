@@ -125,6 +125,13 @@ def test_temperature_and_scorer_reach_the_eval_script(tmp_path, local, capsys):
     assert "Scorer" not in capsys.readouterr().err
 
 
+def test_a_plain_scorer_line_is_read_and_named_with_its_line(tmp_path, local, capsys):
+    summary = plan(tmp_path / "e", config="- Scorer: match")
+    assert main(["scaffold", str(summary.parent)]) == 2
+    line = summary.read_text().splitlines().index("- Scorer: match") + 1
+    assert f"experiment_summary.md:{line}: Scorer" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("written", ["exact match", "Exact Match", "exact_match", "EXACT"])
 def test_the_original_templates_scorer_words_name_the_tasks_scorer(tmp_path, local, capsys, written):
     summary = plan(tmp_path / "e", config=f"- **Scorer:** {written}")

@@ -74,7 +74,7 @@ def _setting_line(summary: str | None, name: str) -> int | None:
     """Line of a '- **Name:** …' Configuration bullet in the summary (for messages)."""
     if not summary or not Path(summary).is_file():
         return None
-    pattern = re.compile(rf"^\s*[-*]\s+\*\*{re.escape(name)}\s*:?\*\*", re.I)
+    pattern = re.compile(rf"^\s*[-*]\s+(?:\*\*{re.escape(name)}\s*:?\*\*|{re.escape(name)}\s*:)", re.I)  # bold or plain
     with open(summary, encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh, 1):
             if pattern.match(line):
