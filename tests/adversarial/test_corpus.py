@@ -37,7 +37,10 @@ def root(tmp_path, monkeypatch):
 
 def refused(capsys, argv, root: Path, *needles: str) -> str:
     before = snapshot(root)
-    rc = main(argv)
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's own refusals (a malformed flag value) exit 2 too
+        rc = exc.code
     out = capsys.readouterr()
     text = out.err + out.out
     assert rc == 2, text
@@ -215,6 +218,9 @@ LOCAL = [
     ("- slurm_account: ab\x07c\n", "slurm_account", 1, "control character"),
     ("- slurm_partition: " + "p" * 2000 + "\n", "slurm_partition", 1, "at most 1024"),
     ("- conda_env: ft\n- venv: /v\n", "conda_env", None, "not both"),
+    ("- slurm_partition: a\n- slurm_partition: b\n", "slurm_partition", 2, "set twice (first on line 1)"),
+    ("- venv: /a\nnote\n- venv: /b\n", "venv", 3, "set twice"),
+    ("- slurm_gpus: 1000\n", "slurm_gpus", 1, "not plausible"),
 ]
 
 
@@ -355,3 +361,157 @@ def test_bad_design_flags(root, capsys, extra, field, needle):
 def test_design_into_a_file_is_refused(root, capsys):
     (root / "afile").write_text("x")
     refused(capsys, ["design", str(root / "afile"), *BASE], root, str(root / "afile"), "cannot write")
+
+
+# ---- a plan means what it says, or is refused (round 2) ------------------------------------------
+BASE_ROW = "| Llama-3.2-1B-Instruct_base | Llama-3.2-1B-Instruct | - | - | - | Control | N/A |"
+# (old, new, field, token on the offending line, a phrase of the message)
+MEANS = [
+    ("## Configuration", "## Configuraton", "heading", "Configuraton", "did you mean '## Configuration'"),
+    ("## All Runs", "## All Ruins", "heading", "All Ruins", "did you mean '## All Runs'"),
+    ("## Configuration", "## Configura\x07tion", "heading", "Configura", "control or invisible character"),
+    ("## Configuration", "## Configuration\u200b", "heading", "Configuration", "control or invisible character"),
+    ("## Evaluation\n", "## Training notes\n- **Warmup steps:** 5\n\n## Evaluation\n", "heading",
+     "Training notes", "would not read"),
+    (ROW, ROW.replace("| 1e-5 |", "|  |"), "Learning Rate", "Instruct_rank8", "is empty"),
+    (ROW, ROW.replace("| 4 |", "|   |"), "Batch Size", "Instruct_rank8", "is empty"),
+    ("- **Batch size:** 4", "- **Batch size:** 8", "Batch Size", "Instruct_rank8", "Configuration says 8"),
+    (BASE_ROW, BASE_ROW.replace("| - | - | - |", "| 8 | - | - |"), "LoRA Rank", "Instruct_base", "not trained"),
+    (BASE_ROW, BASE_ROW.replace("| - | - | - |", "| - | 1e-4 | - |"), "Learning Rate", "Instruct_base",
+     "not trained"),
+    (ROW, ROW.replace("| 1e-5 |", "| 1e-4 |"), "Run Name", "Instruct_rank8", "Llama-3.2-1B-Instruct_rank8_lr1e-4"),
+    (ROW, ROW.replace("| 8 |", "| 16 |"), "Run Name", "Instruct_rank8", "Llama-3.2-1B-Instruct_rank16_lr1e-5"),
+    ("- **Epochs:** 1", "- **Epochs:** 1\n- **Warmup steps:** varies", "Warmup steps", "varies", "no 'Warmup Steps'"),
+    ("- **Epochs:** 1", "- Epochs: 1\n- Warmup step: 3", "Warmup step", "Warmup step:", "did you mean"),
+]
+
+
+@pytest.mark.parametrize("old,new,field,token,needle", MEANS, ids=[f"means-{i}" for i in range(len(MEANS))])
+def test_plan_means_what_it_says(root, capsys, old, new, field, token, needle):
+    summary = root / "exp" / "experiment_summary.md"
+    text = summary.read_text()
+    assert old in text
+    text = text.replace(old, new, 1)
+    summary.write_text(text)
+    refused(capsys, ["scaffold", str(root / "exp")], root, f"{summary}:{_line_of(text, token)}: {field}", needle)
+
+
+def _parsed(root, old, new):
+    from cruijff_kit.experiment.parse import load_experiment
+
+    summary = root / "exp" / "experiment_summary.md"
+    text = summary.read_text()
+    assert old in text
+    summary.write_text(text.replace(old, new, 1))
+    return load_experiment(root / "exp")
+
+
+def test_key_lines_without_bold_are_read(root):
+    exp = _parsed(root, "- **Epochs:** 1\n- **GPUs:** 1", "- Epochs: 3\n- GPUs: 1\n- **Warmup steps:** 7")
+    assert exp.epochs == 3 and exp.value("lr_warmup_steps") == 7
+
+
+def test_utf8_bom_is_accepted(root, capsys):
+    summary = root / "exp" / "experiment_summary.md"
+    summary.write_bytes(b"\xef\xbb\xbf" + summary.read_bytes())
+    assert main(["scaffold", str(root / "exp"), "--dry-run"]) == 0, capsys.readouterr().err
+
+
+def test_original_template_words_defer_to_the_runs_table(root):
+    exp = _parsed(root, "- **Epochs:** 1", "- **Epochs:** 1\n- **LoRA rank:** varies\n- **Learning rate:** see runs table")
+    assert exp.stated("lora_rank") is None and exp.runs[0].value("lora_rank") == 8
+    assert exp.runs[0].value("learning_rate") == 1e-5
+
+
+def test_prose_sections_people_add_are_kept(root):
+    exp = _parsed(root, "## Evaluation\n", "## Hypothesis\n\nRank helps.\n\n## Objective\n\nFind it.\n\n## Evaluation\n")
+    assert [t for t, _ in exp.other_sections] == ["Hypothesis", "Objective"]
+
+
+def test_agreeing_configuration_and_runs_table_are_accepted(root):
+    exp = _parsed(root, "- **Batch size:** 4", "- **Batch size:** 4\n- **Learning rate:** 1e-5")
+    assert exp.runs[0].value("learning_rate") == 1e-5
+
+
+CLI_ROUND2 = [
+    (["--ranks", "4,,8"], "--ranks", "empty item"),
+    (["--lrs", "1e-5,"], "--lrs", "empty item"),
+    (["--vary", "seed=1,,2"], "--vary seed", "empty item"),
+    (["--lrs", "1e-5", "--vary", "learning_rate=1e-4"], "--vary learning_rate", "different Learning rate levels"),
+    (["--ranks", "8", "--vary", "LoRA rank=8,16"], "--vary LoRA rank", "different LoRA rank levels"),
+]
+
+
+@pytest.mark.parametrize("extra,field,needle", CLI_ROUND2, ids=[f"cli2-{i}" for i in range(len(CLI_ROUND2))])
+def test_bad_design_flags_round2(root, capsys, extra, field, needle):
+    refused(capsys, ["design", str(root / "new"), *BASE, *extra], root, field, needle)
+    assert not (root / "new").exists()
+
+
+def test_lrs_and_vary_that_agree_are_accepted(root, capsys):
+    assert main(["design", str(root / "new"), *BASE, "--lrs", "1e-5,1e-4", "--vary", "learning rate=1e-5,1e-4"]) == 0
+    assert "1e-4" in (root / "new" / "experiment_summary.md").read_text()
+
+
+# ---- design / scaffold / analyze check what they can see ---------------------------------------
+def test_a_venv_that_is_not_there_is_said_at_scaffold(root, capsys):
+    (root / "claude.local.md").write_text(f"- venv: {root}/no-venv\n")
+    assert main(["scaffold", str(root / "exp"), "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert f"venv {root}/no-venv has no bin/activate here" in out.err + out.out
+
+
+def test_hand_edited_output_dir_outside_the_experiment_is_said(root, scaffolded, capsys):
+    text = scaffolded.read_text()
+    line = next(l for l in text.splitlines() if l.startswith("output_dir:"))
+    scaffolded.write_text(text.replace(line, f"output_dir: {root}/elsewhere/ckpts"))
+    capsys.readouterr()
+    assert main(["scaffold", str(root / "exp"), "--only", "torchtune"]) == 0
+    out = capsys.readouterr()
+    assert f"output_dir {root}/elsewhere/ckpts is outside the experiment" in out.err + out.out
+
+
+@pytest.mark.parametrize("argv,field,needle", [
+    (["--limit", "-1", "--samples", "x"], "--limit", "0 or more"),
+    (["--out", "{root}/no/such/dir"], "--out", "parent directory of --out does not exist"),
+], ids=["analyze-limit", "analyze-out-parent"])
+def test_bad_analyze_flags(root, capsys, argv, field, needle):
+    refused(capsys, ["analyze", str(root / "exp"), *[a.format(root=root) for a in argv]], root, field, needle)
+
+
+# ---- no traceback, ever --------------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [["design", "--json-schema"], ["status", "--json-schema"], ["--help"],
+                                  ["design", "{root}/new", *BASE, "--json"], ["status", "{root}/exp", "--json"]],
+                         ids=["design-schema", "status-schema", "help", "design-json", "status-json"])
+def test_a_reader_that_left_is_one_line_not_a_traceback(root, argv):
+    """`ck … --json | head -c 10`: the pipe's reader is gone before ck writes (its read end closed)."""
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)
+    env = {**os.environ, "CK_LOCAL_CONFIG": str(root / "claude.local.md")}
+    proc = subprocess.run([sys.executable, "-m", "cruijff_kit", *[a.format(root=root) for a in argv]], stdout=w,
+                          stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    os.close(w)
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") <= 2, proc.stderr  # at most one line saying so
+    assert proc.returncode == (0 if argv == ["--help"] else 2)  # argparse's help ignores a closed pipe itself
+
+
+def test_a_full_disk_under_analyze_out_is_one_line(root, capsys, monkeypatch):
+    import errno
+
+    from cruijff_kit.util import fs
+
+    def full(_fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fs.os, "fsync", full)
+    out = root / "analysis-out"
+    out.mkdir()
+    rc = main(["analyze", str(root / "exp"), "--out", str(out)])
+    text = capsys.readouterr().err
+    assert rc == 2 and "No space left on device" in text and "Traceback" not in text
+    assert not [p for p in out.iterdir() if p.suffix in (".md", ".csv") or p.name.endswith(".tmp")]

@@ -76,3 +76,25 @@ def test_a_missing_evaluation_split_is_named(tmp_path, capsys):
     data = generate(tmp_path / "d.json", n=200, seed=0, word_source=SHIPPED_WORDS)
     report, _ = _design(tmp_path, capsys, data, "--set", "Evaluation split=dev", "--set", "Warmup steps=1")
     assert [w["code"] for w in report["warnings"]] == ["eval_split_missing"]
+
+
+def test_paths_that_do_not_exist_are_warned_at_design(tmp_path, capsys):
+    """A model, dataset, task script or checkpoint that is not there is said by `ck design` (and listed in
+    --json), not first by scaffold; warnings, because a cluster path may exist only on the cluster."""
+    data = generate(tmp_path / "d.json", **demo.DATA)
+    capsys.readouterr()
+    rc = ck(["design", str(tmp_path / "exp"), "--model", f"tiny={tmp_path}/nomodel", "--model", f"ok={tmp_path}",
+             "--dataset", str(tmp_path / "nodata.json"), "--task", f"cap={tmp_path}/no_task.py@0",
+             "--eval-only", f"other=ok@{tmp_path}/nockpt", "--json"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    by_code = {}
+    for w in json.loads(out.out)["warnings"]:
+        by_code.setdefault(w["code"], []).append(w["message"])
+    assert by_code["model_missing"] == [f"model 'tiny': {tmp_path}/nomodel does not exist here"]
+    assert by_code["dataset_missing"] == [f"dataset {tmp_path}/nodata.json does not exist here"]
+    assert "no_task.py does not exist here" in by_code["task_missing"][0]
+    assert "nockpt does not exist here" in by_code["checkpoint_missing"][0]
+    rc = ck(["design", str(tmp_path / "exp2"), "--model", f"tiny={tmp_path}", "--dataset", str(data)])
+    err = capsys.readouterr().err
+    assert rc == 0 and "does not exist here" not in err

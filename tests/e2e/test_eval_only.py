@@ -134,3 +134,25 @@ def test_adding_a_task_evaluates_only_what_is_new(finished):
     for p in new:  # only the new task was evaluated
         log = read_eval_log(str(p), header_only=True)
         assert log.status == "success" and log.eval.metadata["ck_task"] == "cap_again"
+
+
+def test_an_eval_only_design_runs_with_only_inspect_and_the_report_answers_from_it(finished):
+    """`ck design --eval-only` without a grid: no fine-tuned run appears; `ck run --only inspect`
+    evaluates every run; report.md's answer names the evaluated models' scores."""
+    root, _, model, data, other, env, _ = finished
+    exp = root / "eo_design"
+    design = json.loads(ck("design", exp, "--model", f"tiny={model}", "--dataset", data, "--gpus", "0",
+                           "--eval-only", "as_is=tiny", "--eval-only", f"theirs=tiny@{other}",
+                           "--task", f"capitalization={TASK}", "--set", "Eval max tokens=4", "--json",
+                           env=env).stdout)
+    assert design["finetuned"] == 0 and design["eval_only"] == 2 and design["controls"] == 1
+    ck("scaffold", exp, env=env)
+    report = json.loads(ck("run", exp, "--only", "inspect", "--executor", "local", "--poll", "0.3", "--json",
+                           env=env).stdout)
+    assert report["ok"], report
+    jobs = _ledger(exp)
+    assert set(jobs) == {"as_is/eval/base", "theirs/eval/base", "base/eval/base"}
+    analysis = json.loads(ck("analyze", exp, "--json", env=env).stdout)
+    answer = " ".join(analysis["answer"])
+    assert "No fine-tuned run" not in answer and "Evaluated models (not trained here)" in answer, answer
+    assert "as_is" in answer and "theirs" in answer and "vs the control" in answer

@@ -29,7 +29,7 @@ def test_tolerant_column_order_case_spacing_and_type_spelling():
         "|   type | run name|learning rate | lora rank | MODEL | batch size | est. time |",
     ).replace(
         "| Llama-3.2-1B-Instruct_rank8_lr1e-5 | Llama-3.2-1B-Instruct | 8 | 1e-5 | 4 | Fine-tuned | ~10s |",
-        "| fine-tuned | Llama-3.2-1B-Instruct_rank8_lr1e-5 | 1e-5 | 8 | Llama-3.2-1B-Instruct |  | ~10s |",
+        "| fine-tuned | Llama-3.2-1B-Instruct_rank8_lr1e-5 | 1e-5 | 8 | Llama-3.2-1B-Instruct | - | ~10s |",
     ).replace(
         "| Llama-3.2-1B-Instruct_base | Llama-3.2-1B-Instruct | - | - | - | Control | N/A |",
         "| control | Llama-3.2-1B-Instruct_base |  | - | Llama-3.2-1B-Instruct | - | N/A |",

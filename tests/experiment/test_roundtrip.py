@@ -15,6 +15,8 @@ path = st.builds(lambda parts: "/" + "/".join(parts), st.lists(name, min_size=1,
 data_path = st.builds(lambda p: p + ".json", path)  # a dataset is .json, .parquet or a directory
 cell_text = st.text(string.ascii_letters + string.digits + " ~.:/|-", max_size=12).map(str.strip).filter(
     lambda s: s not in ("-", "n/a", "N/A", "na", "none") and not s.startswith("-"))
+# run names that spell no setting value (`lr1e-5`): a name that spells another value than the run's is refused
+run_name_text = st.builds(lambda s: "run-" + s, st.text(string.ascii_letters + string.digits + ".-", max_size=16))
 safe = name.filter(lambda s: ".." not in s)  # names that become file names
 prompt = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
 
@@ -41,6 +43,8 @@ def value_of(s: Setting):
 
 
 def settings_of(pool, draw):
+    if not pool:  # every per-run setting already stated in Configuration
+        return {}
     chosen = draw(st.lists(st.sampled_from(pool), unique_by=lambda s: s.key, max_size=len(pool)))
     return {s.key: draw(value_of(s)) for s in chosen}
 
@@ -51,8 +55,9 @@ def experiments(draw):
     model_names = [m for m, _ in models]
     config = settings_of(list(PLAN_SETTINGS), draw)
     runs = []
-    for run_name in draw(st.lists(name, min_size=1, max_size=6, unique=True)):
-        own = settings_of(list(RUN_SETTINGS), draw)
+    for run_name in draw(st.lists(run_name_text, min_size=1, max_size=6, unique=True)):
+        # a run's own values never contradict Configuration (that is refused, tests/adversarial)
+        own = settings_of([s for s in RUN_SETTINGS if s.key not in config], draw)
         extra = tuple(draw(st.lists(st.tuples(st.sampled_from(["Notes", "Comment"]), cell_text.filter(bool)),
                                     max_size=2, unique_by=lambda e: e[0])))
         if draw(st.booleans()):
@@ -62,7 +67,7 @@ def experiments(draw):
                             settings=tuple(own.items()), est_time=draw(cell_text), extra=extra))
         else:
             runs.append(Run(name=run_name, model=draw(st.sampled_from(model_names)), type=RunType.CONTROL,
-                            settings=tuple(own.items()), est_time=draw(cell_text), extra=extra))
+                            settings=(), est_time=draw(cell_text), extra=extra))  # controls train nothing
     n_epochs = config.get("epochs", 1)
     evals = []
     for t in draw(st.lists(safe, max_size=3, unique=True)):

@@ -36,3 +36,9 @@ def test_adapter_merges_with_a_given_base(family_model, words, tmp_path):
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     with pytest.raises(CkError, match="not on the given base model"):
         materialise(epoch, tmp_path / "m3", base_model=tmp_path)
+    # the merged copy is named after the checkpoint it merges (an eval log of epoch_1 names epoch_1)
+    later = tmp_path / "out2" / "epoch_1"
+    shutil.copytree(epoch, later)
+    merged = materialise(later, tmp_path / "m4")
+    assert merged == tmp_path / "m4" / "epoch_1" and sorted(merged.glob("*.safetensors"))
+    assert not (tmp_path / "m4" / "epoch_0").exists()

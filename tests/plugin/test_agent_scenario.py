@@ -30,6 +30,7 @@ TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
 SKILLS_IN_ORDER = ["design-experiment", "scaffold-experiment", "run-experiment", "analyze-experiment"]
 QUESTION = "Which matters more, LoRA rank or batch size?"
 RANKS, BATCH_SIZES, LR, EPOCHS = (8, 32), (2, 8), "0.005", 2  # 9 evaluations (was 3 epochs: 13)
+NEW_TASK = "cap_followup"  # the second request's task (the same task file under a new name)
 pytestmark = pytest.mark.slow
 
 
@@ -60,6 +61,8 @@ class ScenarioAgent:
         out = []
         for i, a in enumerate(argv):
             prev = argv[i - 1] if i else ""
+            if a == "--vary" or prev == "--vary":
+                continue  # the user asked to vary rank and batch size only
             if a == "EXP_DIR":
                 a = str(self.exp)
             elif prev in values:
@@ -75,8 +78,11 @@ class ScenarioAgent:
                 a = f"{name}={TASK}@{epochs}"
             elif prev == "--question":
                 a = QUESTION
+            elif prev == "--add-task":  # the second request: the new task on the best checkpoint
+                best = best_checkpoint(self.outputs["analyze"])
+                a = f"{NEW_TASK}={TASK}@{best['epoch']}:{best['directory']}"
             out.append(a)
-        if argv[0] == "design":
+        if argv[0] == "design" and "--add-task" not in argv:
             # tiny data: the skill's own advice (a warmup shorter than a quarter of the steps)
             out += ["--set", "Warmup steps=2"]
         if argv[0] == "run" and "--dry-run" not in argv:
@@ -89,12 +95,15 @@ class ScenarioAgent:
         assert r.returncode == 0, f"ck {shlex.join(argv)} -> exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
         self.ran.append(argv)
         if "--json" in argv:
-            self.outputs[" ".join(a for a in argv[:1] + [x for x in argv if x == "--dry-run"])] = json.loads(r.stdout)
+            only = [f"--only {argv[i + 1]}" for i, x in enumerate(argv) if x == "--only"]
+            self.outputs[" ".join(argv[:1] + [x for x in argv if x == "--dry-run"] + only)] = json.loads(r.stdout)
         return r
 
-    def follow(self, skill: str) -> None:
+    def follow(self, skill: str, reference: str | None = None) -> None:
         text, everything = skill_texts(skill)
         self.read += everything
+        if reference is not None:  # a playbook the skill points to for this kind of request
+            text = (ROOT / "skills" / skill / "references" / reference).read_text()
         for line in ck_lines(text):
             argv = self.fill(line)
             if argv is not None:
@@ -118,7 +127,21 @@ def scenario(tmp_path_factory):
     agent = ScenarioAgent(root, env)
     for skill in SKILLS_IN_ORDER:
         agent.follow(skill)
+    # the second request: "now evaluate the best checkpoint on a new task, without retraining"
+    agent.first_ledger = json.loads((agent.exp / ".ck" / "ledger.json").read_text())["jobs"]
+    agent.first_logs = {p: p.stat().st_mtime_ns for p in agent.exp.glob("*/eval/logs/*.eval")}
+    agent.first_analyze = agent.outputs["analyze"]
+    agent.follow("design-experiment", reference="follow-up.md")
     return agent
+
+
+def best_checkpoint(analysis: dict) -> dict:
+    """What references/follow-up.md says to take: `best`, else (a tie) the first of the tied runs."""
+    if analysis["best"]:
+        return analysis["best"]
+    f = next(iter(analysis["findings"].values()))
+    directory = {r["run"]: r["directory"] for r in analysis["rows"]}
+    return {"directory": directory[f["tied"][0]], "epoch": f["epoch"]}
 
 
 def eval_results(exp: Path) -> dict[tuple[str, str], float]:
@@ -202,3 +225,21 @@ def test_report_answers_which_parameter_matters_more_with_the_logs_numbers(scena
     # every run's final accuracy and the control's appear as the logs hold them
     for value in [*cells.values(), next(v for (d, k), v in results.items() if k == "base")]:
         assert f"{value:.3f}" in report
+
+
+def test_second_request_evaluates_the_best_checkpoint_on_a_new_task_without_retraining(scenario):
+    from inspect_ai.log import read_eval_log
+
+    best = best_checkpoint(scenario.first_analyze)
+    ledger = json.loads((scenario.exp / ".ck" / "ledger.json").read_text())["jobs"]
+    assert set(ledger) == set(scenario.first_ledger)  # the best epoch's eval job, run again for the new task
+    rerun = [k for k in ledger if ledger[k]["attempts"] != scenario.first_ledger[k]["attempts"]]
+    assert rerun == [f"{best['directory']}/eval/epoch{best['epoch']}"], rerun
+    assert all(not k.endswith("/finetune") for k in rerun)
+    assert {p: p.stat().st_mtime_ns for p in scenario.first_logs} == scenario.first_logs
+    new = [p for p in scenario.exp.glob("*/eval/logs/*.eval") if p not in scenario.first_logs]
+    assert len(new) == 1 and new[0].parts[-4] == best["directory"]
+    log = read_eval_log(str(new[0]), header_only=True)
+    assert log.status == "success" and log.eval.metadata["ck_task"] == NEW_TASK
+    assert log.eval.model.endswith(f"epoch_{best['epoch']}")
+    assert NEW_TASK in scenario.outputs["analyze"]["tasks"]

@@ -121,7 +121,10 @@ def test_first_ck_creates_its_environment_once_and_says_so(installed, first_run)
     venv = installed["data"] / "venv"
     assert (venv / "bin/ck").exists()
     # the environment runs the installed copy's code, not this checkout's
-    assert (venv / ".ck-plugin-install").read_text().split()[0] == str(installed["root"].resolve())
+    # (its install stamp lives in the plugin's data directory, like the install lock)
+    stamps = list((installed["data"] / "state").glob("venv-*.stamp"))
+    assert len(stamps) == 1 and stamps[0].read_text().split()[0] == str(installed["root"].resolve())
+    assert not (venv / ".ck-plugin-install").exists() and list((installed["data"] / "locks").glob("*.lock"))
     again = _run(["ck", "--version"], _plugin_env(installed), work)
     assert again.returncode == 0 and again.stdout.strip() == "ck 0.1.0"
     assert again.stderr == "", again.stderr  # one-time message: silent afterwards

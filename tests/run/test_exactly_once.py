@@ -81,6 +81,36 @@ def test_truncated_eval_log_and_emptied_checkpoint_are_run_again(tmp_path):
     assert len(starts(exp, "b/finetune")) == 2 and len(starts(exp, "b/eval/cap_epoch0")) == 2
 
 
+@pytest.mark.parametrize("name,content", [
+    ("ck_checkpoint.json", '{"base_model": "/m", "adapter_only": tr'),  # cut short mid-write
+    ("ck_checkpoint.json", '["not", "an", "object"]'),
+    ("ck_checkpoint.json", '{"adapter_only": true}'),  # no base model: the adapter cannot be merged
+    ("config.json", "\x00\x00\x00"),
+    ("tokenizer_config.json", ""),
+])
+def test_an_unloadable_small_file_makes_the_checkpoint_incomplete(tmp_path, name, content):
+    exp = make_experiment(tmp_path, [FakeRun("a")])
+    assert all(j.ok for j in run(exp).jobs)
+    (tmp_path / "outputs/ck-out-a/epoch_0" / name).write_text(content)
+    assert by_key(run(exp, dry_run=True))["a/finetune"].action == "submit"
+
+
+def test_an_adapter_whose_config_does_not_parse_is_not_complete(tmp_path):
+    from cruijff_kit.state.artifacts import checkpoint_problems
+
+    from .helpers import write_weights
+
+    epoch = tmp_path / "epoch_0"
+    epoch.mkdir()
+    write_weights(epoch / "adapter_model.safetensors")
+    (epoch / "adapter_config.json").write_text('{"r": 8, "target_modules": ["q_proj"]}')
+    assert checkpoint_problems(epoch) == []
+    (epoch / "adapter_config.json").write_text('{"r": 8, "target_mod')
+    assert checkpoint_problems(epoch) == ["adapter_config.json: not valid JSON (truncated or corrupt)"]
+    (epoch / "adapter_config.json").write_text("[" * 100_000 + "]" * 100_000)  # nesting is no crash
+    assert checkpoint_problems(epoch)
+
+
 def test_a_changed_evaluation_is_a_new_evaluation(tmp_path):
     exp = make_experiment(tmp_path, [FakeRun("a")])
     run(exp)
@@ -108,6 +138,13 @@ def test_copied_experiment_never_touches_the_originals_outputs(tmp_path):
     with pytest.raises(CkError, match="copied from") as err:
         run(copy)
     assert err.value.exit_code == 2
+    # ck status prints the same error, and exits non-zero with it (an agent reads the exit status)
+    for json_flag in ([], ["--json"]):
+        result = subprocess.run([sys.executable, "-m", "cruijff_kit", "status", str(copy), *json_flag],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and "copied from" in result.stdout + result.stderr
+    assert subprocess.run([sys.executable, "-m", "cruijff_kit", "status", str(exp)], capture_output=True,
+                          timeout=120).returncode == 0
     shutil.move(copy / ".ck", copy / ".ck.copied")
     with pytest.raises(CkError, match="belongs to experiment"):  # output_dir claimed by the original
         run(copy)

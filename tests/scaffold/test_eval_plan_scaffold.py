@@ -125,6 +125,20 @@ def test_temperature_and_scorer_reach_the_eval_script(tmp_path, local, capsys):
     assert "Scorer" not in capsys.readouterr().err
 
 
+def test_a_plain_scorer_line_is_read_and_named_with_its_line(tmp_path, local, capsys):
+    summary = plan(tmp_path / "e", config="- Scorer: match")
+    assert main(["scaffold", str(summary.parent)]) == 2
+    line = summary.read_text().splitlines().index("- Scorer: match") + 1
+    assert f"experiment_summary.md:{line}: Scorer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("written", ["exact match", "Exact Match", "exact_match", "EXACT"])
+def test_the_original_templates_scorer_words_name_the_tasks_scorer(tmp_path, local, capsys, written):
+    summary = plan(tmp_path / "e", config=f"- **Scorer:** {written}")
+    assert main(["scaffold", str(summary.parent)]) == 0, capsys.readouterr().err
+    assert '"scorer": "exact"' in (summary.parent / "base" / "eval" / "base.slurm").read_text()
+
+
 def test_temperature_zero_is_greedy(tmp_path, local):
     summary = plan(tmp_path / "e", config="- **Temperature:** 0")
     assert main(["scaffold", str(summary.parent)]) == 0
@@ -184,11 +198,25 @@ tasks:
                  "--task", f"capitalization={BLUEPRINT_TASK}@0"]) == 0
     cli = parse_summary_text((tmp_path / "c" / "experiment_summary.md").read_text())
     assert [dict(r.extra) for r in cli.eval_only_runs] == [{"Checkpoint": str(ckpt)}]
+    # evaluation only: no fine-tuned run nobody asked for (a default rank8_lr5e-5 used to appear)
+    assert cli.finetuned_runs == () and [r.name for r in cli.control_runs] == ["Llama-3.2-1B-Instruct_base"]
+    assert [r.name for r in exp.runs if r.finetuned] == []  # the spec file without a grid, too
     assert main(["scaffold", str(tmp_path / "c")]) == 0
     assert f"MODEL_DIR={ckpt}\n" in (tmp_path / "c" / "theirs" / "eval" / "base.slurm").read_text()
     with pytest.raises(CkError, match="not under models"):
         from cruijff_kit.experiment.eval_only import runs_from_spec
         runs_from_spec({"x": {"model": "nope"}}, "spec.yaml", 3, ["Llama-3.2-1B-Instruct"])
+
+
+def test_eval_only_with_a_grid_asked_for_trains_it(tmp_path, local):
+    ckpt = tmp_path / "theirs"
+    ckpt.mkdir()
+    base = ["--model", "Llama-3.2-1B-Instruct=/models/Llama-3.2-1B-Instruct", "--dataset", "/data/words.json",
+            "--eval-only", f"theirs=Llama-3.2-1B-Instruct@{ckpt}", "--task", f"capitalization={BLUEPRINT_TASK}@0"]
+    for i, extra in enumerate((["--ranks", "8,16"], ["--vary", "seed=1,2"], ["--set", "LoRA rank=4"])):
+        assert main(["design", str(tmp_path / f"g{i}"), *base, *extra]) == 0
+        exp = parse_summary_text((tmp_path / f"g{i}" / "experiment_summary.md").read_text())
+        assert len(exp.finetuned_runs) in (1, 2) and len(exp.eval_only_runs) == 1
 
 
 def _with_tasks(summary: Path, rows: list[str]) -> None:

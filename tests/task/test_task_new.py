@@ -187,3 +187,43 @@ def test_new_scorers_on_tiny_model(labelled, tmp_path, tiny_model, scorer, targe
             assert metrics["rmse"] == pytest.approx(math.sqrt(sum(e * e for e in errors) / len(errors)))
         else:
             assert math.isnan(metrics["mae"]) or metrics["mae"] == 0
+
+
+def test_json_has_every_field_of_its_schema_and_suggests_every_epoch(data, tmp_path, capsys):
+    from jsonschema import Draft202012Validator
+
+    from cruijff_kit.commands._common import json_schema
+
+    capsys.readouterr()
+    out = tmp_path / "sums.py"
+    assert main(["task", "new", "sums", "--dataset", str(data), "--input-field", "question",
+                 "--target-field", "answer", "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    schema = json_schema("task new")
+    assert set(schema["properties"]) == set(report), "every documented field, and no other"
+    assert not list(Draft202012Validator(schema).iter_errors(report))
+    assert report["sizes"] == {"train": 3, "test": 3}
+    assert report["overlap"] == {"split": "test", "with": "train", "rows": 3, "shared": 0}
+    assert report["design"].endswith("sums.py@all")
+
+
+def test_shared_rows_are_counted(tmp_path, capsys):
+    rows = [{"question": f"q{i}", "answer": str(i)} for i in range(4)]
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"train": rows, "test": rows[:2] + [{"question": "new", "answer": "x"}]}))
+    capsys.readouterr()
+    assert main(["task", "new", "t", "--dataset", str(path), "--input-field", "question", "--target-field", "answer",
+                 "--out", str(tmp_path / "t.py"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["overlap"]["shared"] == 2
+
+
+def test_hostile_input_is_a_one_line_refusal(tmp_path, capsys):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    assert main(["task", "new", "t", "--dataset", str(deep), "--out", str(tmp_path / "t.py")]) == 2
+    assert "nested too deeply" in capsys.readouterr().err
+    good = tmp_path / "g.json"
+    good.write_text(json.dumps({"test": [{"input": "a", "output": "b"}]}))
+    assert main(["task", "new", "t", "--dataset", str(good), "--out", str(tmp_path / "no" / "such" / "t.py")]) == 2
+    assert "folder of --out does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()

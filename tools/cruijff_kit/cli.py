@@ -68,23 +68,55 @@ def normalize_argv(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = normalize_argv(sys.argv[1:] if argv is None else list(argv))
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `ck … --json | head -c 10`: the reader left; nothing more can reach it, and the exit
+        # flush must not print a traceback either
+        _silence_stdout()
+        print("ck: error: standard output was closed before the output ended (broken pipe)", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --json-schema prints (and may meet a closed pipe) here
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         result = args.func(args)
+        sys.stdout.flush()  # a closed pipe is met here, inside the handlers, not at interpreter exit
     except CkError as err:
-        if getattr(args, "json", False):
-            print(json.dumps(err.to_dict(), indent=2))
-        else:
-            print(f"ck {args.command}: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _report(args, err)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        # a full disk, a read-only or vanished folder met while writing: one line naming the file
+        err = CkError(f"cannot write or read: {exc.strerror or exc}", file=exc.filename)
+        return _report(args, err)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _report(args, err: CkError) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps(err.to_dict(), indent=2))
+    else:
+        print(f"ck {args.command}: error: {err}", file=sys.stderr)
+    return err.exit_code
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout replaced (tests) or already closed
+        pass
 
 
 if __name__ == "__main__":

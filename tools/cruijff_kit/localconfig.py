@@ -86,6 +86,9 @@ def _set_slurm(cfg: LocalConfig, key: str, val: str, path: str, line: int) -> No
             return
         if not val.isdigit():
             raise CkError(f"expected a whole number, got {val!r}", file=path, line=line, field=f"slurm_{key}")
+        if key in MAX_SLURM and int(val) > MAX_SLURM[key]:
+            raise CkError(f"{val} per node is not plausible (at most {MAX_SLURM[key]})", file=path, line=line,
+                          field=f"slurm_{key}")
         setattr(cfg.slurm, key, int(val))
     elif key == "modules":
         cfg.slurm.modules = [m for m in re.split(r"[,\s]+", val) if m]
@@ -99,8 +102,12 @@ def _set_slurm(cfg: LocalConfig, key: str, val: str, path: str, line: int) -> No
         setattr(cfg.slurm, key, val)
 
 
+MAX_SLURM = {"gpus": 64, "cpus": 4096}  # per node: more is a typo (a node has at most a few dozen GPUs)
+
+
 def parse_local_config(text: str, path: str = "claude.local.md") -> LocalConfig:
     cfg = LocalConfig(path=path)
+    seen: dict[str, int] = {}  # key -> line: a second value for a key ck reads is refused, not a silent last-wins
     in_fence = False
     for no, raw in enumerate(text.splitlines(), 1):
         if raw.lstrip().startswith("```"):
@@ -120,6 +127,11 @@ def parse_local_config(text: str, path: str = "claude.local.md") -> LocalConfig:
             raise CkError(f"value is {len(val)} characters long (at most 1024)", file=path, line=no, field=key)
         if len(val) >= 2 and val[0] == val[-1] and val[0] in "\"'":
             val = val[1:-1]
+        if key in _TOP or (key.startswith("slurm_") and key[6:] in _SLURM_KEYS):
+            if key in seen:
+                raise CkError(f"{key} is set twice (first on line {seen[key]})", file=path, line=no, field=key,
+                              hint="keep one line")
+            seen[key] = no
         if key in _TOP:
             setattr(cfg, key, os.path.expanduser(val) if key.endswith(("_dir", "_base", "venv")) else val)
         elif key.startswith("slurm_") and key[6:] in _SLURM_KEYS:
@@ -129,6 +141,10 @@ def parse_local_config(text: str, path: str = "claude.local.md") -> LocalConfig:
                           hint="known: " + ", ".join(f"slurm_{k}" for k in sorted(_SLURM_KEYS)))
     if cfg.conda_env and cfg.venv:
         raise CkError("set conda_env or venv, not both", file=path, field="conda_env")
+    if cfg.venv and not (Path(cfg.venv) / "bin" / "activate").is_file():
+        # generated scripts `source` it; a cluster path may exist only on the compute nodes: said, not refused
+        cfg.warnings.append(f"{path}:{seen['venv']}: venv {cfg.venv} has no bin/activate here: jobs that "
+                            "activate it will fail unless it exists where they run")
     return cfg
 
 

@@ -369,13 +369,38 @@ def _effects(results: Results, ft: list[Row], f: TaskFindings, sign: float) -> N
                                         (format_param(lb[0]), format_param(lb[1])), simple, inter)
 
 
+def _evaluated_only_answer(results: Results, f: TaskFindings, sign: float) -> list[str]:
+    """No fine-tuned result (an eval-only experiment, or training not evaluated yet): the models
+    that were evaluated answer, best first, each against the control when there is one."""
+    metric = f.metric.rsplit("/", 1)[-1] or "metric"
+    scored = sorted((r for r in results.rows if not r.trained and not r.control and r.metrics.get(f.task) is not None),
+                    key=lambda r: -sign * r.metrics[f.task])
+    pending = ([f"No fine-tuned run has a successful {f.task} evaluation yet."]
+               if any(r.trained for r in results.rows) else [])
+    if not scored:
+        return pending or [f"No run has a successful {f.task} evaluation yet."]
+    parts = []
+    for r in scored:
+        text = f"{r.run} {num(r.metrics[f.task])}" + ("" if r.se.get(f.task) is None else f" (SE {r.se[f.task]:.3f})")
+        if f.control is not None:
+            text += f", {diff_text(stats.difference(r.metrics[f.task], r.se.get(f.task), f.control.value, f.control.se))}" \
+                    f" vs the control"
+        parts.append(text)
+    control = "" if f.control is None else f"; control {f.control.run} {num(f.control.value)}"
+    top = [r for r in scored if r.metrics[f.task] == scored[0].metrics[f.task]]
+    best = (f"Best evaluated model: **{scored[0].run}**" if len(top) == 1
+            else f"No single best evaluated model: {', '.join(r.run for r in top)} tie")
+    return pending + [f"{best} on {f.task} {metric}.",
+                      f"Evaluated models (not trained here) on {f.task} {metric}: {'; '.join(parts)}{control}."]
+
+
 def _answer(results: Results, f: TaskFindings, sign: float) -> list[str]:
     """Short sentences, most important first; every number is one the report's tables show."""
     out: list[str] = []
     metric = f.metric.rsplit("/", 1)[-1] or "metric"
     where = f"{f.task} {metric}" + ("" if f.epoch is None else f" at epoch_{f.epoch}")
     if not f.cells:
-        return [f"No fine-tuned run has a successful {f.task} evaluation yet."]
+        return _evaluated_only_answer(results, f, sign)
     if f.control is not None:
         better = [c for c in f.comparisons if c.verdict == "better"]
         if better:

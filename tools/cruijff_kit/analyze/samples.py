@@ -49,5 +49,5 @@ def sample_lines(exp_dir: Path, run: str, limit: int = 20, width: int = 40) -> l
             out.append(f"  [{s.id}] {value}  target={_short(target, width)!r}  answer={_short(answer, width)!r}"
                        f"  input={_short(inp, width)!r}")
         if len(summaries) > limit:
-            out.append(f"  ... {len(summaries) - limit} more (--limit N; full log: inspect log dump {res.path})")
+            out.append(f"  ... {len(summaries) - limit} more (--limit N; full log: ck inspect log dump {res.path})")
     return out + scan.problems

@@ -1,6 +1,8 @@
 """`ck analyze DIR [--out DIR] [--json]` (analyze-experiment)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from ._common import emit_json, experiment_dir
 
 
@@ -21,7 +23,14 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..analyze.pipeline import analyze_experiment, summary_text
+    from ..errors import CkError
 
+    if args.limit < 0:
+        raise CkError(f"--limit must be 0 or more, got {args.limit}", field="--limit")
+    if args.out and not Path(args.out).expanduser().resolve().parent.is_dir():
+        # a typo in a parent would otherwise grow a directory tree somewhere unexpected
+        raise CkError("the parent directory of --out does not exist", file=Path(args.out).expanduser().resolve().parent,
+                      field="--out", hint="create it first, or give an existing directory")
     if args.samples:
         from ..analyze.samples import sample_lines
 

@@ -13,8 +13,13 @@ from ..state import layout
 
 def _csv(cast):
     def parse(text: str):
+        items = text.split(",")
+        if any(not x.strip() for x in items):  # `4,,8` or `8,`: a value the user meant is missing
+            import argparse
+
+            raise argparse.ArgumentTypeError(f"an empty item in {text!r}: write e.g. 8,16")
         try:
-            return [cast(x) for x in text.split(",") if x.strip()]
+            return [cast(x) for x in items]
         except ValueError:
             import argparse
 
@@ -39,6 +44,10 @@ def register(sub) -> None:
     p.add_argument("--task", action="append", metavar="NAME=SCRIPT[@EPOCHS]",
                    help="evaluation task, e.g. capitalization=tasks/cap.py@0,1 or …@all or …@last "
                         "(epochs 0-based; repeatable)")
+    p.add_argument("--add-task", action="append", default=[], metavar="NAME=SCRIPT@EPOCHS[:RUN,RUN]",
+                   help="follow-up: add a task to DIR's existing plan, evaluated only on these runs (plan or "
+                        "directory names; default all) and epochs (default last); nothing is retrained "
+                        "(then: ck scaffold DIR --only inspect; ck run DIR --only inspect) (repeatable)")
     p.add_argument("--eval-only", action="append", metavar="NAME=MODEL[@CHECKPOINT]", default=[],
                    help="a run that only evaluates: MODEL (a --model name) as it is, or CHECKPOINT (an HF model "
                         "directory, or a torchtune adapter directory whose base is MODEL) (repeatable)")
@@ -89,10 +98,21 @@ def build_spec(args):
                            ("batch_size", "--batch-sizes", args.batch_sizes)):
         if val is not None:
             spec.grid[key] = levels(BY_KEY[key], val, None, None, flag)
+    flagged = {k for k, v in (("lora_rank", args.ranks), ("learning_rate", args.lrs),
+                              ("batch_size", args.batch_sizes)) if v is not None}
     for item in args.vary:
         name, values = _split_pair(item, "--vary")
         s = grid_setting(name, None, None)
-        spec.grid[s.key] = levels(s, [v for v in values.split(",") if v.strip()], None, None, f"--vary {name}")
+        if any(not v.strip() for v in values.split(",")):
+            raise CkError(f"an empty item in {values!r}", field=f"--vary {name}", hint="write e.g. seed=1,2,3")
+        got = levels(s, values.split(","), None, None, f"--vary {name}")
+        if s.key in flagged and got != spec.grid[s.key]:
+            flag = {"lora_rank": "--ranks", "learning_rate": "--lrs", "batch_size": "--batch-sizes"}[s.key]
+            raise CkError(f"{flag} and --vary {name} give different {s.name} levels", field=f"--vary {name}",
+                          hint=f"give the levels once (either {flag} or --vary)")
+        spec.grid[s.key] = got
+    if flagged or args.vary:
+        spec.finetune = True  # a grid on the command line is training asked for
     for key, flag, val in (("epochs", "--epochs", args.epochs), ("num_gpus", "--gpus", args.gpus),
                            ("seeds", "--seeds", args.seeds),
                            ("system_prompt", "--system-prompt", args.system_prompt)):
@@ -110,6 +130,11 @@ def build_spec(args):
             c = Path(ckpt).expanduser() if ckpt else None
             entries[name] = {"model": model, **({"checkpoint": str(c.resolve() if c.exists() else c)} if c else {})}
         spec.eval_only = runs_from_spec(entries, None, None, [m for m, _ in spec.models], "--eval-only")
+        # evaluation only, unless a grid was asked for (flags or the spec file): no default rank8_lr5e-5 run
+        asked = flagged or args.vary or (args.spec and spec.grid_stated) or any(
+            (lookup(_split_pair(i, "--set")[0]) or BY_KEY["epochs"]).key in ("lora_rank", "learning_rate")
+            for i in args.set)
+        spec.finetune = bool(asked)
     if args.no_control:
         spec.controls = False
     if args.task:
@@ -117,10 +142,14 @@ def build_spec(args):
         for t in args.task:
             name, rest = _split_pair(t, "--task")
             script, _, epochs = rest.partition("@")
+            epochs, _, runs = epochs.partition(":")  # …@EPOCHS:RUN1,RUN2: only these runs
             ep, word = parse_epochs_value(epochs, None, None, "--task") if epochs else ((0,), "")
+            names = [r.strip() for r in runs.split(",")] if runs.strip() else []
+            if any(not r for r in names):
+                raise CkError(f"an empty run name in {runs!r}", field="--task")
             s = Path(script).expanduser()
             tasks.append(Evaluation(task=name, script=str(s.resolve()) if s.exists() else script, epochs=ep,
-                                    epoch_spec=word))
+                                    epoch_spec=word, runs=tuple(names)))
         spec.tasks = tasks
     for item in args.set:
         key, value = _split_pair(item, "--set")
@@ -162,6 +191,8 @@ def run(args) -> int:
 
     exp_dir = Path(args.dir).expanduser().resolve()
     summary = exp_dir / layout.SUMMARY
+    if args.add_task:
+        return add_tasks(args, exp_dir, summary)
     if summary.exists() and not args.force:
         raise CkError("experiment_summary.md already exists", file=summary,
                       hint="pass --force to overwrite it (its Status section will be lost)")
@@ -169,10 +200,11 @@ def run(args) -> int:
     spec.experiment_dir = str(exp_dir)
     exp, text = plan_summary(spec)  # everything checked before the first byte is written
     from ..experiment.disk import disk_by_run
+    from ..experiment.warnings import design_warnings, missing_paths, steps_by_run
     from ..util.formats import size_estimate as format_size
-    from ..experiment.warnings import design_warnings, steps_by_run
 
-    advice = design_warnings(exp)  # evaluation split overlap / size, warmup share of the steps
+    # paths that do not exist here first, then evaluation split overlap / size, warmup share of the steps
+    advice = missing_paths(exp, exp_dir) + design_warnings(exp)
     advice += measured_advice(exp)
     disk = disk_by_run(exp)
     known = [b for b in disk.values() if b is not None]
@@ -216,4 +248,67 @@ def run(args) -> int:
                       "whose model's config.json is not readable here" + (
                           f"; {format_size(sum(known))} for the others" if known else ""))
         print(f"Next: ck scaffold {exp_dir}")
+    return 0
+
+
+PLAN_FLAGS = ("spec", "name", "model", "dataset", "ranks", "lrs", "batch_sizes", "task", "question", "epochs",
+              "gpus", "system_prompt")
+
+
+def add_tasks(args, exp_dir: Path, summary: Path) -> int:
+    """`ck design EXP --add-task NAME=SCRIPT@EPOCHS:RUNS`: the follow-up evaluation (experiment/follow_up.py)."""
+    from ..experiment.design import parse_epochs_value
+    from ..experiment.follow_up import added_evaluation, with_evaluations
+    from ..experiment.parse import load_experiment, parse_summary_text
+    from ..experiment.render import render_summary
+    from ..util.fs import atomic_write_text
+    from ..util.log import ActionLog
+
+    given = [f"--{f.replace('_', '-')}" for f in PLAN_FLAGS if getattr(args, f, None)]
+    given += [flag for flag, v in (("--vary", args.vary), ("--set", args.set), ("--eval-only", args.eval_only),
+                                   ("--no-control", args.no_control), ("--force", args.force)) if v]
+    if given:
+        raise CkError(f"--add-task adds to the existing plan; {', '.join(given)} would redesign it", field="--add-task",
+                      hint="run the --add-task call on its own (or redesign with --force, which retrains changed runs)")
+    if not summary.is_file():
+        raise CkError("no plan to add to", file=summary, field="--add-task", hint="design the experiment first")
+    exp = load_experiment(summary)
+    new = [added_evaluation(exp, item, exp_dir, parse_epochs_value, str(summary)) for item in args.add_task]
+    names = [e.task for e in new]
+    if len(set(names)) != len(names):
+        raise CkError("the same task is added twice", field="--add-task")
+    text = render_summary(with_evaluations(exp, new))
+    parse_summary_text(text, str(summary))  # the plan as written must read back (nothing written otherwise)
+    try:
+        atomic_write_text(summary, text)
+        ActionLog(exp_dir / "design-experiment.log").write(
+            "ADD_TASK", f"Added {', '.join(names)} to {exp.name}",
+            details="; ".join(f"{e.task}: {e.script} epochs {e.epoch_spec or ', '.join(map(str, e.epochs))} runs "
+                              f"{', '.join(e.runs) or 'all'}" for e in new),
+            result=f"{len(new)} task(s) added; no training changed -> {summary}")
+    except OSError as exc:
+        raise CkError(f"cannot write: {exc.strerror}", file=exc.filename or exp_dir) from None
+    nxt = [f"ck scaffold {exp_dir} --only inspect", f"ck run {exp_dir} --only inspect"]
+    from ..experiment.disk import disk_by_run
+    from ..experiment.warnings import missing_paths, steps_by_run
+
+    changed = with_evaluations(exp, new)
+    advice = [w for w in missing_paths(changed, exp_dir) if w.code == "task_missing"]
+    if args.json:
+        disk = disk_by_run(changed)
+        known = [b for b in disk.values() if b is not None]
+        emit_json({"experiment": exp.name, "summary": str(summary), "runs": [r.name for r in exp.runs],
+                   "finetuned": len(exp.finetuned_runs), "controls": len(exp.control_runs),
+                   "eval_only": len(exp.eval_only_runs), "steps": steps_by_run(changed), "disk": disk,
+                   "disk_total": sum(known) if known and len(known) == len(disk) else None,
+                   "warnings": [w.as_dict() for w in advice],
+                   "added": [{"task": e.task, "script": e.script, "epochs": e.epoch_spec or list(e.epochs),
+                              "runs": list(e.runs)} for e in new], "next": nxt})
+        return 0
+    for w in advice:
+        warn(w.message)
+    for e in new:
+        print(f"Added task {e.task} ({e.script}) for runs {', '.join(e.runs) or 'all'}, epochs "
+              f"{e.epoch_spec or ', '.join(map(str, e.epochs))}: nothing is retrained")
+    print("Next: " + "; ".join(nxt))
     return 0

@@ -188,9 +188,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not exp.is_dir():
         raise CkError(f"experiment directory not found: {exp}")
     status = experiment_status(exp)
+    failed = 2 if status["place_error"] else 0  # a copied experiment: its states are another's
     if args.json:
         print(json.dumps(status, indent=2))
-        return 0
+        return failed
     sup = status["supervisor"]
     print(f"Experiment {status['experiment']}")
     print(f"Monitor: {sup['holder'] or 'none running'}"
@@ -215,4 +216,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     if queued_local and not sup["holder"]:
         print(f"note: no `ck run` is monitoring; queued local jobs start only while one runs "
               f"(`ck run {exp}` resumes)")
-    return 0
+    if failed:
+        print(f"ck status: error: {status['place_error']}", file=sys.stderr)
+    return failed

@@ -61,8 +61,10 @@ def _sample_rows(dataset: Path, split: str | None) -> tuple[list[dict], str | No
         raise
     except FileNotFoundError:
         raise CkError("dataset not found", file=dataset, field="--dataset") from None
+    except RecursionError:  # json's parser recurses per nesting level: a hostile file is not data
+        raise CkError("cannot read the dataset: JSON nested too deeply", file=dataset, field="--dataset") from None
     except (ValueError, OSError) as exc:
-        raise CkError(f"cannot read the dataset: {exc}", file=dataset, field="--dataset",
+        raise CkError(f"cannot read the dataset: {str(exc)[:200]}", file=dataset, field="--dataset",
                       hint="JSON {\"train\": [...], \"test\": [...]}, a JSON list, or parquet") from None
     if isinstance(data, list):
         return data[:5], None, []
@@ -73,6 +75,21 @@ def _sample_rows(dataset: Path, split: str | None) -> tuple[list[dict], str | No
     if chosen not in data:
         raise CkError(f"no split {chosen!r} (has: {', '.join(splits) or 'none'})", file=dataset, field="--split")
     return data[chosen][:5], chosen, splits
+
+
+def _sizes_and_overlap(dataset: Path, split: str | None, splits: list[str]) -> dict:
+    """Rows per split, and how many rows of the evaluated split are also training rows (the skill
+    tells the user both: a small split is noisy, a shared one measures memorisation)."""
+    from ..experiment.warnings import _row_key, read_split
+
+    rows = {s: read_split(dataset, s) for s in splits}
+    sizes = {s: len(r) for s, r in rows.items() if r is not None}
+    overlap: dict = {}
+    if split and split != "train" and rows.get(split) is not None and rows.get("train") is not None:
+        train = {_row_key(r) for r in rows["train"]}
+        overlap = {"split": split, "with": "train", "rows": len(rows[split]),
+                   "shared": sum(_row_key(r) in train for r in rows[split])}
+    return {"sizes": sizes, "overlap": overlap}
 
 
 def _bound_names(source: str) -> list[str]:
@@ -112,6 +129,9 @@ def run_new(args) -> int:
         raise CkError("the task file must end in .py", file=out, field="--out")
     if out.exists() and not args.force:
         raise CkError("file exists", file=out, field="--out", hint="pass --force to overwrite it")
+    if not out.resolve().parent.is_dir():  # a mistyped folder is not created behind the user's back
+        raise CkError("the folder of --out does not exist", file=out.resolve().parent, field="--out",
+                      hint=f"create it first (mkdir -p {out.resolve().parent})")
     call, doc = SCORERS[args.scorer]
     text = render("inspect_task.py.j2", task_name=name, scorer=args.scorer, scorer_call=call, scorer_doc=doc,
                   dataset_repr=repr(str(dataset)), dataset_display=dataset.name,
@@ -125,7 +145,9 @@ def run_new(args) -> int:
     report = {"task": name, "file": str(out.resolve()), "dataset": str(dataset), "scorer": args.scorer,
               "splits": splits, "checked_split": split, "input_field": args.input_field,
               "target_field": args.target_field,
-              "design": f"--task {name}={out.resolve()}@0"}
+              # every epoch, as the design skill asks (the checkpoint worth keeping is found, not guessed)
+              "design": f"--task {name}={out.resolve()}@all",
+              **_sizes_and_overlap(dataset, split, splits)}
     if args.json:
         emit_json(report)
     else:

@@ -45,6 +45,9 @@ class DesignSpec:
     experiment_dir: str = ""
     source: str | None = None  # the spec file, for messages
     lines: dict[tuple, int] = field(default_factory=dict)
+    # False: no fine-tuned runs (an eval-only experiment that states no grid: nobody asked for training)
+    finetune: bool = True
+    grid_stated: bool = False  # the spec file states ranks / learning rates / a grid
 
     def line(self, *key) -> int | None:
         return self.lines.get(tuple(key))
@@ -114,6 +117,8 @@ class DesignSpec:
         from .eval_only import runs_from_spec
 
         spec.eval_only = runs_from_spec(d.get("eval_only"), source, at("eval_only"), [str(a) for a, _ in models])
+        spec.grid_stated = bool(grid) or "lora_rank" in settings or "learning_rate" in settings
+        spec.finetune = spec.grid_stated or not spec.eval_only
         return spec
 
 
@@ -306,7 +311,7 @@ def design_experiment(spec: DesignSpec) -> Experiment:
     calibrations = {path: calibrate(path, _measurement_dirs(spec), exclude=spec.experiment_dir or None)
                     for _, path in spec.models}
     runs: list[Run] = []
-    for (model, path), *values in itertools.product(spec.models, *(grid[k] for k in order)):
+    for (model, path), *values in itertools.product(spec.models if spec.finetune else [], *(grid[k] for k in order)):
         combo = dict(zip(order, values))
         name = _run_name(model, combo, grid)
         if model_trainer.get(model):  # models that need different trainers: each run names its own

@@ -35,6 +35,12 @@ MAX_ERRORS = 50
 
 KNOWN_SECTIONS = {"quick reference", "tools", "resources", "configuration", "all runs",
                   "runs", "evaluation", "evaluations", "status", "overview", "evaluation plan"}
+# sections of the original layout (and notes people add) that ck keeps as prose and does not read
+PROSE_SECTIONS = {"variables", "compute estimates", "naming conventions", "notes", "question",
+                  "research question", "hypothesis", "results", "background", "motivation", "next steps"}
+# Configuration values that defer to the runs table (the original template's words)
+DEFERRED = {"varies", "see runs table", "see the runs table", "see all runs", "per run", "varies by run",
+            "see table", "see below"}
 
 # normalised header -> field; schema settings are looked up in settings.py; others are kept verbatim
 RUN_COLUMNS = {
@@ -63,6 +69,8 @@ INFORMATIONAL = {
 
 # "**Key:** value" (the seeds' form) or "**Key**: value"
 _BULLET = re.compile(r"^\*\*(?P<key>[^*]+?)\s*(?::\s*\*\*|\*\*\s*:)\s*(?P<val>.*)$", re.S)
+# "Key: value" without bold (`- Epochs: 3`): read like the bold form, never ignored
+_PLAIN = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9 ._()/+-]{0,60}?)\s*:(?:\s+(?P<val>.*)|\s*)$", re.S)
 _CHECK = re.compile(r"^\s*(?:✓|✔|☑|✅|yes\b)\s*(?P<rest>.*)$", re.I)
 _CROSS = {"", "-", "—", "–", "✗", "✘", "❌", "no", "x"}
 
@@ -139,10 +147,10 @@ def _walk(tokens) -> tuple[str | None, int | None, list[_Section]]:
         elif tok.type == "inline" and list_depth == 1 and sections and tokens[i - 1].type == "paragraph_open" \
                 and tokens[i - 2].type == "list_item_open":
             first = tok.content.split("\n", 1)[0]
-            m = _BULLET.match(first)
+            m = _BULLET.match(first) or _PLAIN.match(first)
             if m:
                 sections[-1].bullets.setdefault(sub, []).append(
-                    (m.group("key").strip(), _clean(m.group("val")), tok.map[0] + 1))
+                    (m.group("key").strip(), _clean(m.group("val") or ""), tok.map[0] + 1))
         elif tok.type == "inline" and list_depth == 0 and sections and tokens[i - 1].type == "paragraph_open":
             sections[-1].paragraphs.append((sub, tok.content, tok.map[0] + 1))
         elif tok.type == "table_open" and sections:
@@ -238,10 +246,10 @@ def _run_columns(c: _Collector, table: _Table) -> list[tuple[str, str | Setting 
     return out
 
 
-def _close(a: str, b: str) -> bool:
+def _close(a: str, b: str, ratio: float = 0.85) -> bool:
     import difflib
 
-    return difflib.SequenceMatcher(None, norm(a), norm(b)).ratio() >= 0.85
+    return difflib.SequenceMatcher(None, norm(a), norm(b)).ratio() >= ratio
 
 
 def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Run]:
@@ -261,11 +269,14 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
         values: dict[str, str] = {}
         settings: dict[str, object] = {}
         extra: list[tuple[str, str]] = []
+        empty: list[str] = []  # setting cells left blank ('-' says "the experiment's value" on purpose)
         for header, (kind, what), cell in zip(table.headers, cols, cells):
             if kind == "field":
                 values[what] = cell
             elif kind == "setting":
-                if cell.strip().lower() not in NOT_APPLICABLE:
+                if not cell.strip():
+                    empty.append(header.strip())
+                elif cell.strip().lower() not in NOT_APPLICABLE:
                     settings[what.key] = _setting_value(c, what, cell, line, header.strip())
             elif cell.strip():
                 extra.append((header.strip(), cell.strip()))
@@ -283,6 +294,18 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
             c.error(f"unknown run type {type_text[:40]!r}", line, "Type",
                     hint="use 'Fine-tuned', 'Control' or 'Eval-only'")
             continue
+        if rtype is RunType.FINETUNED:
+            for header in empty:
+                c.error(f"the {header!r} cell of run {name!r} is empty", line, header,
+                        hint="write the value, or '-' for the experiment's (Configuration or default)")
+        else:
+            for key, value in settings.items():
+                if value is not None:
+                    header = next(h.strip() for h, (k, w) in zip(table.headers, cols) if k == "setting" and w.key == key)
+                    c.error(f"{rtype.value.lower()} run {name!r} is not trained, so its {header} "
+                            f"{BY_KEY[key].format(value)!r} would be ignored", line, header,
+                            hint="write '-' in training columns of control and eval-only runs")
+            settings = {}
         model = values.get("model", "").strip()
         if model not in models:
             known = ", ".join(models) or "none"
@@ -292,6 +315,45 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
                         est_time=_na_to_empty(values.get("est_time", "")),
                         est_disk=_na_to_empty(values.get("est_disk", "")), extra=tuple(extra), line=line))
     return runs
+
+
+def _check_against_config(c: _Collector, runs: list[Run], stated: dict, stated_line: dict) -> None:
+    """A runs-table value that contradicts Configuration: which one did the user mean? Refused."""
+    for run in runs:
+        for key, value in run.settings:
+            same = (tuple(value) if isinstance(value, list) else value) == \
+                (tuple(stated[key]) if isinstance(stated.get(key), list) else stated.get(key))
+            if key in stated and value is not None and not same:
+                s = BY_KEY[key]
+                c.error(f"run {run.name!r} has {s.name} {s.format(value)} but Configuration says "
+                        f"{s.format(stated[key])} (line {stated_line[key]})", run.line, s.column,
+                        hint="state it in one place: the runs table for values that differ between runs")
+
+
+def _check_run_names(c: _Collector, runs: list[Run]) -> None:
+    """A run name that spells a value (`..._lr1e-5`) must carry the run's own value: after an edit of
+    the runs table, results would be labelled with the old one."""
+    for run in runs:
+        if not run.finetuned:
+            continue
+        parts = run.name.split("_")
+        fixed = list(parts)
+        for key, value in run.settings:
+            s = BY_KEY[key]
+            if value is None or not s.short or s.kind not in ("int", "float"):
+                continue
+            for i, part in enumerate(parts):
+                if not part.startswith(s.short) or len(part) == len(s.short):
+                    continue
+                try:
+                    named = s.parse_text(part[len(s.short):])
+                except ValueError:
+                    continue
+                if named != value:
+                    fixed[i] = s.directory_part(value, 1)
+        if fixed != parts:
+            c.error(f"run name {run.name!r} does not match its runs-table values", run.line, "Run Name",
+                    hint=f"rename it {'_'.join(fixed)!r} (a name says what the run trains with)")
 
 
 def _na_to_empty(text: str) -> str:
@@ -476,7 +538,31 @@ def _original_evaluations(c: _Collector, tasks_table: _Table | None, plan: _Sect
 
 # ---- the whole file ------------------------------------------------------------------------------
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff]")
+
+
+def _check_headings(c: _Collector, sections: list[_Section]) -> None:
+    """An unknown `##` heading would drop its whole section (every setting back to its default):
+    refused when it looks like a known one, carries a control character, or holds what ck reads."""
+    known = sorted(KNOWN_SECTIONS | PROSE_SECTIONS)
+    for s in sections:
+        title = s.title.strip()
+        key = title.lower()
+        if key in KNOWN_SECTIONS or key in PROSE_SECTIONS:
+            continue
+        near = suggest(title, [k.title() for k in known])
+        hint = f"did you mean '## {near}'?" if near else "sections: " + ", ".join(k.title() for k in sorted(KNOWN_SECTIONS))
+        if _CONTROL.search(title):
+            c.error(f"heading {title[:60]!r} contains a control or invisible character", s.line, "heading", hint=hint)
+        elif near and _close(title, near, 0.75):
+            c.error(f"unknown section '## {title[:60]}'", s.line, "heading", hint=hint)
+        elif s.bullets or s.tables:
+            c.error(f"unknown section '## {title[:60]}' holds settings or a table that ck would not read",
+                    s.line, "heading", hint=hint + " (free notes are kept when they are prose)")
+
+
 def parse_summary_text(text: str, path: str = layout.SUMMARY) -> Experiment:
+    text = text.removeprefix("\ufeff")  # a UTF-8 BOM (Windows editors) is not part of the title
     md = MarkdownIt_commonmark()
     tokens = md.parse(text)
     c = _Collector(path)
@@ -485,6 +571,7 @@ def parse_summary_text(text: str, path: str = layout.SUMMARY) -> Experiment:
         c.error("no '# experiment_name' title on the first heading", 1, "title")
         raise CkErrors(c.errors)
 
+    _check_headings(c, sections)
     by_title: dict[str, _Section] = {}
     for s in sections:
         key = s.title.strip().lower()
@@ -548,6 +635,7 @@ def parse_summary_text(text: str, path: str = layout.SUMMARY) -> Experiment:
 
     stated: dict[str, object] = {}
     stated_line: dict[str, int] = {}
+    deferred: dict[str, tuple[str, int]] = {}  # "LoRA rank: varies" -> the runs table says
     if (cs := by_title.get("configuration")):
         for sub, items in cs.bullets.items():
             for key, val, line in items:
@@ -566,6 +654,9 @@ def parse_summary_text(text: str, path: str = layout.SUMMARY) -> Experiment:
                     c.error(f"{s.name!r} is set twice (first on line {stated_line[s.key]})", line, key)
                     continue
                 stated_line[s.key] = line
+                if s.per_run and norm(val.strip("*_() ")) in DEFERRED:
+                    deferred[s.key] = (key, line)
+                    continue
                 value = _setting_value(c, s, val, line, key)
                 if value is not None:
                     stated[s.key] = value
@@ -584,6 +675,14 @@ def parse_summary_text(text: str, path: str = layout.SUMMARY) -> Experiment:
             c.error("the runs table has no rows", rt.tables[0].line, "All Runs")
         for message, line in eval_only_problems(runs):
             c.error(message, line, CHECKPOINT_COLUMN)
+    if rt is not None and rt.tables:
+        columns = {lookup_column(h).key for h in rt.tables[0].headers if lookup_column(h) is not None}
+        for skey, (key, line) in deferred.items():
+            if skey not in columns:
+                c.error(f"{key!r} defers to the runs table, which has no {BY_KEY[skey].column!r} column",
+                        line, key, hint=f"add the column, or write the value here")
+        _check_against_config(c, runs, stated, stated_line)
+        _check_run_names(c, runs)
     for run in runs:
         if run.finetuned and run.value("lora_rank") is None and "lora_rank" not in stated:
             c.error(f"fine-tuned run {run.name!r} needs a LoRA rank", run.line, "LoRA Rank")

@@ -28,6 +28,7 @@ MAX_DATASET_BYTES = 200_000_000  # larger files are not read at design time
 @dataclass(frozen=True)
 class DesignWarning:
     code: str  # eval_split_overlaps_train | eval_split_small | eval_split_missing | warmup_fraction | no_steps
+    #          | model_missing | dataset_missing | task_missing | checkpoint_missing
     message: str
     run: str | None = None
 
@@ -174,6 +175,41 @@ def design_warnings(exp: Experiment) -> list[DesignWarning]:
                 f"(>= {WARMUP_FRACTION:.0%}); runs that differ in batch size would differ in warmup too "
                 f"(set 'Warmup steps' below {max(int(WARMUP_FRACTION * min_steps(exp, n_train)), 1)})",
                 run=run.name))
+    return out
+
+
+_REPO_ROOT = Path(__file__).resolve().parents[3]  # task scripts may be named relative to the checkout
+
+
+def missing_paths(exp: Experiment, exp_dir: str | Path | None = None) -> list[DesignWarning]:
+    """Models, the dataset, task scripts and eval-only checkpoints that do not exist here: said at
+    design time (a path on a cluster file system may exist only there, so a warning, not an error)."""
+    from .eval_only import checkpoint_cell
+
+    base = Path(exp_dir or exp.experiment_dir or ".").expanduser()
+    out: list[DesignWarning] = []
+
+    def exists(path: str, relative_to: list[Path]) -> bool:
+        p = Path(path).expanduser()
+        return any(c.exists() for c in ([p] if p.is_absolute() else [b / p for b in relative_to]))
+
+    used = {r.model for r in exp.runs}
+    for name, path in exp.models:
+        if name in used and path and not exists(path, [base]):
+            out.append(DesignWarning("model_missing", f"model {name!r}: {path} does not exist here"))
+    if exp.dataset and not exists(exp.dataset, [base]):
+        out.append(DesignWarning("dataset_missing", f"dataset {exp.dataset} does not exist here"))
+    for ev in exp.evaluations:
+        if ev.script and not exists(ev.script, [base, _REPO_ROOT]):
+            out.append(DesignWarning("task_missing", f"task {ev.task!r}: script {ev.script} does not exist here "
+                                     "(`ck task new` writes one)"))
+        if ev.dataset and not exists(ev.dataset, [base]):
+            out.append(DesignWarning("dataset_missing", f"task {ev.task!r}: dataset {ev.dataset} does not exist here"))
+    for run in exp.eval_only_runs:
+        cell = checkpoint_cell(run)
+        if cell and not exists(cell, [base]):
+            out.append(DesignWarning("checkpoint_missing", f"eval-only run {run.name!r}: checkpoint {cell} does not "
+                                     "exist here", run=run.name))
     return out
 
 

@@ -18,7 +18,7 @@ from cruijff_kit.finetune.prompt_format import read_checkpoint_record, stamp_che
 
 
 def materialise(epoch_dir: Path, out_dir: Path, base_model: str | Path | None = None) -> Path:
-    """Base model + this epoch's adapter -> out_dir/epoch_0 (HF format, ck's chat template).
+    """Base model + this epoch's adapter -> out_dir/<the epoch directory's name> (HF format, ck's chat template).
 
     The base is the one ck_checkpoint.json records (ck's own checkpoints); an adapter trained
     elsewhere (an eval-only run) names it with base_model. When both exist they must agree."""
@@ -49,6 +49,9 @@ def materialise(epoch_dir: Path, out_dir: Path, base_model: str | Path | None = 
     state.update({k: v.to(state[k.rsplit(".lora_", 1)[0] + ".weight"].dtype) for k, v in adapter.items()})
     merged = get_merged_lora_ckpt(state, rank=int(adapter_cfg["r"]), alpha=float(adapter_cfg["lora_alpha"]))
     ckpt.save_checkpoint({"model": merged}, epoch=0)
-    out = Path(out_dir) / "epoch_0"
+    out = Path(out_dir) / "epoch_0"  # torchtune names it after the epoch argument, not the checkpoint merged
+    named = Path(out_dir) / epoch_dir.name  # an evaluation log's model path names what it evaluated
+    if named != out and not named.exists():
+        out = out.rename(named)
     stamp_checkpoint(out, base, adapter_only=False)
     return out

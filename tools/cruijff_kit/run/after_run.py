@@ -13,6 +13,8 @@ from typing import Callable
 
 from ..errors import CkError
 from ..executors.core import JobState
+from ..experiment.naming import run_directories
+from ..experiment.parse import load_experiment
 
 NOTIFY_TIMEOUT_S = 120
 
@@ -23,10 +25,20 @@ def select_runs(plan, pattern: str | None) -> set[str] | None:
         return None
     names = sorted({j.run for j in plan.jobs})
     keep = {n for n in names if fnmatch.fnmatchcase(n, pattern)}
+    # a run's plan name (runs table) selects its directory too: one run, one name either way
+    keep |= {d for run, d in _plan_names(plan.exp_dir).items() if d in names and fnmatch.fnmatchcase(run, pattern)}
     if not keep:
         raise CkError(f"--runs {pattern!r} matches no run directory", field="--runs",
                       hint="run directories: " + ", ".join(names[:20]) + (" ..." if len(names) > 20 else ""))
     return keep
+
+
+def _plan_names(exp_dir: Path) -> dict[str, str]:
+    """Plan run name -> run directory ({} when the plan cannot be read: plan_experiment says why)."""
+    try:
+        return run_directories(load_experiment(exp_dir))
+    except CkError:
+        return {}
 
 
 def analyze_when_done(exp: Path, analyze: Callable[[Path], object], log, out) -> str | None:

@@ -37,11 +37,16 @@ def _refresh(exp: Path, entries: dict) -> dict[str, JobState]:
 def experiment_status(exp_dir: str | Path) -> dict:
     exp = Path(exp_dir).resolve()
     entries = Ledger(exp).jobs()
-    plan_error = None
+    plan_error = place_error = None
     plan = None
     try:
         ident = check_place(exp)
-        plan = plan_experiment(exp, exp_id=ident["id"] if ident else None)
+    except CkError as err:  # a copied .ck/: its ledger is another experiment's (ck status exits 2)
+        ident, plan_error = None, str(err)
+        place_error = plan_error
+    try:
+        if place_error is None:
+            plan = plan_experiment(exp, exp_id=ident["id"] if ident else None)
     except CkError as err:
         plan_error = str(err)
     fresh = _refresh(exp, entries)
@@ -75,7 +80,7 @@ def experiment_status(exp_dir: str | Path) -> dict:
     return {
         "experiment": str(exp),
         "supervisor": {"holder": lock_holder(exp), "pid": pid, "running": supervisor_running(exp, pid)},
-        "jobs": jobs, "counts": dict(sorted(counts.items())), "plan_error": plan_error,
+        "jobs": jobs, "counts": dict(sorted(counts.items())), "plan_error": plan_error, "place_error": place_error,
         "stale": plan.stale if plan else [], "unscaffolded": plan.unscaffolded if plan else [],
         "warnings": plan.warnings if plan else [],
     }

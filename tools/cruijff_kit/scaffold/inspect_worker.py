@@ -78,7 +78,7 @@ def _setting_line(summary: str | None, name: str) -> int | None:
     """Line of a '- **Name:** …' Configuration bullet in the summary (for messages)."""
     if not summary or not Path(summary).is_file():
         return None
-    pattern = re.compile(rf"^\s*[-*]\s+\*\*{re.escape(name)}\s*:?\*\*", re.I)
+    pattern = re.compile(rf"^\s*[-*]\s+(?:\*\*{re.escape(name)}\s*:?\*\*|{re.escape(name)}\s*:)", re.I)  # bold or plain
     with open(summary, encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh, 1):
             if pattern.match(line):
@@ -102,11 +102,19 @@ def scorer_choices(script: Path) -> tuple[str, ...] | None:
     return None
 
 
-def check_scorer_choice(script: Path, scorer: str, summary: str | None) -> None:
+def check_scorer_choice(script: Path, scorer: str, summary: str | None) -> str:
+    """The task's own name for the plan's Scorer: the original template writes 'exact match' for
+    `exact` and 'includes' / 'Includes match' alike; anything else the task does not offer is refused."""
     choices = scorer_choices(script)
-    if choices is not None and scorer not in choices:
-        raise CkError(f"Scorer {scorer!r} is not one the task offers ({', '.join(choices)})", file=summary,
-                      line=_setting_line(summary, "Scorer"), field="Scorer", hint=f"task script: {script}")
+    if choices is None or scorer in choices:
+        return scorer
+    words = re.split(r"[\s_-]+", scorer.strip().lower())
+    wanted = {"".join(words), "".join(w for w in words if w not in ("match", "matching", "scorer"))} - {""}
+    hits = [c for c in choices if "".join(re.split(r"[\s_-]+", c.lower())) in wanted]
+    if len(hits) == 1:
+        return hits[0]
+    raise CkError(f"Scorer {scorer!r} is not one the task offers ({', '.join(choices)})", file=summary,
+                  line=_setting_line(summary, "Scorer"), field="Scorer", hint=f"task script: {script}")
 
 
 def unhonoured_scorer(exp: Experiment, exp_dir: Path, summary: str | None) -> list[str]:
@@ -141,8 +149,7 @@ def task_entry(exp: Experiment, ev: Evaluation, script: Path, summary: str | Non
         task_args["system_prompt"] = str(system_prompt)
     scorer = exp.stated("eval_scorer")
     if scorer and "scorer" in params:  # the plan's Scorer, when the task lets it be chosen (else a warning)
-        check_scorer_choice(script, scorer, summary)
-        task_args["scorer"] = str(scorer)
+        task_args["scorer"] = str(check_scorer_choice(script, scorer, summary))
     # file@function: inspect treats a bare absolute path as a glob and refuses it
     return {"name": ev.task, "spec": f"{script}@{func}", "args_json": json.dumps(task_args, ensure_ascii=False)}
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import CkError
 from ..experiment.model import Experiment, Run
+from ..experiment.naming import inside
 from ..finetune.trainers import trainer_of
 from ..settings import RUN_SETTINGS
 from ..localconfig import LocalConfig
@@ -198,12 +199,25 @@ def plan_run(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local: Loca
     if written == new:
         # edited by hand, and the plan still says what it said then: the edit stands
         return RunPlan(run.name, target, None, render_outputs(on_disk),
-                       note=f"kept hand-edited {SETUP_FILE} ({', '.join(edited[:8])})")
+                       note=f"kept hand-edited {SETUP_FILE} ({', '.join(edited[:8])})"
+                       + _outside_note(on_disk, setup, exp_dir))
     raise CkError(f"was edited by hand and the plan changed too; it differs from the plan in: "
                   f"{', '.join(edited[:12])}" + (" …" if len(edited) > 12 else ""),
                   file=path, field=edited[0],
                   hint="keep your edits: fold them into experiment_summary.md; or pass --force to "
                        "overwrite this file with the plan's values")
+
+
+def _outside_note(on_disk: dict, planned: dict, exp_dir: Path) -> str:
+    """A hand-edited output_dir outside both the experiment and the planned checkpoint directory:
+    its checkpoints would be found by nobody looking where the plan says (said, not refused)."""
+    out = str(on_disk.get("output_dir") or "")
+    if not out or out == planned.get("output_dir"):
+        return ""
+    path = Path(out).expanduser()
+    if inside(exp_dir, path) or inside(Path(str(planned["output_dir"])).parent, path):
+        return ""
+    return f"; its output_dir {out} is outside the experiment and the plan's checkpoint directory"
 
 
 def write_run(plan: RunPlan, *, dry_run: bool = False) -> list[FileChange]:

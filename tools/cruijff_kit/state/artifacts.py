@@ -125,6 +125,7 @@ def checkpoint_problems(path: Path) -> list[str]:
         problems += [p for p in [safetensors_problem(adapter)] if p]
     elif (path / "adapter_config.json").is_file() and not (path / "adapter_model.bin").is_file():
         problems.append("adapter_config.json names an adapter but adapter_model.safetensors is missing")
+    problems += [p for name, need in SMALL_JSON.items() if (p := small_json_problem(path / name, need))]
     if not problems and _trained_by_trl(path):
         problems += peft_adapter_problems(path)
     return problems
@@ -188,6 +189,33 @@ def is_adapter_only(model_dir: Path) -> bool:
     """A LoRA adapter without merged weights: evaluation merges it into its base first."""
     d = Path(model_dir)
     return not has_weights(d) and all((d / f).is_file() for f in ADAPTER_FILES)
+
+
+# the small files that loading a checkpoint parses (peft, ck's merge, transformers): present means parseable
+SMALL_JSON = {"adapter_config.json": (), "ck_checkpoint.json": ("base_model",), "config.json": (),
+              "tokenizer_config.json": ()}
+MAX_SMALL_JSON = 16 * 1024 * 1024  # a tokenizer_config.json with a large chat template is still well under
+
+
+def small_json_problem(path: Path, required: tuple[str, ...] = ()) -> str | None:
+    """None when `path` is absent or a JSON object carrying `required` (non-empty); else why not."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SMALL_JSON + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{path.name}: unreadable ({exc.strerror or exc})"
+    if len(raw) > MAX_SMALL_JSON:
+        return f"{path.name}: larger than {MAX_SMALL_JSON} bytes"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return f"{path.name}: not valid JSON (truncated or corrupt)"
+    if not isinstance(data, dict):
+        return f"{path.name}: not a JSON object"
+    missing = [k for k in required if not data.get(k)]
+    return f"{path.name}: has no {', '.join(missing)}" if missing else None
 
 
 def checkpoint_complete(path: Path) -> bool:
