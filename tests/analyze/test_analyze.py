@@ -8,6 +8,8 @@ from cruijff_kit.cli import main
 
 from .conftest import EVALUATED, LOSSES
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

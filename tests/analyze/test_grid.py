@@ -13,6 +13,8 @@ from cruijff_kit.cli import main
 
 from .conftest import GRID_CORRECT, GRID_N, GRID_QUESTION, GRID_STEPS, GRID_VAL
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 
 def _analyze(exp: Path) -> dict:
     buf = io.StringIO()

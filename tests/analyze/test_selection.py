@@ -9,6 +9,8 @@ from cruijff_kit.cli import main
 
 from .conftest import VALSEL_N, VALSEL_TEST, VALSEL_VAL
 
+pytestmark = pytest.mark.slow  # real evaluations of the tiny model (the grid fixture)
+
 
 def _analyze(exp):
     buf = io.StringIO()
@@ -17,7 +19,6 @@ def _analyze(exp):
     return json.loads(buf.getvalue())
 
 
-@pytest.mark.slow
 def test_best_run_and_epoch_are_chosen_on_validation_and_reported_on_test(valsel):
     data = _analyze(valsel)
     sel = data["findings"]["capitalization"]["selection"]

@@ -12,6 +12,8 @@ from cruijff_kit.analyze.store import COLUMNS, Store
 from cruijff_kit.cli import main
 from cruijff_kit.errors import CkError
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 
 def _row(exp, run, value, stamp, task="t"):
     r = {c: None for c in COLUMNS}

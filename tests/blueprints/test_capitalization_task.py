@@ -38,6 +38,7 @@ def test_eval_prompt_vs_training_prefix(tiny_model, system_prompt):
         assert train_tokens[: len(prompt_ids) - len(default_turn)] == prompt_ids[len(default_turn):]
 
 
+@pytest.mark.slow
 def test_inspect_eval_on_tiny_model_writes_a_readable_log(tiny_model, tmp_path):
     from inspect_ai import eval as inspect_eval
     from inspect_ai.log import read_eval_log

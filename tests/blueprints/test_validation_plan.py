@@ -7,6 +7,9 @@ import sys
 
 from cruijff_kit.blueprints.capitalization.generate import SHIPPED_WORDS, generate
 from cruijff_kit.cli import main as ck
+import pytest
+
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
 
 
 def test_validation_plan_runs_and_logs_val_loss_per_epoch(tiny_model, tmp_path, monkeypatch, capsys):

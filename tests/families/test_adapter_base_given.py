@@ -13,6 +13,8 @@ from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.merge import materialise
 from cruijff_kit.state.artifacts import is_adapter_only
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 NAME = "Qwen2.5-0.5B-Instruct"
 
 

@@ -12,6 +12,8 @@ from cruijff_kit.finetune.merge import materialise
 from cruijff_kit.state.artifacts import has_weights, is_adapter_only
 from cruijff_kit.finetune.models import resolve_model
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 NAME = "Llama-3.1-8B-Instruct"  # untied, sharded, q/k permuted between HF and torchtune: the hard case
 
 

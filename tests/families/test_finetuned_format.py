@@ -10,6 +10,8 @@ from tests.families.checkpoints import FAMILIES
 from tests.families.evalcheck import SYSTEM_PROMPT, fine_tune, assert_prompt_is_training_prefix, eval_inputs, setup_for, training_sequences
 from cruijff_kit.finetune.prompt_format import read_checkpoint_record
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 # one fine-tune per family; the system prompt alternates so both paths train and evaluate
 SYSTEM = {"Llama-3.2-1B-Instruct": SYSTEM_PROMPT, "Llama-3.1-8B-Instruct": "", "Qwen2.5-0.5B-Instruct": "",
           "Qwen2.5-7B-Instruct": SYSTEM_PROMPT, "Mistral-7B-Instruct-v0.3": SYSTEM_PROMPT}

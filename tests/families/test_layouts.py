@@ -13,6 +13,8 @@ from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.config import finetune_config
 from cruijff_kit.finetune.models import layout_problems, resolve_model
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 
 def test_llama_without_original_trains_and_evaluates_from_tokenizer_json(model_root, words, tmp_path):
     from transformers import AutoTokenizer

@@ -11,6 +11,8 @@ from tests.families.evalcheck import SYSTEM_PROMPT, assert_prompt_is_training_pr
 from cruijff_kit.finetune.config import finetune_config
 from cruijff_kit.finetune.models import resolve_model
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 
 @pytest.mark.parametrize("system_prompt", ["", SYSTEM_PROMPT], ids=["no-system", "system"])
 @pytest.mark.parametrize("name", FAMILIES)

@@ -8,6 +8,8 @@ import pytest
 
 from tests.families.checkpoints import FAMILIES
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 TEXTS = ("Capitalize the word: apple", "the quick brown fox\n\njumps  over 12345 dogs! Ünïcødé 漢字 한국", "Apple")
 
 

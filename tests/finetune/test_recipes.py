@@ -14,6 +14,8 @@ import pytest
 from tests.finetune.ckpt_check import merge_error
 from cruijff_kit.finetune.config import render_finetune_yaml
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 # `tune run` turns a custom recipe's *relative* path into a module name (a/b.py -> a.b) and runs it
 # with -m, so the package-relative path works from any directory because cruijff_kit is installed.
 RECIPES = "cruijff_kit/finetune/recipes"

@@ -12,6 +12,8 @@ from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.config import render_finetune_yaml
 from cruijff_kit.finetune.slurm import render_finetune_slurm
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 MODES = {
     "cpu": {"num_gpus": 0},
     "one_gpu": {"num_gpus": 1},

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 
 def test_byte_for_byte_reproducible_and_cli(tmp_path):
     from cruijff_kit.tiny_model import make_tiny_model

@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 DAMAGE = {
     "a list": lambda meta: [meta],
     "no log": lambda meta: {k: v for k, v in meta.items() if k != "log"},

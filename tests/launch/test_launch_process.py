@@ -13,6 +13,9 @@ from .conftest import CK
 
 SLEEPER = """\
 import sys, time
+import pytest
+
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
 print("step 1", flush=True)
 time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 60)
 print("done", flush=True)

@@ -27,6 +27,8 @@ for i in range(600):
 """
 WHO = """\
 import os, sys
+
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
 print("prefix=" + sys.prefix)
 print("executable=" + sys.executable)
 print("virtual_env=" + os.environ.get("VIRTUAL_ENV", ""))

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from .repo_shapes import CLEANRL, LIGHTNING_TEMPLATE, MONOREPO, RL_ZOO, UV_WORKSPACE
 from .training_repos import write_repo
+import pytest
+
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
 
 
 def _start(ck, repo: Path, command: str, *extra: str, env: dict | None = None) -> str:

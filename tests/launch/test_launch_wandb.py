@@ -11,6 +11,8 @@ import pytest
 
 from .training_repos import DISTRIBUTED, HF_TRAINER, LIGHTNING, write_repo
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 
 def test_preview_changes_nothing_then_apply_and_revert_byte_identical(ck, plain_repo):
     script = plain_repo / "train.py"

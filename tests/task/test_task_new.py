@@ -53,6 +53,7 @@ def test_numeric_scorer_is_model_free(data, tmp_path):
     assert module.first_number("no digits") is None
 
 
+@pytest.mark.slow
 def test_generated_task_runs_on_tiny_model(data, tmp_path, tiny_model):
     import inspect_ai
     from inspect_ai.log import read_eval_log
@@ -150,6 +151,7 @@ def test_regression_metrics_by_hand(labelled, tmp_path):
 
 
 @pytest.mark.parametrize("scorer, target", [("classification", "label"), ("regression", "y")])
+@pytest.mark.slow
 def test_new_scorers_on_tiny_model(labelled, tmp_path, tiny_model, scorer, target):
     """A real eval: the log's metrics equal what its own per-sample scores give."""
     import math
