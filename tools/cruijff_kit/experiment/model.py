@@ -56,12 +56,6 @@ class Run:
         object.__setattr__(self, "extra", tuple(sorted(self.extra)))
         object.__setattr__(self, "settings", _canonical(self.settings))
 
-    @classmethod
-    def of(cls, name: str, model: str, type: RunType, *, est_time: str = "", est_disk: str = "", extra=(),
-           line=None, **settings) -> "Run":
-        return cls(name=name, model=model, type=type, settings=tuple(settings.items()), est_time=est_time,
-                   est_disk=est_disk, extra=tuple(extra), line=line)
-
     def value(self, key: str) -> Any:
         return dict(self.settings).get(key)
 

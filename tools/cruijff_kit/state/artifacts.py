@@ -40,7 +40,6 @@ META_EXPERIMENT = "ck_experiment"  # EXP/.ck/experiment.json id
 META_FINGERPRINT = "ck_eval"  # sha256 prefix of the eval script + task file
 META_TASK = "ck_task"
 META_EPOCH = "ck_epoch"  # "base" for a control run
-METADATA_KEYS = (META_JOB, META_EXPERIMENT, META_FINGERPRINT, META_TASK, META_EPOCH)
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 MAX_TASK_FILE_BYTES = 4 * 1024 * 1024
@@ -529,10 +528,6 @@ def check_eval(expected: ExpectedEval, logs: Iterable[Path] | None = None) -> Ev
                 check.result = res
     check.done = check.result is not None
     return check
-
-
-def eval_done(expected: ExpectedEval) -> bool:
-    return check_eval(expected).done
 
 
 # ======================================================================== analyze's view

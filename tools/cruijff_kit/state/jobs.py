@@ -254,10 +254,6 @@ def expected_evals(exp_dir: str | Path) -> dict[str, list[artifacts.ExpectedEval
 
 # ---- artifacts (answers from cruijff_kit.state.artifacts) -----------------------------------------
 
-def checkpoint_ready(path: Path) -> bool:
-    return artifacts.checkpoint_complete(path)
-
-
 def is_done(job: PlannedJob, plan: Plan | None = None) -> bool:
     if job.kind == "finetune":
         return all(artifacts.checkpoint_complete(p) for p in job.checkpoints)

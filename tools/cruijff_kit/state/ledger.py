@@ -281,11 +281,6 @@ class Ledger:
         with self.transaction() as data:
             self.apply_info(data, key, info, reason)
 
-    def record_found(self, key: str, *, kind: str, run: str) -> None:
-        with self.transaction() as data:
-            self.apply_found(data, key, kind=kind, run=run)
-
-
 def _rel(path: Path, root: Path) -> str:
     """Relative to the experiment when inside it: a moved or copied experiment stays coherent."""
     try:
