@@ -36,9 +36,9 @@ _TYPES = {"string", "integer", "number", "boolean", "object", "array", "null", "
 
 @functools.lru_cache(maxsize=1)
 def json_fields() -> dict:
-    from ..state.yaml_input import read_mapping
+    from ..state.yaml_input import read_package_yaml
 
-    return read_mapping(_FIELDS_FILE)
+    return read_package_yaml(_FIELDS_FILE)
 
 
 def _type_of(spec: str) -> list[str]:

@@ -26,10 +26,11 @@ from ..util.log import ActionLog
 from ..executors.core import Executor
 from .events import ActionLogReporter, Event, EventType, Fanout, Reporter, TerminalReporter
 from ..state.identity import check_place, ensure_identity
-from ..state.ledger import Ledger, duration, monitor_lock
+from ..state.ledger import Ledger, monitor_lock
 from .outcome import Action, JobOutcome, RunReport, Verdict
 from ..state.jobs import Plan, PlannedJob
 from .plan import plan_experiment
+from .status import table_rows
 from .after_run import analyze_when_done, select_runs
 from .after_run import notify as notify_command
 from .submission_window import SubmissionWindow, window_for
@@ -134,7 +135,7 @@ class Orchestrator(ReconcileStep, DecideStep, SubmitStep, MonitorStep, RecoverSt
 
     # ---- status table ------------------------------------------------------------------
     def status_rows(self) -> list[dict]:
-        return status_rows(self.plan, self.ledger.jobs(), self.outcomes)
+        return table_rows(self.plan, self.ledger.jobs(), self.outcomes)
 
     def write_status(self) -> None:
         try:
@@ -146,26 +147,6 @@ class Orchestrator(ReconcileStep, DecideStep, SubmitStep, MonitorStep, RecoverSt
                 self._status_warned = True
                 self._event(EventType.WARNING, key="status table",
                             note=f"could not update the ## Status table: {exc}")
-
-
-def status_rows(plan: Plan, entries: dict, outcomes: dict[str, JobOutcome] | None = None) -> list[dict]:
-    rows = []
-    from ..state.ledger import found_on_disk
-
-    for job in plan.jobs:
-        e = entries.get(job.key) or {}
-        o = (outcomes or {}).get(job.key)
-        state = e.get("state") or ""
-        if o is not None and o.verdict in (Verdict.DEPENDENCY_FAILED, Verdict.NO_CHECKPOINT, Verdict.SUBMIT_FAILED) \
-                and o.note:
-            state = o.note
-        elif o is not None and o.verdict is Verdict.NO_ARTIFACT:
-            state = f"COMPLETED but {Verdict.NO_ARTIFACT.value.removeprefix('exit 0 but ')}"
-        elif found_on_disk(e):
-            state = "COMPLETED (found on disk)"
-        rows.append({"run": job.run, "job": job.label, "job_id": e.get("job_id") or "",
-                     "state": state, "duration": duration(e)})
-    return rows
 
 
 def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = None, poll_s: float = 60,

@@ -10,13 +10,41 @@ from ..errors import CkError
 from ..executors.core import JobState
 from ..state.identity import check_place
 from ..state.ledger import Ledger, duration, entry_state, found_on_disk, is_live, lock_holder
-from ..state.jobs import is_done
+from ..state.jobs import Plan, PlannedJob, is_done
+from .outcome import JobOutcome, Verdict
 from .plan import plan_experiment
 from .supervisor import supervisor_pid, supervisor_running
 
 # Peeking is free for the local backend (files under .ck/); asking SLURM costs a scheduler call
 # per status, so SLURM states come from the ledger the monitor keeps current.
 PEEK_BACKENDS = ("local",)
+
+
+def job_row(key: str, job: PlannedJob | None, entry: dict, state: str) -> dict:
+    """The columns every status view has for one job (the plan's `## Status` table, `ck status`):
+    run, job, job id, state, duration; a job the plan no longer has is named from its key."""
+    return {"run": job.run if job else entry.get("run", key.split("/")[0]),
+            "job": job.label if job else key.split("/", 1)[-1],
+            "job_id": entry.get("job_id") or "", "state": state, "duration": duration(entry)}
+
+
+def table_rows(plan: Plan, entries: dict, outcomes: dict[str, JobOutcome] | None = None) -> list[dict]:
+    """The rows of experiment_summary.md's `## Status` table, written by the monitor: the ledger's
+    state, or why a job was not submitted this pass."""
+    rows = []
+    for job in plan.jobs:
+        e = entries.get(job.key) or {}
+        o = (outcomes or {}).get(job.key)
+        state = e.get("state") or ""
+        if o is not None and o.verdict in (Verdict.DEPENDENCY_FAILED, Verdict.NO_CHECKPOINT, Verdict.SUBMIT_FAILED) \
+                and o.note:
+            state = o.note
+        elif o is not None and o.verdict is Verdict.NO_ARTIFACT:
+            state = f"COMPLETED but {Verdict.NO_ARTIFACT.value.removeprefix('exit 0 but ')}"
+        elif found_on_disk(e):
+            state = "COMPLETED (found on disk)"
+        rows.append(job_row(job.key, job, e, state))
+    return rows
 
 
 def _refresh(exp: Path, entries: dict) -> dict[str, JobState]:
@@ -58,13 +86,12 @@ def experiment_status(exp_dir: str | Path) -> dict:
         job = plan.get(key) if plan else None
         state = fresh.get(e.get("job_id")) or entry_state(e)
         jobs.append({
-            "key": key, "run": job.run if job else e.get("run", key.split("/")[0]),
-            "job": job.label if job else key.split("/", 1)[-1], "kind": job.kind if job else e.get("kind"),
+            "key": key, **job_row(key, job, e, state.value if state else ""),
+            "kind": job.kind if job else e.get("kind"),
             "executor": e.get("executor"), "job_id": e.get("job_id"),
-            "state": state.value if state else "",
             "ledger_state": e.get("state"), "reason": e.get("reason") or e.get("note"),
             "found_on_disk": found_on_disk(e), "submitting": bool(e.get("intent")),
-            "duration": duration(e), "attempts": len(e.get("attempts", [])),
+            "attempts": len(e.get("attempts", [])),
             "in_plan": job is not None,
             "artifacts": bool(job and is_done(job, plan)),
         })

@@ -128,3 +128,11 @@ def yaml_scalar(text: str):
     except yaml.YAMLError:
         return text
     return value if value is None or isinstance(value, (str, int, float, bool)) else text
+
+
+def read_package_yaml(path: str | Path) -> Any:
+    """A YAML file ck ships itself (commands/json_fields.yaml): trusted, so its anchors and
+    aliases are allowed; a broken one is a bug in ck, raised as is."""
+    import yaml
+
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
