@@ -48,6 +48,9 @@ class Setting:
     nullable: bool = False
     required: bool = False       # setup_finetune.yaml must carry it
     default_note: str = ""       # a default that is computed, said in words
+    # what a setup_finetune.yaml that omits the key means, when that differs from the plan's
+    # default (the scaffold always writes every key; a hand-written setup file may not)
+    setup_default: Any = "<plan default>"
     plan_only: bool = False      # shapes the plan (which runs exist), never a run's own value or setup key
 
     @property
@@ -264,7 +267,7 @@ SETTINGS: tuple[Setting, ...] = (
       "copy per epoch; evaluation merges it in node-local scratch)", short="merged",
       aliases=("merged weights",)),
     S("num_gpus", "GPUs", "int", 1, "GPUs per node; 0 = CPU", short="gpus", aliases=("gpu", "num gpus"),
-      minimum=0, maximum=64),
+      minimum=0, maximum=64, setup_default=0),  # a setup file without it trains on CPU
     S("num_nodes", "Nodes", "int", 1, "nodes; > 1 = multi-node (srun)", short="nodes", aliases=("num nodes",),
       minimum=1, maximum=1024),
     S("num_cpu_ranks", "CPU ranks", "int", 1, "ranks per node when GPUs is 0 (gloo, one srun task each)",
@@ -274,7 +277,7 @@ SETTINGS: tuple[Setting, ...] = (
       short="trainer", aliases=("trainer", "preparation", "model preparation tool"), choices=("torchtune", "trl"),
       nullable=True, default_note="chosen from the model's config.json: torchtune where it has a builder, else trl"),
     S("logger", "Logger", "choice", None, "metric logger: disk (always) or wandb (offline unless logged in)",
-      short="logger", choices=("disk", "wandb"), nullable=True,
+      short="logger", choices=("disk", "wandb"), nullable=True, setup_default="disk",
       default_note="wandb when claude.local.md names a project, else disk"),
     # --- evaluation: the defaults of every task (a task in the evaluation plan may override some) ---
     S("eval_split", "Split", "name", "test", "dataset split the evaluation reads (held-out data)",
@@ -296,11 +299,14 @@ SETTINGS: tuple[Setting, ...] = (
       "else inside the run directory)", group=OUTPUT, aliases=("output dir base", "output directory"),
       nullable=True, default_note="claude.local.md, else <run>/checkpoints"),
     # --- setup_finetune.yaml only: identity, paths, environment (filled by the scaffold) ---
-    S("experiment_name", "", "text", None, "experiment (summary title)", group=SETUP, required=True),
+    S("experiment_name", "", "text", None, "experiment (summary title)", group=SETUP, required=True,
+      setup_default=""),
     S("run_name", "", "name", None, "run directory name", group=SETUP, required=True),
-    S("my_wandb_project", "", "text", None, "W&B project (claude.local.md)", group=SETUP, nullable=True),
-    S("my_wandb_run_name", "", "text", None, "W&B run name", group=SETUP, nullable=True),
-    S("model_name", "", "text", None, "model name from Resources", group=SETUP, required=True),
+    S("my_wandb_project", "", "text", None, "W&B project (claude.local.md)", group=SETUP, nullable=True,
+      setup_default=None),
+    S("my_wandb_run_name", "", "text", None, "W&B run name", group=SETUP, nullable=True, setup_default=None),
+    S("model_name", "", "text", None, "model name from Resources", group=SETUP, required=True,
+      setup_default=None),
     S("model_checkpoint", "", "text", None, "local Hugging Face checkpoint directory", group=SETUP,
       required=True),
     S("dataset", "", "text", None, "training data: .json file or directory of .parquet splits", group=SETUP,
@@ -309,7 +315,7 @@ SETTINGS: tuple[Setting, ...] = (
       choices=("json", "parquet"), required=True),
     S("output_dir", "", "text", None, "checkpoints: output_dir/epoch_N/", group=SETUP, required=True),
     S("extra_overrides", "", "mapping", {}, "torchtune `dotted.key: value` overrides of finetune.yaml",
-      group=SETUP),
+      group=SETUP, setup_default={}),
     S("environment", "", "environment", None, "{kind: venv, path}, {kind: conda, name} or {kind: none}",
       group=SETUP, required=True),
     S("slurm", "", "mapping", {}, "job_name, account, partition, constraint, time, mem, cpus, gpus, nodes, "
@@ -323,6 +329,20 @@ RUN_SETTINGS = tuple(s for s in SETTINGS if s.per_run)
 SETUP_SETTINGS = tuple(s for s in SETTINGS if s.in_setup)
 assert len(BY_KEY) == len(SETTINGS)
 assert len({s.short for s in RUN_SETTINGS}) == len(RUN_SETTINGS)
+# what a trainer cannot run without: a setup_finetune.yaml lacking one is refused, never defaulted
+SETUP_REQUIRED = ("run_name", "model_checkpoint", "dataset", "dataset_format", "lora_rank", "lora_alpha",
+                  "learning_rate", "batch_size", "epochs", "output_dir", "seed")
+
+
+def setup_file_defaults() -> dict[str, Any]:
+    """Every other key a trainer reads, with what its absence from a setup file means."""
+    out = {s.key: (s.setup_default if s.setup_default != "<plan default>" else resolve(s.key))
+           for s in RUN_SETTINGS if s.key not in SETUP_REQUIRED}
+    out.update({s.key: s.setup_default for s in SETUP_SETTINGS
+                if not s.per_run and s.setup_default != "<plan default>"})
+    return out
+
+
 SEEDS = "seeds"  # the plan's replicate count (design.py makes the runs, analyze/ averages over them)
 
 

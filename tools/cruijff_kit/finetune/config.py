@@ -11,29 +11,11 @@ from typing import Any
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.models import resolve_model
 from cruijff_kit.finetune.prompt_format import check_system_prompt
-from cruijff_kit.settings import BY_KEY, RUN_SETTINGS, resolve
+from cruijff_kit.settings import BY_KEY, SETUP_REQUIRED, setup_file_defaults
 from cruijff_kit.state import layout
 
-REQUIRED_FIELDS = (
-    "run_name", "model_checkpoint", "dataset", "dataset_format", "lora_rank", "lora_alpha",
-    "learning_rate", "batch_size", "epochs", "output_dir", "seed",
-)
-
-
-def _defaults() -> dict[str, Any]:
-    """Optional fields and their defaults: the settings schema's (cruijff_kit/settings.py)."""
-    out: dict[str, Any] = {s.key: resolve(s.key) for s in RUN_SETTINGS if s.key not in REQUIRED_FIELDS}
-    out.update(experiment_name="", model_name=None, logger="disk", my_wandb_project=None, my_wandb_run_name=None,
-               extra_overrides={})
-    # False: epoch dirs hold the LoRA adapter only (MBs, not a full model copy per epoch);
-    # evaluation merges it in node-local scratch
-    out.setdefault("save_merged_weights", False)
-    # a setup_finetune.yaml without num_gpus trains on CPU (the plan's GPUs default is the plan's business)
-    out["num_gpus"] = 0
-    return out
-
-
-DEFAULTS: dict[str, Any] = _defaults()
+REQUIRED_FIELDS = SETUP_REQUIRED
+DEFAULTS: dict[str, Any] = setup_file_defaults()  # the settings schema's, for keys a setup file omits
 
 DATASET_FORMATS = ("json", "parquet")
 LOGGERS = ("disk", "wandb")
@@ -44,8 +26,15 @@ DISTRIBUTED_RECIPE = "cruijff_kit.finetune.recipes.lora_distributed"
 SETUP_FILE = layout.SETUP  # where the values came from, for error messages
 
 
+class ResolvedSetup(dict):
+    """A setup that with_defaults() filled and checked (the scaffold renders several files from one)."""
+
+
 def with_defaults(setup: dict) -> dict:
-    """The setup with every optional field filled and the values checked (bounds from the schema)."""
+    """The setup with every optional field filled and the values checked (bounds from the schema).
+    Resolved once: a resolved setup passed to another renderer is returned as it is."""
+    if isinstance(setup, ResolvedSetup):
+        return setup
     missing = [k for k in REQUIRED_FIELDS if setup.get(k) in (None, "")]
     if missing:
         raise CkError(
@@ -79,7 +68,7 @@ def with_defaults(setup: dict) -> dict:
                       hint="set my_wandb_project in claude.local.md, or use the disk logger")
     if not isinstance(s["extra_overrides"], dict):
         raise CkError("must be a mapping of torchtune key: value", file=SETUP_FILE, field="extra_overrides")
-    return s
+    return ResolvedSetup(s)
 
 
 def _check_choice(s: dict, key: str, choices: tuple[str, ...]) -> None:

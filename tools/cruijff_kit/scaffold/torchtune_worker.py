@@ -141,8 +141,10 @@ def _read(path: Path) -> str | None:
 
 
 def render_outputs(setup: dict) -> dict[str, str]:
-    from ..finetune.config import render_finetune_yaml
+    from ..finetune.config import render_finetune_yaml, with_defaults
     from ..finetune.slurm import render_finetune_slurm
+
+    setup = with_defaults(setup)  # filled and checked once, for every file rendered from it
 
     if setup.get("trainer") == "trl":  # TRL + PEFT: its own config beside the same finetune.slurm
         from ..finetune.trl_config import CONFIG_FILE, render_trl_config
