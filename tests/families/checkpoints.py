@@ -422,7 +422,12 @@ QWEN25_SPECIALS = (
 )
 
 
-def _qwen25_tokenizer_files(out: Path) -> None:
+QWEN_TEXT_LIKE = ("<tool", "</tool", "<|fim", "<|repo", "<|file")  # added tokens that decode as text
+
+
+def qwen_bpe_tokenizer(out: Path, specials, text_like=QWEN_TEXT_LIKE):
+    """The Qwen2-family byte-level BPE tokenizer (vocab.json, merges.txt written to out) with
+    `specials` added after the base vocabulary; the tokenizers.Tokenizer, not yet saved."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
     tokens = bpe_tokens(QWEN2_BASE_VOCAB)
@@ -439,9 +444,13 @@ def _qwen25_tokenizer_files(out: Path) -> None:
     ])
     tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
     tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
-    # <tool_call> ... are not "special" in Qwen2.5's tokenizer.json: they decode as text
-    tok.add_tokens([AddedToken(s, special=not s.startswith(("<tool", "</tool", "<|fim", "<|repo", "<|file")),
-                               normalized=False) for s in QWEN25_SPECIALS])
+    # <tool_call> ... are not "special" in Qwen's tokenizer.json: they decode as text
+    tok.add_tokens([AddedToken(s, special=not s.startswith(text_like), normalized=False) for s in specials])
+    return tok
+
+
+def _qwen25_tokenizer_files(out: Path) -> None:
+    tok = qwen_bpe_tokenizer(out, QWEN25_SPECIALS)
     assert tok.token_to_id("<|endoftext|>") == 151643 and tok.token_to_id("<|im_end|>") == 151645
     tok.save(str(out / "tokenizer.json"))
     added = {str(QWEN2_BASE_VOCAB + i): {"content": s, "lstrip": False, "normalized": False, "rstrip": False,

@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.families.checkpoints import (CORPUS, QWEN2_BASE_VOCAB, QWEN2_PATTERN, QWEN25_SPECIALS, _uni,
-                                        bpe_merges, bpe_tokens, bytes_to_unicode)
+from tests.families.checkpoints import CORPUS, QWEN2_BASE_VOCAB, QWEN25_SPECIALS, QWEN_TEXT_LIKE, qwen_bpe_tokenizer
 
 HUB = Path(__file__).parent / "hub"
 QWEN3_SPECIALS = QWEN25_SPECIALS + ("<tool_response>", "</tool_response>", "<think>", "</think>")
@@ -48,25 +47,9 @@ def _save_random_weights(out: Path, config: dict, seed: int) -> None:
 
 def make_qwen3_06b(out: Path, *, hidden: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2,
                    head_dim: int = 16, inter: int = 64, seed: int = 11) -> Path:
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-
     out.mkdir(parents=True, exist_ok=True)
-    tokens = bpe_tokens(QWEN2_BASE_VOCAB)
-    table = bytes_to_unicode()
-    vocab = {_uni(t, table): i for i, t in enumerate(tokens)}
-    merges = [(_uni(a, table), _uni(b, table)) for a, b in bpe_merges(tokens)]
-    _write_json(out / "vocab.json", vocab)
-    (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False, ignore_merges=False))
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
-    ])
-    tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
-    tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
-    text_like = ("<tool", "</tool", "<|fim", "<|repo", "<|file", "<think", "</think")
-    tok.add_tokens([AddedToken(s, special=not s.startswith(text_like), normalized=False) for s in QWEN3_SPECIALS])
+    text_like = QWEN_TEXT_LIKE + ("<think", "</think")
+    tok = qwen_bpe_tokenizer(out, QWEN3_SPECIALS, text_like)
     assert tok.token_to_id("<|im_end|>") == 151645 and tok.token_to_id("<think>") == 151667
     assert tok.token_to_id("</think>") == 151668
     tok.save(str(out / "tokenizer.json"))
