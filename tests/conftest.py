@@ -91,11 +91,25 @@ def pytest_configure(config):
     peft_without_old_torchao()
 
 
+# folders whose conftest builds heavy session fixtures (finished evaluations, format-faithful
+# checkpoints): their tests share one worker, so each fixture is built once, not once per worker
+SHARED_FIXTURE_FOLDERS = {"analyze", "families", "trl"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """One SLURM cluster: every test that uses it runs in one xdist worker (`--dist loadgroup`)."""
+    """Work shared by tests stays on one pytest-xdist worker (`--dist loadgroup`): the SLURM tests
+    (one cluster), a folder with heavy session fixtures, and otherwise each module (its
+    module-scoped fixtures, e.g. the agent scenario's finished experiment)."""
+    root = Path(__file__).parent
     for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
         if "slurm_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
-            item.add_marker(pytest.mark.xdist_group("slurm"))
+            group = "slurm"
+        else:
+            rel = Path(str(item.fspath)).relative_to(root)
+            group = rel.parts[0] if rel.parts[0] in SHARED_FIXTURE_FOLDERS else str(rel)
+        item.add_marker(pytest.mark.xdist_group(group))
 # `ck analyze` writes every result into a per-user store (analyze/store.py): tests use their own,
 # never the machine user's ~/.cache/cruijff_kit/results.sqlite
 if "CK_RESULTS_STORE" not in os.environ:

@@ -11,3 +11,12 @@ def ck_lines(text):
             line = line.strip()
             if line.startswith("ck "):
                 yield line
+
+
+def command_lines(text, starts=("ck ", "mkdir -p ")):
+    """The `ck …` lines and the directories a skill makes first (`mkdir -p …`), in order."""
+    for block in FENCE.findall(text):
+        for line in block.splitlines():
+            line = line.split("  #", 1)[0].strip()
+            if line.startswith(starts):
+                yield line

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.launch.training_repos import PLAIN_LOOP
-from tests.skill_lines import ck_lines
+from tests.skill_lines import ck_lines, command_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
@@ -135,8 +135,12 @@ def test_workflow_skills_commands_run_in_order(world):
 def test_create_inspect_task_and_launch_training_commands_run(world):
     root, env = world
     agent = Agent(root, env)
-    for line in ck_lines(skill_text("create-inspect-task")):
-        agent.run(line)
+    for line in command_lines(skill_text("create-inspect-task")):
+        if line.startswith("mkdir -p "):  # the directory the skill makes before `ck task new --out`
+            for d in shlex.split(line)[2:]:
+                (root / d).mkdir(parents=True, exist_ok=True)
+        else:
+            agent.run(line)
     assert (root / "tasks" / "my_task.py").is_file()
     assert list((root / "tasks" / "smoke-logs").glob("*.eval"))  # the smoke test's logs, not ./logs
     assert not (root / "logs").exists()

@@ -154,8 +154,11 @@ def test_two_cpu_ranks_through_sbatch_and_srun(slurm_cluster, inputs):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from cruijff_kit.evaluate.launch import weights_without_adapter
+
     ckpt = run_dir / "checkpoints" / "epoch_0"
-    model = AutoModelForCausalLM.from_pretrained(ckpt)
+    # the merged weights alone (with PEFT installed, transformers would load the adapter beside them too)
+    model = AutoModelForCausalLM.from_pretrained(weights_without_adapter(ckpt, run_dir / "epoch_0_weights"))
     base = AutoModelForCausalLM.from_pretrained(inputs["base"] / "model")
     tok = AutoTokenizer.from_pretrained(ckpt)
     ids = tok("hello", return_tensors="pt").input_ids
