@@ -16,6 +16,8 @@ from cruijff_kit.util import procs
 
 from .training_repos import write_repo
 
+pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
+
 # A trainer that starts a worker (like a DataLoader worker or a torchrun rank) and keeps logging.
 TREE = """\
 import subprocess, sys, time
@@ -27,8 +29,6 @@ for i in range(600):
 """
 WHO = """\
 import os, sys
-
-pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
 print("prefix=" + sys.prefix)
 print("executable=" + sys.executable)
 print("virtual_env=" + os.environ.get("VIRTUAL_ENV", ""))
