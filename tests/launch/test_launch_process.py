@@ -9,13 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import CK
 
 pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
 
 SLEEPER = """\
 import sys, time
-import pytest
 print("step 1", flush=True)
 time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 60)
 print("done", flush=True)
