@@ -8,7 +8,7 @@ come first, then the experiment's Configuration, then the schema's default.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from typing import Any
 
 from ..settings import BY_KEY, resolve
@@ -123,6 +123,12 @@ class Experiment:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", _canonical(self.settings))
+        # a task's split that is the plan's evaluation split is the plan's (None): the plan table
+        # shows every task's split, and reading it back must give the same experiment
+        default_split = self.value("eval_split")
+        if any(e.split is not None and e.split == default_split for e in self.evaluations):
+            object.__setattr__(self, "evaluations", tuple(
+                replace(e, split=None) if e.split == default_split else e for e in self.evaluations))
 
     def model_path(self, model: str) -> str:
         return dict(self.models)[model]

@@ -23,7 +23,8 @@ def render_summary(exp: Experiment) -> str:
     config = {g: [(s, stated[s.key]) for s in ordered if s.group == g and s.key in stated]
               for g in (TRAINING, EVALUATION, OUTPUT)}
     evs = exp.evaluations
-    eval_columns = [c for c, used in (("Split", any(e.split is not None for e in evs)),
+    # every task's split is shown (a task without its own evaluates the Configuration's split)
+    eval_columns = [c for c, used in (("Split", bool(evs)),
                                       ("System prompt", any(e.system_prompt is not None for e in evs)),
                                       ("Runs", any(e.runs for e in evs)),
                                       ("Dataset", any(e.dataset for e in evs)),
