@@ -97,14 +97,14 @@ def test_kill_detached_supervisor_then_resume(tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline:  # wait for the first finished training, then kill the monitor
         jobs = json.loads(ledger_path.read_text())["jobs"] if ledger_path.exists() else {}
-        if any(k.endswith("/finetune") and j["state"] == "COMPLETED" for k, j in jobs.items()):
+        if any(k.endswith("/finetune") and j.get("state") == "COMPLETED" for k, j in jobs.items()):  # intent-only entries have no state yet
             break
         time.sleep(0.5)
     else:
         pytest.fail("no training finished within 300 s")
     os.kill(pid, signal.SIGKILL)
     before = json.loads(ledger_path.read_text())["jobs"]
-    done_before = {k: j["job_id"] for k, j in before.items() if j["state"] == "COMPLETED"}
+    done_before = {k: j["job_id"] for k, j in before.items() if j.get("state") == "COMPLETED"}
     r = ck("run", exp, "--executor", "local", "--poll", "0.5", "--json", env=env)
     after = json.loads(ledger_path.read_text())["jobs"]
     assert all(j["state"] == "COMPLETED" for j in after.values()), after

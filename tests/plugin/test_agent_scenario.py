@@ -110,13 +110,26 @@ class ScenarioAgent:
                 self.run(argv)
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
+@pytest.fixture(scope="session")
+def scenario(request, tmp_path_factory):
+    """The agent's whole path, played once per session (across xdist workers: tests/conftest.py's
+    build_once); the tests read what it ran and left on disk."""
+    from types import SimpleNamespace
+
+    from tests.shared import build_once
+
+    done = build_once(request, tmp_path_factory, "agent-scenario", _play_scenario)
+    return SimpleNamespace(exp=Path(done["exp"]), read=done["read"], ran=done["ran"], outputs=done["outputs"],
+                           first_ledger=done["first_ledger"], first_analyze=done["first_analyze"],
+                           first_logs={Path(k): v for k, v in done["first_logs"].items()})
+
+
+def _play_scenario(root: Path) -> dict:
     from cruijff_kit.blueprints.capitalization import demo
     from cruijff_kit.blueprints.capitalization.generate import generate
     from cruijff_kit.tiny_model import make_tiny_model
 
-    root = tmp_path_factory.mktemp("scenario")
+    root.mkdir(parents=True)
     make_tiny_model(root / "model", **demo.MODEL)
     generate(root / "data.json", **demo.DATA)  # the demo's rows: enough for rank 32 to learn some words
     home = root / "home"
@@ -132,7 +145,9 @@ def scenario(tmp_path_factory):
     agent.first_logs = {p: p.stat().st_mtime_ns for p in agent.exp.glob("*/eval/logs/*.eval")}
     agent.first_analyze = agent.outputs["analyze"]
     agent.follow("design-experiment", reference="follow-up.md")
-    return agent
+    return {"exp": str(agent.exp), "read": agent.read, "ran": agent.ran, "outputs": agent.outputs,
+            "first_ledger": agent.first_ledger, "first_analyze": agent.first_analyze,
+            "first_logs": {str(k): v for k, v in agent.first_logs.items()}}
 
 
 def best_checkpoint(analysis: dict) -> dict:
