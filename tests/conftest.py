@@ -67,9 +67,10 @@ SHARED_FIXTURE_FOLDERS = {"analyze", "families", "trl"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Work shared by tests stays on one pytest-xdist worker (`--dist loadgroup`): the SLURM tests
-    (one cluster), a folder with heavy session fixtures, and otherwise each module (its
-    module-scoped fixtures, e.g. the agent scenario's finished experiment)."""
+    """Mark the work tests share for `--dist loadgroup`: the SLURM tests (one cluster), a folder
+    with heavy session fixtures, otherwise each module. Measured in CI here, pytest-xdist 3.8 still
+    spread a group's tests over both workers; what must be built once uses tests/shared.build_once,
+    which is correct whichever worker runs the tests (the other waits for the first one's build)."""
     root = Path(__file__).parent
     for item in items:
         if item.get_closest_marker("xdist_group"):
