@@ -449,23 +449,28 @@ def qwen_bpe_tokenizer(out: Path, specials, text_like=QWEN_TEXT_LIKE):
     return tok
 
 
-def _qwen25_tokenizer_files(out: Path) -> None:
-    tok = qwen_bpe_tokenizer(out, QWEN25_SPECIALS)
-    assert tok.token_to_id("<|endoftext|>") == 151643 and tok.token_to_id("<|im_end|>") == 151645
-    tok.save(str(out / "tokenizer.json"))
+def qwen_tokenizer_config(specials, chat_template: str, text_like=QWEN_TEXT_LIKE) -> dict:
+    """tokenizer_config.json of a Qwen2-family checkpoint with `specials` after the base vocabulary."""
     added = {str(QWEN2_BASE_VOCAB + i): {"content": s, "lstrip": False, "normalized": False, "rstrip": False,
-                                         "single_word": False, "special": not s.startswith(("<tool", "</tool", "<|fim", "<|repo", "<|file"))}
-             for i, s in enumerate(QWEN25_SPECIALS)}
-    _write_json(out / "tokenizer_config.json", {
+                                         "single_word": False, "special": not s.startswith(text_like)}
+             for i, s in enumerate(specials)}
+    return {
         "add_bos_token": False, "add_prefix_space": False, "added_tokens_decoder": added,
         "additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
                                       "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>",
                                       "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>",
                                       "<|video_pad|>"],
-        "bos_token": None, "chat_template": QWEN25_CHAT_TEMPLATE, "clean_up_tokenization_spaces": False,
+        "bos_token": None, "chat_template": chat_template, "clean_up_tokenization_spaces": False,
         "eos_token": "<|im_end|>", "errors": "replace", "model_max_length": 131072, "pad_token": "<|endoftext|>",
         "split_special_tokens": False, "tokenizer_class": "Qwen2Tokenizer", "unk_token": None,
-    })
+    }
+
+
+def _qwen25_tokenizer_files(out: Path) -> None:
+    tok = qwen_bpe_tokenizer(out, QWEN25_SPECIALS)
+    assert tok.token_to_id("<|endoftext|>") == 151643 and tok.token_to_id("<|im_end|>") == 151645
+    tok.save(str(out / "tokenizer.json"))
+    _write_json(out / "tokenizer_config.json", qwen_tokenizer_config(QWEN25_SPECIALS, QWEN25_CHAT_TEMPLATE))
 
 
 def _make_qwen25(out: Path, *, vocab_size: int, tied: bool, shards: int, max_window_layers: int,

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.families.checkpoints import CORPUS, QWEN2_BASE_VOCAB, QWEN25_SPECIALS, QWEN_TEXT_LIKE, qwen_bpe_tokenizer
+from tests.families.checkpoints import (CORPUS, QWEN25_SPECIALS, QWEN_TEXT_LIKE, qwen_bpe_tokenizer, 
+                                        qwen_tokenizer_config)
 
 HUB = Path(__file__).parent / "hub"
 QWEN3_SPECIALS = QWEN25_SPECIALS + ("<tool_response>", "</tool_response>", "<think>", "</think>")
@@ -53,20 +54,8 @@ def make_qwen3_06b(out: Path, *, hidden: int = 32, layers: int = 2, heads: int =
     assert tok.token_to_id("<|im_end|>") == 151645 and tok.token_to_id("<think>") == 151667
     assert tok.token_to_id("</think>") == 151668
     tok.save(str(out / "tokenizer.json"))
-    added = {str(QWEN2_BASE_VOCAB + i): {"content": s, "lstrip": False, "normalized": False, "rstrip": False,
-                                         "single_word": False, "special": not s.startswith(text_like)}
-             for i, s in enumerate(QWEN3_SPECIALS)}
-    _write_json(out / "tokenizer_config.json", {
-        "add_bos_token": False, "add_prefix_space": False, "added_tokens_decoder": added,
-        "additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-                                      "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>",
-                                      "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>",
-                                      "<|video_pad|>"],
-        "bos_token": None, "chat_template": (HUB / "qwen3_chat_template.jinja").read_text(),
-        "clean_up_tokenization_spaces": False, "eos_token": "<|im_end|>", "errors": "replace",
-        "model_max_length": 131072, "pad_token": "<|endoftext|>", "split_special_tokens": False,
-        "tokenizer_class": "Qwen2Tokenizer", "unk_token": None,
-    })
+    _write_json(out / "tokenizer_config.json",
+                qwen_tokenizer_config(QWEN3_SPECIALS, (HUB / "qwen3_chat_template.jinja").read_text(), text_like))
     config = {
         "architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
         "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": head_dim, "hidden_act": "silu",
