@@ -40,6 +40,19 @@ def _save(fig, path: Path) -> None:
     tmp.replace(path)
 
 
+def _finish_metric_plot(plt, fig, ax, results: Results, task: str, what: str, path: Path) -> None:
+    """A task metric's axis label and range (0..1 for proportions), title, legend and grid; saved, closed."""
+    label = _metric_label(results, task)
+    ax.set_ylabel(label)
+    if stats.bounded_01(label):
+        ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{task}: {label} {what}")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+    plt.close(fig)
+
+
 def loss_curves(results: Results, out: Path) -> Plot | None:
     """Train loss (lines) and validation loss (dashed, circles) against epochs of training.
     x = step / steps_per_epoch, so checkpoint epoch_N sits at x = N + 1. Runs whose epoch length is
@@ -108,16 +121,8 @@ def per_epoch(results: Results, task: str, out: Path) -> Plot | None:
             ax.axhspan(base - se, base + se, color="black", alpha=0.08)
     ax.set_xticks(sorted(epochs), [f"epoch_{e}" for e in sorted(epochs)])
     ax.set_xlabel("checkpoint (epoch_N = after N + 1 epochs of training)")
-    label = _metric_label(results, task)
-    ax.set_ylabel(label)
-    if stats.bounded_01(label):
-        ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{task}: {label} per epoch (error bars: 1 SE)")
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
     path = out / f"{task}_per_epoch.png"
-    _save(fig, path)
-    plt.close(fig)
+    _finish_metric_plot(plt, fig, ax, results, task, "per epoch (error bars: 1 SE)", path)
     return Plot("per_epoch", str(path), f"{task} per epoch", series=len(rows))
 
 
@@ -216,14 +221,6 @@ def seed_spread(results: Results, task: str, out: Path, epoch: int | None) -> Pl
     if control is not None and control.metrics.get(task) is not None:
         ax.axhline(control.metrics[task], color="black", linestyle="--", label=f"control ({control.run})")
     ax.set_xticks(range(len(configs)), [c.run for c in configs], rotation=20, ha="right")
-    label = _metric_label(results, task)
-    ax.set_ylabel(label)
-    if stats.bounded_01(label):
-        ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{task}: {label} per seed at epoch_{epoch}")
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
     path = out / f"{task}_seeds.png"
-    _save(fig, path)
-    plt.close(fig)
+    _finish_metric_plot(plt, fig, ax, results, task, f"per seed at epoch_{epoch}", path)
     return Plot("seed_spread", str(path), f"{task} per seed (epoch_{epoch})", series=len(configs), cells=points)
