@@ -29,6 +29,8 @@ SAFE_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./+-]*")  # text that needs no qu
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")    # a name that may become a file name
 MAX_TEXT = 10_000  # characters in one text setting (a system prompt is a paragraph, not a book)
 
+PLAN_DEFAULT = object()  # Setting.setup_default: a setup file without the key means the plan's default
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -50,7 +52,7 @@ class Setting:
     default_note: str = ""       # a default that is computed, said in words
     # what a setup_finetune.yaml that omits the key means, when that differs from the plan's
     # default (the scaffold always writes every key; a hand-written setup file may not)
-    setup_default: Any = "<plan default>"
+    setup_default: Any = PLAN_DEFAULT
     plan_only: bool = False      # shapes the plan (which runs exist), never a run's own value or setup key
 
     @property
@@ -336,10 +338,10 @@ SETUP_REQUIRED = ("run_name", "model_checkpoint", "dataset", "dataset_format", "
 
 def setup_file_defaults() -> dict[str, Any]:
     """Every other key a trainer reads, with what its absence from a setup file means."""
-    out = {s.key: (s.setup_default if s.setup_default != "<plan default>" else resolve(s.key))
+    out = {s.key: (resolve(s.key) if s.setup_default is PLAN_DEFAULT else s.setup_default)
            for s in RUN_SETTINGS if s.key not in SETUP_REQUIRED}
     out.update({s.key: s.setup_default for s in SETUP_SETTINGS
-                if not s.per_run and s.setup_default != "<plan default>"})
+                if not s.per_run and s.setup_default is not PLAN_DEFAULT})
     return out
 
 
