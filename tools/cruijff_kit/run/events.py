@@ -45,6 +45,8 @@ class EventType(str, enum.Enum):
     WARNING = "warning"
     SUBMISSION_LIMIT = "submission_limit"  # the limit this run keeps to
     QUEUED = "queued"  # a job waits for room under the submission limit
+    SEARCH = "search"  # a search decision: a trial promoted, pruned, completed or failed at a rung
+    HELD = "held"  # a trial's job waits for the search to promote the trial
 
 
 @dataclass
@@ -186,6 +188,8 @@ class ActionLogReporter:
                             duration=e.data.get("duration"), result=e.note)
         elif t is EventType.RECOVERY:
             self._w(self.main, "RECOVERY", e.details, details=e.note or None)
+        elif t is EventType.SEARCH:
+            self._w(self.main, "SEARCH_DECISION", e.details, details=e.note or None, result=e.state)
         elif t is EventType.INTERRUPTED:
             self._w(self.main, "MONITOR_STOPPED", "Interrupted", details=e.details, result=e.note)
         elif t is EventType.COMPLETE:

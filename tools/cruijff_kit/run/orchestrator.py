@@ -13,6 +13,8 @@ step_monitor.py, step_recover.py; the Orchestrator below holds their state and r
                   user's submission limit wait QUEUED in the ledger (run/submission_window.py)
   4. monitor    - one poll per cycle, one ledger write per cycle, recovery of OOM / TIMEOUT,
                   queued jobs submitted as others end
+  5. search     - a search's trials train rung by rung: after each cycle the decisions the evidence
+                  allows are made (promote: the next rung is submitted; prune: nothing more)
 Everything the user sees goes out as events (run/events.py); this module prints nothing.
 """
 from __future__ import annotations
@@ -38,13 +40,14 @@ from ..state import layout
 from .step_decide import DecideStep
 from .step_monitor import MonitorStep
 from .step_reconcile import ReconcileStep
+from .step_search import SearchStep, load_search
 from .step_recover import RecoverStep
 from .step_submit import SubmitStep
 from .submission import DRY_ID
 
 
 
-class Orchestrator(ReconcileStep, DecideStep, SubmitStep, MonitorStep, RecoverStep):
+class Orchestrator(ReconcileStep, DecideStep, SubmitStep, MonitorStep, RecoverStep, SearchStep):
     """Reconcile -> decide -> submit -> monitor (-> recover), each step its own module (step_*.py);
     this class holds their shared state and runs them in order (start, then monitor)."""
 
@@ -74,6 +77,7 @@ class Orchestrator(ReconcileStep, DecideStep, SubmitStep, MonitorStep, RecoverSt
         self.overrides: dict[str, dict[str, str]] = {}
         self._unknown: dict[str, int] = {}
         self._status_warned = False
+        self.search = load_search(plan.exp_dir)  # None: a plain grid (run/step_search.py)
 
     # ---- helpers -----------------------------------------------------------------------
     def _jobs(self) -> list[PlannedJob]:
@@ -128,6 +132,7 @@ class Orchestrator(ReconcileStep, DecideStep, SubmitStep, MonitorStep, RecoverSt
         if dry_run:
             return
         self.dispatch(todo)
+        self.advance_search()  # decisions a killed `ck run` left to make
         counts = {a.value: sum(o.action is a for o in self.outcomes.values()) for a in Action}
         self._event(EventType.SUBMIT_SUMMARY, details=", ".join(f"{v} {k}" for k, v in counts.items() if v),
                     note=f"job ids: {' '.join(self.report.submitted) or 'none'}")

@@ -23,6 +23,7 @@ class Action(str, enum.Enum):
     SKIP = "skip"
     REFUSE = "refuse"
     QUEUE = "queue"  # waits for room under the submission limit
+    HOLD = "hold"  # a search trial's job beyond the rung it was promoted to: waits for the search
 
     __hash__ = str.__hash__  # so Action.DONE and "done" are one set member / dict key
     __str__ = str.__str__
@@ -41,6 +42,8 @@ class Verdict(str, enum.Enum):
     SUBMIT_FAILED = "submit failed"
     QUEUED = "queued"  # not submitted yet: the submission limit is reached
     STALE = "not in the plan"  # a run directory the summary no longer lists
+    WAITING = "waits for the search"  # a trial's job the search has not reached yet
+    PRUNED = "pruned by the search"  # a trial the search stopped: its later jobs never run
 
     __hash__ = str.__hash__
     __str__ = str.__str__

@@ -2,6 +2,7 @@
 not list are stale, listed runs without a directory unscaffolded (state/jobs.py reads the disk)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CkError
@@ -24,3 +25,30 @@ def planned_runs(root: Path) -> tuple[set[str] | None, str | None]:
 def plan_experiment(exp_dir: str | Path, exp_id: str | None = None) -> jobs.Plan:
     root = Path(exp_dir).resolve()
     return jobs.plan_experiment(exp_dir, exp_id, planned=planned_runs(root) if root.is_dir() else None)
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """The plan's search (experiment/search.py) and its trials by run directory."""
+
+    search: object  # experiment.search.Search
+    trials: dict[str, int]  # run directory -> trial number
+    params: dict[int, dict]  # trial number -> its values of the search space's settings
+
+    def trial_of(self, run_dir: str) -> int | None:
+        return self.trials.get(run_dir)
+
+
+def search_plan(exp_dir: str | Path) -> SearchPlan | None:
+    """The search experiment_summary.md plans, or None (a plain grid)."""
+    summary = Path(exp_dir).resolve() / layout.SUMMARY
+    exp = load_experiment(summary)
+    search = getattr(exp, "search", None)
+    if search is None:
+        return None
+    dirs = run_directories(exp, str(summary))
+    trials, params = {}, {}
+    for number, run in exp.trials():
+        trials[dirs[run.name]] = number
+        params[number] = {d.key: exp.value(d.key, run) for d in search.space}
+    return SearchPlan(search, trials, params)

@@ -35,6 +35,9 @@ class DecideStep:
 
     def _decide(self, job: PlannedJob, e: dict | None, dry_run: bool,
                 found: list[PlannedJob]) -> Submission | None:
+        handled, sub = self._decide_trial(job, e, dry_run)  # a search's trial (run/step_search.py)
+        if handled:
+            return sub
         state = entry_state(e)
         if state is JobState.QUEUED:  # waited for room under the submission limit: decide again
             state = None
@@ -86,6 +89,10 @@ class DecideStep:
             sub.note = "artifacts missing or incomplete although the ledger says COMPLETED; resubmitting"
         elif state is not None:
             sub.note = f"retrying after {state.value}"
+        return self._to_submit(job, sub, dry_run)
+
+    def _to_submit(self, job: PlannedJob, sub: Submission, dry_run: bool) -> Submission | None:
+        """The submission to make in this pass (None: a dry run's, or queued under the limit)."""
         if dry_run and self.window.holds(job.key, self._dependency_key(job), self._n_live() + self._dry_submits):
             self.window.add(job.key, self._dependency_key(job))
             self._outcome(job, Action.QUEUE, Verdict.QUEUED, state=JobState.QUEUED, note=self.window.describe())

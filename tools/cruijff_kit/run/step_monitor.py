@@ -75,6 +75,8 @@ class MonitorStep:
             if self.live.get(job.key) != info.job_id:
                 continue  # replaced by a recovery resubmission earlier in this cycle
             self._react(job, info, entries.get(job.key))
+        if entries:
+            self.advance_search()  # a job ended: evidence for the search (run/step_search.py)
         return True
 
     def _judge(self, job: PlannedJob, info: JobInfo) -> JobInfo | None:
@@ -101,7 +103,7 @@ class MonitorStep:
         del self.live[job.key]
         dur = duration(entry)
         if info.state is JobState.COMPLETED:
-            if is_done(job, self.plan):
+            if is_done(job, self.plan) or self._rung_trained(job):  # a trial stops at its rung
                 o.verdict = Verdict.DONE
             else:
                 o.verdict = Verdict.NO_ARTIFACT
