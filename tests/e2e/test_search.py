@@ -1,0 +1,183 @@
+"""An ASHA search for real on the tiny model (real torchtune, real inspect-ai, local executor):
+8 trials over a learning-rate range where the learning rate matters, 3 rungs (1, 2, 3 epochs).
+
+Once, with the defaults a user gets (`--poll 60`): the detached supervisor is killed mid-search and
+`ck run` resumes it. Checked against what disk says: pruned trials trained fewer epochs, no rung of
+a trial trained twice, every decision the one the values on disk imply (in trial order), the same
+decisions before and after the kill, the Optuna journal agrees, and the best configuration is the
+one the full grid of the same 8 learning rates finds."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cli import run_ck
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
+pytestmark = pytest.mark.slow
+BUDGET_S = 600  # the search, the kill and the resume (about 2-3 min on a quiet 2-core machine)
+SEARCH = ["--search", "asha", "--trials", "8", "--rungs", "3", "--reduction-factor", "2",
+          "--rung-epochs", "1,2,3", "--metric", "val_loss", "--seed", "0"]
+COMMON = ["--gpus", "0", "--no-control", "--set", "Max steps per epoch=3", "--set", "Eval max tokens=4",
+          "--task", f"capitalization={TASK}@last"]
+
+
+def ck(*args, env, check=True, timeout=900):
+    return run_ck(*args, env=env, check=check, timeout=timeout)
+
+
+def read_ledger(exp: Path) -> dict:
+    p = exp / ".ck" / "ledger.json"
+    return json.loads(p.read_text()) if p.exists() else {"jobs": {}}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, tiny_model):
+    from cruijff_kit.blueprints.capitalization.generate import generate
+
+    base = tmp_path_factory.mktemp("search")
+    generate(base / "data.json", n=40)
+    (base / "claude.local.md").write_text(f"- venv: {sys.prefix}\n")
+    return {"base": base, "model": tiny_model, "env": {"CK_LOCAL_CONFIG": str(base / "claude.local.md")}}
+
+
+@pytest.fixture(scope="module")
+def searched(inputs):
+    """The search, killed once mid-way and resumed: (experiment, decisions before the kill)."""
+    exp, env = inputs["base"] / "asha", inputs["env"]
+    ck("design", exp, "--model", f"tiny={inputs['model']}", "--dataset", inputs["base"] / "data.json",
+       "--vary", "Learning rate=1e-5..5e-2:log", *SEARCH, *COMMON, env=env)
+    ck("scaffold", exp, env=env)
+    t0 = time.monotonic()
+    ck("run", exp, "--executor", "local", "--max-parallel", "2", "--detach", env=env)
+    pid = int((exp / ".ck" / "supervisor.pid").read_text().split()[0])
+    deadline = t0 + BUDGET_S / 2
+    while time.monotonic() < deadline:  # kill it once rung 0 is partly decided
+        if len(read_ledger(exp).get("search", {}).get("decisions", [])) >= 3:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"no 3 search decisions within {BUDGET_S / 2:.0f} s")
+    os.kill(pid, signal.SIGKILL)
+    before = read_ledger(exp)["search"]["decisions"]
+    r = ck("run", exp, "--executor", "local", "--max-parallel", "2", "--json", env=env,
+           timeout=BUDGET_S - (time.monotonic() - t0))
+    return exp, before, json.loads(r.stdout)
+
+
+def _trained(exp: Path, run: str) -> int:
+    return sum(1 for p in (exp / run / "checkpoints").glob("epoch_*") if any(p.glob("*.safetensors")))
+
+
+def test_pruned_trials_trained_fewer_epochs_and_the_search_less_than_the_grid(searched):
+    exp, _, report = searched
+    assert report["ok"], json.dumps(report, indent=1)[:4000]
+    decisions = read_ledger(exp)["search"]["decisions"]
+    final = {}
+    for d in decisions:
+        final[d["trial"]] = d
+    assert len(final) == 8 and {d["decision"] for d in final.values()} <= {"pruned", "completed"}, final
+    pruned = [d for d in final.values() if d["decision"] == "pruned"]
+    completed = [d for d in final.values() if d["decision"] == "completed"]
+    assert pruned and completed
+    for d in pruned:
+        assert _trained(exp, d["run"]) == d["epochs"] < 3, d
+    for d in completed:
+        assert _trained(exp, d["run"]) == 3, d
+    total = sum(_trained(exp, d["run"]) for d in final.values())
+    assert total < 8 * 3, total
+
+
+def test_no_rung_trained_twice_and_each_rung_resumed(searched):
+    exp, _, _ = searched
+    ledger = read_ledger(exp)
+    decisions = ledger["search"]["decisions"]
+    for trial in {d["trial"] for d in decisions}:
+        mine = sorted((d for d in decisions if d["trial"] == trial), key=lambda d: d["rung"])
+        run = mine[0]["run"]
+        attempts = [a for a in ledger["jobs"][f"{run}/finetune"]["attempts"] if a.get("job_id")]
+        # one training per rung reached: rung r stops after its epochs, later rungs resume
+        assert len(attempts) == len(mine), (run, attempts, mine)
+        for rung, a in enumerate(attempts):
+            over = a.get("overrides") or {}
+            assert over.get("stop_after_epochs") == (None if rung == 2 else str((1, 2)[rung])), (run, a)
+            assert over.get("resume_from_checkpoint") == (None if rung == 0 else "True"), (run, a)
+
+
+def test_decisions_follow_from_the_values_on_disk_and_survive_the_kill(searched):
+    from cruijff_kit.run.search_rules import TrialView, walk
+    from cruijff_kit.state.search import epoch_val_loss
+
+    exp, before, _ = searched
+    decisions = read_ledger(exp)["search"]["decisions"]
+    key = lambda d: (d["trial"], d["rung"])  # noqa: E731
+    after = {key(d): d for d in decisions}
+    for d in before:  # the same decisions after the kill: none changed, none made twice
+        assert after[key(d)] == d
+    assert len(after) == len(decisions)
+    runs = {d["trial"]: d["run"] for d in decisions}
+    views = [TrialView(t, run, _trained(exp, run), False, None,
+                       lambda e, run=run: epoch_val_loss(exp / run / "checkpoints").get(e - 1)) for t, run in runs.items()]
+    expected = {}
+    for _ in range(3):
+        for d in walk(views, (1, 2, 3), 2, "val_loss", False, expected):
+            expected[(d.trial, d.rung)] = d
+    assert {k: (d.decision, d.value) for k, d in expected.items()} == \
+        {k: (d["decision"], d["value"]) for k, d in after.items()}
+
+
+def test_the_optuna_journal_holds_the_same_trials_and_fates(searched):
+    import optuna
+
+    exp, _, _ = searched
+    study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(exp / ".ck" / "search.journal"))))
+    final = {}
+    for d in read_ledger(exp)["search"]["decisions"]:
+        final[d["trial"]] = d
+    trials = study.get_trials()
+    assert [t.number for t in trials] == list(range(8))
+    for t in trials:
+        d = final[t.number]
+        assert t.user_attrs["run"] == d["run"]
+        assert t.state.name == {"pruned": "PRUNED", "completed": "COMPLETE"}[d["decision"]]
+        assert t.intermediate_values[d["epochs"]] == pytest.approx(d["value"])
+
+
+def test_best_configuration_matches_the_full_grid(searched, inputs):
+    from cruijff_kit.state.search import epoch_val_loss
+
+    exp, _, _ = searched
+    final = {}
+    for d in read_ledger(exp)["search"]["decisions"]:
+        final[d["trial"]] = d
+    best = min((d for d in final.values() if d["decision"] == "completed"), key=lambda d: (d["value"], d["trial"]))
+    from cruijff_kit.experiment.parse import load_experiment
+
+    plan = load_experiment(exp)
+    lrs = {run.name: plan.value("learning_rate", run) for _, run in plan.trials()}
+    # the full grid over the same 8 learning rates, 3 epochs each
+    grid, env = inputs["base"] / "grid", inputs["env"]
+    ck("design", grid, "--model", f"tiny={inputs['model']}", "--dataset", inputs["base"] / "data.json",
+       "--lrs", ",".join(f"{v:g}" for v in sorted(set(lrs.values()))), "--epochs", "3",
+       "--set", "Validation during training=true", *COMMON, env=env)
+    ck("scaffold", grid, env=env)
+    ck("run", grid, "--executor", "local", "--max-parallel", "2", "--poll", "1", "--only", "torchtune", env=env)
+    grid_plan = load_experiment(grid)
+    losses = {}
+    for run in grid_plan.finetuned_runs:
+        d = next(p for p in grid.iterdir() if p.is_dir() and (p / "setup_finetune.yaml").is_file()
+                 and f"{grid_plan.value('learning_rate', run):g}" in (p / "setup_finetune.yaml").read_text())
+        losses[grid_plan.value("learning_rate", run)] = epoch_val_loss(d / "checkpoints")[2]
+    grid_best = min(losses, key=losses.get)
+    search_best = next(lr for name, lr in lrs.items() if name.startswith(f"t{best['trial']:02d}"))
+    assert search_best == pytest.approx(grid_best), (losses, best)
+    # the search's best trial trained exactly what the grid's run trained: equal validation loss
+    assert best["value"] == pytest.approx(losses[grid_best], rel=1e-4)
