@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .errors import CkError
+from .executors.resources import field_problem
 
 _LINE = re.compile(r"^\s*(?:[-*]\s+)?(?:\*\*)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?:\*\*)?\s*:\s*(?:\*\*)?\s*(?P<val>.*?)\s*$")
 
@@ -24,6 +25,7 @@ class SlurmDefaults:
     account: str = ""
     partition: str = ""
     constraint: str = ""
+    qos: str = ""
     time: str = ""  # "": unset; scaffold derives it from the run's estimate (else DEFAULT_TIME)
     mem: str = ""  # "": unset; scaffold derives it from the model's size (else DEFAULT_MEM)
     cpus: int = 4
@@ -49,7 +51,7 @@ class LocalConfig:
                mem: str | None = None) -> dict:
         """The `slurm` settings of one generated script: claude.local.md's values, else the
         caller's estimates (`time`, `mem`), else DEFAULT_TIME / DEFAULT_MEM; plus per-job values."""
-        return {
+        out = {
             "job_name": job_name[:64],
             "account": self.slurm.account or None,
             "partition": self.slurm.partition or None,
@@ -62,6 +64,9 @@ class LocalConfig:
             "modules": list(self.slurm.modules),
             "output": "slurm-%j.out",
         }
+        if self.slurm.qos:  # only when set: setup files written before slurm_qos stay byte-identical
+            out["qos"] = self.slurm.qos
+        return out
 
     def environment(self) -> dict:
         """How generated scripts activate Python: conda env, venv, or the interpreter running ck."""
@@ -98,10 +103,14 @@ def _set_slurm(cfg: LocalConfig, key: str, val: str, path: str, line: int) -> No
     elif key == "mem" and val and not _MEM.match(val):
         raise CkError(f"expected a SLURM memory size such as 32G, got {val!r}",
                       file=path, line=line, field="slurm_mem")
+    elif key in _SBATCH_TEXT and val and (problem := field_problem(key, val)):
+        # these become an #SBATCH option of every generated script (executors/resources.py)
+        raise CkError(problem, file=path, line=line, field=f"slurm_{key}")
     else:
         setattr(cfg.slurm, key, val)
 
 
+_SBATCH_TEXT = ("account", "partition", "qos", "constraint")
 MAX_SLURM = {"gpus": 64, "cpus": 4096}  # per node: more is a typo (a node has at most a few dozen GPUs)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CkError, CkErrors
+from ..executors.resources import field_problem, parse_mem_mb, parse_time_min
 from ..settings import SETUP_SETTINGS, setup_key_suggestion
 from ..state import layout
 
@@ -19,7 +20,7 @@ SCHEMA = {s.key: s for s in SETUP_SETTINGS}
 OPTIONAL = {k for k, s in SCHEMA.items() if not s.required and s.key not in ("lora_rank", "learning_rate",
                                                                               "batch_size", "epochs", "lora_alpha",
                                                                               "num_gpus")}
-SLURM_KEYS = {"job_name": str, "account": str, "partition": str, "constraint": str, "time": str, "mem": str,
+SLURM_KEYS = {"job_name": str, "account": str, "partition": str, "qos": str, "constraint": str, "time": str, "mem": str,
               "cpus": int, "gpus": int, "nodes": int, "modules": list, "output": str}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SLURM_VALUE = re.compile(r"[A-Za-z0-9_.,:%/+=@\[\]-]*")
@@ -47,6 +48,13 @@ def _slurm_problems(value: dict) -> list[tuple[str, str]]:
             out.append((fld, "contains a newline or control character (it would become a line of the job script)"))
         elif len(v) > 256:
             out.append((fld, f"is {len(v)} characters long (at most 256)"))
+        elif key in ("time", "mem"):
+            try:
+                (parse_time_min if key == "time" else parse_mem_mb)(v)
+            except ValueError as exc:
+                out.append((fld, str(exc)))
+        elif v and (problem := field_problem(key, v)):  # an #SBATCH option (executors/resources.py)
+            out.append((fld, problem))
     return out
 
 
