@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cruijff_kit.executors.core import JobSpec, JobState, SubmitError
+from cruijff_kit.executors.resources import Resources
 from cruijff_kit.executors.local import LocalExecutor
 from cruijff_kit.util import procs
 
@@ -24,8 +25,8 @@ def script(tmp: Path, name: str, body: str) -> Path:
 
 
 def spec(path: Path, key: str | None = None, gpus: int = 0, env=None) -> JobSpec:
-    return JobSpec(key=key or path.stem, script=path, kind="finetune", run=path.parent.name, gpus=gpus,
-                   env=env or {})
+    return JobSpec(key=key or path.stem, script=path, kind="finetune", run=path.parent.name,
+                   resources=Resources(gpus_per_node=gpus), env=env or {})
 
 
 def settle(ex: LocalExecutor, ids, timeout=15.0):
