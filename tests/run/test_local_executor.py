@@ -119,6 +119,24 @@ def test_gpu_pool_hands_out_distinct_devices(tmp_path):
         ex.submit(spec(script(tmp_path, "big.slurm", "true"), gpus=3))
 
 
+def test_gpus_come_from_the_typed_resources_and_older_records_still_run(tmp_path):
+    """The job record keeps the spec's Resources; a record an older ck queued ("gpus": N) is
+    still given its N devices."""
+    ex = LocalExecutor(tmp_path / "exp", max_parallel=2, gpus=["0", "1", "2"])
+    body = 'echo "cuda=$CUDA_VISIBLE_DEVICES"'
+    two = ex.submit(spec(script(tmp_path, "two.slurm", body), gpus=2))
+    rec = json.loads((tmp_path / "exp/.ck/local/jobs/1.job.json").read_text())
+    assert rec["resources"] == Resources(gpus_per_node=2).to_dict() and "gpus" not in rec
+    old = ex.submit(spec(script(tmp_path, "old.slurm", body)))
+    path = tmp_path / "exp/.ck/local/jobs/2.job.json"
+    rec = json.loads(path.read_text())
+    del rec["resources"]
+    path.write_text(json.dumps({**rec, "gpus": 1}))
+    settle(ex, [two, old])
+    assert (tmp_path / f"exp/two/slurm-{two}.out").read_text().strip() == "cuda=0,1"
+    assert (tmp_path / f"exp/old/slurm-{old}.out").read_text().strip() == "cuda=2"
+
+
 def test_new_executor_reattaches_by_pid_and_reads_exit_code(tmp_path):
     flag = tmp_path / "go"
     s = script(tmp_path, "w.slurm", f"while [ ! -e {flag} ]; do sleep 0.05; done; exit 5")
