@@ -125,11 +125,6 @@ class Resources:
             if problem:
                 raise CkError(problem, field=f.name)
 
-    @property
-    def gpus(self) -> int:
-        """GPUs of the whole job (what a local executor hands out)."""
-        return self.gpus_per_node * max(self.nodes or 1, 1)
-
     def sbatch_options(self) -> list[tuple[str, str]]:
         return sbatch_options(self)
 
