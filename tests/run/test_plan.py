@@ -9,6 +9,7 @@ import pytest
 from cruijff_kit.errors import CkError
 from cruijff_kit.executors.resources import Resources
 from cruijff_kit.state.job_resources import resources_text
+from cruijff_kit.state import jobs
 from cruijff_kit.state.jobs import is_done
 from cruijff_kit.run.recovery import oom_retry, timeout_retry
 
@@ -82,18 +83,17 @@ def test_gpus_come_from_the_stored_resources_never_the_script_text(tmp_path):
     assert not [w for w in plan.warnings if "stored resources" in w]
 
 
-def test_scripts_of_an_older_ck_take_their_gpus_from_the_setup_file_and_say_so(tmp_path):
+def test_scripts_of_an_older_ck_get_their_gpus_re_derived_and_say_so(tmp_path):
     exp = make_experiment(tmp_path, [FakeRun("r", tasks=("cap",), per_checkpoint=True), FakeRun("ctl", control=True)])
     (exp / "r/setup_finetune.yaml").write_text(f"output_dir: {tmp_path / 'o'}\nepochs: 1\nnum_gpus: 4\n")
-    plan = plan_experiment(exp)
-    assert plan.get("r/finetune").gpus == 4
-    assert plan.get("r/eval/epoch0").gpus == 1  # an evaluation gets at most one, as the scaffold gives it
-    assert plan.get("ctl/eval/cap_base").gpus == 0  # no setup file: none
+    plan = jobs.plan_experiment(exp, plan_gpus=2)  # run/plan.py passes the summary's GPUs
+    assert plan.get("r/finetune").gpus == 4  # the run's setup file
+    # evaluations: the plan's GPUs, at most one, as the scaffold gives them (a control run too)
+    assert plan.get("r/eval/epoch0").gpus == 1 and plan.get("ctl/eval/cap_base").gpus == 1
+    assert jobs.plan_experiment(exp, plan_gpus=0).get("ctl/eval/cap_base").gpus == 0
+    unplanned = jobs.plan_experiment(exp)  # no plan to ask: the run's setup file, else none
+    assert unplanned.get("r/eval/epoch0").gpus == 1 and unplanned.get("ctl/eval/cap_base").gpus == 0
     [warning] = [w for w in plan.warnings if "stored resources" in w]
-    assert "3 job script(s)" in warning and "r/finetune.slurm" in warning and "ctl/eval/cap_base.slurm" in warning
-    assert "ck scaffold" in warning
-
-
 def test_a_broken_resources_record_is_refused_naming_it(tmp_path):
     exp = make_experiment(tmp_path, [FakeRun("r")])
     record = exp / "r/finetune.resources.json"

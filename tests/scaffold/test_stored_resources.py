@@ -70,12 +70,16 @@ def test_the_run_plan_reads_gpus_from_the_stored_resources(tmp_path, monkeypatch
 
 
 def test_rescaffolding_an_older_experiment_adds_the_records_and_leaves_the_scripts(tmp_path, monkeypatch):
-    exp = _scaffold(tmp_path, monkeypatch)
+    exp = _scaffold(tmp_path, monkeypatch, gpus=2)
     records = sorted(exp.rglob("*.resources.json"))
     scripts = {p: p.read_bytes() for p in exp.rglob("*.slurm")}
+    recorded = {j.key: j.gpus for j in plan_experiment(exp).jobs}
+    assert set(recorded.values()) == {1, 2}
     for r in records:  # as an older ck left it
         r.unlink()
-    assert any("stored resources" in w for w in plan_experiment(exp).warnings)
+    legacy = plan_experiment(exp)
+    assert any("stored resources" in w for w in legacy.warnings)
+    assert {j.key: j.gpus for j in legacy.jobs} == recorded  # re-derived as the scaffold derived them
     assert main(["scaffold", str(exp)]) == 0
     assert sorted(exp.rglob("*.resources.json")) == records
     assert {p: p.read_bytes() for p in exp.rglob("*.slurm")} == scripts  # evaluations done stay done

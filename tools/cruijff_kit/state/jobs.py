@@ -11,9 +11,9 @@
 What each job asks the scheduler for (its GPUs: the local executor's slots) is the Resources
 the scaffold stored beside its script (<stem>.resources.json, state/job_resources.py), never
 parsed out of the script. A script without one (scaffolded by an older ck, or written by hand)
-gets its GPU count from the run's setup_finetune.yaml (num_gpus; an evaluation at most 1, as
-the scaffold gives it), else none, and the plan says so in a warning: `ck scaffold` records them
-without changing the scripts.
+gets its GPU count re-derived as the scaffold derived it (a fine-tune: its setup_finetune.yaml;
+an evaluation: the plan's GPUs, at most 1), and the plan says so in a warning: `ck scaffold`
+records them without changing the scripts.
 
 Done-ness is the artifacts module's answer (cruijff_kit/artifacts.py): a fine-tuning job when
 every epoch_<N> checkpoint is complete, an evaluation job when the inspect log of every one of its
@@ -125,15 +125,18 @@ def _inside(path: Path, root: Path, what: str) -> Path:
     return real
 
 
-def job_resources(script: Path, run_dir: Path, *, evaluation: bool, unrecorded: list[str]) -> Resources:
+def job_resources(script: Path, run_dir: Path, *, evaluation: bool, unrecorded: list[str],
+                  plan_gpus: int | None = None) -> Resources:
     """The resources stored beside `script`. Without a record (an older ck's scaffold, a script
-    written by hand): the GPUs the run's setup_finetune.yaml gives the job (num_gpus, else its
-    slurm.gpus, as the scaffold rendered them; an evaluation at most one), else none; `script`
-    is added to `unrecorded` for the plan's warning."""
+    written by hand) they are re-derived as the scaffold derived them, GPUs only: a fine-tune's
+    from its setup_finetune.yaml (num_gpus, else slurm.gpus), an evaluation's from the plan's
+    GPUs (`plan_gpus`, else the run's num_gpus), at most one; `script` is added to `unrecorded`."""
     stored = read_job_resources(script)
     if stored is not None:
         return stored
     unrecorded.append(f"{script.parent.name}/{script.name}" if evaluation else script.name)
+    if evaluation and plan_gpus is not None:
+        return Resources(gpus_per_node=min(int(plan_gpus or 0), 1))
     gpus = 0
     setup = run_dir / layout.SETUP
     if setup.is_file():
@@ -150,8 +153,9 @@ def _unrecorded_warning(root: Path, runs: dict[str, list[str]]) -> str:
     names = [f"{run}/{name}" for run, scripts in runs.items() for name in scripts]
     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     return (f"{len(names)} job script(s) have no stored resources (<script>{layout.RESOURCES_SUFFIX}; "
-            f"scaffolded by an older ck, or written by hand): {shown}. Their GPU count comes from "
-            f"setup_finetune.yaml (evaluations: at most 1; no setup file: none). "
+            f"scaffolded by an older ck, or written by hand): {shown}. Their GPU count is re-derived "
+            f"from setup_finetune.yaml and the plan (evaluations: at most 1), the rest of their #SBATCH "
+            f"lines is not read. "
             f"`ck scaffold {root}` records them (the scripts stay as they are)")
 
 
@@ -179,10 +183,12 @@ def _finetune_facts(run_dir: Path) -> tuple[Path, int, int]:
 
 
 def plan_experiment(exp_dir: str | Path, exp_id: str | None = None,
-                    planned: tuple[set[str] | None, str | None] | None = None) -> Plan:
+                    planned: tuple[set[str] | None, str | None] | None = None,
+                    plan_gpus: int | None = None) -> Plan:
     """The jobs of EXP's run directories. `planned`: (run directories experiment_summary.md
     lists, or None and why it cannot say) to reconcile with (run/plan.py reads the summary);
-    None: not reconciled (every run directory counts)."""
+    None: not reconciled (every run directory counts). `plan_gpus`: the summary's GPUs, for
+    evaluation scripts without stored resources (see job_resources)."""
     root = Path(exp_dir).resolve()
     if not root.is_dir():
         raise CkError(f"experiment directory not found: {exp_dir}")
@@ -263,7 +269,8 @@ def plan_experiment(exp_dir: str | Path, exp_id: str | None = None,
                 tasks=tasks, epoch=epoch,
                 depends_on=ft_key if epoch is not None else None,
                 checkpoints=checkpoints, per_task=per_task,
-                resources=job_resources(script, run_dir, evaluation=True, unrecorded=missing)))
+                resources=job_resources(script, run_dir, evaluation=True, unrecorded=missing,
+                                        plan_gpus=plan_gpus)))
     if any(unrecorded.values()):
         plan.warnings.append(_unrecorded_warning(root, {r: n for r, n in unrecorded.items() if n}))
     if wanted is not None:
