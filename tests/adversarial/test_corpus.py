@@ -167,6 +167,7 @@ SETUP = [
     ('time: "01:00:00"', 'time: "3 hours"', "slurm.time", "SLURM time"),
     ("modules: []", 'modules: ["cuda; rm -rf ~"]', "slurm.modules", "module names"),
     ("cpus: 4", "cpus: -1", "slurm.cpus", "whole number"),
+    (", gpus: 1,", ", gpus: 65,", "slurm.gpus", "0..64"),
     ("slurm: {", 'slurm: {"partition": "x", ', "partition", "appears twice"),
     ("kind: venv", "kind: docker", "environment", "expected"),
     ("output_dir: ", "output_dir: \"\"\nx_output_dir: ", "output_dir", "must not be empty"),

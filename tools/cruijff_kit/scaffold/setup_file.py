@@ -22,6 +22,7 @@ OPTIONAL = {k for k, s in SCHEMA.items() if not s.required and s.key not in ("lo
                                                                               "num_gpus")}
 SLURM_KEYS = {"job_name": str, "account": str, "partition": str, "qos": str, "constraint": str, "time": str, "mem": str,
               "cpus": int, "gpus": int, "nodes": int, "modules": list, "output": str}
+_TYPED = {"cpus": "cpus_per_task", "gpus": "gpus_per_node", "nodes": "nodes"}  # executors/resources.py names
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SLURM_VALUE = re.compile(r"[A-Za-z0-9_.,:%/+=@\[\]-]*")
 
@@ -39,6 +40,8 @@ def _slurm_problems(value: dict) -> list[tuple[str, str]]:
         if kind is int:
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100_000:
                 out.append((fld, f"expected a whole number 0..100000, got {str(v)[:40]!r}"))
+            elif problem := field_problem(_TYPED[key], v):  # the #SBATCH option's own bound
+                out.append((fld, problem))
         elif kind is list:
             if not isinstance(v, list) or not all(isinstance(m, str) and _SLURM_VALUE.fullmatch(m) for m in v):
                 out.append((fld, "expected a list of module names (letters, digits, . _ - / +)"))
