@@ -59,13 +59,22 @@ def test_launch_commands(setup_dict):
 
 
 def test_headers_are_quoted_and_empty_ones_left_out(setup_dict):
-    slurm = {**setup_dict["slurm"], "account": "my acct", "partition": None, "constraint": "", "modules": ["cuda/12.1", "a b"]}
+    slurm = {**setup_dict["slurm"], "account": "lab-a", "partition": None, "constraint": "a100|h100", "qos": "",
+             "modules": ["cuda/12.1", "a b"]}
     script = render_finetune_slurm({**setup_dict, "slurm": slurm, "environment": {"kind": "venv", "path": "/x y/$HOME"}})
-    assert "#SBATCH --account='my acct'" in script
-    assert "--partition" not in script and "--constraint" not in script
+    assert "#SBATCH --account=lab-a\n" in script and "#SBATCH --constraint='a100|h100'\n" in script
+    assert "--partition" not in script and "--qos" not in script
     assert "#SBATCH --output=slurm-%j.out" in script
     assert "module load cuda/12.1\nmodule load 'a b'\n" in script
     assert "source '/x y/$HOME/bin/activate'" in script
+
+
+@pytest.mark.parametrize("key,value", [("account", "my acct"), ("partition", "gpu;rm -rf ~"), ("qos", "a'b"),
+                                       ("time", "soon"), ("mem", "lots"), ("gpus", -1)])
+def test_a_header_value_no_sbatch_option_can_carry_is_refused(setup_dict, key, value):
+    with pytest.raises(CkError) as e:
+        render_finetune_slurm({**setup_dict, "slurm": {**setup_dict["slurm"], key: value}})
+    assert e.value.field == f"slurm.{key}" and e.value.file == "setup_finetune.yaml"
 
 
 @pytest.mark.parametrize("env,field", [({"kind": "docker"}, "environment.kind"), ({"kind": "venv"}, "environment.path"),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cruijff_kit.executors.core import JobSpec, JobState, SubmitError
+from cruijff_kit.executors.resources import Resources
 from cruijff_kit.executors.local import LocalExecutor
 from cruijff_kit.util import procs
 
@@ -24,8 +25,8 @@ def script(tmp: Path, name: str, body: str) -> Path:
 
 
 def spec(path: Path, key: str | None = None, gpus: int = 0, env=None) -> JobSpec:
-    return JobSpec(key=key or path.stem, script=path, kind="finetune", run=path.parent.name, gpus=gpus,
-                   env=env or {})
+    return JobSpec(key=key or path.stem, script=path, kind="finetune", run=path.parent.name,
+                   resources=Resources(gpus_per_node=gpus), env=env or {})
 
 
 def settle(ex: LocalExecutor, ids, timeout=15.0):
@@ -116,6 +117,24 @@ def test_gpu_pool_hands_out_distinct_devices(tmp_path):
     assert (tmp_path / f"exp/cpu/slurm-{cpu}.out").read_text().strip() == "cuda=[]"
     with pytest.raises(SubmitError, match="asks for 3 GPU"):
         ex.submit(spec(script(tmp_path, "big.slurm", "true"), gpus=3))
+
+
+def test_gpus_come_from_the_typed_resources_and_older_records_still_run(tmp_path):
+    """The job record keeps the spec's Resources; a record an older ck queued ("gpus": N) is
+    still given its N devices."""
+    ex = LocalExecutor(tmp_path / "exp", max_parallel=2, gpus=["0", "1", "2"])
+    body = 'echo "cuda=$CUDA_VISIBLE_DEVICES"'
+    two = ex.submit(spec(script(tmp_path, "two.slurm", body), gpus=2))
+    rec = json.loads((tmp_path / "exp/.ck/local/jobs/1.job.json").read_text())
+    assert rec["resources"] == Resources(gpus_per_node=2).to_dict() and "gpus" not in rec
+    old = ex.submit(spec(script(tmp_path, "old.slurm", body)))
+    path = tmp_path / "exp/.ck/local/jobs/2.job.json"
+    rec = json.loads(path.read_text())
+    del rec["resources"]
+    path.write_text(json.dumps({**rec, "gpus": 1}))
+    settle(ex, [two, old])
+    assert (tmp_path / f"exp/two/slurm-{two}.out").read_text().strip() == "cuda=0,1"
+    assert (tmp_path / f"exp/old/slurm-{old}.out").read_text().strip() == "cuda=2"
 
 
 def test_new_executor_reattaches_by_pid_and_reads_exit_code(tmp_path):

@@ -1,10 +1,16 @@
-"""Jobs and 'done' derived from disk: checkpoints, real inspect-ai log headers, #SBATCH GPUs."""
+"""Jobs and 'done' derived from disk: checkpoints, real inspect-ai log headers, stored resources."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from cruijff_kit.run.plan import plan_experiment
-from cruijff_kit.state.jobs import is_done, sbatch_gpus
+import pytest
+
+from cruijff_kit.errors import CkError
+from cruijff_kit.executors.resources import Resources
+from cruijff_kit.state.job_resources import resources_text
+from cruijff_kit.state import jobs
+from cruijff_kit.state.jobs import is_done
 from cruijff_kit.run.recovery import oom_retry, timeout_retry
 
 from .helpers import FakeRun, make_experiment, write_weights
@@ -62,12 +68,41 @@ def test_eval_done_reads_real_inspect_headers(tmp_path):
                     "r/eval/other_epoch0": True, "r/eval/other_epoch1": False}  # b.eval: error is no result
 
 
-def test_sbatch_gpu_requests(tmp_path):
-    p = tmp_path / "s.slurm"
-    for header, n in [("#SBATCH --gres=gpu:2", 2), ("#SBATCH --gres=gpu:a100:4", 4), ("#SBATCH --gpus=1", 1),
-                      ("#SBATCH --gpus-per-node=3", 3), ("#SBATCH --mem=8G", 0)]:
-        p.write_text(f"#!/bin/bash\n{header}\necho\n")
-        assert sbatch_gpus(p) == n, header
+def test_gpus_come_from_the_stored_resources_never_the_script_text(tmp_path):
+    exp = make_experiment(tmp_path, [FakeRun("r", tasks=("cap",), per_checkpoint=True)])
+    ft, ev = exp / "r/finetune.slurm", exp / "r/eval/epoch0.slurm"
+    # the scripts say otherwise: what counts is the record the scaffold wrote beside them
+    ft.write_text(ft.read_text().replace("#SBATCH --job-name=ft", "#SBATCH --job-name=ft\n#SBATCH --gres=gpu:8"))
+    (exp / "r/finetune.resources.json").write_text(resources_text(Resources(gpus_per_node=2, nodes=1, mem_mb=8192)))
+    (exp / "r/eval/epoch0.resources.json").write_text(resources_text(Resources(gpus_per_node=1)))
+    plan = plan_experiment(exp)
+    job = plan.get("r/finetune")
+    assert (job.gpus, job.resources.mem_mb) == (2, 8192)
+    assert job.spec().resources == job.resources and job.spec().gpus == 2  # what the executor is handed
+    assert plan.get("r/eval/epoch0").gpus == 1
+    assert not [w for w in plan.warnings if "stored resources" in w]
+
+
+def test_scripts_of_an_older_ck_get_their_gpus_re_derived_and_say_so(tmp_path):
+    exp = make_experiment(tmp_path, [FakeRun("r", tasks=("cap",), per_checkpoint=True), FakeRun("ctl", control=True)])
+    (exp / "r/setup_finetune.yaml").write_text(f"output_dir: {tmp_path / 'o'}\nepochs: 1\nnum_gpus: 4\n")
+    plan = jobs.plan_experiment(exp, plan_gpus=2)  # run/plan.py passes the summary's GPUs
+    assert plan.get("r/finetune").gpus == 4  # the run's setup file
+    # evaluations: the plan's GPUs, at most one, as the scaffold gives them (a control run too)
+    assert plan.get("r/eval/epoch0").gpus == 1 and plan.get("ctl/eval/cap_base").gpus == 1
+    assert jobs.plan_experiment(exp, plan_gpus=0).get("ctl/eval/cap_base").gpus == 0
+    unplanned = jobs.plan_experiment(exp)  # no plan to ask: the run's setup file, else none
+    assert unplanned.get("r/eval/epoch0").gpus == 1 and unplanned.get("ctl/eval/cap_base").gpus == 0
+    [warning] = [w for w in plan.warnings if "stored resources" in w]
+def test_a_broken_resources_record_is_refused_naming_it(tmp_path):
+    exp = make_experiment(tmp_path, [FakeRun("r")])
+    record = exp / "r/finetune.resources.json"
+    for text, field in [('{"gpus_per_node": "two"}', "gpus_per_node"), ('{"partition": "a\\nb"}', "partition"),
+                        ('{"gpu": 1}', "gpu"), ("[1]", None), ("{", None)]:
+        record.write_text(text)
+        with pytest.raises(CkError) as e:
+            plan_experiment(exp)
+        assert e.value.file == str(record) and e.value.field == field, text
 
 
 def test_recovery_rules(tmp_path):

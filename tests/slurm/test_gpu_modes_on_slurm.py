@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from cruijff_kit.executors.core import JobSpec, JobState, SubmitError
+from cruijff_kit.executors.resources import Resources
 from cruijff_kit.executors.slurm import SlurmExecutor
 from cruijff_kit.state.resources import gpu_samples
 
@@ -69,7 +70,8 @@ def test_gpu_launch_mode_really_submitted(gpu_inputs, tmp_path, flags, gpus, lau
     script = scaffold(gpu_inputs, f"gpu{gpus}", *flags)
     assert f"#SBATCH --gres=gpu:{gpus}" in script.read_text()
     ex = SlurmExecutor(script.parents[1])
-    j = ex.submit(JobSpec(key="rank4/finetune", script=script, kind="finetune", run="rank4", gpus=gpus))
+    j = ex.submit(JobSpec(key="rank4/finetune", script=script, kind="finetune", run="rank4",
+                          resources=Resources(gpus_per_node=gpus)))
     info = wait_terminal(ex, [j], timeout=120, every=1)[j]
     out = info.log.read_text()
     assert info.state is JobState.COMPLETED, out
@@ -87,6 +89,7 @@ def test_two_nodes_refused_naming_the_setting(gpu_inputs):
     script = scaffold(gpu_inputs, "gpu_two_nodes", "--gpus", "2", "--set", "Nodes=2")
     ex = SlurmExecutor(script.parents[1])
     with pytest.raises(SubmitError) as e:
-        ex.submit(JobSpec(key="rank4/finetune", script=script, kind="finetune", run="rank4", gpus=2))
+        ex.submit(JobSpec(key="rank4/finetune", script=script, kind="finetune", run="rank4",
+                          resources=Resources(gpus_per_node=2)))
     # slurmctld answers "More processors requested than permitted": the nodes are the cause
     assert e.value.field == "slurm.nodes" and "--nodes=2" in e.value.message, e.value.message

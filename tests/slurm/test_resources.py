@@ -72,7 +72,7 @@ def test_generated_gpu_sampler_on_the_fake_gpu_node(executor, tmp_path):
     parts = environment().from_string(
         '{% import "partials/slurm.j2" as p %}{{ p.offline_exports(false) }}{{ p.gpu_sampler() }}').render()
     s = write_script(tmp_path / "run", parts + "\nsleep 2\necho done", "--gres=gpu:2")
-    j = executor.submit(JobSpec(key="run/finetune", script=s, kind="finetune", run="run", gpus=2,
+    j = executor.submit(JobSpec(key="run/finetune", script=s, kind="finetune", run="run",
                                 env={"PATH": f"{bin_dir}:/usr/bin:/bin"}))
     assert wait_terminal(executor, [j], timeout=60)[j].state is JobState.COMPLETED
     util, mem = gpu_samples(tmp_path / "run" / f"ck-gpu-{j}.csv")

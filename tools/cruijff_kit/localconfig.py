@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .errors import CkError
+from .executors.resources import field_problem, parse_mem_mb, parse_time_min
 
 _LINE = re.compile(r"^\s*(?:[-*]\s+)?(?:\*\*)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?:\*\*)?\s*:\s*(?:\*\*)?\s*(?P<val>.*?)\s*$")
 
@@ -24,6 +25,7 @@ class SlurmDefaults:
     account: str = ""
     partition: str = ""
     constraint: str = ""
+    qos: str = ""
     time: str = ""  # "": unset; scaffold derives it from the run's estimate (else DEFAULT_TIME)
     mem: str = ""  # "": unset; scaffold derives it from the model's size (else DEFAULT_MEM)
     cpus: int = 4
@@ -49,7 +51,7 @@ class LocalConfig:
                mem: str | None = None) -> dict:
         """The `slurm` settings of one generated script: claude.local.md's values, else the
         caller's estimates (`time`, `mem`), else DEFAULT_TIME / DEFAULT_MEM; plus per-job values."""
-        return {
+        out = {
             "job_name": job_name[:64],
             "account": self.slurm.account or None,
             "partition": self.slurm.partition or None,
@@ -62,6 +64,9 @@ class LocalConfig:
             "modules": list(self.slurm.modules),
             "output": "slurm-%j.out",
         }
+        if self.slurm.qos:  # only when set: setup files written before slurm_qos stay byte-identical
+            out["qos"] = self.slurm.qos
+        return out
 
     def environment(self) -> dict:
         """How generated scripts activate Python: conda env, venv, or the interpreter running ck."""
@@ -76,8 +81,6 @@ class LocalConfig:
 
 _TOP = {f.name for f in fields(LocalConfig)} - {"slurm", "path", "warnings"}
 _SLURM_KEYS = {f.name for f in fields(SlurmDefaults)}
-_DURATION = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
-_MEM = re.compile(r"^\d+[KMGT]?$", re.I)
 
 
 def _set_slurm(cfg: LocalConfig, key: str, val: str, path: str, line: int) -> None:
@@ -92,14 +95,25 @@ def _set_slurm(cfg: LocalConfig, key: str, val: str, path: str, line: int) -> No
         setattr(cfg.slurm, key, int(val))
     elif key == "modules":
         cfg.slurm.modules = [m for m in re.split(r"[,\s]+", val) if m]
-    elif key == "time" and val and not _DURATION.match(val):
-        raise CkError(f"expected a SLURM time such as 01:00:00 or 1-00:00:00, got {val!r}",
-                      file=path, line=line, field="slurm_time")
-    elif key == "mem" and val and not _MEM.match(val):
-        raise CkError(f"expected a SLURM memory size such as 32G, got {val!r}",
-                      file=path, line=line, field="slurm_mem")
+    elif key in ("time", "mem") and val and (problem := _sbatch_size_problem(key, val)):
+        raise CkError(problem, file=path, line=line, field=f"slurm_{key}")
+    elif key in _SBATCH_TEXT and val and (problem := field_problem(key, val)):
+        # these become an #SBATCH option of every generated script (executors/resources.py)
+        raise CkError(problem, file=path, line=line, field=f"slurm_{key}")
     else:
         setattr(cfg.slurm, key, val)
+
+
+_SBATCH_TEXT = ("account", "partition", "qos", "constraint")
+
+
+def _sbatch_size_problem(key: str, val: str) -> str | None:
+    """--time / --mem as every generated script will read them (executors/resources.py)."""
+    try:
+        (parse_time_min if key == "time" else parse_mem_mb)(val)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 MAX_SLURM = {"gpus": 64, "cpus": 4096}  # per node: more is a typo (a node has at most a few dozen GPUs)

@@ -320,7 +320,7 @@ SETTINGS: tuple[Setting, ...] = (
       group=SETUP, setup_default={}),
     S("environment", "", "environment", None, "{kind: venv, path}, {kind: conda, name} or {kind: none}",
       group=SETUP, required=True),
-    S("slurm", "", "mapping", {}, "job_name, account, partition, constraint, time, mem, cpus, gpus, nodes, "
+    S("slurm", "", "mapping", {}, "job_name, account, partition, qos, constraint, time, mem, cpus, gpus, nodes, "
       "modules, output (claude.local.md)", group=SETUP, required=True),
 )
 del S

@@ -3,7 +3,8 @@
 
     cd EXPERIMENT/rank8_lr1e-5 && python /path/to/cruijff_kit/tools/torchtune/setup_finetune.py
 
-Reads ./setup_finetune.yaml and writes ./finetune.yaml (torchtune config) and ./finetune.slurm.
+Reads ./setup_finetune.yaml and writes ./finetune.yaml (torchtune config), ./finetune.slurm and
+./finetune.resources.json (what the job asks the scheduler for; `ck run` reads it).
 `ck scaffold` runs the same code in-process.
 """
 import importlib.util

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import ClassVar, Mapping, Sequence
 
 from ..errors import CkError
+from .resources import Resources
 
 
 class JobState(str, enum.Enum):
@@ -86,10 +87,17 @@ class JobSpec:
     script: Path  # absolute path of the .slurm file; it is run from its own directory
     kind: str  # "finetune" | "eval"
     run: str  # run directory name
-    gpus: int = 0
+    # what the job asks the scheduler for (the script's #SBATCH lines were rendered from the same
+    # value; the scaffold stores it beside the script): the local executor hands out its GPUs
+    resources: Resources = Resources()
     env: Mapping[str, str] = field(default_factory=dict)
     sbatch_args: Sequence[str] = ()  # extra CLI flags (e.g. OOM retry overrides), slurm only
     tag: str | None = None  # unique name of this submission (see module doc); [A-Za-z0-9._:/-]
+
+    @property
+    def gpus(self) -> int:
+        """GPUs per node (one machine: the local executor's slots)."""
+        return self.resources.gpus_per_node
 
     @property
     def workdir(self) -> Path:

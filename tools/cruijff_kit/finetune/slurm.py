@@ -13,6 +13,7 @@ Pure Python: imported by the CLI at start-up.
 from __future__ import annotations
 
 from cruijff_kit.errors import CkError
+from cruijff_kit.executors.resources import Resources
 from cruijff_kit.finetune.config import (DISTRIBUTED_RECIPE, SETUP_FILE, SINGLE_DEVICE_RECIPE, ranks_per_node,
                                          with_defaults)
 
@@ -38,27 +39,34 @@ def _check_environment(env: dict | None) -> dict:
     return env
 
 
-def render_finetune_slurm(setup: dict) -> str:
+def finetune_resources(setup: dict) -> Resources:
+    """What finetune.slurm asks the scheduler for: the setup's `slurm` mapping, with the nodes,
+    GPUs and tasks per node the launcher will use (whatever claude.local.md's defaults say)."""
+    s = with_defaults(setup)
+    mode = launch_mode(s)
+    slurm = dict(s.get("slurm") or {})
+    if mode != "single":
+        slurm.update(nodes=s["num_nodes"], gpus=s["num_gpus"])
+    elif s["num_gpus"] == 1:
+        slurm["gpus"] = 1
+    return Resources.from_slurm(slurm, tasks_per_node=ranks_per_node(s) if mode == "srun" else None,
+                                file=SETUP_FILE)
+
+
+def render_finetune_slurm(setup: dict, resources: Resources | None = None) -> str:
     from cruijff_kit.templating import render
 
     s = with_defaults(setup)
     s["environment"] = _check_environment(s.get("environment"))
     s["slurm"] = s.get("slurm") or {}
     mode = launch_mode(s)
-    slurm = dict(s["slurm"])
-    if mode != "single":
-        # Headers must ask for what the launcher will use, whatever claude.local.md's defaults say.
-        slurm.update(nodes=s["num_nodes"], gpus=s["num_gpus"])
-    elif s["num_gpus"] == 1:
-        slurm["gpus"] = 1
-    s["slurm"] = slurm
     return render(
         "finetune.slurm.j2",
         setup=s,
+        resources=resources or finetune_resources(s),
         launch=mode,
         nproc=ranks_per_node(s),
         nodes=s["num_nodes"],
-        ntasks_per_node=ranks_per_node(s) if mode == "srun" else None,
         single_device_recipe=SINGLE_DEVICE_RECIPE,
         distributed_recipe=DISTRIBUTED_RECIPE,
         # tune run turns a relative recipe path into a module name, so this works from any directory.

@@ -11,20 +11,30 @@ from ..experiment.parse import load_experiment
 from ..state import jobs, layout
 
 
-def planned_runs(root: Path) -> tuple[set[str] | None, str | None]:
-    """Run directory names experiment_summary.md plans, or (None, why) when it cannot say."""
+def _read_plan(root: Path) -> tuple[set[str] | None, str | None, int | None]:
+    """(run directory names experiment_summary.md plans, or None and why it cannot say; its GPUs)."""
     summary = root / layout.SUMMARY
     try:
         exp = load_experiment(summary)
         names = set(run_directories(exp, str(summary)).values())
     except CkError as err:
-        return None, str(err).splitlines()[0]
-    return (names, None) if names else (None, "it lists no runs")
+        return None, str(err).splitlines()[0], None
+    return (names, None, exp.gpus) if names else (None, "it lists no runs", exp.gpus)
+
+
+def planned_runs(root: Path) -> tuple[set[str] | None, str | None]:
+    """Run directory names experiment_summary.md plans, or (None, why) when it cannot say."""
+    return _read_plan(root)[:2]
 
 
 def plan_experiment(exp_dir: str | Path, exp_id: str | None = None) -> jobs.Plan:
     root = Path(exp_dir).resolve()
-    return jobs.plan_experiment(exp_dir, exp_id, planned=planned_runs(root) if root.is_dir() else None)
+    if not root.is_dir():
+        return jobs.plan_experiment(exp_dir, exp_id, planned=None)
+    names, why, gpus = _read_plan(root)
+    # the plan's GPUs: what an evaluation an older ck scaffolded (no stored resources) was given
+    return jobs.plan_experiment(exp_dir, exp_id, planned=(names, why), plan_gpus=gpus)
+
 
 
 @dataclass(frozen=True)

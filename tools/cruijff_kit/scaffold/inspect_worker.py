@@ -18,9 +18,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import CkError
+from ..executors.resources import Resources
 from ..experiment.eval_only import evaluated_model, is_adapter_dir
 from ..experiment.model import Evaluation, Experiment, Run
 from ..localconfig import LocalConfig
+from ..state import layout
+from ..state.job_resources import resources_text
 from .torchtune_worker import FileChange, RunResult, _write, output_dir_for
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -162,6 +165,7 @@ def eval_context(exp: Experiment, run: Run, tasks: list[dict], epoch: int | None
     suffix = f"epoch{epoch}" if epoch is not None else "base"
     # an eval-only adapter directory is merged into the run's Model (its base) for the evaluation
     base_model = exp.model_path(run.model) if run.eval_only and is_adapter_dir(Path(model_path)) else None
+    slurm = local.sbatch(f"{exp.name}_{run_dir}_eval_{suffix}", gpus=min(exp.gpus, 1), mem=eval_mem(exp, run, local))
     return {
         "base_model": base_model,
         "tasks": tasks,
@@ -173,8 +177,8 @@ def eval_context(exp: Experiment, run: Run, tasks: list[dict], epoch: int | None
         "temperature": temperature if temperature else None,
         "run_name": run_dir,
         "environment": local.environment(),
-        "slurm": local.sbatch(f"{exp.name}_{run_dir}_eval_{suffix}", gpus=min(exp.gpus, 1),
-                              mem=eval_mem(exp, run, local)),
+        "slurm": slurm,  # `module load` lines
+        "resources": Resources.from_slurm(slurm, file=local.path),  # the #SBATCH lines
     }
 
 
@@ -273,8 +277,9 @@ def plan_run_evals(exp: Experiment, run: Run, run_dir: str, exp_dir: Path, local
             except CkError as err:
                 problems.append(f"{fname} ({ev.task}): {err}")
         if len(tasks) == len(evals):
-            plan.rendered.append((fname, render_eval_slurm(eval_context(exp, run, tasks, epoch, model_path, run_dir,
-                                                                        local, fmt))))
+            ctx = eval_context(exp, run, tasks, epoch, model_path, run_dir, local, fmt)
+            plan.rendered.append((fname, render_eval_slurm(ctx)))
+            plan.rendered.append((layout.resources_path(Path(fname)).name, resources_text(ctx["resources"])))
     if problems:
         return None, "; ".join(problems)
     return plan, None
@@ -289,9 +294,11 @@ def write_run_evals(plan: EvalPlan, *, dry_run: bool = False) -> RunResult:
                 (plan.eval_dir / "logs").mkdir(parents=True, exist_ok=True)
             result.files.append(_write(plan.eval_dir / fname, text, dry_run))
         for old in superseded_scripts(plan.eval_dir, {fname for fname, _ in plan.rendered}):
-            if not dry_run:
-                old.unlink()
-            result.files.append(FileChange(str(old), "would remove" if dry_run else "removed"))
+            record = layout.resources_path(old)  # its stored resources go with it
+            for path in (old, record) if record.is_file() else (old,):
+                if not dry_run:
+                    path.unlink()
+                result.files.append(FileChange(str(path), "would remove" if dry_run else "removed"))
     except CkError as err:
         result.ok, result.error = False, str(err)
     return result

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CkError, CkErrors
+from ..executors.resources import field_problem, parse_mem_mb, parse_time_min
 from ..settings import SETUP_SETTINGS, setup_key_suggestion
 from ..state import layout
 
@@ -19,8 +20,9 @@ SCHEMA = {s.key: s for s in SETUP_SETTINGS}
 OPTIONAL = {k for k, s in SCHEMA.items() if not s.required and s.key not in ("lora_rank", "learning_rate",
                                                                               "batch_size", "epochs", "lora_alpha",
                                                                               "num_gpus")}
-SLURM_KEYS = {"job_name": str, "account": str, "partition": str, "constraint": str, "time": str, "mem": str,
+SLURM_KEYS = {"job_name": str, "account": str, "partition": str, "qos": str, "constraint": str, "time": str, "mem": str,
               "cpus": int, "gpus": int, "nodes": int, "modules": list, "output": str}
+_TYPED = {"cpus": "cpus_per_task", "gpus": "gpus_per_node", "nodes": "nodes"}  # executors/resources.py names
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SLURM_VALUE = re.compile(r"[A-Za-z0-9_.,:%/+=@\[\]-]*")
 
@@ -38,6 +40,8 @@ def _slurm_problems(value: dict) -> list[tuple[str, str]]:
         if kind is int:
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100_000:
                 out.append((fld, f"expected a whole number 0..100000, got {str(v)[:40]!r}"))
+            elif problem := field_problem(_TYPED[key], v):  # the #SBATCH option's own bound
+                out.append((fld, problem))
         elif kind is list:
             if not isinstance(v, list) or not all(isinstance(m, str) and _SLURM_VALUE.fullmatch(m) for m in v):
                 out.append((fld, "expected a list of module names (letters, digits, . _ - / +)"))
@@ -47,6 +51,13 @@ def _slurm_problems(value: dict) -> list[tuple[str, str]]:
             out.append((fld, "contains a newline or control character (it would become a line of the job script)"))
         elif len(v) > 256:
             out.append((fld, f"is {len(v)} characters long (at most 256)"))
+        elif key in ("time", "mem"):
+            try:
+                (parse_time_min if key == "time" else parse_mem_mb)(v)
+            except ValueError as exc:
+                out.append((fld, str(exc)))
+        elif v and (problem := field_problem(key, v)):  # an #SBATCH option (executors/resources.py)
+            out.append((fld, problem))
     return out
 
 

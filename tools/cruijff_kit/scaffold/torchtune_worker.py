@@ -19,6 +19,7 @@ from ..localconfig import LocalConfig
 from ..util.fs import write_if_changed
 from .setup_file import SETUP_FILE, differing_fields, load_setup
 from ..state import layout
+from ..state.job_resources import resources_text
 
 
 
@@ -142,15 +143,18 @@ def _read(path: Path) -> str | None:
 
 def render_outputs(setup: dict) -> dict[str, str]:
     from ..finetune.config import render_finetune_yaml, with_defaults
-    from ..finetune.slurm import render_finetune_slurm
+    from ..finetune.slurm import finetune_resources, render_finetune_slurm
 
     setup = with_defaults(setup)  # filled and checked once, for every file rendered from it
+    resources = finetune_resources(setup)  # the #SBATCH lines and the stored record, from one value
+    job = {layout.FINETUNE_SCRIPT: render_finetune_slurm(setup, resources),
+           layout.resources_path(Path(layout.FINETUNE_SCRIPT)).name: resources_text(resources)}
 
     if setup.get("trainer") == "trl":  # TRL + PEFT: its own config beside the same finetune.slurm
         from ..finetune.trl_config import CONFIG_FILE, render_trl_config
 
-        return {CONFIG_FILE: render_trl_config(setup), layout.FINETUNE_SCRIPT: render_finetune_slurm(setup)}
-    return {layout.FINETUNE_CONFIG: render_finetune_yaml(setup), layout.FINETUNE_SCRIPT: render_finetune_slurm(setup)}
+        return {CONFIG_FILE: render_trl_config(setup), **job}
+    return {layout.FINETUNE_CONFIG: render_finetune_yaml(setup), **job}
 
 
 def generate_from_setup(run_dir: str | Path, *, dry_run: bool = False, setup: dict | None = None) -> list[FileChange]:

@@ -14,7 +14,7 @@ from .probe import Probe
 
 TEMPLATE = "claude.local.md.j2"
 KEYS = ("conda_env", "venv", "output_dir_base", "my_wandb_project", "scratch_dir",
-        "slurm_account", "slurm_partition", "slurm_constraint", "slurm_time", "slurm_mem",
+        "slurm_account", "slurm_partition", "slurm_qos", "slurm_constraint", "slurm_time", "slurm_mem",
         "slurm_cpus", "slurm_gpus", "slurm_modules")
 _DEFAULTS = SlurmDefaults()
 

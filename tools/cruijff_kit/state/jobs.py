@@ -8,6 +8,13 @@
     EXP/<run>/eval/<task>_base.slurm          -> '<run>/eval/<task>_base'       experiments scaffolded
                                                  before one script per checkpoint: one task each)
 
+What each job asks the scheduler for (its GPUs: the local executor's slots) is the Resources
+the scaffold stored beside its script (<stem>.resources.json, state/job_resources.py), never
+parsed out of the script. A script without one (scaffolded by an older ck, or written by hand)
+gets its GPU count re-derived as the scaffold derived it (a fine-tune: its setup_finetune.yaml;
+an evaluation: the plan's GPUs, at most 1), and the plan says so in a warning: `ck scaffold`
+records them without changing the scripts.
+
 Done-ness is the artifacts module's answer (cruijff_kit/artifacts.py): a fine-tuning job when
 every epoch_<N> checkpoint is complete, an evaluation job when the inspect log of every one of its
 tasks reads back as a success for this job, task and fingerprint.
@@ -25,6 +32,8 @@ from pathlib import Path
 from . import artifacts
 from ..errors import CkError
 from ..executors.core import JobSpec
+from ..executors.resources import Resources
+from .job_resources import read_job_resources
 from .identity import check_output_dir
 from .yaml_input import read_mapping
 from . import layout
@@ -33,7 +42,6 @@ RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 CHECKPOINT_SCRIPT = re.compile(r"^(?:epoch(?P<epoch>\d+)|base)\.slurm$")  # every task of one checkpoint
 TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 EVAL_SCRIPT = re.compile(r"^(?P<task>[A-Za-z0-9][A-Za-z0-9._-]*?)_(?:epoch(?P<epoch>\d+)|base)\.slurm$")  # one task
-_GPU_LINE = re.compile(r"^#SBATCH\s+(?:--gres=gpu(?::[A-Za-z0-9_-]+)?:(\d+)|--gpus(?:-per-node)?[= ](?:[A-Za-z0-9_-]+:)?(\d+))")
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class PlannedJob:
     epoch: int | None = None  # None for a finetune or a base-model eval
     depends_on: str | None = None  # key of this run's finetune job
     checkpoints: tuple[Path, ...] = ()  # finetune: every epoch dir; eval: the one it reads
-    gpus: int = 0
+    resources: Resources = Resources()  # what the job asks the scheduler for (stored beside its script)
     finetune_yaml: Path | None = None
     setup_yaml: Path | None = None
     output_dir: Path | None = None  # finetune: where torchtune writes epoch_<N>/
@@ -62,12 +70,17 @@ class PlannedJob:
         return f"eval {where} ({len(self.tasks)} tasks)"
 
     @property
+    def gpus(self) -> int:
+        """GPUs per node: what one machine hands the job (the local executor's slots)."""
+        return self.resources.gpus_per_node
+
+    @property
     def control(self) -> bool:
         return self.kind == "eval" and self.epoch is None
 
     def spec(self, env: dict[str, str] | None = None, sbatch_args=(), tag: str | None = None) -> JobSpec:
         return JobSpec(key=self.key, script=self.script, kind=self.kind, run=self.run,
-                       gpus=self.gpus, env=dict(env or {}), sbatch_args=tuple(sbatch_args), tag=tag)
+                       resources=self.resources, env=dict(env or {}), sbatch_args=tuple(sbatch_args), tag=tag)
 
     def expected(self) -> tuple[artifacts.ExpectedEval, ...]:
         """What this evaluation job must produce: one log per task (artifacts.check_eval)."""
@@ -112,17 +125,38 @@ def _inside(path: Path, root: Path, what: str) -> Path:
     return real
 
 
-def sbatch_gpus(script: Path) -> int:
-    """GPUs a script asks for in its #SBATCH header (0 when none)."""
-    try:
-        lines = script.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return 0
-    for line in lines:
-        m = _GPU_LINE.match(line.strip())
-        if m:
-            return int(m.group(1) or m.group(2))
-    return 0
+def job_resources(script: Path, run_dir: Path, *, evaluation: bool, unrecorded: list[str],
+                  plan_gpus: int | None = None) -> Resources:
+    """The resources stored beside `script`. Without a record (an older ck's scaffold, a script
+    written by hand) they are re-derived as the scaffold derived them, GPUs only: a fine-tune's
+    from its setup_finetune.yaml (num_gpus, else slurm.gpus), an evaluation's from the plan's
+    GPUs (`plan_gpus`, else the run's num_gpus), at most one; `script` is added to `unrecorded`."""
+    stored = read_job_resources(script)
+    if stored is not None:
+        return stored
+    unrecorded.append(f"{script.parent.name}/{script.name}" if evaluation else script.name)
+    if evaluation and plan_gpus is not None:
+        return Resources(gpus_per_node=min(int(plan_gpus or 0), 1))
+    gpus = 0
+    setup = run_dir / layout.SETUP
+    if setup.is_file():
+        data = read_mapping(setup)
+        slurm = data.get("slurm") if isinstance(data.get("slurm"), dict) else {}
+        try:
+            gpus = int(data.get("num_gpus") or 0) or (0 if evaluation else int(slurm.get("gpus") or 0))
+        except (TypeError, ValueError):
+            raise CkError("num_gpus / slurm.gpus must be whole numbers", file=setup, field="num_gpus") from None
+    return Resources(gpus_per_node=min(gpus, 1) if evaluation else gpus)
+
+
+def _unrecorded_warning(root: Path, runs: dict[str, list[str]]) -> str:
+    names = [f"{run}/{name}" for run, scripts in runs.items() for name in scripts]
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return (f"{len(names)} job script(s) have no stored resources (<script>{layout.RESOURCES_SUFFIX}; "
+            f"scaffolded by an older ck, or written by hand): {shown}. Their GPU count is re-derived "
+            f"from setup_finetune.yaml and the plan (evaluations: at most 1), the rest of their #SBATCH "
+            f"lines is not read. "
+            f"`ck scaffold {root}` records them (the scripts stay as they are)")
 
 
 def _finetune_facts(run_dir: Path) -> tuple[Path, int, int]:
@@ -149,10 +183,12 @@ def _finetune_facts(run_dir: Path) -> tuple[Path, int, int]:
 
 
 def plan_experiment(exp_dir: str | Path, exp_id: str | None = None,
-                    planned: tuple[set[str] | None, str | None] | None = None) -> Plan:
+                    planned: tuple[set[str] | None, str | None] | None = None,
+                    plan_gpus: int | None = None) -> Plan:
     """The jobs of EXP's run directories. `planned`: (run directories experiment_summary.md
     lists, or None and why it cannot say) to reconcile with (run/plan.py reads the summary);
-    None: not reconciled (every run directory counts)."""
+    None: not reconciled (every run directory counts). `plan_gpus`: the summary's GPUs, for
+    evaluation scripts without stored resources (see job_resources)."""
     root = Path(exp_dir).resolve()
     if not root.is_dir():
         raise CkError(f"experiment directory not found: {exp_dir}")
@@ -164,6 +200,7 @@ def plan_experiment(exp_dir: str | Path, exp_id: str | None = None,
     if wanted is None and planned is not None:
         plan.warnings.append(f"experiment_summary.md: cannot check run directories against the plan ({why})")
     seen: set[str] = set()
+    unrecorded: dict[str, list[str]] = {}
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         finetune = run_dir / layout.FINETUNE_SCRIPT
         eval_dir = run_dir / "eval"
@@ -181,15 +218,16 @@ def plan_experiment(exp_dir: str | Path, exp_id: str | None = None,
             continue
         output_dir = epochs = None
         ft_key = None
+        missing = unrecorded.setdefault(run, [])
         if finetune.exists():
             _inside(finetune, root, "job script")
-            output_dir, epochs, num_gpus = _finetune_facts(run_dir)
+            output_dir, epochs, _ = _finetune_facts(run_dir)
             check_output_dir(output_dir, root, exp_id, file=run_dir / layout.SETUP)
             ft_key = f"{run}/finetune"
             plan.jobs.append(PlannedJob(
                 key=ft_key, kind="finetune", run=run, script=finetune.resolve(),
                 checkpoints=tuple(output_dir / f"epoch_{i}" for i in range(epochs)),
-                gpus=num_gpus or sbatch_gpus(finetune),
+                resources=job_resources(finetune, run_dir, evaluation=False, unrecorded=missing),
                 finetune_yaml=run_dir / layout.FINETUNE_CONFIG, setup_yaml=run_dir / layout.SETUP,
                 output_dir=output_dir))
         for script in scripts:
@@ -230,7 +268,11 @@ def plan_experiment(exp_dir: str | Path, exp_id: str | None = None,
                 key=f"{run}/eval/{script.stem}", kind="eval", run=run, script=script.resolve(),
                 tasks=tasks, epoch=epoch,
                 depends_on=ft_key if epoch is not None else None,
-                checkpoints=checkpoints, gpus=sbatch_gpus(script), per_task=per_task))
+                checkpoints=checkpoints, per_task=per_task,
+                resources=job_resources(script, run_dir, evaluation=True, unrecorded=missing,
+                                        plan_gpus=plan_gpus)))
+    if any(unrecorded.values()):
+        plan.warnings.append(_unrecorded_warning(root, {r: n for r, n in unrecorded.items() if n}))
     if wanted is not None:
         plan.unscaffolded = sorted(wanted - seen)
     if not plan.jobs:

@@ -6,6 +6,7 @@
     <output_dir>/.ck-experiment.json     OUTPUT_CLAIM
     EXP/<run>/setup_finetune.yaml        SETUP
     EXP/<run>/finetune.yaml|.slurm       FINETUNE_CONFIG, FINETUNE_SCRIPT
+    <script dir>/<stem>.resources.json   resources_path(script): the job's Resources, beside its script
     EXP/<run>/eval/…, eval/logs/         EVAL_DIR, EVAL_LOGS
     <output_dir>/epoch_<N>/              epoch_dir(output_dir, N), EPOCH_GLOB
 """
@@ -23,6 +24,7 @@ OUTPUT_CLAIM = ".ck-experiment.json"
 SETUP = "setup_finetune.yaml"
 FINETUNE_CONFIG = "finetune.yaml"
 FINETUNE_SCRIPT = "finetune.slurm"
+RESOURCES_SUFFIX = ".resources.json"
 EVAL_DIR = "eval"
 EVAL_LOGS = "logs"
 ANALYSIS_DIR = "analysis"
@@ -44,6 +46,12 @@ def summary_path(exp: Path) -> Path:
 
 def setup_path(run_dir: Path) -> Path:
     return Path(run_dir) / SETUP
+
+
+def resources_path(script: Path) -> Path:
+    """Where a job script's resources are stored: finetune.slurm -> finetune.resources.json."""
+    script = Path(script)
+    return script.with_name(script.stem + RESOURCES_SUFFIX)
 
 
 def epoch_dir(output_dir: Path, epoch: int) -> Path:

@@ -31,7 +31,9 @@ from typing import Sequence
 
 from ...util import procs as util_procs
 from ...util.fs import atomic_write_json, atomic_write_text, exclusive_lock
+from ...errors import CkError
 from ..core import Executor, JobInfo, JobSpec, JobState, SubmitError
+from ..resources import Resources
 from ...util.formats import epoch_iso, now_iso
 
 
@@ -60,6 +62,14 @@ def detect_gpus() -> list[str]:
     if visible is not None:
         return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
     return [row[0] for row in util_procs.query_gpus(("index",), timeout=10).rows if row and row[0]]
+
+
+def _gpus_wanted(rec: dict) -> int:
+    """GPUs a job record asks for: its typed resources; a record an older ck queued has "gpus"."""
+    try:
+        return Resources.from_dict(rec["resources"]).gpus_per_node if "resources" in rec else int(rec.get("gpus") or 0)
+    except (CkError, TypeError, ValueError):
+        return 0  # a record edited into nonsense: run it on CPU rather than never
 
 
 def _tail_text(path: Path, nbytes: int = 65536) -> str:
@@ -171,7 +181,7 @@ class LocalExecutor(Executor):
                 "tag": spec.tag,
                 # relative to the experiment: a copied or moved experiment runs its own scripts
                 "script": self._rel(script.resolve()), "workdir": self._rel(script.resolve().parent),
-                "gpus": int(spec.gpus), "env": dict(spec.env), "after": after,
+                "resources": spec.resources.to_dict(), "env": dict(spec.env), "after": after,
                 "submitted": now_iso(), "phase": "queued",
             })
         return job_id
@@ -366,7 +376,7 @@ class LocalExecutor(Executor):
                     continue
             if running >= self.max_parallel:
                 continue
-            want = int(rec.get("gpus") or 0)
+            want = _gpus_wanted(rec)
             if want and self.gpus:
                 free = [g for g in self.gpus if g not in busy_gpus]
                 if len(free) < want:
