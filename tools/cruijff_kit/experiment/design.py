@@ -120,7 +120,7 @@ class DesignSpec:
                    settings=settings, question=question, experiment_dir=d.get("experiment_dir", "") or "",
                    source=source, lines=lines)
         spec.grid.update(grid)
-        spec.search = _search_options(d.get("search"), source, at)
+        spec.search = _search_options(d.get("search"), source, at, spec.lines)
         from .eval_only import runs_from_spec
 
         spec.eval_only = runs_from_spec(d.get("eval_only"), source, at("eval_only"), [str(a) for a, _ in models])
@@ -129,7 +129,7 @@ class DesignSpec:
         return spec
 
 
-def _search_options(value, source, at) -> dict | None:
+def _search_options(value, source, at, lines: dict) -> dict | None:
     """A spec's `search:` mapping (algorithm, trials, rungs, reduction_factor, rung_epochs, metric,
     direction, seed, budget_gpu_hours) -> options by field key; checked when the plan is designed."""
     if value is None:
@@ -142,6 +142,8 @@ def _search_options(value, source, at) -> dict | None:
                           field=f"search.{str(key)[:60]}", hint="keys: algorithm, trials, rungs, reduction_factor, "
                           "rung_epochs, metric, direction, seed, budget_gpu_hours")
         out[k] = v
+        if at("search", key) is not None:  # `eta:` says reduction_factor: messages point at its line
+            lines[("search", k)] = at("search", key)
     return out
 
 
