@@ -39,8 +39,22 @@ def register(sub) -> None:
     p.add_argument("--lrs", type=_csv(float), metavar="1e-5,5e-5", help="learning rates")
     p.add_argument("--batch-sizes", type=_csv(int), metavar="4", help="batch sizes")
     p.add_argument("--vary", action="append", metavar="SETTING=V1,V2", default=[],
-                   help="vary any training setting, e.g. 'LoRA dropout=0,0.1' or 'seed=1,2,3' (repeatable; "
+                   help="vary any training setting, e.g. 'LoRA dropout=0,0.1' or 'seed=1,2,3'; with --search also a "
+                        "range 'Learning rate=1e-5..1e-3:log' or 'LoRA rank=4..32' (repeatable; "
                         "names: skills/scaffold-torchtune/references/setup-fields.md)")
+    g = p.add_argument_group("search (trials sampled from the --vary space, pruned at rung epochs)")
+    g.add_argument("--search", metavar="asha|tpe", help="search instead of a grid: asha (random trials, successive "
+                   "halving) or tpe (Optuna's TPE sampler)")
+    g.add_argument("--trials", type=int, metavar="N", help="trials the search samples")
+    g.add_argument("--rungs", type=int, metavar="R", help="rungs (default 3)")
+    g.add_argument("--reduction-factor", type=int, metavar="ETA", help="1/ETA of the trials go on at each rung (default 3)")
+    g.add_argument("--rung-epochs", metavar="1,3,9", help="epochs trained when each rung decides (default ETA**k; "
+                   "the last is the plan's epochs)")
+    g.add_argument("--metric", metavar="val_loss|TASK:METRIC", help="what decides: val_loss (default) or a task's "
+                   "metric on the validation split, e.g. capitalization:accuracy")
+    g.add_argument("--direction", metavar="minimize|maximize", help="default: minimize a loss or error, maximize others")
+    g.add_argument("--budget-gpu-hours", type=float, metavar="H", help="GPU-hours the search may spend")
+    g.add_argument("--seed", type=int, metavar="S", help="the search's sampler seed (not the training seed; default 0)")
     p.add_argument("--task", action="append", metavar="NAME=SCRIPT[@EPOCHS]",
                    help="evaluation task, e.g. capitalization=tasks/cap.py@0,1 or …@all or …@last "
                         "(epochs 0-based; repeatable)")
@@ -72,9 +86,26 @@ def _split_pair(text: str, flag: str) -> tuple[str, str]:
     return a.strip(), b.strip()
 
 
+SEARCH_FLAGS = ("trials", "rungs", "reduction_factor", "rung_epochs", "metric", "direction", "budget_gpu_hours", "seed")
+
+
+def _search_flags(args, spec) -> None:
+    """--search and its fields, over the spec file's `search:` (flags win)."""
+    given = {k: getattr(args, k) for k in SEARCH_FLAGS if getattr(args, k) is not None}
+    if args.search is not None:
+        spec.search = {**(spec.search or {}), "algorithm": args.search}
+    if given and spec.search is None:
+        flag = "--" + next(iter(given)).replace("_", "-")
+        raise CkError(f"{flag} belongs to a search, and there is none", field=flag, hint="add --search asha|tpe")
+    if spec.search is not None:
+        spec.search.update(given)
+        spec.finetune = True
+
+
 def build_spec(args):
     from ..experiment.design import (DesignSpec, coerce, grid_setting, levels, load_spec_file,
                                      parse_epochs_value)
+    from ..experiment.search import is_range, parse_range
     from ..experiment.model import Evaluation
     from ..settings import BY_KEY, lookup, suggest
 
@@ -100,9 +131,16 @@ def build_spec(args):
             spec.grid[key] = levels(BY_KEY[key], val, None, None, flag)
     flagged = {k for k, v in (("lora_rank", args.ranks), ("learning_rate", args.lrs),
                               ("batch_size", args.batch_sizes)) if v is not None}
+    _search_flags(args, spec)
     for item in args.vary:
         name, values = _split_pair(item, "--vary")
         s = grid_setting(name, None, None)
+        if is_range(values):
+            if spec.search is None:
+                raise CkError(f"a range {values!r} is a search space, and there is no search", field=f"--vary {name}",
+                              hint="add --search asha|tpe --trials N, or give levels (e.g. 8,16) for a grid")
+            spec.grid[s.key] = parse_range(s, values, None, None, f"--vary {name}")
+            continue
         if any(not v.strip() for v in values.split(",")):
             raise CkError(f"an empty item in {values!r}", field=f"--vary {name}", hint="write e.g. seed=1,2,3")
         got = levels(s, values.split(","), None, None, f"--vary {name}")
@@ -186,6 +224,7 @@ def measured_advice(exp) -> list:
 
 def run(args) -> int:
     from ..experiment.design import plan_summary
+    from ..experiment.search import dimension_text
     from ..util.fs import atomic_write_text
     from ..util.log import ActionLog
 
@@ -215,10 +254,13 @@ def run(args) -> int:
         log.write(
             "DESIGN_EXPERIMENT", f"Planned {exp.name}",
             details=f"models={', '.join(m for m, _ in exp.models)}; "
-                    + "; ".join(f"{k}={v}" for k, v in spec.grid.items())
+                    + "; ".join(f"{k}={v if isinstance(v, list) else dimension_text(v)}" for k, v in spec.grid.items())
                     + f"; epochs={exp.epochs}; gpus={exp.gpus}; controls={spec.controls}"
                     # every --set / Configuration value: a --force redesign must not look identical
-                    + "".join(f"; {k}={v!r}" for k, v in sorted(spec.settings.items())),
+                    + "".join(f"; {k}={v!r}" for k, v in sorted(spec.settings.items()))
+                    + (f"; search={exp.search.algorithm} trials={exp.search.trials} rung_epochs="
+                       f"{','.join(map(str, exp.search.rung_epochs))} metric={exp.search.metric} seed={exp.search.seed}"
+                       if exp.search else ""),
             result=f"{len(exp.finetuned_runs)} fine-tuned run(s), {len(exp.control_runs)} control(s), "
                    f"{len(exp.evaluations)} task(s) -> {summary}")
         for w in advice:
@@ -252,7 +294,7 @@ def run(args) -> int:
 
 
 PLAN_FLAGS = ("spec", "name", "model", "dataset", "ranks", "lrs", "batch_sizes", "task", "question", "epochs",
-              "gpus", "system_prompt")
+              "gpus", "system_prompt", "search") + SEARCH_FLAGS
 
 
 def add_tasks(args, exp_dir: Path, summary: Path) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import CkError
 from ..executors.core import JobState
+from ..run.outcome import Verdict
 from ..state import layout
 
 
@@ -162,14 +163,16 @@ def _sigterm_interrupts() -> None:
 
 
 def _print_summary(report) -> None:
-    done = sum(j.ok for j in report.jobs)
+    pruned = sum(j.verdict is Verdict.PRUNED for j in report.jobs)
+    done = sum(j.ok for j in report.jobs) - pruned
     title = "Dry run" if report.dry_run else "Run finished"
     print(f"\n{title}: {done}/{len(report.jobs)} job(s) COMPLETED"
+          + (f", {pruned} pruned by the search" if pruned else "")
           + (f", {len(report.submitted)} submitted now" if report.submitted else ""))
     for j in report.jobs:
         if report.dry_run or not j.ok or j.note:
             print(f"  {j.run:<24} {j.label:<30} {j.job_id or '-':<12} "
-                  f"{j.state or j.action.upper()}  {j.note or ''}".rstrip())
+                  f"{j.state.value if j.state else j.action.upper()}  {j.note or ''}".rstrip())
     for w in report.warnings:
         print(f"  warning: {w}")
     for run in report.stale:

@@ -20,11 +20,13 @@ from .disk import planned_disk_bytes
 from .estimate import calibrate, estimate_seconds, examples_in_dataset, params_from_model
 from .model import EPOCH_WORDS, Evaluation, Experiment, Run, RunType, Tools
 from .naming import check_safe_name, run_directories
+from .search import Dimension, field_key, is_range, parse_range
+from .search_design import check_budget, resolve_search, trial_values, with_rung_evaluation
 from ..settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, suggest
 
 MAX_RUNS = 10_000
 TOP_LEVEL = ("name", "models", "dataset", "question", "grid", "controls", "eval_only", "tasks", "config", "experiment_dir",
-             "lora_ranks", "learning_rates", "batch_sizes")
+             "lora_ranks", "learning_rates", "batch_sizes", "search")
 TASK_KEYS = ("task", "script", "epochs", "split", "system_prompt", "runs", "dataset", "description")
 LEGACY_GRID = {"lora_ranks": "lora_rank", "learning_rates": "learning_rate", "batch_sizes": "batch_size"}
 ALWAYS_COLUMNS = ("lora_rank", "learning_rate", "batch_size")  # the seeds' runs table
@@ -35,8 +37,9 @@ class DesignSpec:
     name: str
     models: list[tuple[str, str]]
     dataset: str
-    # setup key -> levels; the product of all levels (x models) is the fine-tuned runs
-    grid: dict[str, list] = field(default_factory=lambda: {"lora_rank": [8], "learning_rate": [5e-5]})
+    # setup key -> levels; the product of all levels (x models) is the fine-tuned runs; with a search,
+    # a setting's range (experiment/search.py Dimension) or levels are its space
+    grid: dict[str, list | Dimension] = field(default_factory=lambda: {"lora_rank": [8], "learning_rate": [5e-5]})
     controls: bool = True
     eval_only: list[Run] = field(default_factory=list)  # models evaluated, not trained (eval_only.py)
     tasks: list[Evaluation] = field(default_factory=list)
@@ -48,6 +51,8 @@ class DesignSpec:
     # False: no fine-tuned runs (an eval-only experiment that states no grid: nobody asked for training)
     finetune: bool = True
     grid_stated: bool = False  # the spec file states ranks / learning rates / a grid
+    # a search (experiment/search.py): its fields by key (algorithm, trials, rungs, metric, …), as given
+    search: dict[str, Any] | None = None
 
     def line(self, *key) -> int | None:
         return self.lines.get(tuple(key))
@@ -94,7 +99,8 @@ class DesignSpec:
                 grid[key] = levels(BY_KEY[key], d[legacy], source, at(legacy), legacy)
         for key, values in _mapping(d.get("grid"), source, at("grid"), "grid").items():
             s = grid_setting(str(key), source, at("grid", key))
-            grid[s.key] = levels(s, values, source, at("grid", key), f"grid.{key}")
+            grid[s.key] = (parse_range(s, values, source, at("grid", key), f"grid.{key}") if is_range(values)
+                           else levels(s, values, source, at("grid", key), f"grid.{key}"))
         tasks = []
         raw_tasks = d.get("tasks") or []
         if not isinstance(raw_tasks, list):
@@ -114,12 +120,31 @@ class DesignSpec:
                    settings=settings, question=question, experiment_dir=d.get("experiment_dir", "") or "",
                    source=source, lines=lines)
         spec.grid.update(grid)
+        spec.search = _search_options(d.get("search"), source, at, spec.lines)
         from .eval_only import runs_from_spec
 
         spec.eval_only = runs_from_spec(d.get("eval_only"), source, at("eval_only"), [str(a) for a, _ in models])
         spec.grid_stated = bool(grid) or "lora_rank" in settings or "learning_rate" in settings
         spec.finetune = spec.grid_stated or not spec.eval_only
         return spec
+
+
+def _search_options(value, source, at, lines: dict) -> dict | None:
+    """A spec's `search:` mapping (algorithm, trials, rungs, reduction_factor, rung_epochs, metric,
+    direction, seed, budget_gpu_hours) -> options by field key; checked when the plan is designed."""
+    if value is None:
+        return None
+    out = {}
+    for key, v in _mapping(value, source, at("search"), "search").items():
+        k = field_key(str(key))
+        if k is None:
+            raise CkError(f"unknown search key {str(key)[:60]!r}", file=source, line=at("search", key) or at("search"),
+                          field=f"search.{str(key)[:60]}", hint="keys: algorithm, trials, rungs, reduction_factor, "
+                          "rung_epochs, metric, direction, seed, budget_gpu_hours")
+        out[k] = v
+        if at("search", key) is not None:  # `eta:` says reduction_factor: messages point at its line
+            lines[("search", k)] = at("search", key)
+    return out
 
 
 def _mapping(value, source, line, fld) -> dict:
@@ -274,14 +299,23 @@ def design_experiment(spec: DesignSpec) -> Experiment:
             raise CkError(f"unknown setting {key!r}", file=src, field=key)
         settings[key] = coerce(s, value, src, spec.line(key), s.name)
     grid = {}
+    ranges: dict[str, Dimension] = {}  # a search's ranges (experiment/search.py)
     for key, values in spec.grid.items():
         s = BY_KEY.get(key)
         if s is None or not s.per_run:
             raise CkError(f"{key!r} cannot vary between runs", file=src, line=spec.line("grid", key), field=key)
+        if isinstance(values, Dimension):
+            if spec.search is None:
+                raise CkError(f"a range of {s.name} is a search space, and the plan has no search", file=src,
+                              line=spec.line("grid", key), field=s.name,
+                              hint="add --search asha|tpe --trials N, or give levels (e.g. 8,16) for a grid")
+            ranges[key] = values
+            continue
         grid[key] = levels(s, list(values), src, spec.line("grid", key), s.name.lower())
     for key, default in (("lora_rank", 8), ("learning_rate", 5e-5), ("batch_size", BY_KEY["batch_size"].default)):
         # a value stated once for the whole experiment is a one-level grid: the runs table shows it
-        grid.setdefault(key, [settings.pop(key, default)])
+        if key not in ranges:
+            grid.setdefault(key, [settings.pop(key, default)])
         settings.pop(key, None)
     seeds = settings.get("seeds", 1)
     if seeds > 1:
@@ -294,15 +328,24 @@ def design_experiment(spec: DesignSpec) -> Experiment:
     for key in list(grid):
         if key not in ALWAYS_COLUMNS and len(grid[key]) == 1:
             settings[key] = grid.pop(key)[0]  # not varied: say it once in Configuration
-    order = [k for k in ALWAYS_COLUMNS] + [s.key for s in RUN_SETTINGS if s.key in grid and s.key not in ALWAYS_COLUMNS]
+    order = [k for k in ALWAYS_COLUMNS if k in grid] + [s.key for s in RUN_SETTINGS if s.key in grid and s.key not in ALWAYS_COLUMNS]
     total = len(spec.models)
     for k in order:
         total *= len(grid[k])
     if total > MAX_RUNS:
         raise CkError(f"the grid makes {total} runs (at most {MAX_RUNS})", file=src, field="grid")
+    search = None
+    if spec.search is not None:
+        search = resolve_search(spec.search, src, spec.line, stated=settings, grid=grid, ranges=ranges,
+                                models=len(spec.models))
+        settings["epochs"] = search.rung_epochs[-1]
+        if search.metric == "val_loss":
+            settings["enable_validation"] = True
     base = {"epochs": 1, "num_gpus": 1, "system_prompt": "", "enable_validation": False}
     settings = {**base, **settings}
-    if len(grid["batch_size"]) == 1:  # one batch size: said once in Configuration too
+    if "batch_size" not in grid:  # searched: each trial's own
+        settings.pop("batch_size", None)
+    elif len(grid["batch_size"]) == 1:  # one batch size: said once in Configuration too
         settings["batch_size"] = grid["batch_size"][0]
     else:  # swept: the runs table says each run's; a Configuration value would contradict it
         settings.pop("batch_size", None)
@@ -311,9 +354,15 @@ def design_experiment(spec: DesignSpec) -> Experiment:
     calibrations = {path: calibrate(path, _measurement_dirs(spec), exclude=spec.experiment_dir or None)
                     for _, path in spec.models}
     runs: list[Run] = []
-    for (model, path), *values in itertools.product(spec.models if spec.finetune else [], *(grid[k] for k in order)):
-        combo = dict(zip(order, values))
-        name = _run_name(model, combo, grid)
+    if search is not None:  # the trials: sampled values, one run each (experiment/search_design.py)
+        (model, path), = spec.models
+        planned = [(model, path, name, combo, n) for n, (name, combo) in enumerate(trial_values(search, grid))]
+    else:
+        planned = [(model, path, _run_name(model, dict(zip(order, values)), grid), dict(zip(order, values)), None)
+                   for (model, path), *values in itertools.product(spec.models if spec.finetune else [],
+                                                                   *(grid[k] for k in order))]
+    first_rung: list[float | None] = []
+    for model, path, name, combo, trial in planned:
         if model_trainer.get(model):  # models that need different trainers: each run names its own
             combo["trainer"] = model_trainer[model]
         eff = {**settings, **combo}
@@ -322,7 +371,14 @@ def design_experiment(spec: DesignSpec) -> Experiment:
                                max_steps_per_epoch=eff.get("max_steps_per_epoch"), calibration=calibrations[path])
         runs.append(Run(name=name, model=model, type=RunType.FINETUNED,
                         settings=tuple(combo.items()), est_time=duration_estimate(est),
-                        est_disk=size_estimate(_run_disk(path, eff))))
+                        est_disk=size_estimate(_run_disk(path, eff)), trial=trial))
+        if search is not None:  # the first rung's time, for the budget
+            first_rung.append(estimate_seconds(
+                params=params_from_model(path, model), examples=examples, epochs=search.rung_epochs[0],
+                batch_size=eff["batch_size"], gpus=eff["num_gpus"],
+                max_steps_per_epoch=eff.get("max_steps_per_epoch"), calibration=calibrations[path]))
+    if search is not None:
+        check_budget(search, first_rung, settings["num_gpus"] * settings.get("num_nodes", 1), src, spec.line)
     if spec.controls:
         for model, _ in spec.models:
             runs.append(Run(name=f"{model}_base", model=model, type=RunType.CONTROL, est_time="N/A",
@@ -353,12 +409,15 @@ def design_experiment(spec: DesignSpec) -> Experiment:
                                   line=spec.line("tasks"), field=fld)
     tasks = [replace(t, epochs=tuple(range(settings["epochs"])) if t.epoch_spec == "all" else
                      (settings["epochs"] - 1,) if t.epoch_spec == "last" else t.epochs) for t in spec.tasks]
+    if search is not None:
+        tasks = with_rung_evaluation(search, tasks, [r.name for r in runs if r.trial is not None],
+                                     settings.get("eval_split", BY_KEY["eval_split"].default), src, spec.line)
     used = {dict(r.settings).get("trainer") or settings.get("trainer") or picked.get(r.model)
             for r in runs if r.finetuned}
     return Experiment(
         name=spec.name, experiment_dir=spec.experiment_dir, models=tuple(spec.models), dataset=spec.dataset,
         question=spec.question, settings=tuple(settings.items()), runs=tuple(runs), evaluations=tuple(tasks),
-        tools=Tools(preparation=", ".join(t for t in TRAINERS if t in used) or TORCHTUNE),
+        tools=Tools(preparation=", ".join(t for t in TRAINERS if t in used) or TORCHTUNE), search=search,
     )
 
 

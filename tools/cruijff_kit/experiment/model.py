@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import replace, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..settings import BY_KEY, resolve
+
+if TYPE_CHECKING:  # search.py reads plans (imports this module); the annotation only names its type
+    from .search import Search
 
 SUPPORTED_PREPARATION = ("torchtune", "trl")
 SUPPORTED_EVALUATION = ("inspect-ai",)
@@ -50,6 +53,7 @@ class Run:
     # columns the table had beyond the schema's, e.g. {"Notes": "…"}; kept verbatim
     extra: tuple[tuple[str, str], ...] = ()
     line: int | None = field(default=None, compare=False)
+    trial: int | None = None  # a search's trial number (the runs table's Trial column; experiment/search.py)
 
     def __post_init__(self) -> None:
         # mappings: their order in one table is not part of the plan
@@ -120,6 +124,7 @@ class Experiment:
     other_sections: tuple[tuple[str, str], ...] = ()
     # what the parser read but ck does not act on, said to the user (never silently dropped)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    search: Search | None = None  # `## Search`: trials sampled from a space, decided in rungs
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", _canonical(self.settings))
@@ -164,6 +169,11 @@ class Experiment:
     @property
     def finetuned_runs(self) -> tuple[Run, ...]:
         return tuple(r for r in self.runs if r.finetuned)
+
+    def trials(self) -> tuple[tuple[int, Run], ...]:
+        """(trial number, fine-tuned run) of a search, by trial number."""
+        return tuple(sorted(((r.trial, r) for r in self.runs if r.finetuned and r.trial is not None),
+                            key=lambda t: t[0]))
 
     @property
     def control_runs(self) -> tuple[Run, ...]:

@@ -1,5 +1,5 @@
 """Run directory names from the parameters that vary (a name says what differs): rank8_lr1e-5/, rank8/,
-Llama-3.2-1B_rank8/, rank8_drop0.1/; control runs: base/ (or <model>_base/ when several models);
+Llama-3.2-1B_rank8/, rank8_drop0.1/; a search's trials: t00_rank8_lr1.2e-4/; control runs: base/ (or <model>_base/ when several models);
 eval-only runs: their run name.
 Any per-run setting may vary; its short name comes from settings.py."""
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import CkError
 from .model import Experiment, Run
+from .search import trial_prefix
 from ..settings import BY_KEY, RUN_SETTINGS
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -85,6 +86,8 @@ def run_directories(exp: Experiment, summary_path: str | None = None) -> dict[st
     for run in exp.runs:
         if run.finetuned:
             name = "_".join(_part(p, exp, run, short, levels) for p in varying)[:MAX_NAME]
+            if run.trial is not None:  # a search's trial: its number first (two trials may sample the same values)
+                name = f"{trial_prefix(run.trial, exp.search.trials if exp.search else 0)}_{name}"[:MAX_NAME]
         elif run.eval_only:
             name = run.name  # evaluates a model of its own: its name says which
         else:

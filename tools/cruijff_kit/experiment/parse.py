@@ -27,6 +27,7 @@ from .model import (
     Tools,
 )
 from .eval_only import CHECKPOINT_COLUMN, problems as eval_only_problems
+from .search import plan_problems, read_section
 from ..settings import BY_KEY, RUN_SETTINGS, SAFE_NAME, Setting, lookup, lookup_column, norm, parse_quoted, suggest
 from ..state import layout
 
@@ -34,7 +35,7 @@ MAX_SUMMARY_BYTES = 4 * 1024 * 1024  # a plan of 10,000 runs is ~1 MB
 MAX_ERRORS = 50
 
 KNOWN_SECTIONS = {"quick reference", "tools", "resources", "configuration", "all runs",
-                  "runs", "evaluation", "evaluations", "status", "overview", "evaluation plan"}
+                  "runs", "evaluation", "evaluations", "status", "overview", "evaluation plan", "search"}
 # sections of the original layout (and notes people add) that ck keeps as prose and does not read
 PROSE_SECTIONS = {"variables", "compute estimates", "naming conventions", "notes", "question",
                   "research question", "hypothesis", "results", "background", "motivation", "next steps"}
@@ -49,6 +50,7 @@ RUN_COLUMNS = {
     "type": "type",
     "est time": "est_time", "estimated time": "est_time", "est": "est_time", "time": "est_time",
     "est disk": "est_disk", "estimated disk": "est_disk", "disk": "est_disk",
+    "trial": "trial",  # a search's trial number (experiment/search.py)
 }
 EVAL_COLUMNS = {"task": "task", "task name": "task", "script": "script", "task script": "script",
                 "epochs": "epochs", "epoch": "epochs", "split": "split", "system prompt": "system_prompt",
@@ -265,6 +267,7 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
             c.warn(f"runs-table column {header!r} is not a setting: kept as a note, ck does not use it", table.line)
     runs: list[Run] = []
     names: dict[str, int] = {}
+    trials: dict[int, int] = {}
     for line, cells in table.rows:
         values: dict[str, str] = {}
         settings: dict[str, object] = {}
@@ -306,6 +309,7 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
                             f"{BY_KEY[key].format(value)!r} would be ignored", line, header,
                             hint="write '-' in training columns of control and eval-only runs")
             settings = {}
+        trial = _trial(c, values.get("trial", ""), line, rtype, trials)
         model = values.get("model", "").strip()
         if model not in models:
             known = ", ".join(models) or "none"
@@ -313,8 +317,25 @@ def _parse_runs(c: _Collector, table: _Table, models: dict[str, str]) -> list[Ru
                     f"(listed: {known})", line, "Model")
         runs.append(Run(name=name, model=model, type=rtype, settings=tuple(settings.items()),
                         est_time=_na_to_empty(values.get("est_time", "")),
-                        est_disk=_na_to_empty(values.get("est_disk", "")), extra=tuple(extra), line=line))
+                        est_disk=_na_to_empty(values.get("est_disk", "")), extra=tuple(extra), line=line,
+                        trial=trial))
     return runs
+
+
+def _trial(c: _Collector, text: str, line: int, rtype: RunType, seen: dict[int, int]) -> int | None:
+    """A Trial cell: a search trial's number (fine-tuned runs), '-' for every other run."""
+    if text.strip().lower() in NOT_APPLICABLE:
+        return None
+    if rtype is not RunType.FINETUNED:
+        c.error(f"a {rtype.value.lower()} run is not a search trial", line, "Trial", hint="write '-'")
+        return None
+    number = _parse_int(c, text, line, "Trial", minimum=0, maximum=10**6)
+    if number is not None and number in seen:
+        c.error(f"trial {number} appears twice (first on line {seen[number]})", line, "Trial")
+        return None
+    if number is not None:
+        seen[number] = line
+    return number
 
 
 def _check_against_config(c: _Collector, runs: list[Run], stated: dict, stated_line: dict) -> None:
@@ -708,6 +729,20 @@ def parse_summary_text(text: str, path: str = layout.SUMMARY) -> Experiment:
     if (ss := by_title.get("status")) and ss.tables:
         status = _parse_status(ss.tables[0])
 
+    search = None
+    if (sr := by_title.get("search")) is not None:
+        search = read_section([b for items in sr.bullets.values() for b in items],
+                              [(t.headers, t.rows, t.line) for t in sr.tables], sr.line, path, c.error,
+                              epochs=stated.get("epochs"))
+    if not c.errors and (search is not None or any(r.trial is not None for r in runs)):
+        planned = Experiment(name=title, settings=tuple(stated.items()), runs=tuple(runs),
+                             evaluations=tuple(evaluations), search=search)
+        problems, notes = plan_problems(planned)
+        for message, line, fld, hint in problems:
+            c.error(message, line, fld, hint)
+        for note in notes:
+            c.warn(note, search.line if search else None)
+
     if c.errors:
         raise CkErrors(c.errors) if len(c.errors) > 1 else c.errors[0]
 
@@ -725,7 +760,7 @@ def parse_summary_text(text: str, path: str = layout.SUMMARY) -> Experiment:
         name=title, experiment_dir=experiment_dir, tools=tools, models=tuple(models.items()),
         dataset=dataset, question=question, settings=tuple(stated.items()), runs=tuple(runs),
         evaluations=tuple(evaluations), status=tuple(status), other_sections=tuple(others),
-        warnings=tuple(c.warnings),
+        warnings=tuple(c.warnings), search=search,
     )
 
 

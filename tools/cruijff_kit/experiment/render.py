@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..templating import render
 from .model import Experiment
+from .search import section_bullets, space_rows
 from ..settings import EVALUATION, OUTPUT, PLAN_SETTINGS, RUN_SETTINGS, TRAINING
 
 
@@ -31,7 +32,9 @@ def render_summary(exp: Experiment) -> str:
                                       ("Description", any(e.description for e in evs))) if used]
     text = render("experiment_summary.md.j2", exp=exp, extra_columns=extra_columns, run_columns=run_columns,
                   config=config, eval_columns=eval_columns, quoted=_quoted,
-                  split=_split)
+                  split=_split, trial_column=any(r.trial is not None for r in exp.runs),
+                  search_bullets=section_bullets(exp.search) if exp.search else (),
+                  search_space=space_rows(exp.search) if exp.search else ())
     return text.rstrip("\n") + "\n"
 
 

@@ -14,7 +14,10 @@ What it keeps from the torchtune path, so a run means the same whichever trainer
     memory record, and <run>/logs/train_examples.jsonl (the first 8 tokenized training examples).
 key=value arguments override top-level config keys (`ck run` halves batch_size and doubles
 gradient_accumulation_steps on an OOM retry, and sets resume_from_checkpoint=True after a TIMEOUT:
-training goes on from the trainer state saved with the last finished epoch).
+training goes on from the trainer state saved with the last finished epoch). One key needs no
+entry in the file: stop_after_epochs=K ends the job after epoch K-1 is saved (finetune/epoch_stop.py),
+the schedule still the full run's; a resume then continues exactly as if it had never stopped
+(the trainer state of .trl/checkpoint-*: adapter, optimizer, scheduler, RNG, and the epoch count).
 """
 from __future__ import annotations
 
@@ -27,14 +30,19 @@ from pathlib import Path
 from typing import Any
 
 def load_config(path: Path, overrides: list[str]) -> dict:
+    from cruijff_kit.finetune.epoch_stop import STOP_KEY, stop_after_epochs
     from cruijff_kit.state.yaml_input import read_mapping, yaml_scalar
 
     cfg = read_mapping(path)
     for item in overrides:
         key, sep, raw = item.partition("=")
-        if not sep or key not in cfg:
+        if not sep or (key not in cfg and key != STOP_KEY):  # the stop is this job's, not the run's config
             raise SystemExit(f"trl_train: override {item!r} is not KEY=VALUE with a key of {path.name}")
         cfg[key] = yaml_scalar(raw)
+    try:
+        cfg[STOP_KEY] = stop_after_epochs(cfg.get(STOP_KEY))
+    except ValueError as exc:
+        raise SystemExit(f"trl_train: {exc}") from None
     return cfg
 
 
@@ -104,6 +112,7 @@ def train(cfg: dict, run_dir: Path) -> int:
     from trl import SFTConfig, SFTTrainer
 
     from cruijff_kit.finetune import train_examples
+    from cruijff_kit.finetune.epoch_stop import STOP_KEY, stops_after
     from cruijff_kit.finetune.peft_compat import peft_without_old_torchao
     from cruijff_kit.finetune.recipes._torchtune import record_peak_memory
     from cruijff_kit.finetune.trainers import prompt_format_of
@@ -156,7 +165,7 @@ def train(cfg: dict, run_dir: Path) -> int:
         ddp_find_unused_parameters=False,
     )
     log_file = out / "logs" / f"log_{int(time.time())}.txt"
-    state = {"epoch": 0, "epoch_step": 0, "t0": time.monotonic(), "tokens0": 0}
+    state = {"epoch": 0, "epochs_trained": 0, "epoch_step": 0, "t0": time.monotonic(), "tokens0": 0, "saved": []}
     max_per_epoch = cfg.get("max_steps_per_epoch")
 
     class CkCallback(TrainerCallback):
@@ -169,7 +178,7 @@ def train(cfg: dict, run_dir: Path) -> int:
                 fh.write(f"Step {step} | " + " ".join(f"{k}:{v}" for k, v in values.items()) + " \n")
 
         def on_train_begin(self, args_, st, control, **kw):
-            state["epoch"] = int(round(st.epoch or 0))  # epochs already done (a resumed run)
+            state["epoch"] = state["epochs_trained"]  # epochs already done (a resumed run), as the trainer counts
 
         def on_step_end(self, args_, st, control, **kw):
             state["epoch_step"] += 1
@@ -198,6 +207,11 @@ def train(cfg: dict, run_dir: Path) -> int:
                 record_peak_memory(out, state["epoch"])
             if val_rows:
                 control.should_evaluate = True  # validation loss at every epoch end
+            state["saved"].append(state["epoch"])
+            if stops_after(state["epoch"], cfg.get(STOP_KEY), int(cfg["epochs"])):
+                # the trainer still evaluates and saves its state (.trl/checkpoint-*) for this epoch
+                # (_maybe_log_save_evaluate runs after on_epoch_end), then leaves its epoch loop
+                control.should_training_stop = True
             state["epoch"] += 1
             state["epoch_step"] = 0
             state["after_epoch"] = True
@@ -214,6 +228,18 @@ def train(cfg: dict, run_dir: Path) -> int:
         def create_scheduler(self, num_training_steps, optimizer=None):
             return super().create_scheduler(total_steps, optimizer)
 
+        def _init_training_state(self, max_steps, num_update_steps_per_epoch, *rest):
+            # On a resume the trainer counts finished epochs as global_step // (its full epoch's
+            # steps); with Max steps per epoch our epochs are shorter (should_epoch_stop), so it would
+            # count too few and skip batches of the wrong epoch. Count by the epochs that really ran.
+            epochs, steps = super()._init_training_state(max_steps, num_update_steps_per_epoch, *rest)
+            if max_per_epoch and per_epoch < num_update_steps_per_epoch:
+                done = self.state.global_step
+                epochs = done // per_epoch
+                steps = 0 if self.args.ignore_data_skip else (done % per_epoch) * self.args.gradient_accumulation_steps
+            state["epochs_trained"] = epochs
+            return epochs, steps
+
     trainer = CkSFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
                          processing_class=tok, callbacks=[CkCallback()])
@@ -222,8 +248,12 @@ def train(cfg: dict, run_dir: Path) -> int:
     if cfg.get("save_merged_weights") and rank0:  # merged HF weights beside each epoch's adapter
         from cruijff_kit.finetune.peft_merge import merge_into
 
-        for n in range(int(cfg["epochs"])):
-            merge_into(out / f"epoch_{n}", base, out / f"epoch_{n}")
+        from cruijff_kit.state.artifacts import checkpoint_complete, has_weights
+
+        for n in range(state["epoch"]):  # the epochs done so far: a stopped job saved only some
+            d = out / f"epoch_{n}"
+            if n in state["saved"] or not (has_weights(d) and checkpoint_complete(d)):  # not merged by a job that stopped
+                merge_into(d, base, d)
     return 0
 
 

@@ -195,9 +195,11 @@ def run_experiment(exp_dir: str | Path, executor: Executor, only: str | None = N
         orch.monitor()
         report = _finish(orch)
         orch.write_status()
-        done = sum(j.ok for j in report.jobs)
+        pruned = sum(j.verdict is Verdict.PRUNED for j in report.jobs)
+        done = sum(j.ok for j in report.jobs) - pruned
         orch._event(EventType.COMPLETE,
                     details=f"{done}/{len(report.jobs)} job(s) COMPLETED; {len(report.failed)} failed or skipped"
+                            + (f"; {pruned} pruned by the search" if pruned else "")
                             + (f"; refused (no checkpoint): {', '.join(report.refused)}" if report.refused else ""),
                     note="logs: run-torchtune.log, run-inspect.log; eval logs: <run>/eval/logs/")
         if analyze or notify:

@@ -50,7 +50,8 @@ class Verdict(str, enum.Enum):
 
     @property
     def ok(self) -> bool:
-        return self in (Verdict.DONE, Verdict.FOUND)
+        # a pruned trial's jobs ended as the search planned: nothing is missing or to redo
+        return self in (Verdict.DONE, Verdict.FOUND, Verdict.PRUNED)
 
     @property
     def blocking(self) -> bool:

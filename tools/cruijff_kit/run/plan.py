@@ -53,7 +53,7 @@ def search_plan(exp_dir: str | Path) -> SearchPlan | None:
     """The search experiment_summary.md plans, or None (a plain grid)."""
     summary = Path(exp_dir).resolve() / layout.SUMMARY
     exp = load_experiment(summary)
-    search = getattr(exp, "search", None)
+    search = exp.search
     if search is None:
         return None
     dirs = run_directories(exp, str(summary))

@@ -34,7 +34,7 @@ class TrialView:
     trial: int
     run: str
     trained: int                 # epochs with a complete checkpoint (from epoch_0, no gap)
-    busy: bool                   # one of its jobs is live or queued: evidence may still come
+    busy: bool                   # a job writing its evidence is live or queued: wait for it
     failed: str | None           # why its training failed for good (nothing live, no retry)
     value_at: Callable[[int], float | None]  # the metric after that many epochs (None: none yet)
 
@@ -77,10 +77,10 @@ def _decide(v: TrialView, r: int, epochs: int, last: bool, rung_epochs, eta, met
         if v.failed and not v.busy:
             return Decision(v.trial, v.run, r, v.trained, metric, None, FAILED, v.failed)
         return None  # still training (or about to be submitted)
+    if v.busy:
+        return None  # a job that writes this rung's evidence is still running
     value = v.value_at(epochs)
     if value is None:
-        if v.busy:
-            return None  # its evaluation at this epoch is still running
         return Decision(v.trial, v.run, r, epochs, metric, None, FAILED,
                         f"no {metric} after {epochs} epoch(s): the evidence this rung needs is missing")
     if last:

@@ -23,15 +23,13 @@ from ..state.jobs import PlannedJob, is_done
 from ..state.ledger import Ledger, entry_state, is_live
 from ..state.search import FAILED, PRUNED, VAL_LOSS, Decision, append_decisions, decisions, \
     epoch_val_loss, task_metric, trained_epochs
-from . import search_study
+from . import recovery, search_study
 from .events import EventType
 from .outcome import Action, Verdict
 from .plan import SearchPlan, search_plan
 from .search_rules import TrialView, walk
 from .submission import Submission
 
-STOP_KEY = "stop_after_epochs"
-RESUME_KEY = "resume_from_checkpoint"
 _RETRYABLE_STATES = (None, JobState.COMPLETED, JobState.QUEUED, JobState.DEPENDENCY_NEVER_SATISFIED)
 _GAVE_UP = (Verdict.FAILED, Verdict.NOT_RETRIED, Verdict.SUBMIT_FAILED, Verdict.NO_ARTIFACT)
 
@@ -46,16 +44,6 @@ def load_search(exp_dir) -> SearchPlan | None:
         if "## Search" in text:
             raise
         return None
-
-
-def rung_overrides(trained: int, epochs: int, final: bool) -> dict[str, str]:
-    """Trainer overrides for training a trial to `epochs` epochs (the rung's), from `trained`."""
-    out: dict[str, str] = {}
-    if not final:
-        out[STOP_KEY] = str(epochs)
-    if trained > 0:
-        out[RESUME_KEY] = "True"
-    return out
 
 
 class SearchStep:
@@ -129,8 +117,10 @@ class SearchStep:
 
     def _rung_submission(self, job: PlannedJob, trial: int, rung: int, trained: int) -> Submission:
         rung_epochs = self.search.search.rung_epochs
-        final = rung == len(rung_epochs) - 1
-        self.overrides[job.key] = rung_overrides(trained, rung_epochs[rung], final)
+        # the previous attempt's other overrides (an OOM retry's halved batch) carry over
+        previous = dict(self.ledger.entry(job.key) or {}).get("attempts") or [{}]
+        self.overrides[job.key] = recovery.rung_overrides(dict(previous[-1].get("overrides") or {}),
+                                                          stop_after=rung_epochs[rung], resume=trained > 0)
         note = f"trial {trial} rung {rung}: train to {rung_epochs[rung]} epoch(s)"
         return Submission(job, note=note + (f", resuming after epoch_{trained - 1}" if trained else ""))
 
@@ -195,7 +185,10 @@ class SearchStep:
             ft = self._finetune_of(run)
             if ft is None or (self.runs is not None and run not in self.runs):
                 continue  # not scaffolded, or not this invocation's (--runs)
-            busy = any(k.split("/", 1)[0] == run for k in open_keys)
+            # the evidence of a rung is final once the jobs that write it have ended: its
+            # training (validation loss), and for a task metric its evaluations too
+            busy = ft.key in open_keys if s.metric_task is None else \
+                any(k.split("/", 1)[0] == run for k in open_keys)
             o = self.outcomes.get(ft.key)
             failed = None
             if o is not None and o.verdict in _GAVE_UP and not busy:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 from ..util.formats import parse_time
+from . import layout
 
 # ---- metadata keys `ck run` puts on every evaluation log (inspect eval --metadata k=v) -----
 META_JOB = "ck_job"  # the job key, e.g. rank8_lr1e-5/eval/capitalization_epoch0
@@ -219,6 +220,20 @@ def small_json_problem(path: Path, required: tuple[str, ...] = ()) -> str | None
 
 def checkpoint_complete(path: Path) -> bool:
     return not checkpoint_problems(path)
+
+
+def completed_epochs(output_dir: Path) -> int:
+    """K when epoch_0 .. epoch_<K-1> under output_dir are complete checkpoints (either trainer):
+    the epochs a fine-tune has finished, e.g. a job stopped at a search's rung (stop_after_epochs=K,
+    exit 0) or one that timed out after its K-th epoch. With the planned epochs N (a finetune
+    PlannedJob's len(checkpoints)): K == N finished, K < N stopped or interrupted, not corrupt;
+    resume_from_checkpoint=True goes on from epoch K."""
+    k = 0
+    for n, path in layout.epoch_dirs(output_dir):
+        if n != k or not checkpoint_complete(path):
+            break
+        k += 1
+    return k
 
 
 # ======================================================================== evaluations

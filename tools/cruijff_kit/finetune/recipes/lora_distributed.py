@@ -27,6 +27,7 @@ from torchtune import training
 from torchtune.utils import get_torch_device_namespace
 
 from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
+from cruijff_kit.finetune.recipes.stop_and_resume import StopAndResume
 from cruijff_kit.finetune.recipes.validation import ValidationLoop
 from cruijff_kit.finetune.train_examples import TorchtuneExamples
 
@@ -62,12 +63,15 @@ _stock.init_process_group = init_process_group
 training.get_memory_stats = get_memory_stats
 training.cleanup_before_training = cleanup_before_training
 
+# StopAndResume: stop_after_epochs=K, and a resume that continues exactly (see stop_and_resume.py).
 # ValidationLoop: validation loss during training when the config has dataset_val (see validation.py).
 # TorchtuneExamples: <run>/logs/train_examples.jsonl after setup, rank 0 (finetune/train_examples.py).
-class LoRAFinetuneRecipeDistributed(TorchtuneExamples, ValidationLoop, _stock.LoRAFinetuneRecipeDistributed):
+class LoRAFinetuneRecipeDistributed(StopAndResume, TorchtuneExamples, ValidationLoop,
+                                    _stock.LoRAFinetuneRecipeDistributed):
     def save_checkpoint(self, epoch: int) -> None:
         super().save_checkpoint(epoch=epoch)
         self._stamp_prompt_format(epoch)
+        self.stop_if_rung_done(epoch)  # every rank, after the save's closing barrier
 
     def _stamp_prompt_format(self, epoch: int) -> None:
         """The epoch directory carries the training format (see finetune/prompt_format.py); rank 0 saved it."""

@@ -20,19 +20,23 @@ from omegaconf import DictConfig
 from torchtune import config
 
 from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
+from cruijff_kit.finetune.recipes.stop_and_resume import StopAndResume
 from cruijff_kit.finetune.recipes.validation import ValidationLoop
 from cruijff_kit.finetune.train_examples import TorchtuneExamples
 
 _stock = load_recipe("lora_finetune_single_device")
 
 
+# StopAndResume: stop_after_epochs=K, and a resume that continues exactly (see stop_and_resume.py).
 # ValidationLoop: validation loss during training when the config has dataset_val (see validation.py).
 # TorchtuneExamples: <run>/logs/train_examples.jsonl after setup (finetune/train_examples.py).
-class LoRAFinetuneRecipeSingleDevice(TorchtuneExamples, ValidationLoop, _stock.LoRAFinetuneRecipeSingleDevice):
+class LoRAFinetuneRecipeSingleDevice(StopAndResume, TorchtuneExamples, ValidationLoop,
+                                     _stock.LoRAFinetuneRecipeSingleDevice):
     def save_checkpoint(self, epoch: int) -> None:
         if self._device.type != "cpu":
             super().save_checkpoint(epoch)
-            return self._stamp_prompt_format(epoch)
+            self._stamp_prompt_format(epoch)
+            return self.stop_if_rung_done(epoch)
         model = self._model
         live_state_dict = model.state_dict
 
@@ -46,6 +50,7 @@ class LoRAFinetuneRecipeSingleDevice(TorchtuneExamples, ValidationLoop, _stock.L
         finally:
             del model.state_dict
         self._stamp_prompt_format(epoch)
+        self.stop_if_rung_done(epoch)  # last: the epoch is saved, validated and stamped
 
     def _stamp_prompt_format(self, epoch: int) -> None:
         """The epoch directory carries the training format (see finetune/prompt_format.py)."""

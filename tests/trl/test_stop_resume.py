@@ -1,0 +1,103 @@
+"""stop_after_epochs + resume_from_checkpoint on the TRL recipe, for real on the tiny model: stopped
+at epoch boundaries and resumed (1 -> 2 -> 3 epochs, a search's rungs) equals the uninterrupted
+3-epoch run exactly: every logged train / validation loss and learning rate, every epoch's adapter
+and merged weights. Dropout is on; Max steps per epoch shortens the epochs (the trainer's own epoch
+count on a resume would be wrong there without ck's)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cruijff_kit.finetune.slurm import render_finetune_slurm
+from cruijff_kit.finetune.trl_config import render_trl_config
+from cruijff_kit.run.recovery import ENV_VAR, format_overrides, rung_overrides
+from cruijff_kit.state.artifacts import checkpoint_problems, completed_epochs
+from cruijff_kit.state.loss_logs import read_log_values
+
+pytestmark = pytest.mark.slow  # real training
+
+EPOCHS = 3
+WORDS = ("apple banana cherry orange grape lemon melon peach pear plum house garden "
+         "river mountain forest ocean island desert valley city").split()
+
+
+def _run_dir(model: Path, where: Path) -> tuple[Path, Path]:
+    rows = [{"input": w, "output": w.capitalize()} for w in WORDS]
+    where.mkdir(parents=True)
+    data = where / "words.json"  # 4 validation rows: one whole batch (the trainer drops a partial one)
+    data.write_text(json.dumps({"train": rows[:12], "validation": rows[12:16], "test": rows[16:]}))
+    setup = {"run_name": "r", "model_checkpoint": str(model), "dataset": str(data), "dataset_format": "json",
+             "lora_rank": 4, "lora_alpha": 8, "lora_dropout": 0.1, "learning_rate": 3e-3, "batch_size": 4,
+             "epochs": EPOCHS, "max_steps_per_epoch": 2, "output_dir": str(where / "out"), "seed": 0,
+             "lr_warmup_steps": 2, "trainer": "trl", "enable_validation": True, "save_merged_weights": True,
+             "num_gpus": 0, "environment": {"kind": "venv", "path": sys.prefix}}
+    (where / "trl_config.yaml").write_text(render_trl_config(setup))
+    (where / "finetune.slurm").write_text(render_finetune_slurm(setup))
+    return where, where / "out"
+
+
+def _job(run_dir: Path, overrides: dict[str, str] | None = None) -> None:
+    """The generated finetune.slurm under bash, the overrides passed as `ck run` passes them."""
+    env = {**os.environ, ENV_VAR: format_overrides(overrides or {})}
+    proc = subprocess.run(["bash", "finetune.slurm"], cwd=run_dir, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+
+
+def _logged(out: Path) -> dict[int, dict[str, float]]:
+    return {step: {k: v for k, v in values.items() if k != "tokens_per_second_per_gpu"}
+            for step, values in read_log_values(out).items()}
+
+
+def _tensors(epoch_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    found = {}
+    for f in sorted(epoch_dir.glob("*.safetensors")):
+        found.update({f"{f.name}:{k}": v for k, v in load_file(str(f)).items()})
+    return found
+
+
+def test_trl_stopped_and_resumed_equals_continuous(tiny_model, tmp_path):
+    import torch
+
+    whole, whole_out = _run_dir(tiny_model, tmp_path / "whole")
+    rungs, out = _run_dir(tiny_model, tmp_path / "rungs")
+    _job(whole)
+
+    overrides = rung_overrides({}, stop_after=1, resume=False)
+    _job(rungs, overrides)
+    assert completed_epochs(out) == 1 and not (out / "epoch_1").exists()
+    assert checkpoint_problems(out / "epoch_0") == []
+    assert list((out / ".trl").glob("checkpoint-2/optimizer.pt"))  # the trainer state a resume reads
+    assert _logged(out) == {s: v for s, v in _logged(whole_out).items() if s <= 2}
+
+    for stop in (2, EPOCHS):
+        overrides = rung_overrides(overrides, stop_after=stop, resume=True)
+        _job(rungs, overrides)
+        assert completed_epochs(out) == stop
+
+    logged = _logged(out)
+    assert logged == _logged(whole_out)
+    assert sorted(logged) == list(range(1, 7))
+    assert sorted(v["epoch"] for v in logged.values() if "val_loss" in v) == [0.0, 1.0, 2.0]
+    for epoch in range(EPOCHS):
+        ta, tb = _tensors(whole_out / f"epoch_{epoch}"), _tensors(out / f"epoch_{epoch}")
+        assert any(k.startswith("adapter_model") for k in ta) and any(k.startswith("model") for k in ta)
+        assert ta.keys() == tb.keys()
+        differ = [k for k in ta if not torch.equal(ta[k], tb[k])]
+        assert not differ, f"epoch_{epoch}: {len(differ)} tensors differ, e.g. {differ[:3]}"
+
+
+def test_trl_refuses_a_bad_stop(tiny_model, tmp_path):
+    run_dir, out = _run_dir(tiny_model, tmp_path / "run")
+    proc = subprocess.run([sys.executable, "-m", "cruijff_kit.finetune.trl_train", "--config", "trl_config.yaml",
+                           "stop_after_epochs=0"], cwd=run_dir, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "stop_after_epochs must be a whole number of epochs >= 1, got 0" in proc.stderr
+    assert not out.exists()
