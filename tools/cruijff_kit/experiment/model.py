@@ -8,6 +8,7 @@ come first, then the experiment's Configuration, then the schema's default.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import replace, dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..settings import BY_KEY, resolve
 SUPPORTED_PREPARATION = ("torchtune", "trl")
 SUPPORTED_EVALUATION = ("inspect-ai",)
 EPOCH_WORDS = ("all", "last")
+_TRIAL_NAME = re.compile(r"t(\d+)_")
 
 
 class RunType(str, enum.Enum):
@@ -120,6 +122,8 @@ class Experiment:
     other_sections: tuple[tuple[str, str], ...] = ()
     # what the parser read but ck does not act on, said to the user (never silently dropped)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    # a search that prunes (experiment/search.Search): its trials are the fine-tuned runs
+    search: object = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "settings", _canonical(self.settings))
@@ -164,6 +168,17 @@ class Experiment:
     @property
     def finetuned_runs(self) -> tuple[Run, ...]:
         return tuple(r for r in self.runs if r.finetuned)
+
+    def trials(self) -> tuple[tuple[int, Run], ...]:
+        """(trial number, fine-tuned run) of a search, in plan order; () without one. The number is
+        the run name's `tNN_` prefix (t03_lr1e-4 -> 3), else the run's place among the trials."""
+        if self.search is None:
+            return ()
+        out = []
+        for i, run in enumerate(self.finetuned_runs):
+            m = _TRIAL_NAME.match(run.name)
+            out.append((int(m.group(1)) if m else i, run))
+        return tuple(out)
 
     @property
     def control_runs(self) -> tuple[Run, ...]:
