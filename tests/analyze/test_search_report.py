@@ -168,3 +168,62 @@ def test_a_pruned_trial_reads_as_pruned_not_unfinished(tmp_path):
 def test_without_a_search_nothing_is_stopped_on_purpose(tmp_path):
     exp = Experiment("grid", runs=(Run("a", "m", RunType.FINETUNED),))
     assert _stopped_on_purpose(tmp_path, exp, Results("g", str(tmp_path), [], [], rows=[])) == {}
+
+
+def test_the_answer_and_the_json_name_the_searchs_choice(tmp_path):
+    from cruijff_kit.analyze.pipeline import Analysis, summary_text
+
+    exp, found, results = search_case()
+    results.varying = []
+    a = Analysis(results, tmp_path, search=from_progress(exp.search, progress(exp, found), results))
+    assert ("Answer: Search (asha): trial 3 (`t03_x`: learning_rate 0.001) chosen on validation (val_loss 0.400 "
+            "after 3 epochs); on test: cap 0.910; it trained 9 of the full grid's 12 run-epochs.") in summary_text(a)
+    d = json.loads(json.dumps(a.to_dict()))
+    assert d["search"]["chosen"]["trial"] == 3 and d["search"]["test"][0]["value"] == 0.91
+    assert [t["fate"] for t in d["search"]["trials"]] == ["pruned", "pruned", "completed", "completed"]
+    assert "search" not in Analysis(results, tmp_path).to_dict()
+
+
+def test_ck_analyze_reports_a_search_end_to_end_on_disk(tmp_path, monkeypatch):
+    """A designed plan given a search (the plan side's parser is stood in for), two trials on disk:
+    trial 0 pruned after 1 of 3 epochs, trial 1 completed. report.md has the Search section, the
+    pruned trial is not 'training not finished', the JSON carries the search."""
+    from dataclasses import replace
+
+    from cruijff_kit.analyze import pipeline
+    from cruijff_kit.cli import main as ck
+    from cruijff_kit.experiment.naming import run_directories
+    from cruijff_kit.experiment.parse import load_experiment
+    from tests.run.helpers import write_weights
+
+    exp_dir = tmp_path / "exp"
+    assert ck(["design", str(exp_dir), "--name", "s", "--model", f"tiny={tmp_path / 'model'}", "--dataset",
+               str(tmp_path / "d.json"), "--ranks", "8", "--lrs", "1e-5,3e-3", "--epochs", "3", "--gpus", "0",
+               "--no-control", "--set", "Validation during training=true"]) == 0
+    planned = load_experiment(exp_dir / "experiment_summary.md")
+    searched = replace(planned, search=Search("asha", 2, rungs=3, rung_epochs=(1, 2, 3), space=(LR,)))
+    monkeypatch.setattr(pipeline, "load_experiment", lambda _path: searched)
+    dirs = run_directories(searched)
+    (t0, r0), (t1, r1) = searched.trials()
+    for run, trained in ((r0, 1), (r1, 3)):
+        run_dir, out = _trial_dir(tmp_path / "runs" / run.name, epochs_trained=trained)
+        target = exp_dir / dirs[run.name]
+        run_dir.rename(target)
+        for e in range(trained):
+            write_weights(out / f"epoch_{e}" / "model.safetensors")
+    (exp_dir / ".ck").mkdir(exist_ok=True)
+    found = [Decision(t0, r0.name, 0, 1, "val_loss", 0.25, PRUNED, "worse half"),
+             Decision(t1, r1.name, 0, 1, "val_loss", 0.2, PROMOTED), Decision(t1, r1.name, 1, 2, "val_loss", 0.12, PROMOTED),
+             Decision(t1, r1.name, 2, 3, "val_loss", 0.0833, COMPLETED)]
+    (exp_dir / ".ck" / "ledger.json").write_text(json.dumps({"jobs": {}, "search": {"decisions": [d.to_dict() for d in found]}}))
+
+    a = pipeline.analyze_experiment(exp_dir, store=False)
+    assert not [m for m in a.results.missing if "not finished" in m["reason"]], a.results.missing
+    pruned = next(r for r in a.results.rows if r.run == r0.name)
+    assert pruned.stopped.startswith("pruned at rung 0") and pruned.val_loss_by_epoch == {0: 0.25}
+    report = (exp_dir / "analysis" / "report.md").read_text()
+    assert "## Search: asha, 2 trials, val_loss (lower is better)" in report
+    assert f"| {t0} | {r0.name} | 1e-5 | 0.250 pruned (worse half) | - | - | 1 | pruned |" in report
+    assert f"- Search (asha): trial {t1} (`{r1.name}`: learning_rate 0.003) chosen on validation" in report
+    assert "Run-epochs trained: 4 of the full grid's 6 (2 trials x 3 epochs): 67 %." in report
+    assert a.to_dict()["search"]["compute"]["run_epochs"] == 4
