@@ -227,3 +227,9 @@ def test_ck_analyze_reports_a_search_end_to_end_on_disk(tmp_path, monkeypatch):
     assert f"- Search (asha): trial {t1} (`{r1.name}`: learning_rate 0.003) chosen on validation" in report
     assert "Run-epochs trained: 4 of the full grid's 6 (2 trials x 3 epochs): 67 %." in report
     assert a.to_dict()["search"]["compute"]["run_epochs"] == 4
+    from jsonschema import Draft202012Validator
+
+    from cruijff_kit.commands._common import json_schema
+
+    errors = list(Draft202012Validator(json_schema("analyze")).iter_errors(json.loads(json.dumps(a.to_dict()))))
+    assert not errors, errors[:3]

@@ -152,3 +152,41 @@ def test_an_unreadable_search_record_is_said_not_raised(tmp_path, monkeypatch):
     got = mod.search_status(tmp_path, None)
     assert "search.decisions[0] is not a decision" in got["error"]
     assert "cannot be read" in render("status_search.txt.j2", s=got)
+
+
+def test_ck_status_shows_the_search_of_a_plan_and_nothing_for_a_grid(tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
+    from cruijff_kit.cli import main as ck
+    from cruijff_kit.experiment.parse import load_experiment
+    from cruijff_kit.run import search_status as mod
+    from cruijff_kit.run.status import experiment_status
+
+    exp_dir = tmp_path / "exp"
+    assert ck(["design", str(exp_dir), "--name", "s", "--model", f"tiny={tmp_path / 'model'}", "--dataset",
+               str(tmp_path / "d.json"), "--ranks", "8", "--lrs", "1e-4,1e-3", "--epochs", "3", "--gpus", "0",
+               "--no-control"]) == 0
+    assert "search" not in experiment_status(exp_dir)  # a grid
+    planned = load_experiment(exp_dir / "experiment_summary.md")
+    searched = replace(planned, search=search_experiment(lrs=[1e-4, 1e-3]).search)
+    monkeypatch.setattr(mod, "load_experiment", lambda _path: searched)
+    (exp_dir / ".ck").mkdir(exist_ok=True)
+    (t0, r0), (t1, r1) = searched.trials()
+    (exp_dir / ".ck" / "ledger.json").write_text(json.dumps({"jobs": {}, "search": {"decisions": [
+        Decision(t0, r0.name, 0, 1, "val_loss", 1.5, PRUNED, "worse half").to_dict(),
+        Decision(t1, r1.name, 0, 1, "val_loss", 0.8, PROMOTED).to_dict()]}}))
+    status = experiment_status(exp_dir)
+    assert [t["fate"] for t in status["search"]["trials"]] == [PRUNED, RUNNING]
+    assert status["search"]["best"]["run"] == r1.name
+    capsys.readouterr()
+    assert ck(["status", str(exp_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "Search: asha, 2 trials, metric val_loss (minimize), rungs at 1, 2, 3 epoch(s)" in out
+    assert f"Best so far: trial {t1} ({r1.name}), val_loss 0.8 at rung 0" in out
+    assert "Budget: 2 of 6 run-epochs trained (33 % of the full grid's); GPU-hours not measured yet" in out
+    from jsonschema import Draft202012Validator
+
+    from cruijff_kit.commands._common import json_schema
+
+    errors = list(Draft202012Validator(json_schema("status")).iter_errors(json.loads(json.dumps(status))))
+    assert not errors, errors[:3]
