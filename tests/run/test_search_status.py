@@ -38,7 +38,7 @@ def dec(trial, rung, epochs, value, decision, why=""):
 DECISIONS = [
     dec(0, 0, 1, 2.9, PRUNED, "not in the top 1/3 of rung 0"), dec(1, 0, 1, 2.5, PRUNED, "not in the top 1/3"),
     dec(2, 0, 1, 1.1, PROMOTED), dec(3, 0, 1, 1.6, PRUNED, "not in the top 1/3"),
-    dec(4, 0, 1, 1.2, PROMOTED), dec(5, 0, 1, None, FAILED, "training failed"),
+    dec(4, 0, 1, 1.2, PROMOTED), dec(5, 0, 0, None, FAILED, "training failed in its first epoch"),
     dec(2, 1, 2, 0.9, PRUNED, "not in the top 1/3 of rung 1"), dec(4, 1, 2, 0.7, PROMOTED),
     dec(4, 2, 3, 0.5, COMPLETED),
 ]
@@ -49,6 +49,9 @@ def test_trials_per_rung_fates_and_epochs_trained():
     fates = {t.trial: t.fate for t in p.trials}
     assert fates == {0: PRUNED, 1: PRUNED, 2: PRUNED, 3: PRUNED, 4: COMPLETED, 5: FAILED}
     assert [t.trained_epochs for t in p.trials] == [1, 1, 2, 1, 3, 0]
+    # a trial that failed after training an epoch spent it
+    late = progress(search_experiment(), [dec(0, 0, 1, 1.0, PROMOTED), dec(0, 1, 2, None, FAILED, "OOM")])
+    assert late.trials[0].trained_epochs == 2 and late.trials[0].fate == FAILED and late.best is None
     r0, r1, r2 = p.rungs
     assert (r0.reached, r0.promoted, r0.pruned, r0.failed, r0.training) == (6, 2, 3, 1, 0)
     assert (r1.epochs, r1.reached, r1.promoted, r1.pruned) == (2, 2, 1, 1)

@@ -81,7 +81,7 @@ class RungCount:
     pruned: int = 0
     completed: int = 0
     failed: int = 0
-    training: int = 0      # going towards it now: promoted at the rung before (rung 0: every undecided trial)
+    training: int = 0      # headed for it now, training or queued: promoted at the rung before (rung 0: undecided)
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def progress(exp: Experiment, found: Iterable[Decision], trained: Mapping[str, i
         mine = by_trial.get(number, {})
         results = tuple(RungResult(d.rung, d.epochs, None if d.value is None or math.isnan(d.value) else d.value,
                                    d.decision, d.why) for _, d in sorted(mine.items()))
-        decided = max((r.epochs for r in results if r.decision != FAILED), default=0)
+        decided = max((r.epochs for r in results), default=0)  # epochs trained when decided (failed too)
         on_disk = (trained or {}).get(run.name, 0)
         settings = tuple((dim.key, exp.value(dim.key, run)) for dim in search.space)
         trials.append(TrialProgress(number, run.name, settings, results, max(decided, on_disk)))
