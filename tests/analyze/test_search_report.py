@@ -233,3 +233,15 @@ def test_ck_analyze_reports_a_search_end_to_end_on_disk(tmp_path, monkeypatch):
 
     errors = list(Draft202012Validator(json_schema("analyze")).iter_errors(json.loads(json.dumps(a.to_dict()))))
     assert not errors, errors[:3]
+
+
+def test_a_malformed_search_record_is_one_problem_not_the_end(tmp_path):
+    from cruijff_kit.analyze.search_report import search_report
+
+    exp = experiment([{"learning_rate": 1e-4}])
+    (tmp_path / ".ck").mkdir()
+    (tmp_path / ".ck" / "ledger.json").write_text(json.dumps({"jobs": {}, "search": {"decisions": "nope"}}))
+    res = Results("s", str(tmp_path), [], [], rows=[])
+    assert _stopped_on_purpose(tmp_path, exp, res) == {}
+    assert search_report(tmp_path, exp, res) is None
+    assert len(res.problems) == 1 and "'search.decisions' is not a list" in res.problems[0]

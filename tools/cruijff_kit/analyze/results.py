@@ -202,7 +202,7 @@ def _stopped_on_purpose(exp_dir: Path, exp: Experiment, res: Results) -> dict[st
     try:
         return stopped_on_purpose(exp, decisions(ledger.read(), ledger.path))
     except CkError as err:  # reported, never fatal: then pruned trials read as unfinished
-        res.problems.append(f"search decisions: {err}")
+        res.problems.append(f"search: {err}")
         return {}
 
 

@@ -164,7 +164,8 @@ def search_report(exp_dir: Path, exp: Experiment, results: Results) -> SearchRep
     try:
         progress = read_progress(exp_dir, exp, output_dirs(Path(exp_dir), results))
     except CkError as err:  # the analysis reports what it can: a bad ledger is a problem, not the end
-        results.problems.append(f"search: {err}")
+        if f"search: {err}" not in results.problems:  # collect() may have said it already
+            results.problems.append(f"search: {err}")
         return None
     return from_progress(exp.search, progress, results)
 
