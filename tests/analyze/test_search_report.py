@@ -245,3 +245,10 @@ def test_a_malformed_search_record_is_one_problem_not_the_end(tmp_path):
     assert _stopped_on_purpose(tmp_path, exp, res) == {}
     assert search_report(tmp_path, exp, res) is None
     assert len(res.problems) == 1 and "'search.decisions' is not a list" in res.problems[0]
+
+
+def test_trials_outside_the_space_are_left_out_of_importance():
+    exp = experiment([{"learning_rate": lr} for lr in (1e-4, 1e-3, 1e-2, 1.0, 2.0)])  # space: 1e-5..1e-2
+    found = [dec(i, 0, 1, 1.0 + i, PRUNED) for i in range(5)]
+    imp = importance(exp.search, list(progress(exp, found).trials))
+    assert imp.values is None and imp.trials == 3 and "2 of 5 trials' settings lie outside" in imp.note

@@ -106,9 +106,16 @@ def importance(search, trials: list[TrialProgress]) -> Importance:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # few trials per regime: PED-ANOVA warns, the note says it
             study = optuna.create_study(direction=search.direction)
+            outside = 0
             for params, value in points:
-                study.add_trial(optuna.trial.create_trial(
-                    params={k: params[k] for k in dists}, distributions=dists, value=value))
+                try:
+                    study.add_trial(optuna.trial.create_trial(
+                        params={k: params[k] for k in dists}, distributions=dists, value=value))
+                except ValueError:  # a value outside the plan's space (a run edited by hand): not a sample of it
+                    outside += 1
+            if len(points) - outside < MIN_IMPORTANCE_TRIALS:
+                return Importance(None, len(points) - outside, f"cannot be estimated: {outside} of {len(points)} "
+                                  f"trials' settings lie outside the search space")
             # the best quarter: with 8-16 trials the default top 10 % is one or two trials
             quantile = 0.1 if len(points) >= 20 else 0.25
             raw = PedAnovaImportanceEvaluator(target_quantile=quantile).evaluate(study)
@@ -118,9 +125,9 @@ def importance(search, trials: list[TrialProgress]) -> Importance:
     if total <= 0:
         return Importance(None, len(points), "is not estimated: no setting separates the best rung-0 values from the rest")
     values = dict(sorted(((k, v / total) for k, v in raw.items()), key=lambda kv: -kv[1]))
-    note = (f"PED-ANOVA over {len(points)} trials' rung-0 {search.metric} (best {quantile:.0%} vs all)"
+    note = (f"PED-ANOVA over {len(points) - outside} trials' rung-0 {search.metric} (best {quantile:.0%} vs all)"
             + ("; one setting varies, so it carries all of it" if len(values) == 1 else ""))
-    return Importance(values, len(points), note)
+    return Importance(values, len(points) - outside, note)
 
 
 def test_results(results: Results, chosen: TrialProgress | None) -> list[dict]:
