@@ -21,6 +21,7 @@ from .compute import compute_table
 from .effects import TaskFindings, ci_text, diff_text, evaluated_epochs, findings, p_text
 from .replicates import configurations
 from .results import Results, collect, format_param
+from .search_report import SearchReport, search_report, trial_table
 from ..state import layout
 
 
@@ -32,6 +33,7 @@ class Analysis:
     plots: list[plotting.Plot] = field(default_factory=list)
     findings: dict[str, TaskFindings] = field(default_factory=dict)  # task -> what the numbers say
     store: dict | None = None  # the results store written: {"path", "rows"} (None: not written)
+    search: SearchReport | None = None  # the plan's search that prunes (None: a grid)
 
     def _reported(self) -> list[TaskFindings]:
         """Findings of the tasks the report answers on: not those only there to select on validation."""
@@ -73,6 +75,7 @@ class Analysis:
                 "tasks": r.tasks, "rows": [row.to_dict() for row in r.rows], "best": self.best,
                 "replicate": r.replicate, "configurations": [row.to_dict() for row in r.configs],
                 **({"store": self.store} if self.store is not None else {}),
+                **({"search": self.search.to_dict()} if self.search is not None else {}),
                 "findings": {t: f.to_dict() for t, f in self.findings.items()},
                 "missing": r.missing, "problems": r.problems, "files": self.files,
                 "plots": [p.to_dict() for p in self.plots], "samples": self.sample_commands()}
@@ -257,6 +260,7 @@ def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None, store
         raise CkError(f"cannot create the output directory: {exc.strerror}", file=out_dir) from None
     analysis = Analysis(results, out_dir)
     analysis.findings = {t: findings(results, t) for t in results.tasks}
+    analysis.search = search_report(exp_dir, exp, results)
 
     def heat(t: str):
         f = analysis.findings[t]
@@ -278,7 +282,8 @@ def analyze_experiment(exp_dir: str | Path, out: str | Path | None = None, store
                per_epoch={t: per_epoch_table(results, t) for t in results.tasks},
                configs={t: configurations_table(results, t) for t in results.tasks},
                by_epoch={t: effects_by_epoch(results, t, analysis.findings[t]) for t in results.tasks},
-               training=training_table(results), answer=analysis.answer(), compute=compute_table(exp_dir))
+               training=training_table(results), answer=analysis.answer(), compute=compute_table(exp_dir),
+               search=analysis.search, search_table=trial_table(analysis.search.progress) if analysis.search else None)
     outputs = {"results.csv": _csv(results),
                "results.md": render("analyze/results.md.j2", **ctx),
                "report.md": render("analyze/report.md.j2", **ctx)}

@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..experiment.model import Experiment, Run, RunType
+from ..errors import CkError
 from ..experiment.naming import run_directories, varying_parameters
+from ..experiment.search_progress import stopped_on_purpose
 from ..util.numbers import format_float
 from . import significance, stats
 from .eval_logs import EvalResult, EvalScan, scan_run
@@ -22,6 +24,8 @@ from .selection import validation_pairs
 from ..state.loss_logs import (last_per_epoch, mean_per_epoch, read_log_values, steps_per_epoch,
                         wandb_offline_summaries)
 from ..state import layout
+from ..state.ledger import Ledger
+from ..state.search import decisions, epoch_val_loss
 from ..state.yaml_input import read_mapping_or_empty
 
 
@@ -60,6 +64,7 @@ class Row:
     seeds: list[str] = field(default_factory=list)
     seed_values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     all_epochs_seed_var: dict[str, dict[str, float]] = field(default_factory=dict)
+    stopped: str = ""  # a search pruned it: why, and after how many epochs (its later epochs are not missing)
 
     @property
     def control(self) -> bool:
@@ -133,8 +138,10 @@ def _setup(run_path: Path) -> dict:
     return read_mapping_or_empty(run_path / layout.SETUP)
 
 
-def _fill_losses(res: Results, row: Row, run_path: Path, exp: Experiment) -> None:
-    """Train / validation loss per step and per epoch from the torchtune disk log."""
+def _fill_losses(res: Results, row: Row, run_path: Path, exp: Experiment,
+                 stop: tuple[int, str] | None = None) -> None:
+    """Train / validation loss per step and per epoch from the torchtune disk log. `stop`: (epochs
+    trained, why) of a trial the search pruned: its epochs are those it trained."""
     setup = _setup(run_path)
     out = Path(str(setup["output_dir"])) if setup.get("output_dir") else run_path / "checkpoints"
     values = read_log_values(out)
@@ -149,6 +156,8 @@ def _fill_losses(res: Results, row: Row, run_path: Path, exp: Experiment) -> Non
         epochs = int(setup.get("epochs", exp.epochs))
     except (TypeError, ValueError):
         epochs = exp.epochs
+    if stop is not None:
+        epochs, row.stopped = stop
     saved = len(layout.epoch_dirs(out)) if out.is_dir() else 0
     last_step = max(s for s, _ in row.loss_curve)
     per_epoch = steps_per_epoch(last_step, epochs) if saved >= epochs else None
@@ -162,6 +171,8 @@ def _fill_losses(res: Results, row: Row, run_path: Path, exp: Experiment) -> Non
     row.final_train_loss = row.train_loss_by_epoch[max(row.train_loss_by_epoch)]
     if row.val_loss_curve:
         row.val_loss_by_epoch = last_per_epoch(row.val_loss_curve, per_epoch)
+        if stop is not None:  # the `epoch:N` marks say which epoch a value ends, whatever the steps
+            row.val_loss_by_epoch = epoch_val_loss(out) or row.val_loss_by_epoch
         row.best_val_epoch = min(row.val_loss_by_epoch, key=lambda e: (row.val_loss_by_epoch[e], e))
 
 
@@ -181,6 +192,18 @@ def _trained_with(res: Results, row: Row, run_path: Path) -> None:
             res.problems.append(f"{row.run}: {p} is {format_param(planned)} in the plan but {format_param(ran)} in "
                                 f"{run_path / 'setup_finetune.yaml'}; reported with what it trained with "
                                 f"({format_param(ran)}) - re-scaffold (`ck scaffold`) if the plan is right")
+
+
+def _stopped_on_purpose(exp_dir: Path, exp: Experiment, res: Results) -> dict[str, tuple[int, str]]:
+    """Run name -> (epochs trained, why) of the trials a search pruned (none without a search)."""
+    if getattr(exp, "search", None) is None:
+        return {}
+    ledger = Ledger(exp_dir)
+    try:
+        return stopped_on_purpose(exp, decisions(ledger.read(), ledger.path))
+    except CkError as err:  # reported, never fatal: then pruned trials read as unfinished
+        res.problems.append(f"search: {err}")
+        return {}
 
 
 def plan_question(exp: Experiment) -> str:
@@ -204,6 +227,7 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
     if (exp.value("seeds") or 1) > 1 and "seed" in varying:
         res.replicate = "seed"
 
+    stops = _stopped_on_purpose(exp_dir, exp, res)
     for run in exp.runs:
         d = dirs[run.name]
         row = Row(run=run.name, directory=d, type=run.type.value, model=run.model,
@@ -216,9 +240,12 @@ def collect(exp_dir: Path, exp: Experiment, summary_path: str) -> Results:
         scan_run(exp_dir, d, scan)
         if run.finetuned:
             _trained_with(res, row, run_path)
-            _fill_losses(res, row, run_path, exp)
+            _fill_losses(res, row, run_path, exp, stops.get(run.name))
         for task in tasks:
-            _fill_task(res, row, run, task, _expected_epochs(exp, run, task), scan)
+            expected = _expected_epochs(exp, run, task)
+            if run.name in stops:  # a pruned trial's checkpoints after its last rung never existed
+                expected = [e for e in expected if e is None or e < stops[run.name][0]]
+            _fill_task(res, row, run, task, expected, scan)
     res.problems.extend(scan.problems)
 
     control = res.control

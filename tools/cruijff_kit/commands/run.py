@@ -10,6 +10,7 @@ from ..errors import CkError
 from ..executors.core import JobState
 from ..run.outcome import Verdict
 from ..state import layout
+from ..templating import render
 
 
 def register(subparsers) -> None:
@@ -215,6 +216,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
     c = status["counts"]
     print(", ".join(f"{v} {k.lower().replace('_', ' ')}" for k, v in c.items()))
+    if status.get("search") is not None:
+        print(render("status_search.txt.j2", s=status["search"]), end="")
     queued_local = any(j["executor"] == "local" and j["state"] == JobState.PENDING.value for j in status["jobs"])
     if queued_local and not sup["holder"]:
         print(f"note: no `ck run` is monitoring; queued local jobs start only while one runs "

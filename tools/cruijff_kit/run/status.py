@@ -13,6 +13,7 @@ from ..state.ledger import Ledger, duration, entry_state, found_on_disk, is_live
 from ..state.jobs import Plan, PlannedJob, is_done
 from .outcome import JobOutcome, Verdict
 from .plan import plan_experiment
+from .search_status import search_status
 from .supervisor import supervisor_pid, supervisor_running
 
 # Peeking is free for the local backend (files under .ck/); asking SLURM costs a scheduler call
@@ -102,6 +103,7 @@ def experiment_status(exp_dir: str | Path) -> dict:
         for j in jobs:
             r = used.get(j["key"])
             j["resources"], j["resources_text"] = (r.to_dict() if r else None), format_resources(r)
+    search = search_status(exp, plan) if place_error is None else None
     pid = supervisor_pid(exp)
     counts = Counter(j["state"] or "NOT_SUBMITTED" for j in jobs)
     return {
@@ -110,4 +112,5 @@ def experiment_status(exp_dir: str | Path) -> dict:
         "jobs": jobs, "counts": dict(sorted(counts.items())), "plan_error": plan_error, "place_error": place_error,
         "stale": plan.stale if plan else [], "unscaffolded": plan.unscaffolded if plan else [],
         "warnings": plan.warnings if plan else [],
+        **({"search": search} if search is not None else {}),
     }
