@@ -24,7 +24,7 @@ DROPOUT = Dimension("lora_dropout", 0.0, 0.3)
 
 
 def experiment(settings: list[dict], space=(LR,), rung_epochs=(1, 2, 3), direction="minimize") -> Experiment:
-    runs = tuple(Run(f"t{i:02d}_x", "m", RunType.FINETUNED, settings=s) for i, s in enumerate(settings))
+    runs = tuple(Run(f"t{i:02d}_x", "m", RunType.FINETUNED, settings=s, trial=i) for i, s in enumerate(settings))
     return Experiment("s", runs=runs, search=Search("asha", len(runs), rungs=len(rung_epochs), rung_epochs=rung_epochs,
                                                     direction=direction, space=tuple(space)))
 
@@ -201,7 +201,8 @@ def test_ck_analyze_reports_a_search_end_to_end_on_disk(tmp_path, monkeypatch):
                str(tmp_path / "d.json"), "--ranks", "8", "--lrs", "1e-5,3e-3", "--epochs", "3", "--gpus", "0",
                "--no-control", "--set", "Validation during training=true"]) == 0
     planned = load_experiment(exp_dir / "experiment_summary.md")
-    searched = replace(planned, search=Search("asha", 2, rungs=3, rung_epochs=(1, 2, 3), space=(LR,)))
+    searched = replace(planned, search=Search("asha", 2, rungs=3, rung_epochs=(1, 2, 3), space=(LR,)),
+                       runs=tuple(replace(r, trial=i) for i, r in enumerate(planned.runs)))
     monkeypatch.setattr(pipeline, "load_experiment", lambda _path: searched)
     dirs = run_directories(searched)
     (t0, r0), (t1, r1) = searched.trials()

@@ -21,7 +21,7 @@ LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3]
 
 
 def search_experiment(lrs=LRS, rung_epochs=(1, 2, 3), direction="minimize", budget=None) -> Experiment:
-    runs = tuple(Run(f"t{i:02d}_lr{lr:g}", "m", RunType.FINETUNED, settings={"learning_rate": lr})
+    runs = tuple(Run(f"t{i:02d}_lr{lr:g}", "m", RunType.FINETUNED, settings={"learning_rate": lr}, trial=i)
                  for i, lr in enumerate(lrs))
     search = Search("asha", len(lrs), rungs=len(rung_epochs), reduction_factor=3, rung_epochs=rung_epochs,
                     direction=direction, budget_gpu_hours=budget,
@@ -171,7 +171,8 @@ def test_ck_status_shows_the_search_of_a_plan_and_nothing_for_a_grid(tmp_path, m
                "--no-control"]) == 0
     assert "search" not in experiment_status(exp_dir)  # a grid
     planned = load_experiment(exp_dir / "experiment_summary.md")
-    searched = replace(planned, search=search_experiment(lrs=[1e-4, 1e-3]).search)
+    searched = replace(planned, search=search_experiment(lrs=[1e-4, 1e-3]).search,
+                       runs=tuple(replace(r, trial=i) for i, r in enumerate(planned.runs)))
     monkeypatch.setattr(mod, "load_experiment", lambda _path: searched)
     (exp_dir / ".ck").mkdir(exist_ok=True)
     (t0, r0), (t1, r1) = searched.trials()

@@ -16,7 +16,8 @@ from typing import Iterable, Mapping
 
 from ..state import layout
 from ..state.ledger import Entry, Ledger
-from ..state.search import COMPLETED, FAILED, PROMOTED, PRUNED, Decision, decisions, trained_epochs
+from ..state.artifacts import completed_epochs
+from ..state.search import COMPLETED, FAILED, PROMOTED, PRUNED, Decision, decisions
 from ..util.formats import now_iso, seconds_between
 from .model import Experiment
 from .naming import run_directories
@@ -239,7 +240,7 @@ def read_progress(exp_dir: str | Path, exp: Experiment, output_dirs: Mapping[str
         gpus[d] = exp.value("num_gpus", run)
         out = output_dirs.get(d)
         if out is not None:
-            trained[run.name] = trained_epochs(layout.epoch_dir(Path(out), e) for e in range(max_epochs))
+            trained[run.name] = min(completed_epochs(Path(out)), max_epochs)
     entries = {k: Entry.from_dict(k, e) for k, e in data["jobs"].items()}
     hours = gpu_hours(entries, gpus, now) if any(e.run in gpus for e in entries.values()) else None
     return progress(exp, found, trained, hours)

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import CkError
 from ..experiment.naming import run_directories
 from ..experiment.parse import load_experiment
+from ..experiment.search import rung_evaluation
 from ..state import jobs, layout
 
 
@@ -44,6 +45,7 @@ class SearchPlan:
     search: object  # experiment.search.Search
     trials: dict[str, int]  # run directory -> trial number
     params: dict[int, dict]  # trial number -> its values of the search space's settings
+    rung_task: str | None = None  # the task (on the validation split) whose metric decides; None: val_loss
 
     def trial_of(self, run_dir: str) -> int | None:
         return self.trials.get(run_dir)
@@ -61,4 +63,9 @@ def search_plan(exp_dir: str | Path) -> SearchPlan | None:
     for number, run in exp.trials():
         trials[dirs[run.name]] = number
         params[number] = {d.key: exp.value(d.key, run) for d in search.space}
-    return SearchPlan(search, trials, params)
+    rung_eval = rung_evaluation(exp)
+    if search.metric_task is not None and rung_eval is None:
+        raise CkError(f"the search's metric {search.metric} has no evaluation on the validation split at "
+                      f"every rung epoch", file=summary, line=search.line, field="Metric",
+                      hint="re-design with `ck design ... --search` (it adds that evaluation)")
+    return SearchPlan(search, trials, params, rung_eval.task if rung_eval else None)

@@ -21,8 +21,9 @@ from ..executors.core import JobState
 from ..state import layout
 from ..state.jobs import PlannedJob, is_done
 from ..state.ledger import Ledger, entry_state, is_live
-from ..state.search import FAILED, PRUNED, VAL_LOSS, Decision, append_decisions, decisions, \
-    epoch_val_loss, task_metric, trained_epochs
+from ..state.artifacts import completed_epochs
+from ..state.search import FAILED, PRUNED, Decision, append_decisions, decisions, epoch_val_loss, \
+    task_metric
 from . import recovery, search_study
 from .events import EventType
 from .outcome import Action, Verdict
@@ -83,7 +84,7 @@ class SearchStep:
         rung, final = self._position(trial)
         rung_epochs = self.search.search.rung_epochs
         epochs = rung_epochs[rung]
-        trained = trained_epochs(ft.checkpoints)
+        trained = completed_epochs(ft.output_dir)
         if job.kind == "finetune":
             if final is not None and final.decision == PRUNED:
                 self._pruned(job, final)
@@ -145,7 +146,7 @@ class SearchStep:
         if trial is None or job.kind != "finetune":
             return False
         rung, final = self._position(trial)
-        return final is None and trained_epochs(job.checkpoints) >= self.search.search.rung_epochs[rung]
+        return final is None and completed_epochs(job.output_dir) >= self.search.search.rung_epochs[rung]
 
     # ---- the decisions ---------------------------------------------------------------------------
     def advance_search(self) -> bool:
@@ -193,16 +194,16 @@ class SearchStep:
             failed = None
             if o is not None and o.verdict in _GAVE_UP and not busy:
                 failed = f"training {o.state.value if o.state else o.verdict.value}" + (f": {o.note}" if o.note else "")
-            views.append(TrialView(trial, run, trained_epochs(ft.checkpoints), busy, failed,
+            views.append(TrialView(trial, run, completed_epochs(ft.output_dir), busy, failed,
                                    self._metric_reader(run, ft)))
         return views
 
     def _metric_reader(self, run: str, ft: PlannedJob):
-        s = self.search.search
-        if s.metric == VAL_LOSS or s.metric_task is None:
+        task = self.search.rung_task  # the evaluation on the validation split that decides
+        if task is None:
             return lambda epochs: epoch_val_loss(ft.output_dir).get(epochs - 1)
         run_dir = self.plan.exp_dir / run
-        return lambda epochs: task_metric(run_dir, s.metric_task, epochs - 1, s.metric_name)
+        return lambda epochs: task_metric(run_dir, task, epochs - 1, self.search.search.metric_name)
 
     def _afford(self, view: TrialView, rung: int, next_epochs: int) -> str | None:
         budget = self.search.search.budget_gpu_hours
@@ -229,7 +230,7 @@ class SearchStep:
 
     def _next_rung(self, ft: PlannedJob, d: Decision) -> list[Submission]:
         rung = d.rung + 1
-        trained = trained_epochs(ft.checkpoints)
+        trained = completed_epochs(ft.output_dir)
         subs = [self._rung_submission(ft, d.trial, rung, trained)]
         upto = self.search.search.rung_epochs[rung]
         for ev in self.plan.dependents(ft.key):

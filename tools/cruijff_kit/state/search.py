@@ -98,19 +98,6 @@ def append_decisions(data: dict, new: Iterable[Decision]) -> None:
 
 
 # ---- evidence ------------------------------------------------------------------------------
-def trained_epochs(checkpoints: Iterable[Path]) -> int:
-    """Epochs a run has trained: its complete epoch_<N> checkpoints, counted from epoch_0 without
-    a gap (a training stopped at a rung has the first K)."""
-    from .artifacts import checkpoint_complete
-
-    n = 0
-    for path in checkpoints:
-        if not checkpoint_complete(path):
-            break
-        n += 1
-    return n
-
-
 def epoch_val_loss(output_dir: Path) -> dict[int, float]:
     """{epoch: validation loss at its end} from the trainer's disk log: both trainers write an
     `epoch:N` next to the epoch-end val_loss; a resumed job's later file replaces earlier values."""
