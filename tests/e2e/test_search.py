@@ -181,3 +181,21 @@ def test_best_configuration_matches_the_full_grid(searched, inputs):
     assert search_best == pytest.approx(grid_best), (losses, best)
     # the search's best trial trained exactly what the grid's run trained: equal validation loss
     assert best["value"] == pytest.approx(losses[grid_best], rel=1e-4)
+
+
+def test_status_and_report_show_the_search(searched, inputs):
+    exp, _, _ = searched
+    final = {}
+    for d in read_ledger(exp)["search"]["decisions"]:
+        final[d["trial"]] = d
+    best = min((d for d in final.values() if d["decision"] == "completed"), key=lambda d: (d["value"], d["trial"]))
+    st = json.loads(ck("status", exp, "--json", env=inputs["env"]).stdout)["search"]
+    assert {t["trial"]: t["fate"] for t in st["trials"]} == {t: d["decision"] for t, d in final.items()}
+    assert st["best"]["run"] == best["run"]
+    trained = sum(_trained(exp, d["run"]) for d in final.values())
+    assert f"{trained} of 24 run-epochs" in ck("status", exp, env=inputs["env"]).stdout
+    ck("analyze", exp, env=inputs["env"])
+    report = (exp / "analysis" / "report.md").read_text()
+    assert "## Search: asha, 8 trials, val_loss (lower is better)" in report
+    assert f"trial {best['trial']} (`{best['run']}`" in report and "chosen on validation" in report
+    assert "training not finished" not in report
