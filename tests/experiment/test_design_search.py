@@ -51,6 +51,14 @@ def test_the_same_command_designs_the_same_trials(inputs):
     assert "search=asha trials=5 rung_epochs=1,3,9 metric=val_loss seed=0" in log
 
 
+def test_tpe_says_its_design_time_trials_are_its_random_start_up(inputs, capsys):
+    tpe = ["tpe" if x == "asha" else x for x in SEARCH]
+    design(inputs, "tpe", *tpe)
+    assert "TPE samples these trials when the plan is designed" in capsys.readouterr().err
+    design(inputs, "asha", *SEARCH)
+    assert "TPE samples" not in capsys.readouterr().err
+
+
 def test_scaffold_and_dry_run_take_every_trial(inputs, capsys):
     exp = design(inputs, "exp", *SEARCH, "--rung-epochs", "1,2", "--metric", "capitalization:accuracy",
                  "--vary", "LoRA dropout=0,0.1")

@@ -28,7 +28,7 @@ MAX_DATASET_BYTES = 200_000_000  # larger files are not read at design time
 @dataclass(frozen=True)
 class DesignWarning:
     code: str  # eval_split_overlaps_train | eval_split_small | eval_split_missing | warmup_fraction | no_steps
-    #          | model_missing | dataset_missing | task_missing | checkpoint_missing
+    #          | model_missing | dataset_missing | task_missing | checkpoint_missing | tpe_without_results
     message: str
     run: str | None = None
 
@@ -131,6 +131,14 @@ def per_task_default(exp: Experiment) -> str:
 
 def design_warnings(exp: Experiment) -> list[DesignWarning]:
     out: list[DesignWarning] = []
+    if exp.search is not None and exp.search.algorithm == "tpe":
+        # TPE models good and bad trials from results; at design time there are none, so its draws
+        # are its random start-up ones: the plan must not read as more than it is
+        out.append(DesignWarning(
+            "tpe_without_results",
+            "TPE samples these trials when the plan is designed, before any result exists: they are its "
+            "random start-up draws (as with asha), and the rungs prune them as ASHA does. For TPE that "
+            "learns from results, run this search, then design a follow-up search around its best region"))
     train = read_split(exp.dataset, "train") if exp.dataset else None
     train_keys = {_row_key(r) for r in train} if train is not None else None
     for split in eval_splits(exp):
