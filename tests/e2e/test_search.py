@@ -38,6 +38,15 @@ def read_ledger(exp: Path) -> dict:
     return json.loads(p.read_text()) if p.exists() else {"jobs": {}}
 
 
+def final_decisions(exp: Path) -> dict[int, dict]:
+    """trial -> its last decision (the ledger lists them in the order they were made)."""
+    return {d["trial"]: d for d in read_ledger(exp)["search"]["decisions"]}
+
+
+def best_completed(final: dict[int, dict]) -> dict:
+    return min((d for d in final.values() if d["decision"] == "completed"), key=lambda d: (d["value"], d["trial"]))
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, tiny_model):
     from cruijff_kit.blueprints.capitalization.generate import generate
@@ -79,10 +88,7 @@ def _trained(exp: Path, run: str) -> int:
 def test_pruned_trials_trained_fewer_epochs_and_the_search_less_than_the_grid(searched):
     exp, _, report = searched
     assert report["ok"], json.dumps(report, indent=1)[:4000]
-    decisions = read_ledger(exp)["search"]["decisions"]
-    final = {}
-    for d in decisions:
-        final[d["trial"]] = d
+    final = final_decisions(exp)
     assert len(final) == 8 and {d["decision"] for d in final.values()} <= {"pruned", "completed"}, final
     pruned = [d for d in final.values() if d["decision"] == "pruned"]
     completed = [d for d in final.values() if d["decision"] == "completed"]
@@ -139,9 +145,7 @@ def test_the_optuna_journal_holds_the_same_trials_and_fates(searched):
     exp, _, _ = searched
     study = optuna.load_study(study_name="search", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(exp / ".ck" / "search.journal"))))
-    final = {}
-    for d in read_ledger(exp)["search"]["decisions"]:
-        final[d["trial"]] = d
+    final = final_decisions(exp)
     trials = study.get_trials()
     assert [t.number for t in trials] == list(range(8))
     for t in trials:
@@ -155,10 +159,8 @@ def test_best_configuration_matches_the_full_grid(searched, inputs):
     from cruijff_kit.state.search import epoch_val_loss
 
     exp, _, _ = searched
-    final = {}
-    for d in read_ledger(exp)["search"]["decisions"]:
-        final[d["trial"]] = d
-    best = min((d for d in final.values() if d["decision"] == "completed"), key=lambda d: (d["value"], d["trial"]))
+    final = final_decisions(exp)
+    best = best_completed(final)
     from cruijff_kit.experiment.parse import load_experiment
 
     plan = load_experiment(exp)
@@ -185,10 +187,8 @@ def test_best_configuration_matches_the_full_grid(searched, inputs):
 
 def test_status_and_report_show_the_search(searched, inputs):
     exp, _, _ = searched
-    final = {}
-    for d in read_ledger(exp)["search"]["decisions"]:
-        final[d["trial"]] = d
-    best = min((d for d in final.values() if d["decision"] == "completed"), key=lambda d: (d["value"], d["trial"]))
+    final = final_decisions(exp)
+    best = best_completed(final)
     st = json.loads(ck("status", exp, "--json", env=inputs["env"]).stdout)["search"]
     assert {t["trial"]: t["fate"] for t in st["trials"]} == {t: d["decision"] for t, d in final.items()}
     assert st["best"]["run"] == best["run"]
