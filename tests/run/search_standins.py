@@ -13,7 +13,7 @@ write, so `ck run` reads it through its own code:
   (or the config's epochs), writing each epoch_<n>/ as torchtune does (a real safetensors shard and
   model.safetensors.index.json) and DiskLogger lines `Step s | loss:x val_loss:v epoch:n` to
   <output_dir>/logs/log_<unix ts>.txt, with v = val_loss(lr, n). `--fail-at-epoch N` makes it exit 1
-  with a traceback when it would train epoch N.
+  with a traceback when it would train epoch N; `--no-val-loss` leaves val_loss out of its lines.
 - eval: one real inspect-ai .eval log per task $CK_TASKS names (all when unset), written by
   inspect's write_eval_log with the metadata $CK_INSPECT_ARGS carries plus ck_task / ck_eval (as
   evaluate/launch.py tags them); accuracy = accuracy(lr, epoch) for the `<task>_validation` task
@@ -50,13 +50,16 @@ def accuracy(lr: float, epoch: int) -> float:
 
 
 # ---- installing them into a scaffolded experiment ---------------------------------------------
-def install(exp: Path, marker: Path, *, fail_at: dict[str, int] | None = None, epoch_sleep: float = 0.0) -> None:
+def install(exp: Path, marker: Path, *, fail_at: dict[str, int] | None = None, no_val_loss: tuple[str, ...] = (),
+            epoch_sleep: float = 0.0) -> None:
     """Swap the trainer and evaluator of every run of `exp` for these stand-ins. fail_at: run
-    directory -> the epoch whose training fails."""
+    directory -> the epoch whose training fails; no_val_loss: run directories whose training logs
+    no validation loss (exit 0, checkpoints complete)."""
     me = shlex.quote(str(Path(__file__).resolve()))
     m = shlex.quote(str(marker))
     for ft in sorted(exp.glob("*/finetune.slurm")):
         extra = f" --fail-at-epoch {fail_at[ft.parent.name]}" if ft.parent.name in (fail_at or {}) else ""
+        extra += " --no-val-loss" if ft.parent.name in no_val_loss else ""
         text = ft.read_text()
         assert FINETUNE_CMD in text and MANIFEST_CMD in text, f"{ft}: the scaffold's command changed"
         text = text.replace(MANIFEST_CMD, "true  # stand-in: no manifest")
@@ -100,6 +103,7 @@ def finetune(argv: list[str]) -> int:
     ap.add_argument("--marker", required=True)
     ap.add_argument("--sleep", type=float, default=0.0)
     ap.add_argument("--fail-at-epoch", type=int)
+    ap.add_argument("--no-val-loss", action="store_true")
     ap.add_argument("--config", required=True)
     a, overrides = ap.parse_known_args(argv)
     cfg = yaml.safe_load(Path(a.config).read_text())
@@ -128,7 +132,8 @@ def finetune(argv: list[str]) -> int:
         step = (n + 1) * STEPS_PER_EPOCH
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(f"Step {step - 1} | loss:{1.5 / (n + 1):.4f} lr:{lr}\n")
-            fh.write(f"Step {step} | loss:{1.4 / (n + 1):.4f} val_loss:{val_loss(lr, n)!r} epoch:{n}\n")
+            validation = "" if a.no_val_loss else f" val_loss:{val_loss(lr, n)!r}"
+            fh.write(f"Step {step} | loss:{1.4 / (n + 1):.4f}{validation} epoch:{n}\n")
         _write_checkpoint(out / f"epoch_{n}")
         trained.append(n)
     _record(a.marker, kind="finetune", run=Path.cwd().name, overrides=over, epochs=trained)

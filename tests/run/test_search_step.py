@@ -132,20 +132,19 @@ def assert_trained_rung_by_rung(exp: Path, run_dir: str, rungs_reached: int) -> 
         assert over.get("resume_from_checkpoint") == (None if rung == 0 else "True"), (run_dir, a)
 
 
-def test_a_trial_whose_training_fails_competes_no_more_and_blocks_nobody(inputs):
+def test_a_trial_that_fails_competes_no_more_blocks_nobody_and_is_never_retrained(inputs):
     exp = designed(inputs)
     t = trials(exp)
-    # trial 1 fails in its first epoch (rung 0); trial 3 after it was promoted (rung 1's epoch 1)
-    install_fail = {t[1][0]: 0, t[3][0]: 1}
-    standins.install(exp, exp.parent / "ran.jsonl", fail_at=install_fail)
-    lines: list[str] = []
-    report = run(exp, lines, max_parallel=2)
+    # trial 1's training fails in its first epoch (rung 0), trial 3's after it was promoted (in epoch
+    # 1, rung 1); trial 2 trains its rung but logs no validation loss (no evidence: failed too)
+    standins.install(exp, exp.parent / "ran.jsonl", fail_at={t[1][0]: 0, t[3][0]: 1}, no_val_loss=(t[2][0],))
+    report = run(exp, max_parallel=2)
 
     values = {n: [standins.val_loss(lr, e - 1) for e in RUNG_EPOCHS] for n, (_, lr) in t.items()}
-    want = expected_decisions(values, maximize=False, fails_at={1: 0, 3: 1})
-    # the plan's learning rates make this search non-trivial: someone pruned, one promoted past a failure
+    want = expected_decisions(values, maximize=False, fails_at={1: 0, 2: 0, 3: 1})
+    # the plan's learning rates make this search non-trivial: two pruned, one promoted past the failures
     assert want[(3, 0)][0] == "promoted" and want[(0, 2)][0] == "completed"
-    assert sorted(d for d, _ in want.values()).count("pruned") >= 2
+    assert [n for n in t if want.get((n, 0), ("",))[0] == "pruned"] == [4, 5]
     got = decided(exp)
     assert {(d["trial"], d["rung"]): (d["decision"], d["value"]) for d in got} == \
         {k: (d, None if v is None else pytest.approx(v)) for k, (d, v) in want.items()}
@@ -154,36 +153,48 @@ def test_a_trial_whose_training_fails_competes_no_more_and_blocks_nobody(inputs)
     for r in range(3):
         order = [d["trial"] for d in got if d["rung"] == r]
         assert order == sorted(order) and len(set(order)) == len(order)
-    fail1 = next(d for d in got if d["trial"] == 1)
-    assert fail1["why"].startswith("training FAILED: exit code 1") and fail1["epochs"] == 0
-    fail3 = next(d for d in got if d["trial"] == 3 and d["rung"] == 1)
-    assert fail3["why"].startswith("training FAILED: exit code 1") and fail3["epochs"] == 1
+    why = {(d["trial"], d["rung"]): (d["why"], d["epochs"]) for d in got}
+    assert why[(1, 0)] == ("training FAILED: exit code 1", 0)
+    assert why[(2, 0)] == ("no val_loss after 1 epoch(s): the evidence this rung needs is missing", 1)
+    assert why[(3, 1)] == ("training FAILED: exit code 1", 1)
 
-    for n, (run_dir, _) in t.items():
-        out = exp / run_dir / "checkpoints"
-        final = [d for d in got if d["trial"] == n][-1]
-        if final["decision"] == "pruned":
-            # trained exactly its rung, never more, never a held eval
-            assert trained_epochs(exp, run_dir) == list(range(final["epochs"])) == list(range(completed_epochs(out)))
-            assert_trained_rung_by_rung(exp, run_dir, final["rung"] + 1)
+    for n in (4, 5):  # pruned: trained exactly their rung, never more
+        run_dir = t[n][0]
+        assert trained_epochs(exp, run_dir) == [0] and completed_epochs(exp / run_dir / "checkpoints") == 1
+        assert_trained_rung_by_rung(exp, run_dir, 1)
     assert trained_epochs(exp, t[0][0]) == [0, 1, 2]
     assert_trained_rung_by_rung(exp, t[0][0], 3)
     assert evaluated(exp) == [f"{t[0][0]}/eval/epoch2"]  # the only trial that reached its last epoch
-    # the failed ones: trial 1 trained nothing, trial 3 its first rung; their held evaluations skipped
+    # the failed ones: trial 1 trained nothing, trial 2 and 3 their first rung; their held evaluations skipped
     assert completed_epochs(exp / t[1][0] / "checkpoints") == 0
-    assert completed_epochs(exp / t[3][0] / "checkpoints") == 1 and trained_epochs(exp, t[3][0]) == [0]
+    assert trained_epochs(exp, t[2][0]) == trained_epochs(exp, t[3][0]) == [0]
+    assert [r["failed_at"] for r in ran(exp) if r.get("failed_at") is not None and r["run"] == t[3][0]] == [1]
+    assert_trained_rung_by_rung(exp, t[3][0], 2)  # its failed attempt resumed rung 1
     jobs = {j.key: j for j in report.jobs}
-    for n in (1, 3):
+    for n in (1, 2, 3):
         ev = jobs[f"{t[n][0]}/eval/epoch2"]
         assert ev.verdict.name == "DEPENDENCY_FAILED" and f"trial {n} failed at rung" in ev.note, ev
-        assert jobs[f"{t[n][0]}/finetune"].verdict.name == "FAILED"
-    # the failures are the invocation's only failures; every pruned trial's jobs are ok
+    assert jobs[f"{t[1][0]}/finetune"].verdict.name == jobs[f"{t[3][0]}/finetune"].verdict.name == "FAILED"
+    # the failures are the invocation's only failures; the pruned trials' jobs are ok
     assert not report.ok
-    assert {j.key for j in report.failed} == {f"{t[n][0]}/{k}" for n in (1, 3) for k in ("finetune", "eval/epoch2")}
-    for n in (2, 4, 5):
-        assert jobs[f"{t[n][0]}/eval/epoch2"].verdict.name == "PRUNED"
-        assert jobs[f"{t[n][0]}/finetune"].ok
+    assert {j.key for j in report.failed} == {f"{t[n][0]}/finetune" for n in (1, 3)} | \
+        {f"{t[n][0]}/eval/epoch2" for n in (1, 2, 3)}
+    for n in (4, 5):
+        assert jobs[f"{t[n][0]}/eval/epoch2"].verdict.name == "PRUNED" and jobs[f"{t[n][0]}/finetune"].ok
     assert jobs[f"{t[0][0]}/eval/epoch2"].state.name == "COMPLETED"
+
+    # a failed trial's decision is final: running again, even with --retry-failed, trains nothing
+    # (the generic retry used to resubmit its training without rung overrides: all epochs from scratch)
+    n_ran = len(ran(exp))
+    for retry in (False, True):
+        again = run(exp, max_parallel=2, retry_failed=retry)
+        assert again.submitted == [] and len(ran(exp)) == n_ran and decided(exp) == got, retry
+        jobs = {j.key: j for j in again.jobs}
+        for n in (1, 2, 3):
+            ft = jobs[f"{t[n][0]}/finetune"]
+            assert ft.verdict.name == "FAILED" and ft.note.endswith("the search went on without it"), ft
+            assert jobs[f"{t[n][0]}/eval/epoch2"].verdict.name == "DEPENDENCY_FAILED"
+        assert jobs[f"{t[0][0]}/finetune"].verdict.name == "DONE"
 
 
 def test_a_task_metric_decides_each_rung_from_its_validation_evaluation(inputs):

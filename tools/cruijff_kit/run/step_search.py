@@ -85,12 +85,16 @@ class SearchStep:
         rung_epochs = self.search.search.rung_epochs
         epochs = rung_epochs[rung]
         trained = completed_epochs(ft.output_dir)
+        if final is not None and final.decision == FAILED and (job.kind == "finetune" or (
+                job.epoch is not None and job.epoch >= trained)):
+            self._failed_trial(job, e, final)
+            return True, None
         if job.kind == "finetune":
             if final is not None and final.decision == PRUNED:
                 self._pruned(job, final)
                 return True, None
             if final is not None:
-                return False, None  # completed (done on disk) or failed (not retried)
+                return False, None  # completed (done on disk)
             if trained >= epochs:
                 note = f"trial {trial}: rung {rung} trained ({trained} epoch(s)); waits for the search's decision"
                 self._outcome(job, Action.DONE, Verdict.DONE, job_id=(e or {}).get("job_id"),
@@ -138,6 +142,21 @@ class SearchStep:
             return
         self._outcome(job, Action.SKIP, Verdict.PRUNED, note=note)
         self._event(EventType.SKIPPED, job, state="PRUNED", note=note)
+
+    def _failed_trial(self, job: PlannedJob, e: dict | None, final: Decision) -> None:
+        """A trial the search recorded as failed is never trained again (--retry-failed or not):
+        the trials after it were decided without it, and no decision is made twice. Without this,
+        the generic rules resubmitted its training with no rung overrides: every epoch, from scratch."""
+        if job.kind == "finetune":
+            note = f"trial {final.trial} failed at rung {final.rung} ({final.why}); the search went on without it"
+            state = entry_state(e)
+            self._outcome(job, Action.SKIP, Verdict.FAILED, job_id=(e or {}).get("job_id"), state=state, note=note)
+            self._event(EventType.NOT_RETRIED, job, job_id=(e or {}).get("job_id"),
+                        state=state.value if state else FAILED.upper(), note=note)
+            return
+        note = f"skipped: trial {final.trial} failed at rung {final.rung} ({final.why})"
+        self._outcome(job, Action.SKIP, Verdict.DEPENDENCY_FAILED, note=note)
+        self._event(EventType.SKIPPED, job, state="SKIPPED", note=note)
 
     # ---- hook: monitor -----------------------------------------------------------------------
     def _rung_trained(self, job: PlannedJob) -> bool:
