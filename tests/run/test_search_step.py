@@ -132,7 +132,7 @@ def assert_trained_rung_by_rung(exp: Path, run_dir: str, rungs_reached: int) -> 
         assert over.get("resume_from_checkpoint") == (None if rung == 0 else "True"), (run_dir, a)
 
 
-def test_a_trial_that_fails_competes_no_more_blocks_nobody_and_is_never_retrained(inputs):
+def test_a_trial_that_fails_competes_no_more_blocks_nobody_and_is_never_retrained(inputs, capsys):
     exp = designed(inputs)
     t = trials(exp)
     # trial 1's training fails in its first epoch (rung 0), trial 3's after it was promoted (in epoch
@@ -181,6 +181,8 @@ def test_a_trial_that_fails_competes_no_more_blocks_nobody_and_is_never_retraine
         {f"{t[n][0]}/eval/epoch2" for n in (1, 2, 3)}
     for n in (4, 5):
         assert jobs[f"{t[n][0]}/eval/epoch2"].verdict.name == "PRUNED" and jobs[f"{t[n][0]}/finetune"].ok
+        # held, then pruned: never submitted
+        assert not (ledger(exp)["jobs"].get(f"{t[n][0]}/eval/epoch2") or {}).get("attempts")
     assert jobs[f"{t[0][0]}/eval/epoch2"].state.name == "COMPLETED"
 
     # a failed trial's decision is final: running again, even with --retry-failed, trains nothing
@@ -195,6 +197,13 @@ def test_a_trial_that_fails_competes_no_more_blocks_nobody_and_is_never_retraine
             assert ft.verdict.name == "FAILED" and ft.note.endswith("the search went on without it"), ft
             assert jobs[f"{t[n][0]}/eval/epoch2"].verdict.name == "DEPENDENCY_FAILED"
         assert jobs[f"{t[0][0]}/finetune"].verdict.name == "DONE"
+    # `ck status` reads the same fates and epochs from the ledger and the checkpoints
+    capsys.readouterr()
+    assert main(["status", str(exp), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)["search"]
+    assert {r["trial"]: r["fate"] for r in st["trials"]} == \
+        {0: "completed", 1: "failed", 2: "failed", 3: "failed", 4: "pruned", 5: "pruned"}
+    assert st["best"]["run"] == t[0][0]
 
 
 def test_a_task_metric_decides_each_rung_from_its_validation_evaluation(inputs):
