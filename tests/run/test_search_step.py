@@ -206,6 +206,29 @@ def test_a_trial_that_fails_competes_no_more_blocks_nobody_and_is_never_retraine
     assert st["best"]["run"] == t[0][0]
 
 
+def test_runs_selection_decides_no_trial_before_the_trials_ahead_of_it(inputs):
+    exp = designed(inputs)
+    t = trials(exp)
+    standins.install(exp, exp.parent / "ran.jsonl")
+    # `--runs` one late trial: it trains its first rung, then waits for trials 0..3 (it used to be
+    # decided against itself alone, "best 1 of 1", and promoted to the end)
+    first = run(exp, max_parallel=2, runs=f"{t[4][0]}*")
+    assert first.ok and ledger(exp).get("search", {}).get("decisions", []) == []
+    assert trained_epochs(exp, t[4][0]) == [0] and {row["run"] for row in ran(exp)} == {t[4][0]}
+    jobs = {j.key: j for j in first.jobs}
+    assert jobs[f"{t[4][0]}/eval/epoch2"].action.value == "hold"
+
+    report = run(exp, max_parallel=2)
+    assert report.ok, report.to_dict()
+    values = {n: [standins.val_loss(lr, e - 1) for e in RUNG_EPOCHS] for n, (_, lr) in t.items()}
+    want = expected_decisions(values, maximize=False)
+    assert want[(4, 0)][0] == "pruned"
+    assert {(d["trial"], d["rung"]): (d["decision"], d["value"]) for d in decided(exp)} == \
+        {k: (d, pytest.approx(v)) for k, (d, v) in want.items()}
+    assert trained_epochs(exp, t[4][0]) == [0]  # its rung was not trained again
+    assert_trained_rung_by_rung(exp, t[4][0], 1)
+
+
 def test_a_task_metric_decides_each_rung_from_its_validation_evaluation(inputs):
     # a budget that is never reached: the budget's accounting runs and changes no decision
     exp = designed(inputs, "--metric", "capitalization:accuracy", "--budget-gpu-hours", "1000")

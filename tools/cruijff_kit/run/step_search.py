@@ -203,12 +203,15 @@ class SearchStep:
         views = []
         for run, trial in self.search.trials.items():
             ft = self._finetune_of(run)
-            if ft is None or (self.runs is not None and run not in self.runs):
-                continue  # not scaffolded, or not this invocation's (--runs)
+            if ft is None:
+                continue  # not scaffolded
             # the evidence of a rung is final once the jobs that write it have ended: its
             # training (validation loss), and for a task metric its evaluations too
             busy = ft.key in open_keys if s.metric_task is None else \
                 any(k.split("/", 1)[0] == run for k in open_keys)
+            # a trial outside --runs is never decided here, and the trials after it wait for it
+            # (left out, they were decided against fewer trials than the ones before them)
+            busy = busy or (self.runs is not None and run not in self.runs)
             o = self.outcomes.get(ft.key)
             failed = None
             if o is not None and o.verdict in _GAVE_UP and not busy:
