@@ -4,8 +4,10 @@ local executor; only the trainer and evaluator inside the scaffolded job scripts
 (tests/run/search_standins.py) that write real checkpoints, DiskLogger lines and inspect logs.
 
 Covered here (the slow e2e test, tests/e2e/test_search.py, covers val_loss on real torchtune and a
-kill mid-search): a trial whose training fails for good, the TASK:METRIC path (the rung decided on
-the `<task>_validation` evaluation's log), the GPU-hour budget, and `ck run --dry-run`.
+kill mid-search): a trial whose training fails for good or leaves no evidence (and is not trained
+again by a rerun or --retry-failed), `--runs` (no trial decided before the trials ahead of it), the
+TASK:METRIC path (the rung decided on the `<task>_validation` evaluation's log), the GPU-hour
+budget, and `ck run --dry-run`.
 
 Expected decisions come from `expected_decisions` below: ASHA's rule written out plainly (in trial
 order, a trial goes on when its value is among the best max(1, n // eta) of the n values that trial
@@ -327,3 +329,5 @@ def test_dry_run_of_a_search_writes_nothing_and_holds_later_epochs(inputs):
             assert (ev.action.value, ev.verdict.name) == ("hold", "WAITING"), ev
             assert f"trial {n}: epoch {e} is trained only if the search promotes it past rung 0" == ev.note
     assert not (exp / ".ck" / "ledger.json").exists() and not ran(exp)
+    text = "\n".join(lines)  # what the user reads
+    assert text.count("HELD  trial ") == 6 * 2 and text.count("WOULD SUBMIT") == 6 * 2, text
