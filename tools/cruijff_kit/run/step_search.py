@@ -20,7 +20,7 @@ from ..errors import CkError
 from ..executors.core import JobState
 from ..state import layout
 from ..state.jobs import PlannedJob, is_done
-from ..state.ledger import Ledger, entry_state, is_live
+from ..state.ledger import entry_state, is_live
 from ..state.artifacts import completed_epochs
 from ..state.search import FAILED, PRUNED, Decision, append_decisions, decisions, epoch_val_loss, \
     task_metric
