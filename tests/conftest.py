@@ -24,6 +24,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from tests.shared import build_once  # noqa: E402
+from tests.xdist_groups import assign_groups  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +55,11 @@ def demo_experiment(request, tmp_path_factory) -> tuple[Path, str]:
 
 
 def pytest_configure(config):
+    # --dist loadgroup hands out groups in the order of the collection (tests/xdist_groups.py sorts
+    # it, heaviest first); xdist's default reorders them by test count, which put the one long
+    # agent scenario (five tests) last, leaving a worker idle while it ran
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
     # the test process loads checkpoints with transformers, which hands adapter files to PEFT:
     # the product's own compatibility step (PEFT 0.21 next to torchtune's torchao 0.15)
     from cruijff_kit.finetune.peft_compat import peft_without_old_torchao
@@ -61,26 +67,16 @@ def pytest_configure(config):
     peft_without_old_torchao()
 
 
-# folders whose conftest builds heavy session fixtures (finished evaluations, format-faithful
-# checkpoints): their tests share one worker, so each fixture is built once, not once per worker
-SHARED_FIXTURE_FOLDERS = {"analyze", "families", "trl"}
-
-
+# tryfirst: the marks must exist before pytest-xdist's worker reads them in its own (plain)
+# pytest_collection_modifyitems (xdist/remote.py), which pluggy calls before this conftest's otherwise.
+# On pytest 9.2 that hook no longer changes the test ids at all: tests/xdist_groups.py writes the
+# "@group" suffix itself (measured before: a group's tests ran on both workers).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Mark the work tests share for `--dist loadgroup`: the SLURM tests (one cluster), a folder
-    with heavy session fixtures, otherwise each module. Measured in CI here, pytest-xdist 3.8 still
-    spread a group's tests over both workers; what must be built once uses tests/shared.build_once,
-    which is correct whichever worker runs the tests (the other waits for the first one's build)."""
-    root = Path(__file__).parent
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        if "slurm_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
-            group = "slurm"
-        else:
-            rel = Path(str(item.fspath)).relative_to(root)
-            group = rel.parts[0] if rel.parts[0] in SHARED_FIXTURE_FOLDERS else str(rel)
-        item.add_marker(pytest.mark.xdist_group(group))
+    """--dist loadgroup: one xdist group per unit of shared work, the heaviest first (tests/xdist_groups.py)."""
+    assign_groups(config, items, Path(__file__).parent)
+
+
 # `ck analyze` writes every result into a per-user store (analyze/store.py): tests use their own,
 # never the machine user's ~/.cache/cruijff_kit/results.sqlite
 if "CK_RESULTS_STORE" not in os.environ:
