@@ -23,6 +23,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests import finished_experiment as finished  # noqa: E402
 from tests.shared import build_once  # noqa: E402
 from tests.xdist_groups import assign_groups  # noqa: E402
 
@@ -52,6 +53,27 @@ def demo_experiment(request, tmp_path_factory) -> tuple[Path, str]:
 
     value = build_once(request, tmp_path_factory, "demo", build)
     return Path(value["exp"]), value["stdout"]
+
+
+@pytest.fixture(scope="session")
+def _finished_build(request, tmp_path_factory, tiny_model) -> finished.Finished:
+    """The session's one finished tiny experiment (tests/finished_experiment.py), built once across workers."""
+    return finished.load(build_once(request, tmp_path_factory, "finished-experiment",
+                                    lambda where: finished.build(where, tiny_model)))
+
+
+@pytest.fixture
+def finished_experiment(_finished_build):
+    """The finished experiment, to read (never change: tests that do take `mutable_experiment`)."""
+    with finished.reading(_finished_build) as fin:
+        yield fin
+
+
+@pytest.fixture
+def mutable_experiment(_finished_build):
+    """The finished experiment, to change in place; put back as it was built when the test ends."""
+    with finished.changing(_finished_build) as fin:
+        yield fin
 
 
 def pytest_configure(config):
