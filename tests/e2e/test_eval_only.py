@@ -3,10 +3,11 @@
 An Eval-only row evaluates a model this experiment does not train (its Checkpoint, else its
 Model): scaffold writes only eval scripts, `ck run` evaluates it, analysis shows it as a row. The
 session's finished experiment (tests/finished_experiment.py) has one, a checkpoint another
-experiment wrote; tests/e2e/test_eval_only_design.py designs eval-only runs of both kinds. Adding a task to a finished experiment re-runs each run's one
-eval job with just the new task: tests/e2e/test_one_load_per_checkpoint.py checks that for every
-kind of run, eval-only included.
+experiment wrote; tests/e2e/test_eval_only_design.py designs eval-only runs of both kinds. Adding a
+task to a finished experiment re-runs each run's one eval job with just the new task:
+tests/e2e/test_one_load_per_checkpoint.py checks that for every kind of run, eval-only included.
 """
+import csv
 import shlex
 
 import pytest
@@ -47,7 +48,8 @@ def test_ck_run_evaluates_eval_only_runs_and_analysis_shows_them(mutable_experim
         assert log.results.total_samples >= 1
 
     fin.ck("analyze", exp, "--out", tmp_path / "analysis")
-    csv = (tmp_path / "analysis" / "results.csv").read_text()
-    rows = {line.split(",")[0]: line for line in csv.splitlines()[1:]}
-    assert {"other_ckpt", "base", *FINETUNED} <= set(rows), csv
-    assert "Eval-only" in rows["other_ckpt"] and "Eval-only" not in rows["base"], csv
+    with open(tmp_path / "analysis" / "results.csv", newline="") as fh:
+        rows = {r["directory"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"other_ckpt", "base", *FINETUNED}, rows
+    assert rows["other_ckpt"]["type"] == "Eval-only" and rows["other_ckpt"]["run"] == "other_ckpt", rows
+    assert rows["base"]["type"] == "Control" and {rows[d]["type"] for d in FINETUNED} == {"Fine-tuned"}, rows
