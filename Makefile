@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml scripts/constraints.txt scripts/setup-venv
 	@touch "$(STAMP)"
 
 # Both cores: two pytest-xdist workers; the SLURM tests share one worker (one cluster), and the
-# heavy shared fixtures (tests/conftest.py: the demo run, the tiny model) are built once per session.
+# heavy shared fixtures (tests/conftest.py: the demo run, the finished tiny experiment, the tiny
+# model) are built once per session, by the worker whose group uses them (tests/xdist_groups.py).
 XDIST ?= -n 2 --dist loadgroup
 
 test: venv

@@ -23,7 +23,9 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests import finished_experiment as finished  # noqa: E402
 from tests.shared import build_once  # noqa: E402
+from tests.xdist_groups import assign_groups  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +55,33 @@ def demo_experiment(request, tmp_path_factory) -> tuple[Path, str]:
     return Path(value["exp"]), value["stdout"]
 
 
+@pytest.fixture(scope="session")
+def _finished_build(request, tmp_path_factory, tiny_model) -> finished.Finished:
+    """The session's one finished tiny experiment (tests/finished_experiment.py), built once across workers."""
+    return finished.load(build_once(request, tmp_path_factory, "finished-experiment",
+                                    lambda where: finished.build(where, tiny_model)))
+
+
+@pytest.fixture
+def finished_experiment(_finished_build):
+    """The finished experiment, to read (never change: tests that do take `mutable_experiment`)."""
+    with finished.reading(_finished_build) as fin:
+        yield fin
+
+
+@pytest.fixture
+def mutable_experiment(_finished_build):
+    """The finished experiment, to change in place; put back as it was built when the test ends."""
+    with finished.changing(_finished_build) as fin:
+        yield fin
+
+
 def pytest_configure(config):
+    # --dist loadgroup hands out groups in the order of the collection (tests/xdist_groups.py sorts
+    # it, heaviest first); xdist's default reorders them by test count, which put the one long
+    # agent scenario (five tests) last, leaving a worker idle while it ran
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
     # the test process loads checkpoints with transformers, which hands adapter files to PEFT:
     # the product's own compatibility step (PEFT 0.21 next to torchtune's torchao 0.15)
     from cruijff_kit.finetune.peft_compat import peft_without_old_torchao
@@ -61,26 +89,16 @@ def pytest_configure(config):
     peft_without_old_torchao()
 
 
-# folders whose conftest builds heavy session fixtures (finished evaluations, format-faithful
-# checkpoints): their tests share one worker, so each fixture is built once, not once per worker
-SHARED_FIXTURE_FOLDERS = {"analyze", "families", "trl"}
-
-
+# tryfirst: the marks must exist before pytest-xdist's worker reads them in its own (plain)
+# pytest_collection_modifyitems (xdist/remote.py), which pluggy calls before this conftest's otherwise.
+# On pytest 9.2 that hook no longer changes the test ids at all: tests/xdist_groups.py writes the
+# "@group" suffix itself (measured before: a group's tests ran on both workers).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Mark the work tests share for `--dist loadgroup`: the SLURM tests (one cluster), a folder
-    with heavy session fixtures, otherwise each module. Measured in CI here, pytest-xdist 3.8 still
-    spread a group's tests over both workers; what must be built once uses tests/shared.build_once,
-    which is correct whichever worker runs the tests (the other waits for the first one's build)."""
-    root = Path(__file__).parent
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        if "slurm_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
-            group = "slurm"
-        else:
-            rel = Path(str(item.fspath)).relative_to(root)
-            group = rel.parts[0] if rel.parts[0] in SHARED_FIXTURE_FOLDERS else str(rel)
-        item.add_marker(pytest.mark.xdist_group(group))
+    """--dist loadgroup: one xdist group per unit of shared work, the heaviest first (tests/xdist_groups.py)."""
+    assign_groups(config, items, Path(__file__).parent)
+
+
 # `ck analyze` writes every result into a per-user store (analyze/store.py): tests use their own,
 # never the machine user's ~/.cache/cruijff_kit/results.sqlite
 if "CK_RESULTS_STORE" not in os.environ:

@@ -27,11 +27,10 @@ def skill_text(name: str) -> str:
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, tiny_model):
     from cruijff_kit.blueprints.capitalization.generate import generate
-    from cruijff_kit.tiny_model import make_tiny_model
 
-    make_tiny_model(tmp_path / "model")
+    (tmp_path / "model").symlink_to(tiny_model, target_is_directory=True)  # the session's tiny model
     generate(tmp_path / "data.json", n=20)
     (tmp_path / "data").mkdir()
     generate(tmp_path / "data" / "my_data.json", n=20)

@@ -22,12 +22,11 @@ def ck(*args, env=None, check=True, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def legacy(tmp_path_factory):
+def legacy(tmp_path_factory, tiny_model):
     from cruijff_kit.blueprints.capitalization.generate import generate
-    from cruijff_kit.tiny_model import make_tiny_model
 
     root = tmp_path_factory.mktemp("legacy")
-    model = make_tiny_model(root / "model")
+    model = tiny_model  # the session's (the control's evaluation only reads it)
     data = generate(root / "data.json", n=40)
     (root / "claude.local.md").write_text(f"- venv: {sys.prefix}\n")
     env = {"CK_LOCAL_CONFIG": str(root / "claude.local.md")}

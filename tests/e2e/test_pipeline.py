@@ -77,17 +77,16 @@ def test_second_run_on_finished_demo_submits_nothing(demo):
     assert report["submitted"] == [] and report["ok"]
 
 
-def test_kill_detached_supervisor_then_resume(tmp_path):
+def test_kill_detached_supervisor_then_resume(tmp_path, tiny_model):
+    """Needs jobs in flight, so it trains its own two runs (3 steps each), not the finished experiment."""
     from cruijff_kit.blueprints.capitalization.generate import generate
-    from cruijff_kit.tiny_model import make_tiny_model
 
-    make_tiny_model(tmp_path / "model")
     generate(tmp_path / "data.json", n=40)
     env = {"CK_LOCAL_CONFIG": str(tmp_path / "claude.local.md")}
     (tmp_path / "claude.local.md").write_text(f"- venv: {sys.prefix}\n")
     exp = tmp_path / "exp"
     task = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
-    ck("design", exp, "--model", f"tiny={tmp_path / 'model'}", "--dataset", tmp_path / "data.json",
+    ck("design", exp, "--model", f"tiny={tiny_model}", "--dataset", tmp_path / "data.json",
        "--ranks", "4,8", "--lrs", "1e-3", "--task", f"capitalization={task}@0", "--gpus", "0",
        "--set", "Max steps per epoch=3", "--set", "Eval max tokens=4", "--no-control", env=env)
     ck("scaffold", exp, env=env)

@@ -16,12 +16,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_model):
+    """The session's tiny model (tests/conftest.py; evaluation only reads it) and a dataset."""
     from cruijff_kit.blueprints.capitalization.generate import generate
-    from cruijff_kit.tiny_model import make_tiny_model
 
     root = tmp_path_factory.mktemp("launch")
-    return make_tiny_model(root / "model"), generate(root / "data.json", n=40)
+    return tiny_model, generate(root / "data.json", n=40)
 
 
 def launch(model: Path, logs: Path, tasks: list[tuple[str, dict]], env: dict | None = None):
