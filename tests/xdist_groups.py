@@ -33,10 +33,12 @@ SHARED_FIXTURE_FOLDERS = {"analyze", "families", "trl"}
 # and the modules measured alone, scaled to CI): the long groups; any other group is estimated from
 # its tests (SLOW_TEST_S per test marked slow, FAST_TEST_S per other test). Only the order matters.
 EXPECTED_S = {
-    SLURM: 400,
+    SLURM: 520,
     "families": 250,
     "plugin/test_agent_scenario.py": 240,
-    "trl": 170,
+    "trl": 230,
+    "e2e/test_search.py": 150,
+    "finetune/test_stop_resume.py": 130,
     "finished-experiment": 130,
     "analyze": 110,
     "demo": 110,
@@ -46,6 +48,7 @@ EXPECTED_S = {
     "evaluate/test_launch_tasks.py": 40,
     "plugin/test_installed_package.py": 40,
     "launch/test_launch_repo_shapes.py": 30,
+    "run/test_search_step.py": 40,
 }
 SLOW_TEST_S = 4.0
 FAST_TEST_S = 0.3
