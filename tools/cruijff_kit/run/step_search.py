@@ -17,6 +17,7 @@ Everything is derived from the ledger's decisions and the checkpoints on disk, s
 from __future__ import annotations
 
 from ..errors import CkError
+from ..experiment.search_progress import gpu_hours
 from ..executors.core import JobState
 from ..state import layout
 from ..state.jobs import PlannedJob, is_done
@@ -50,6 +51,7 @@ def load_search(exp_dir) -> SearchPlan | None:
 class SearchStep:
     search: SearchPlan | None = None
     _decided: dict[tuple[int, int], Decision] | None = None
+    _study_synced = False  # the Optuna journal caught up with the ledger in this invocation
 
     # ---- what the ledger and disk say ------------------------------------------------------
     def _decisions(self) -> dict[tuple[int, int], Decision]:
@@ -175,13 +177,18 @@ class SearchStep:
             return False
         self._decided = None
         s = self.search.search
+        # the ledger's attempts, read once for every promotion the budget is checked for
+        entries = self.ledger.entries() if s.budget_gpu_hours is not None else {}
         new = walk(self._views(), tuple(s.rung_epochs), s.reduction_factor, s.metric,
-                   s.direction == "maximize", self._decisions(), self._afford)
+                   s.direction == "maximize", self._decisions(),
+                   lambda view, rung, nxt: self._afford(view, nxt, entries))
         if new:
             with self.ledger.transaction() as data:
                 append_decisions(data, new)
             self._decided = None
-        self._sync_study()
+        if new or not self._study_synced:  # the first call catches up after a killed `ck run`
+            self._sync_study()
+            self._study_synced = True
         subs: list[Submission] = []
         for d in new:
             ft = self._finetune_of(d.run)  # decisions name the trial's run directory
@@ -227,28 +234,22 @@ class SearchStep:
         run_dir = self.plan.exp_dir / run
         return lambda epochs: task_metric(run_dir, task, epochs - 1, self.search.search.metric_name)
 
-    def _afford(self, view: TrialView, rung: int, next_epochs: int) -> str | None:
+    def _afford(self, view: TrialView, next_epochs: int, entries: dict) -> str | None:
         budget = self.search.search.budget_gpu_hours
         if budget is None:
             return None
-        used = self.search_gpu_hours()
+        # GPU-hours as `ck status` counts them (experiment/search_progress.gpu_hours): every job
+        # of the trials, running attempts up to now
+        gpus = {run: self._finetune_of(run).gpus for run in self.search.trials if self._finetune_of(run)}
+        used = gpu_hours(entries, gpus)
         ft = self._finetune_of(view.run)
-        spent = _seconds(self.ledger.entries().get(ft.key))
+        spent = _seconds(entries.get(ft.key))
         per_epoch = spent / max(view.trained, 1) * max(ft.gpus, 1) / 3600
         more = per_epoch * (next_epochs - view.trained)
         if used + more > budget:
             return (f"over the budget: {used:.3g} GPU-hours used + {more:.3g} for epochs "
                     f"{view.trained + 1}..{next_epochs} > {budget:g}")
         return None
-
-    def search_gpu_hours(self) -> float:
-        """GPU-hours the trials' jobs have used so far (wall time x max(GPUs, 1), every attempt)."""
-        entries = self.ledger.entries()
-        total = 0.0
-        for job in self.plan.jobs:
-            if self.search.trial_of(job.run) is not None:
-                total += _seconds(entries.get(job.key)) * max(job.gpus, 1) / 3600
-        return total
 
     def _next_rung(self, ft: PlannedJob, d: Decision) -> list[Submission]:
         rung = d.rung + 1
