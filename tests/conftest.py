@@ -17,6 +17,7 @@ for key, value in {
 
 
 # ---- fixtures shared by every test folder ----------------------------------------------------------
+import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -37,6 +38,18 @@ def tiny_model(request, tmp_path_factory) -> Path:
         return str(make_tiny_model(where))
 
     return Path(build_once(request, tmp_path_factory, "tiny-qwen", build))
+
+
+@pytest.fixture
+def design_inputs(tmp_path, monkeypatch) -> Path:
+    """A directory to design plans in without a model: claude.local.md, the local executor, and a
+    small dataset with train / validation / test splits (data.json)."""
+    monkeypatch.setenv("CK_LOCAL_CONFIG", str(tmp_path / "claude.local.md"))
+    monkeypatch.setenv("CK_EXECUTOR", "local")
+    (tmp_path / "claude.local.md").write_text("- slurm_partition: debug\n")
+    rows = [{"input": "a", "output": "A"}] * 8
+    (tmp_path / "data.json").write_text(json.dumps({"train": rows, "validation": rows[:4], "test": rows[:4]}))
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

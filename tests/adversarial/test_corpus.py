@@ -11,17 +11,13 @@ from pathlib import Path
 import pytest
 
 from cruijff_kit.cli import main
+from tests.refusals import refused
 
 CANON = (Path(__file__).parents[1] / "experiment" / "canonical.md").read_text()
 TASK = 'from inspect_ai import task\n\n@task\ndef capitalization(data_path: str, split: str = "test"):\n    ...\n'
 ROW = "| Llama-3.2-1B-Instruct_rank8_lr1e-5 | Llama-3.2-1B-Instruct | 8 | 1e-5 | 4 | Fine-tuned | ~10s |"
 EVAL = "| capitalization | tasks/capitalization/inspect_task.py | 0 |"
 HEAD = "| Run Name | Model | LoRA Rank | Learning Rate | Batch Size | Type | Est. Time |\n|---|---|---|---|---|---|---|"
-
-
-def snapshot(root: Path) -> dict:
-    return {str(p): (p.read_bytes() if p.is_file() else None, p.stat().st_mode)
-            for p in sorted(root.rglob("*"))}
 
 
 @pytest.fixture
@@ -33,23 +29,6 @@ def root(tmp_path, monkeypatch):
     (exp / "tasks" / "capitalization" / "inspect_task.py").write_text(TASK)
     (exp / "experiment_summary.md").write_text(CANON.replace("/scratch/me/cap_4L_lora_lr_sweep", str(exp)))
     return tmp_path
-
-
-def refused(capsys, argv, root: Path, *needles: str) -> str:
-    before = snapshot(root)
-    try:
-        rc = main(argv)
-    except SystemExit as exc:  # argparse's own refusals (a malformed flag value) exit 2 too
-        rc = exc.code
-    out = capsys.readouterr()
-    text = out.err + out.out
-    assert rc == 2, text
-    assert "Traceback" not in text
-    for n in needles:
-        assert n in text, f"{n!r} not in:\n{text}"
-    assert len(text) < 20_000, "error output is bounded"
-    assert snapshot(root) == before, "nothing may be written on refusal"
-    return text
 
 
 def _line_of(text: str, token: str) -> int:

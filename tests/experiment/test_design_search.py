@@ -1,7 +1,6 @@
 """`ck design --search …` and a spec's `search:`: the same command writes the same plan, bad input is
 refused (exit 2, file:line: field, nothing written), and `ck scaffold` / `ck run --dry-run` take the
 plan as it is (a run directory per trial)."""
-import json
 from pathlib import Path
 
 import pytest
@@ -9,18 +8,14 @@ import yaml
 
 from cruijff_kit.cli import main
 from cruijff_kit.experiment.parse import load_experiment
+from tests.refusals import refused
 
 CAP = Path(__file__).parents[2] / "tools" / "cruijff_kit" / "blueprints" / "capitalization" / "inspect_task.py"
 
 
 @pytest.fixture
-def inputs(tmp_path, monkeypatch):
-    monkeypatch.setenv("CK_LOCAL_CONFIG", str(tmp_path / "claude.local.md"))
-    monkeypatch.setenv("CK_EXECUTOR", "local")
-    (tmp_path / "claude.local.md").write_text("- slurm_partition: debug\n")
-    rows = [{"input": "a", "output": "A"}] * 8
-    (tmp_path / "data.json").write_text(json.dumps({"train": rows, "validation": rows[:4], "test": rows[:4]}))
-    return tmp_path
+def inputs(design_inputs):
+    return design_inputs
 
 
 def base(inputs):
@@ -101,21 +96,6 @@ def test_a_spec_file_states_the_search(inputs):
     assert load_experiment(inputs / "s2").search.trials == 2
 
 
-def _refused(capsys, argv, root, *needles):
-    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    try:
-        rc = main(argv)
-    except SystemExit as exc:
-        rc = exc.code
-    out = capsys.readouterr()
-    text = out.err + out.out
-    assert rc == 2, text
-    assert "Traceback" not in text
-    for n in needles:
-        assert n in text, f"{n!r} not in:\n{text}"
-    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before, "nothing written on refusal"
-
-
 RANK = ["--vary", "LoRA rank=4..32"]
 CLI = [  # (extra flags, field, a phrase of the message)
     (["--search", "asha", "--trials", "4", "--vary", "Learning rate=1e-3..1e-5:log"], "--vary Learning rate",
@@ -154,8 +134,8 @@ CLI = [  # (extra flags, field, a phrase of the message)
 
 
 @pytest.mark.parametrize("extra,field,needle", CLI, ids=[f"cli-{i}" for i in range(len(CLI))])
-def test_bad_search_flags_are_refused(inputs, capsys, extra, field, needle):
-    _refused(capsys, ["design", str(inputs / "new"), *base(inputs), *extra], inputs, f"{field}: ", needle)
+def test_bad_search_flags_arerefused(inputs, capsys, extra, field, needle):
+    refused(capsys, ["design", str(inputs / "new"), *base(inputs), *extra], inputs, f"{field}: ", needle)
     assert not (inputs / "new").exists()
 
 
@@ -189,4 +169,4 @@ def test_bad_search_in_a_spec_is_refused_at_its_line(inputs, capsys, change, fie
     if field == "search.reduction_factor":
         at = next(i for i, line in enumerate(lines, 1) if line.strip().startswith("eta:"))
     where = f"{spec}:{at}: {field}" if at and field.startswith(("search.", "grid.")) else f"{spec}"
-    _refused(capsys, ["design", str(inputs / "new"), "--spec", str(spec)], inputs, where, needle)
+    refused(capsys, ["design", str(inputs / "new"), "--spec", str(spec)], inputs, where, needle)

@@ -36,13 +36,8 @@ SEARCH = ["--search", "asha", "--trials", "6", "--rungs", "3", "--reduction-fact
 
 
 @pytest.fixture
-def inputs(tmp_path, monkeypatch):
-    monkeypatch.setenv("CK_LOCAL_CONFIG", str(tmp_path / "claude.local.md"))
-    monkeypatch.setenv("CK_EXECUTOR", "local")
-    (tmp_path / "claude.local.md").write_text("- slurm_partition: debug\n")
-    rows = [{"input": "a", "output": "A"}] * 8
-    (tmp_path / "data.json").write_text(json.dumps({"train": rows, "validation": rows[:4], "test": rows[:4]}))
-    return tmp_path
+def inputs(design_inputs):
+    return design_inputs
 
 
 def designed(inputs: Path, *extra: str, budget: str | None = None) -> Path:
