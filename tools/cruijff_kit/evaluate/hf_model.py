@@ -19,6 +19,9 @@ inspect also builds a provider only to learn the model's canonical name (its mod
 api_key MODEL_INFO_LOOKUP_API_KEY): that one loads nothing (it used to load the weights a second
 time, and for an adapter epoch the adapter directory itself).
 
+Requests are batched as inspect batches them, without its 2-second collection window and 1-second
+polling (batching.py).
+
 Registered when this module is imported (cruijff_kit.evaluate.launch does that before it hands
 the command line to inspect).
 """
@@ -31,8 +34,11 @@ from typing import Any
 from inspect_ai.model import GenerateConfig, ModelAPI, modelapi
 from inspect_ai.model._providers.hf import HF_TOKEN, HuggingFaceAPI
 
+from cruijff_kit.evaluate import batching
 from cruijff_kit.evaluate.launch import SAMPLING_KEYS
 from cruijff_kit.finetune.prompt_format import FORMATS
+
+batching.install()  # inspect's batching without its idle seconds per task (batching.py)
 
 
 def greedy_generation_config(current: Any) -> Any:
