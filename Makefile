@@ -13,10 +13,11 @@ $(STAMP): pyproject.toml scripts/constraints.txt scripts/setup-venv
 	bash scripts/setup-venv "$(VENV)"
 	@touch "$(STAMP)"
 
-# Both cores: two pytest-xdist workers; the SLURM tests share one worker (one cluster), and the
-# heavy shared fixtures (tests/conftest.py: the demo run, the finished tiny experiment, the tiny
-# model) are built once per session, by the worker whose group uses them (tests/xdist_groups.py).
-XDIST ?= -n 2 --dist loadgroup
+# Three pytest-xdist workers on two cores: the SLURM tests share one worker (one cluster) and spend
+# most of their time waiting on the scheduler, so the other two keep both cores busy. The heavy
+# shared fixtures (tests/conftest.py: the demo run, the finished tiny experiment, the tiny model)
+# are built once per session, by the worker whose group uses them (tests/xdist_groups.py).
+XDIST ?= -n 3 --dist loadgroup
 
 test: venv
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra --durations=30 $(XDIST) $(PYTEST_ARGS)

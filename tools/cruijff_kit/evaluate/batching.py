@@ -26,6 +26,7 @@ from typing import Any
 QUIET_S = 0.2  # a task's samples reach generate within milliseconds of each other
 
 _queue: Queue = Queue()
+_inspects: list = []  # inspect's own batched_generate, once replaced (uninstall puts it back)
 _thread: threading.Thread | None = None
 _lock = threading.Lock()
 
@@ -65,5 +66,15 @@ def install() -> bool:
             return await anyio.to_thread.run_sync(future.result)
         return await asyncio.wrap_future(future)
 
+    if not _inspects:
+        _inspects.append(hf.batched_generate)
     hf.batched_generate = batched_generate
     return True
+
+
+def uninstall() -> None:
+    """inspect's own batching again (bench/eval_overhead.py compares the two)."""
+    from inspect_ai.model._providers import hf
+
+    if _inspects:
+        hf.batched_generate = _inspects[0]

@@ -236,6 +236,7 @@ def start(repo: str | Path, command: str, *, gpus: str | None = None, env_name: 
                         "interpreter": interpreter},
         "env_vars": variables, "gpus": cuda, "wandb_project": wandb_project, "log": str(log),
         "repo_log": None, "wrapper": str(wrapper), "state_dir": str(folder), "started": now_iso(),
+        "started_ns": time.time_ns(),  # orders runs started within the same second (`started` has whole seconds)
         "supervisor_pid": None, "supervisor_start": None, "pid": None, "pgid": None, "pid_start": None,
         "exit_code": None, "signal": None, "ended": None, "missing_dependencies": deps,
         "warnings": warnings,
@@ -409,6 +410,13 @@ def stop(run_id: str, *, timeout_s: float = 15.0) -> dict[str, Any]:
     return result
 
 
+def _started_ns(folder: Path) -> int:
+    try:
+        return int(state.read_meta(folder).get("started_ns") or 0)
+    except (CkError, TypeError, ValueError):
+        return 0
+
+
 def list_runs(repo: str | Path | None = None) -> list[dict[str, Any]]:
     wanted = str(Path(repo).expanduser().resolve()) if repo else None
     out = []
@@ -428,5 +436,7 @@ def list_runs(repo: str | Path | None = None) -> list[dict[str, Any]]:
         out.append({"run_id": s["run_id"], "repo": s["repo"], "environment": f"{env.get('kind', '?')} {env.get('name', '')}".strip(),
                     "state": s["state"], "alive": s["alive"], "exit_code": s["exit_code"],
                     "elapsed_s": s["elapsed_s"], "started": s["started"], "command": s["command"],
-                    "log": s["log"]})
-    return sorted(out, key=lambda r: r["started"] or "")  # unreadable runs (no start time) first
+                    "log": s["log"], "_ns": _started_ns(folder)})
+    # start order (unreadable runs, which have no start time, first)
+    out.sort(key=lambda r: (r["started"] or "", r.pop("_ns", 0)))
+    return out

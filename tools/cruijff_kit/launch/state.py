@@ -74,8 +74,8 @@ def run_dir(run_id: str) -> Path:
 # The fields status/stop/diagnose read, with the types they must have; others are kept as they are.
 _REQUIRED = {"command": str, "repo": str, "log": str}
 _OPTIONAL = {"run_id": str, "pid": int, "pid_start": (int, float, str), "pgid": int, "supervisor_pid": int,
-             "supervisor_start": (int, float, str), "exit_code": int, "signal": str, "started": str, "ended": str,
-             "stopped_by": str, "environment": dict, "gpus": (str, list), "warnings": list, "loss_health": dict,
+             "supervisor_start": (int, float, str), "exit_code": int, "signal": str, "started": str, "started_ns": int,
+             "ended": str, "stopped_by": str, "environment": dict, "gpus": (str, list), "warnings": list, "loss_health": dict,
              "missing_dependencies": dict, "repo_log": str, "wandb_project": str}
 
 
