@@ -36,3 +36,11 @@ def build_once(request, tmp_path_factory, name: str, build) -> dict:
     if not result["ok"]:
         pytest.fail(f"shared fixture {name} failed to build: {result['error']}")
     return result["value"]
+
+
+def quick_hf_batching() -> None:
+    """In-process evaluations with inspect's `hf/` provider batch as ck-hf does (evaluate/batching.py):
+    the same batches, without inspect's 2-second collection window and 1-second polling per task."""
+    from cruijff_kit.evaluate import batching
+
+    batching.install()

@@ -45,10 +45,13 @@ def _output_dir(exp: Path, run_dir: str) -> Path:
 def experiment(tmp_path_factory, tiny_model):
     import inspect_ai
 
+    from tests.shared import quick_hf_batching
+
     from cruijff_kit.blueprints.capitalization.generate import generate
     from cruijff_kit.blueprints.capitalization.inspect_task import capitalization
     from cruijff_kit.cli import main
 
+    quick_hf_batching()  # tests/shared.py: no idle seconds per in-process evaluation
     root = tmp_path_factory.mktemp("analyze")
     model = tiny_model
     data = generate(root / "data.json", n=40, seed=0)
@@ -119,9 +122,12 @@ def grid(tmp_path_factory, tiny_model):
 
     import inspect_ai
 
+    from tests.shared import quick_hf_batching
+
     from cruijff_kit.blueprints.capitalization.inspect_task import capitalization
     from cruijff_kit.cli import main
 
+    quick_hf_batching()  # tests/shared.py: no idle seconds per in-process evaluation
     root = tmp_path_factory.mktemp("grid")
     data = _grid_data(root)
     exp = root / "grid"
@@ -183,11 +189,15 @@ VALSEL_TEST = {"rank8": (2, 5), "rank16": (4, 8)}
 @pytest.fixture(scope="session")
 def valsel(tmp_path_factory, tiny_model):
     import inspect_ai
+
+    from tests.shared import quick_hf_batching
+
     import yaml
 
     from cruijff_kit.blueprints.capitalization.inspect_task import capitalization
     from cruijff_kit.cli import main
 
+    quick_hf_batching()  # tests/shared.py: no idle seconds per in-process evaluation
     root = tmp_path_factory.mktemp("valsel")
     words = [f"w{c}{d}" for c in "abcdefgh" for d in "xyz"]
     rows = [{"input": w, "output": w.capitalize()} for w in words]
@@ -238,11 +248,14 @@ SEEDS_CORRECT = {8: (2, 3, 4), 16: (5, 7, 6)}
 def seeded(tmp_path_factory, tiny_model):
     import inspect_ai
 
+    from tests.shared import quick_hf_batching
+
     from cruijff_kit.blueprints.capitalization.inspect_task import capitalization
     from cruijff_kit.cli import main
     from cruijff_kit.experiment.naming import run_directories
     from cruijff_kit.experiment.parse import load_experiment
 
+    quick_hf_batching()  # tests/shared.py: no idle seconds per in-process evaluation
     root = tmp_path_factory.mktemp("seeded")
     data = _grid_data(root)
     exp = root / "seeded"

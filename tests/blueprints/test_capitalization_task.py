@@ -43,6 +43,9 @@ def test_inspect_eval_on_tiny_model_writes_a_readable_log(tiny_model, tmp_path):
     from inspect_ai import eval as inspect_eval
     from inspect_ai.log import read_eval_log
 
+    from tests.shared import quick_hf_batching
+
+    quick_hf_batching()  # tests/shared.py: no idle seconds per in-process evaluation
     data = generate(tmp_path / "words.parquet", n=20, seed=0, format="parquet")
     logs = inspect_eval(
         capitalization(data_path=str(data), split="test", system_prompt="", scorer="both"),

@@ -58,6 +58,9 @@ def test_generated_task_runs_on_tiny_model(data, tmp_path, tiny_model):
     import inspect_ai
     from inspect_ai.log import read_eval_log
 
+    from tests.shared import quick_hf_batching
+
+    quick_hf_batching()  # tests/shared.py: no idle seconds per in-process evaluation
     model = tiny_model
     out = tmp_path / "sums_task.py"
     assert main(["task", "new", "sums", "--dataset", str(data), "--input-field", "question",
@@ -160,6 +163,9 @@ def test_new_scorers_on_tiny_model(labelled, tmp_path, tiny_model, scorer, targe
     import inspect_ai
     from inspect_ai.log import read_eval_log
 
+    from tests.shared import quick_hf_batching
+
+    quick_hf_batching()  # tests/shared.py: no idle seconds per in-process evaluation
     out, m = _new(labelled, tmp_path, scorer, target)
     [log] = inspect_ai.eval(f"{out}@pets", task_args={"data_path": str(labelled), "split": "test"},
                             model=f"hf/{tiny_model}", model_args={"do_sample": False}, max_tokens=4,
