@@ -17,6 +17,8 @@ for key, value in {
 
 
 # ---- fixtures shared by every test folder ----------------------------------------------------------
+import importlib.abc  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -96,10 +98,32 @@ def pytest_configure(config):
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
     # the test process loads checkpoints with transformers, which hands adapter files to PEFT:
-    # the product's own compatibility step (PEFT 0.21 next to torchtune's torchao 0.15)
-    from cruijff_kit.finetune.peft_compat import peft_without_old_torchao
+    # the product's own compatibility step (PEFT 0.21 next to torchtune's torchao 0.15), taken when
+    # PEFT is first imported (importing it here cost every pytest process ~6 s of torch,
+    # transformers and PEFT imports, test-fast included)
+    sys.meta_path.insert(0, _PeftCompatOnImport())
 
-    peft_without_old_torchao()
+
+class _PeftCompatOnImport(importlib.abc.MetaPathFinder):
+    """Runs peft_without_old_torchao() right after `peft` is imported, once."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "peft":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            from cruijff_kit.finetune.peft_compat import peft_without_old_torchao
+
+            peft_without_old_torchao()
+
+        spec.loader.exec_module = exec_module
+        return spec
 
 
 # tryfirst: the marks must exist before pytest-xdist's worker reads them in its own (plain)

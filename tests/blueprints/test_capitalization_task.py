@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from cruijff_kit.blueprints.capitalization.generate import generate
-from cruijff_kit.blueprints.capitalization.inspect_task import capitalization
 
 
 @pytest.mark.parametrize("system_prompt", ["", "Capitalize the word {w}."])
@@ -42,6 +41,8 @@ def test_eval_prompt_vs_training_prefix(tiny_model, system_prompt):
 def test_inspect_eval_on_tiny_model_writes_a_readable_log(tiny_model, tmp_path):
     from inspect_ai import eval as inspect_eval
     from inspect_ai.log import read_eval_log
+
+    from cruijff_kit.blueprints.capitalization.inspect_task import capitalization
 
     from tests.shared import quick_hf_batching
 

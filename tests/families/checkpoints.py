@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from tests.families.names import FAMILIES
 import torch
 from safetensors.torch import save_file
 
@@ -609,5 +610,4 @@ BUILDERS = {
     "Mistral-7B-Instruct-v0.3": make_mistral_7b_instruct_v03,
 }
 
-
-FAMILIES = tuple(BUILDERS)
+assert tuple(BUILDERS) == FAMILIES, "tests/families/names.py lists the families BUILDERS builds"

@@ -5,10 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.families import checkpoints
 from tests.families.evalcheck import words_dataset
-
-FAMILIES = checkpoints.FAMILIES
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +20,8 @@ def family_model(model_root):
 
     def get(name: str) -> Path:
         if name not in built:
+            from tests.families import checkpoints
+
             built[name] = checkpoints.BUILDERS[name](model_root / name)
         return built[name]
 

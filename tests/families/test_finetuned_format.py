@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.families.checkpoints import FAMILIES
+from tests.families.names import FAMILIES
 from tests.families.evalcheck import SYSTEM_PROMPT, fine_tune, assert_prompt_is_training_prefix, eval_inputs, setup_for, training_sequences
 from cruijff_kit.finetune.prompt_format import read_checkpoint_record
 

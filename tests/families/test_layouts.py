@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from tests.families.checkpoints import make_llama32_1b_instruct
 from tests.families.evalcheck import assert_prompt_is_training_prefix, eval_inputs, setup_for, training_sequences
 from tests.families.evalcheck import fine_tune
 from cruijff_kit.errors import CkError
@@ -18,6 +17,8 @@ pytestmark = pytest.mark.slow  # real training, evaluation or training processes
 
 def test_llama_without_original_trains_and_evaluates_from_tokenizer_json(model_root, words, tmp_path):
     from transformers import AutoTokenizer
+
+    from tests.families.checkpoints import make_llama32_1b_instruct
 
     base = make_llama32_1b_instruct(model_root / "no-original" / "Llama-3.2-1B-Instruct", with_original=False)
     assert not (base / "original").exists()

@@ -12,7 +12,7 @@ import pytest
 from cruijff_kit.errors import CkError
 from cruijff_kit.finetune.merge import merge_renamed, merge_with_torchtune
 from cruijff_kit.finetune.models import resolve_model
-from tests.families.checkpoints import FAMILIES
+from tests.families.names import FAMILIES
 
 MODULES = ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.output_proj", "mlp.w1", "mlp.w2", "mlp.w3")
 RANK, ALPHA = 4, 8.0

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.families.checkpoints import FAMILIES
+from tests.families.names import FAMILIES
 from tests.families.evalcheck import SYSTEM_PROMPT, assert_prompt_is_training_prefix, eval_inputs, setup_for, training_sequences
 from cruijff_kit.finetune.config import finetune_config
 from cruijff_kit.finetune.models import resolve_model

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.families.checkpoints import FAMILIES
+from tests.families.names import FAMILIES
 
 pytestmark = pytest.mark.slow  # real training, evaluation or training processes: `make test`, not test-fast
 

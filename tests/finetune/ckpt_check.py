@@ -4,9 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file
-
 # torchtune module names -> Hugging Face (Qwen2/Llama) module names
 _TT_TO_HF = {
     "attn.q_proj": "self_attn.q_proj", "attn.k_proj": "self_attn.k_proj", "attn.v_proj": "self_attn.v_proj",
@@ -16,6 +13,8 @@ _TT_TO_HF = {
 
 
 def load_merged(epoch_dir: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
     index = json.loads((epoch_dir / "model.safetensors.index.json").read_text())
     merged: dict[str, torch.Tensor] = {}
     for name in sorted(set(index["weight_map"].values())):
@@ -27,6 +26,8 @@ def adapter_deltas(epoch_dir: Path) -> dict[str, torch.Tensor]:
     """HF weight name -> (alpha/r) * B @ A from the torchtune-format adapter_model.pt.
 
     (Not adapter_model.safetensors: torchtune 0.6.1 permutes its q_proj for Qwen2.)"""
+    import torch
+
     cfg = json.loads((epoch_dir / "adapter_config.json").read_text())
     scale = cfg["lora_alpha"] / cfg["r"]
     adapter = torch.load(epoch_dir / "adapter_model.pt", weights_only=True)
@@ -42,6 +43,8 @@ def adapter_deltas(epoch_dir: Path) -> dict[str, torch.Tensor]:
 
 def merge_error(epoch_dir: Path, base_dir: Path) -> tuple[float, float]:
     """(max |merged - (base + own delta)| over LoRA weights, max |merged - base| elsewhere)."""
+    from safetensors.torch import load_file
+
     base = load_file(str(base_dir / "model.safetensors"))
     merged = load_merged(epoch_dir)
     deltas = adapter_deltas(epoch_dir)
