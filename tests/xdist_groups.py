@@ -1,4 +1,4 @@
-"""Units of work for `pytest -n 2 --dist loadgroup` (Makefile: `make test`).
+"""Units of work for `pytest -n 3 --dist loadgroup` (Makefile: `make test`).
 
 Each test gets one xdist_group mark; pytest-xdist runs a group's tests on one worker, in order, and
 hands the groups out in collection order (tests/conftest.py turns xdist's reordering off). So:
@@ -29,26 +29,27 @@ FIXTURE_GROUPS = {
 # folders whose conftest builds heavy session fixtures (finished evaluations, format-faithful
 # checkpoints): one group each
 SHARED_FIXTURE_FOLDERS = {"analyze", "families", "trl"}
-# expected seconds on this 2-core machine with both workers busy (CI's --durations of 2026-12-07,
-# and the modules measured alone, scaled to CI): the long groups; any other group is estimated from
-# its tests (SLOW_TEST_S per test marked slow, FAST_TEST_S per other test). Only the order matters.
+# expected seconds on this 2-core machine with three workers busy (a fresh-clone CI of 2026-12-07 at
+# -n 3, per group): the long groups; any other group is estimated from its tests (SLOW_TEST_S per
+# test marked slow, FAST_TEST_S per other test). Only the order matters.
 EXPECTED_S = {
-    SLURM: 520,
-    "families": 250,
-    "plugin/test_agent_scenario.py": 240,
-    "trl": 230,
-    "e2e/test_search.py": 150,
-    "finetune/test_stop_resume.py": 130,
-    "finished-experiment": 130,
-    "analyze": 110,
-    "demo": 110,
-    "finetune/test_recipes.py": 80,
-    "test_skill_walkthrough.py": 70,
-    "e2e/test_eval_only_design.py": 50,
-    "evaluate/test_launch_tasks.py": 40,
-    "plugin/test_installed_package.py": 40,
+    SLURM: 450,
+    "trl": 370,
+    "plugin/test_agent_scenario.py": 180,
+    "e2e/test_search.py": 175,
+    "families": 165,
+    "finished-experiment": 140,
+    "demo": 125,
+    "test_skill_walkthrough.py": 115,
+    "finetune/test_stop_resume.py": 95,
+    "finetune/test_recipes.py": 90,
+    "analyze": 60,
+    "evaluate/test_launch_tasks.py": 55,
+    "e2e/test_eval_only_design.py": 45,
+    "plugin/test_installed_package.py": 45,
+    "launch/test_launch_wandb.py": 35,
+    "run/test_search_step.py": 35,
     "launch/test_launch_repo_shapes.py": 30,
-    "run/test_search_step.py": 40,
 }
 SLOW_TEST_S = 4.0
 FAST_TEST_S = 0.3
