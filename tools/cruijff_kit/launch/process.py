@@ -337,7 +337,8 @@ def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
         "run_id": run_id, "alive": alive, "state": run_state, "pid": meta.get("pid"),
         "exit_code": exit_code, "signal": meta.get("signal") or procs.signal_name(exit_code),
         "elapsed_s": round((ended if ended and not alive else now) - started, 1),
-        "started": meta.get("started"), "ended": meta.get("ended"), "command": meta["command"],
+        "started": meta.get("started"), "started_ns": meta.get("started_ns"), "ended": meta.get("ended"),
+        "command": meta["command"],
         "repo": meta["repo"], "environment": meta.get("environment"), "gpus": meta.get("gpus"),
         "wandb_project": meta.get("wandb_project"), "log": str(log), "repo_log": meta.get("repo_log"),
         "state_dir": str(folder), "loss_health": health,
@@ -410,33 +411,28 @@ def stop(run_id: str, *, timeout_s: float = 15.0) -> dict[str, Any]:
     return result
 
 
-def _started_ns(folder: Path) -> int:
-    try:
-        return int(state.read_meta(folder).get("started_ns") or 0)
-    except (CkError, TypeError, ValueError):
-        return 0
-
-
 def list_runs(repo: str | Path | None = None) -> list[dict[str, Any]]:
+    """Known runs in start order (`started` has whole seconds; started_ns orders runs within one);
+    unreadable runs, which have no start time, first."""
     wanted = str(Path(repo).expanduser().resolve()) if repo else None
-    out = []
+    rows: list[tuple[tuple[str, int], dict[str, Any]]] = []
     for folder in state.all_runs():
         try:
             s = status(folder.name)
         except CkError as err:
             # one damaged run dir is listed as such; it never hides the others
             if not wanted:
-                out.append({"run_id": folder.name, "repo": None, "environment": "", "state": "unreadable",
-                            "alive": None, "exit_code": None, "elapsed_s": None, "started": None, "command": None,
-                            "log": str(folder / state.LOG), "error": str(err)})
+                rows.append((("", 0), {"run_id": folder.name, "repo": None, "environment": "", "state": "unreadable",
+                                       "alive": None, "exit_code": None, "elapsed_s": None, "started": None,
+                                       "command": None, "log": str(folder / state.LOG), "error": str(err)}))
             continue
         if wanted and s["repo"] != wanted:
             continue
         env = s.get("environment") or {}
-        out.append({"run_id": s["run_id"], "repo": s["repo"], "environment": f"{env.get('kind', '?')} {env.get('name', '')}".strip(),
-                    "state": s["state"], "alive": s["alive"], "exit_code": s["exit_code"],
-                    "elapsed_s": s["elapsed_s"], "started": s["started"], "command": s["command"],
-                    "log": s["log"], "_ns": _started_ns(folder)})
-    # start order (unreadable runs, which have no start time, first)
-    out.sort(key=lambda r: (r["started"] or "", r.pop("_ns", 0)))
-    return out
+        rows.append(((s["started"] or "", s["started_ns"] or 0), {
+            "run_id": s["run_id"], "repo": s["repo"],
+            "environment": f"{env.get('kind', '?')} {env.get('name', '')}".strip(),
+            "state": s["state"], "alive": s["alive"], "exit_code": s["exit_code"], "elapsed_s": s["elapsed_s"],
+            "started": s["started"], "command": s["command"], "log": s["log"]}))
+    rows.sort(key=lambda row: row[0])
+    return [entry for _, entry in rows]
