@@ -14,9 +14,9 @@ import pytest
 
 from cruijff_kit.finetune.config import render_finetune_yaml
 from cruijff_kit.finetune.slurm import render_finetune_slurm
-from cruijff_kit.run.recovery import ENV_VAR, format_overrides, rung_overrides
+from cruijff_kit.run.recovery import rung_overrides
 from cruijff_kit.state.artifacts import checkpoint_problems, completed_epochs
-from cruijff_kit.state.loss_logs import read_log_values
+from tests.stop_resume import assert_same_epochs, logged, run_job, safetensors_of
 
 pytestmark = pytest.mark.slow  # real training
 
@@ -33,37 +33,15 @@ def _run_dir(setup_dict: dict, where: Path, **extra) -> tuple[Path, Path]:
 
 
 def _job(run_dir: Path, overrides: dict[str, str] | None = None) -> None:
-    """The generated finetune.slurm under bash, the overrides passed as `ck run` passes them."""
-    env = {**os.environ, ENV_VAR: format_overrides(overrides or {})}
-    proc = subprocess.run(["bash", "finetune.slurm"], cwd=run_dir, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    run_job(run_dir, overrides, timeout=300)
 
 
-def _logged(out: Path) -> dict[int, dict[str, float]]:
-    """Every logged value per step, throughput aside (wall-clock)."""
-    return {step: {k: v for k, v in values.items() if k != "tokens_per_second_per_gpu"}
-            for step, values in read_log_values(out).items()}
-
-
-def _tensors(epoch_dir: Path) -> dict[str, "object"]:
+def _tensors(epoch_dir: Path) -> dict:
+    """The epoch's adapter_model.pt and .safetensors tensors."""
     import torch
-    from safetensors.torch import load_file
 
     found = {f"adapter:{k}": v for k, v in torch.load(epoch_dir / "adapter_model.pt", weights_only=True).items()}
-    for f in sorted(epoch_dir.glob("*.safetensors")):
-        found.update({f"{f.name}:{k}": v for k, v in load_file(str(f)).items()})
-    return found
-
-
-def _assert_same_weights(a: Path, b: Path) -> None:
-    import torch
-
-    for epoch in range(EPOCHS):
-        ta, tb = _tensors(a / f"epoch_{epoch}"), _tensors(b / f"epoch_{epoch}")
-        assert ta.keys() == tb.keys() and any(k.startswith("model") for k in ta), sorted(ta)[:5]
-        differ = [k for k in ta if not torch.equal(ta[k], tb[k])]
-        assert not differ, f"epoch_{epoch}: {len(differ)} tensors differ, e.g. {differ[:3]}"
+    return {**found, **safetensors_of(epoch_dir)}
 
 
 def test_single_device_stopped_and_resumed_equals_continuous(setup_dict, tmp_path):
@@ -77,18 +55,18 @@ def test_single_device_stopped_and_resumed_equals_continuous(setup_dict, tmp_pat
     assert completed_epochs(out) == 1 and not (out / "epoch_1").exists()
     assert checkpoint_problems(out / "epoch_0") == []
     assert (out / "recipe_state" / "recipe_state.pt").is_file()
-    first = _logged(out)
+    first = logged(out)
     assert max(first) == 4 and first[4]["epoch"] == 0.0 and "val_loss" in first[4]  # 16 rows / batch 4
-    assert first == {s: v for s, v in _logged(whole_out).items() if s <= 4}
+    assert first == {s: v for s, v in logged(whole_out).items() if s <= 4}
 
     for stop in (2, EPOCHS):  # the last rung's stop is the run's end: no stop at all
         overrides = rung_overrides(overrides, stop_after=stop, resume=True)
         _job(rungs, overrides)
         assert completed_epochs(out) == stop
 
-    assert _logged(out) == _logged(whole_out)
-    assert sorted(v["epoch"] for v in _logged(out).values() if "val_loss" in v) == [0.0, 1.0, 2.0]
-    _assert_same_weights(whole_out, out)
+    assert logged(out) == logged(whole_out)
+    assert sorted(v["epoch"] for v in logged(out).values() if "val_loss" in v) == [0.0, 1.0, 2.0]
+    assert_same_epochs(whole_out, out, EPOCHS, _tensors, prefixes=("model",))
 
 
 def _free_port() -> int:
@@ -125,7 +103,7 @@ def test_distributed_two_ranks_stop_and_resume_equals_continuous(setup_dict, tmp
                                                                                      "ck_rng_rank1.pt"]
     _two_ranks(rungs, "resume_from_checkpoint=True")
     assert completed_epochs(out) == 2
-    assert _logged(out) == _logged(whole.parent / "out")
+    assert logged(out) == logged(whole.parent / "out")
     import torch
 
     for epoch in (0, 1):

@@ -6,7 +6,6 @@ count on a resume would be wrong there without ck's)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +14,9 @@ import pytest
 
 from cruijff_kit.finetune.slurm import render_finetune_slurm
 from cruijff_kit.finetune.trl_config import render_trl_config
-from cruijff_kit.run.recovery import ENV_VAR, format_overrides, rung_overrides
+from cruijff_kit.run.recovery import rung_overrides
 from cruijff_kit.state.artifacts import checkpoint_problems, completed_epochs
-from cruijff_kit.state.loss_logs import read_log_values
+from tests.stop_resume import assert_same_epochs, logged, run_job, safetensors_of
 
 pytestmark = pytest.mark.slow  # real training
 
@@ -42,30 +41,10 @@ def _run_dir(model: Path, where: Path) -> tuple[Path, Path]:
 
 
 def _job(run_dir: Path, overrides: dict[str, str] | None = None) -> None:
-    """The generated finetune.slurm under bash, the overrides passed as `ck run` passes them."""
-    env = {**os.environ, ENV_VAR: format_overrides(overrides or {})}
-    proc = subprocess.run(["bash", "finetune.slurm"], cwd=run_dir, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-
-
-def _logged(out: Path) -> dict[int, dict[str, float]]:
-    return {step: {k: v for k, v in values.items() if k != "tokens_per_second_per_gpu"}
-            for step, values in read_log_values(out).items()}
-
-
-def _tensors(epoch_dir: Path) -> dict:
-    from safetensors.torch import load_file
-
-    found = {}
-    for f in sorted(epoch_dir.glob("*.safetensors")):
-        found.update({f"{f.name}:{k}": v for k, v in load_file(str(f)).items()})
-    return found
+    run_job(run_dir, overrides, timeout=600)
 
 
 def test_trl_stopped_and_resumed_equals_continuous(tiny_model, tmp_path):
-    import torch
-
     whole, whole_out = _run_dir(tiny_model, tmp_path / "whole")
     rungs, out = _run_dir(tiny_model, tmp_path / "rungs")
     _job(whole)
@@ -75,23 +54,18 @@ def test_trl_stopped_and_resumed_equals_continuous(tiny_model, tmp_path):
     assert completed_epochs(out) == 1 and not (out / "epoch_1").exists()
     assert checkpoint_problems(out / "epoch_0") == []
     assert list((out / ".trl").glob("checkpoint-2/optimizer.pt"))  # the trainer state a resume reads
-    assert _logged(out) == {s: v for s, v in _logged(whole_out).items() if s <= 2}
+    assert logged(out) == {s: v for s, v in logged(whole_out).items() if s <= 2}
 
     for stop in (2, EPOCHS):
         overrides = rung_overrides(overrides, stop_after=stop, resume=True)
         _job(rungs, overrides)
         assert completed_epochs(out) == stop
 
-    logged = _logged(out)
-    assert logged == _logged(whole_out)
-    assert sorted(logged) == list(range(1, 7))
-    assert sorted(v["epoch"] for v in logged.values() if "val_loss" in v) == [0.0, 1.0, 2.0]
-    for epoch in range(EPOCHS):
-        ta, tb = _tensors(whole_out / f"epoch_{epoch}"), _tensors(out / f"epoch_{epoch}")
-        assert any(k.startswith("adapter_model") for k in ta) and any(k.startswith("model") for k in ta)
-        assert ta.keys() == tb.keys()
-        differ = [k for k in ta if not torch.equal(ta[k], tb[k])]
-        assert not differ, f"epoch_{epoch}: {len(differ)} tensors differ, e.g. {differ[:3]}"
+    values = logged(out)
+    assert values == logged(whole_out)
+    assert sorted(values) == list(range(1, 7))
+    assert sorted(v["epoch"] for v in values.values() if "val_loss" in v) == [0.0, 1.0, 2.0]
+    assert_same_epochs(whole_out, out, EPOCHS, safetensors_of, prefixes=("adapter_model", "model"))
 
 
 def test_trl_refuses_a_bad_stop(tiny_model, tmp_path):
