@@ -25,6 +25,15 @@ def logged(out: Path) -> dict[int, dict[str, float]]:
             for step, values in read_log_values(out).items()}
 
 
+def trained_steps(out: Path) -> list[int]:
+    """The step of every train-loss line over the run's log files, repeats kept: a job that started
+    again instead of resuming logs its steps a second time."""
+    from cruijff_kit.state.loss_logs import log_files
+
+    return sorted(int(line.split("|")[0].split()[1]) for f in log_files(out)
+                  for line in f.read_text().splitlines() if line.startswith("Step ") and " loss:" in line)
+
+
 def safetensors_of(epoch_dir: Path) -> dict:
     """'<file>:<tensor>' -> tensor, over the epoch directory's .safetensors files."""
     from safetensors.torch import load_file

@@ -1,8 +1,10 @@
-"""stop_after_epochs + resume_from_checkpoint on the TRL recipe, for real on the tiny model: stopped
-at epoch boundaries and resumed (1 -> 2 -> 3 epochs, a search's rungs) equals the uninterrupted
-3-epoch run exactly: every logged train / validation loss and learning rate, every epoch's adapter
-and merged weights. Dropout is on; Max steps per epoch shortens the epochs (the trainer's own epoch
-count on a resume would be wrong there without ck's)."""
+"""stop_after_epochs + resume_from_checkpoint on the TRL recipe, for real on the tiny model: a run
+stopped at epoch boundaries and resumed equals the uninterrupted 3-epoch run exactly: every logged
+train / validation loss and learning rate, every epoch's adapter and merged weights. The three jobs
+are a search's first two rungs (stop after 1, resume and stop after 2) and then the retry `ck run`
+makes after a TIMEOUT (its own overrides: resume, no stop), which must go on from the trainer state
+of the last finished epoch, not start again. Dropout is on; Max steps per epoch shortens the epochs
+(the trainer's own epoch count on a resume would be wrong there without ck's)."""
 from __future__ import annotations
 
 import json
@@ -14,9 +16,9 @@ import pytest
 
 from cruijff_kit.finetune.slurm import render_finetune_slurm
 from cruijff_kit.finetune.trl_config import render_trl_config
-from cruijff_kit.run.recovery import rung_overrides
+from cruijff_kit.run.recovery import rung_overrides, timeout_retry
 from cruijff_kit.state.artifacts import checkpoint_problems, completed_epochs
-from tests.stop_resume import assert_same_epochs, logged, run_job, safetensors_of
+from tests.stop_resume import assert_same_epochs, logged, trained_steps, run_job, safetensors_of
 
 pytestmark = pytest.mark.slow  # real training
 
@@ -56,10 +58,16 @@ def test_trl_stopped_and_resumed_equals_continuous(tiny_model, tmp_path):
     assert list((out / ".trl").glob("checkpoint-2/optimizer.pt"))  # the trainer state a resume reads
     assert logged(out) == {s: v for s, v in logged(whole_out).items() if s <= 2}
 
-    for stop in (2, EPOCHS):
-        overrides = rung_overrides(overrides, stop_after=stop, resume=True)
-        _job(rungs, overrides)
-        assert completed_epochs(out) == stop
+    overrides = rung_overrides(overrides, stop_after=2, resume=True)
+    _job(rungs, overrides)
+    assert completed_epochs(out) == 2
+
+    # the job "timed out" after epoch 1: the retry's overrides, from what disk holds
+    retry, why = timeout_retry({}, attempts_so_far=0, checkpoints=tuple(out / f"epoch_{e}" for e in range(EPOCHS)))
+    assert retry == {"resume_from_checkpoint": "True"}, why
+    _job(rungs, retry)
+    assert completed_epochs(out) == EPOCHS
+    assert trained_steps(out) == list(range(1, 7)), "each step trained once: every job resumed, none restarted"
 
     values = logged(out)
     assert values == logged(whole_out)

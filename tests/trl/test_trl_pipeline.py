@@ -18,7 +18,7 @@ TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
 pytestmark = pytest.mark.slow
 
 SPEC = """name: {name}
-models: {{{model_name}: {model}}}
+models: {{{models}}}
 dataset: {data}
 grid: {{lora_rank: [4]}}
 epochs: 1
@@ -31,11 +31,12 @@ tasks:
 """
 
 
-def _experiment(root: Path, model: Path, data: Path, *extra, controls=True, system_prompt='""') -> tuple[Path, dict]:
+def _experiment(root: Path, models: dict[str, Path], data: Path, *extra, controls=True,
+                system_prompt='""') -> tuple[Path, dict]:
     (root / "claude.local.md").write_text(f"- venv: {sys.prefix}\n")
     env = {"CK_LOCAL_CONFIG": str(root / "claude.local.md"), "CK_EXECUTOR": "local"}
-    (root / "spec.yaml").write_text(SPEC.format(name=root.name, model_name=model.name.split("-")[0].lower(),
-                                                model=model, data=data, task=TASK, controls=str(controls).lower(),
+    (root / "spec.yaml").write_text(SPEC.format(name=root.name, models=", ".join(f"{k}: {v}" for k, v in models.items()),
+                                                data=data, task=TASK, controls=str(controls).lower(),
                                                 system_prompt=system_prompt))
     exp = root / "exp"
     run_ck("design", exp, "--spec", root / "spec.yaml", *extra, env=env)
@@ -113,29 +114,28 @@ def _analyze(exp: Path, env: dict) -> str:
     return (exp / "analysis" / "report.md").read_text()
 
 
-def test_qwen3_design_to_report(tmp_path, qwen3_model, cap_data):
-    exp, env = _experiment(tmp_path, qwen3_model, cap_data)
+def test_qwen3_and_gemma3_design_to_report(tmp_path, qwen3_model, gemma3_model, cap_data):
+    """Both families in one plan, each with its control, under one system prompt (Qwen3 gives it a
+    system turn, Gemma folds it into the first user turn)."""
+    exp, env = _experiment(tmp_path, {"qwen3": qwen3_model, "gemma": gemma3_model}, cap_data,
+                           system_prompt='"Capitalize the word."')
     assert "- **Model Preparation:** trl" in (exp / "experiment_summary.md").read_text()
-    run = "rank4"
-    assert (exp / run / "trl_config.yaml").is_file() and not (exp / run / "finetune.yaml").exists()
-    _assert_trl_checkpoint(exp, run, qwen3_model)
-    examples = _assert_identity(exp, cap_data, run, "base")
+    for run, model in (("qwen3", qwen3_model), ("gemma", gemma3_model)):
+        assert (exp / run / "trl_config.yaml").is_file() and not (exp / run / "finetune.yaml").exists()
+        _assert_trl_checkpoint(exp, run, model)
+    qwen3 = _assert_identity(exp, cap_data, "qwen3", "qwen3_base")
+    assert qwen3[0]["text"].startswith("<|im_start|>system\nCapitalize the word.<|im_end|>\n<|im_start|>user\n")
     # Qwen3's thinking mode pinned off: the empty think block the template writes for it
-    assert "<|im_start|>assistant\n<think>\n\n</think>\n\n" in examples[0]["text"]
-    assert "val epoch_0" in _analyze(exp, env)
-    doctor = run_ck("doctor", exp, env=env, check=False).stdout
-    assert "ok    prompt identity rank4:" in doctor and "ok    prompt identity base:" in doctor, doctor
-
-
-def test_gemma3_design_to_report(tmp_path, gemma3_model, cap_data):
-    exp, env = _experiment(tmp_path, gemma3_model, cap_data, system_prompt='"Capitalize the word."')
-    run = "rank4"
-    _assert_trl_checkpoint(exp, run, gemma3_model)
-    examples = _assert_identity(exp, cap_data, run, "base")
+    assert "<|im_start|>assistant\n<think>\n\n</think>\n\n" in qwen3[0]["text"]
+    gemma = _assert_identity(exp, cap_data, "gemma", "gemma_base")
     # Gemma folds the system prompt into the first user turn; one BOS
-    assert examples[0]["text"].startswith("<bos><start_of_turn>user\nCapitalize the word.\n\n")
-    assert examples[0]["input_ids"][:2] == [2, 105] and examples[0]["input_ids"].count(2) == 1
-    assert "val epoch_0" in _analyze(exp, env)
+    assert gemma[0]["text"].startswith("<bos><start_of_turn>user\nCapitalize the word.\n\n")
+    assert gemma[0]["input_ids"][:2] == [2, 105] and gemma[0]["input_ids"].count(2) == 1
+    report = _analyze(exp, env)
+    assert "val epoch_0" in report and "qwen3" in report and "gemma" in report
+    doctor = run_ck("doctor", exp, env=env, check=False).stdout
+    for run in ("qwen3", "qwen3_base", "gemma", "gemma_base"):
+        assert f"ok    prompt identity {run}:" in doctor, doctor
 
 
 def test_one_plan_varies_the_trainer(tmp_path, cap_data):
@@ -144,7 +144,8 @@ def test_one_plan_varies_the_trainer(tmp_path, cap_data):
     from cruijff_kit.tiny_model import make_tiny_model
 
     model = make_tiny_model(tmp_path / "tiny")
-    exp, env = _experiment(tmp_path, model, cap_data, "--vary", "Model preparation=torchtune,trl", controls=False)
+    exp, env = _experiment(tmp_path, {"tiny": model}, cap_data, "--vary", "Model preparation=torchtune,trl",
+                           controls=False)
     runs = {d.name: d for d in exp.iterdir() if (d / "finetune.slurm").is_file()}
     tt = next(n for n in runs if "torchtune" in n)
     trl = next(n for n in runs if n.endswith("trl"))
@@ -155,38 +156,6 @@ def test_one_plan_varies_the_trainer(tmp_path, cap_data):
     assert [x["input_ids"] for x in a] == [x["input_ids"] for x in b]  # torchtune's ids = TRL's ids
     report = _analyze(exp, env)
     assert tt in report and trl in report
-
-
-def test_timeout_retry_resumes_from_the_last_epoch(tmp_path, qwen3_model, cap_data):
-    """TIMEOUT parity: the override `ck run` adds after a TIMEOUT (resume_from_checkpoint=True) makes the
-    TRL recipe go on from the trainer state of the last finished epoch, not start again."""
-    import subprocess
-
-    from cruijff_kit.state.loss_logs import read_log_values
-    from cruijff_kit.finetune.trl_config import render_trl_config
-    from cruijff_kit.run.recovery import timeout_retry
-
-    out = tmp_path / "ckpt"
-    setup = {"run_name": "r", "model_checkpoint": str(qwen3_model), "dataset": str(cap_data),
-             "dataset_format": "json", "lora_rank": 4, "lora_alpha": 8, "learning_rate": 1e-3, "batch_size": 4,
-             "epochs": 2, "output_dir": str(out), "seed": 0, "lr_warmup_steps": 0, "trainer": "trl"}
-    (tmp_path / "trl_config.yaml").write_text(render_trl_config(setup))
-
-    def train(*overrides):
-        r = subprocess.run([sys.executable, "-m", "cruijff_kit.finetune.trl_train", "--config",
-                            str(tmp_path / "trl_config.yaml"), *overrides], capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr[-3000:]
-
-    train("epochs=1")  # the job that "timed out" after its first epoch
-    first = read_log_values(out)
-    overrides, why = timeout_retry({}, attempts_so_far=0, checkpoints=(out / "epoch_0", out / "epoch_1"))
-    assert overrides == {"resume_from_checkpoint": "True"}, why
-    train(*(f"{k}={v}" for k, v in overrides.items()))
-    after = read_log_values(out)
-    per_epoch = max(first)
-    assert min(set(after) - set(first)) == per_epoch + 1, "the retry starts after the finished epoch"
-    assert max(after) == 2 * per_epoch and (out / "epoch_1" / "adapter_model.safetensors").is_file()
-    assert {v.get("epoch") for v in after.values() if "val_loss" in v} <= {0.0, 1.0}
 
 
 def test_two_gloo_ranks_train_one_adapter(tmp_path, qwen3_model, cap_data):
