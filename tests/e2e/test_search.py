@@ -1,11 +1,16 @@
 """An ASHA search for real on the tiny model (real torchtune, real inspect-ai, local executor):
-8 trials over a learning-rate range where the learning rate matters, 3 rungs (1, 2, 3 epochs).
+4 trials over a learning-rate range where the learning rate matters, 3 rungs (1, 2, 3 epochs),
+reduction factor 2 (4 -> 2 -> 1 trials).
 
 Once, with the defaults a user gets (`--poll 60`): the detached supervisor is killed mid-search and
 `ck run` resumes it. Checked against what disk says: pruned trials trained fewer epochs, no rung of
 a trial trained twice, every decision the one the values on disk imply (in trial order), the same
 decisions before and after the kill, the Optuna journal agrees, and the best configuration is the
-one the full grid of the same 8 learning rates finds."""
+one the full grid of the same learning rates finds.
+
+The full grid is also the plain (non-search) kill-and-resume check: its detached supervisor is
+killed once a training has finished, and `ck run` resumes it without redoing or resubmitting
+anything (merged here from tests/e2e/test_pipeline.py, which trained two runs of its own for it)."""
 from __future__ import annotations
 
 import json
@@ -22,8 +27,9 @@ from tests.e2e.cli import run_ck
 ROOT = Path(__file__).resolve().parents[2]
 TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
 pytestmark = pytest.mark.slow
-BUDGET_S = 600  # the search, the kill and the resume (about 2-3 min on a quiet 2-core machine)
-SEARCH = ["--search", "asha", "--trials", "8", "--rungs", "3", "--reduction-factor", "2",
+BUDGET_S = 600  # the search, the kill and the resume (about 1-2 min on a quiet 2-core machine)
+TRIALS, RUNGS = 4, 3
+SEARCH = ["--search", "asha", "--trials", str(TRIALS), "--rungs", "3", "--reduction-factor", "2",
           "--rung-epochs", "1,2,3", "--metric", "val_loss", "--seed", "0"]
 COMMON = ["--gpus", "0", "--no-control", "--set", "Max steps per epoch=3", "--set", "Warmup steps=0", "--set", "Eval max tokens=4",
           "--task", f"capitalization={TASK}@last"]
@@ -89,7 +95,7 @@ def test_pruned_trials_trained_fewer_epochs_and_the_search_less_than_the_grid(se
     exp, _, report = searched
     assert report["ok"], json.dumps(report, indent=1)[:4000]
     final = final_decisions(exp)
-    assert len(final) == 8 and {d["decision"] for d in final.values()} <= {"pruned", "completed"}, final
+    assert len(final) == TRIALS and {d["decision"] for d in final.values()} <= {"pruned", "completed"}, final
     pruned = [d for d in final.values() if d["decision"] == "pruned"]
     completed = [d for d in final.values() if d["decision"] == "completed"]
     assert pruned and completed
@@ -98,7 +104,7 @@ def test_pruned_trials_trained_fewer_epochs_and_the_search_less_than_the_grid(se
     for d in completed:
         assert _trained(exp, d["run"]) == 3, d
     total = sum(_trained(exp, d["run"]) for d in final.values())
-    assert total < 8 * 3, total
+    assert total < TRIALS * RUNGS, total
 
 
 def test_no_rung_trained_twice_and_each_rung_resumed(searched):
@@ -147,7 +153,7 @@ def test_the_optuna_journal_holds_the_same_trials_and_fates(searched):
         optuna.storages.journal.JournalFileBackend(str(exp / ".ck" / "search.journal"))))
     final = final_decisions(exp)
     trials = study.get_trials()
-    assert [t.number for t in trials] == list(range(8))
+    assert [t.number for t in trials] == list(range(TRIALS))
     for t in trials:
         d = final[t.number]
         assert t.user_attrs["run"] == d["run"]
@@ -155,27 +161,61 @@ def test_the_optuna_journal_holds_the_same_trials_and_fates(searched):
         assert t.intermediate_values[d["epochs"]] == pytest.approx(d["value"])
 
 
-def test_best_configuration_matches_the_full_grid(searched, inputs):
-    from cruijff_kit.state.search import epoch_val_loss
-
-    exp, _, _ = searched
-    final = final_decisions(exp)
-    best = best_completed(final)
+@pytest.fixture(scope="module")
+def grid(searched, inputs):
+    """The full grid over the search's learning rates, 3 epochs each, training only. Its detached
+    supervisor is killed once the first training has finished, and `ck run` resumes it:
+    (grid experiment, its ledger before the kill, the resuming run's report, the search's lrs)."""
     from cruijff_kit.experiment.parse import load_experiment
 
+    exp, _, _ = searched
     plan = load_experiment(exp)
     lrs = {run.name: plan.value("learning_rate", run) for _, run in plan.trials()}
-    # the full grid over the same 8 learning rates, 3 epochs each
     grid, env = inputs["base"] / "grid", inputs["env"]
     ck("design", grid, "--model", f"tiny={inputs['model']}", "--dataset", inputs["base"] / "data.json",
        "--lrs", ",".join(f"{v:g}" for v in sorted(set(lrs.values()))), "--epochs", "3",
        "--set", "Validation during training=true", *COMMON, env=env)
     ck("scaffold", grid, env=env)
-    ck("run", grid, "--executor", "local", "--max-parallel", "2", "--poll", "1", "--only", "torchtune", env=env)
-    grid_plan = load_experiment(grid)
+    run = ["run", grid, "--executor", "local", "--max-parallel", "2", "--poll", "0.5", "--only", "torchtune"]
+    ck(*run, "--detach", env=env)
+    pid = int((grid / ".ck" / "supervisor.pid").read_text().split()[0])
+    deadline = time.monotonic() + BUDGET_S / 2
+    while time.monotonic() < deadline:  # the first finished training, then kill the supervisor
+        if any(k.endswith("/finetune") and j.get("state") == "COMPLETED"  # intent-only entries have no state
+               for k, j in read_ledger(grid)["jobs"].items()):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"no training finished within {BUDGET_S / 2:.0f} s")
+    os.kill(pid, signal.SIGKILL)
+    before = read_ledger(grid)["jobs"]
+    r = ck(*run, "--json", env=env, timeout=BUDGET_S)
+    return grid, before, json.loads(r.stdout), lrs
+
+
+def test_killed_grid_supervisor_resumes_without_redoing_finished_work(grid):
+    exp, before, report, lrs = grid
+    after = read_ledger(exp)["jobs"]
+    assert report["ok"] and len(after) == len(set(lrs.values())), (report, after)
+    assert all(j["state"] == "COMPLETED" for j in after.values()), after
+    done_before = {k: j["job_id"] for k, j in before.items() if j.get("state") == "COMPLETED"}
+    assert done_before
+    for key, job_id in done_before.items():  # nothing finished was redone
+        assert after[key]["job_id"] == job_id and len(after[key]["attempts"]) == 1
+    assert not set(report["submitted"]) & {j.get("job_id") for j in before.values()}  # nothing submitted twice
+
+
+def test_best_configuration_matches_the_full_grid(searched, grid):
+    from cruijff_kit.experiment.parse import load_experiment
+    from cruijff_kit.state.search import epoch_val_loss
+
+    exp, _, _ = searched
+    best = best_completed(final_decisions(exp))
+    grid_exp, _, _, lrs = grid
+    grid_plan = load_experiment(grid_exp)
     losses = {}
     for run in grid_plan.finetuned_runs:
-        d = next(p for p in grid.iterdir() if p.is_dir() and (p / "setup_finetune.yaml").is_file()
+        d = next(p for p in grid_exp.iterdir() if p.is_dir() and (p / "setup_finetune.yaml").is_file()
                  and f"{grid_plan.value('learning_rate', run):g}" in (p / "setup_finetune.yaml").read_text())
         losses[grid_plan.value("learning_rate", run)] = epoch_val_loss(d / "checkpoints")[2]
     grid_best = min(losses, key=losses.get)
@@ -193,9 +233,9 @@ def test_status_and_report_show_the_search(searched, inputs):
     assert {t["trial"]: t["fate"] for t in st["trials"]} == {t: d["decision"] for t, d in final.items()}
     assert st["best"]["run"] == best["run"]
     trained = sum(_trained(exp, d["run"]) for d in final.values())
-    assert f"{trained} of 24 run-epochs" in ck("status", exp, env=inputs["env"]).stdout
+    assert f"{trained} of {TRIALS * RUNGS} run-epochs" in ck("status", exp, env=inputs["env"]).stdout
     ck("analyze", exp, env=inputs["env"])
     report = (exp / "analysis" / "report.md").read_text()
-    assert "## Search: asha, 8 trials, val_loss (lower is better)" in report
+    assert f"## Search: asha, {TRIALS} trials, val_loss (lower is better)" in report
     assert f"trial {best['trial']} (`{best['run']}`" in report and "chosen on validation" in report
     assert "training not finished" not in report
