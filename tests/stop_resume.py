@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from cruijff_kit.run.recovery import ENV_VAR, format_overrides
-from cruijff_kit.state.loss_logs import read_log_values
+from cruijff_kit.state.loss_logs import log_files, read_log_values
 
 
 def run_job(run_dir: Path, overrides: dict[str, str] | None = None, *, timeout: int) -> None:
@@ -28,8 +28,6 @@ def logged(out: Path) -> dict[int, dict[str, float]]:
 def trained_steps(out: Path) -> list[int]:
     """The step of every train-loss line over the run's log files, repeats kept: a job that started
     again instead of resuming logs its steps a second time."""
-    from cruijff_kit.state.loss_logs import log_files
-
     return sorted(int(line.split("|")[0].split()[1]) for f in log_files(out)
                   for line in f.read_text().splitlines() if line.startswith("Step ") and " loss:" in line)
 

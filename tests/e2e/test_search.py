@@ -29,7 +29,7 @@ TASK = ROOT / "tools/cruijff_kit/blueprints/capitalization/inspect_task.py"
 pytestmark = pytest.mark.slow
 BUDGET_S = 600  # the search, the kill and the resume (about 1-2 min on a quiet 2-core machine)
 TRIALS, RUNGS = 4, 3
-SEARCH = ["--search", "asha", "--trials", str(TRIALS), "--rungs", "3", "--reduction-factor", "2",
+SEARCH = ["--search", "asha", "--trials", str(TRIALS), "--rungs", str(RUNGS), "--reduction-factor", "2",
           "--rung-epochs", "1,2,3", "--metric", "val_loss", "--seed", "0"]
 COMMON = ["--gpus", "0", "--no-control", "--set", "Max steps per epoch=3", "--set", "Warmup steps=0", "--set", "Eval max tokens=4",
           "--task", f"capitalization={TASK}@last"]
@@ -53,6 +53,16 @@ def best_completed(final: dict[int, dict]) -> dict:
     return min((d for d in final.values() if d["decision"] == "completed"), key=lambda d: (d["value"], d["trial"]))
 
 
+def kill_supervisor_when(exp: Path, ready, what: str, deadline: float) -> None:
+    """SIGKILL the experiment's detached supervisor once ready(ledger) holds; fail at the deadline."""
+    pid = int((exp / ".ck" / "supervisor.pid").read_text().split()[0])
+    while not ready(read_ledger(exp)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {BUDGET_S / 2:.0f} s")
+        time.sleep(0.5)
+    os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, tiny_model):
     from cruijff_kit.blueprints.capitalization.generate import generate
@@ -72,15 +82,9 @@ def searched(inputs):
     ck("scaffold", exp, env=env)
     t0 = time.monotonic()
     ck("run", exp, "--executor", "local", "--max-parallel", "2", "--detach", env=env)
-    pid = int((exp / ".ck" / "supervisor.pid").read_text().split()[0])
-    deadline = t0 + BUDGET_S / 2
-    while time.monotonic() < deadline:  # kill it once rung 0 is partly decided
-        if len(read_ledger(exp).get("search", {}).get("decisions", [])) >= 3:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"no 3 search decisions within {BUDGET_S / 2:.0f} s")
-    os.kill(pid, signal.SIGKILL)
+    # kill it once rung 0 is partly decided
+    kill_supervisor_when(exp, lambda ledger: len(ledger.get("search", {}).get("decisions", [])) >= 3,
+                         "3 search decisions", t0 + BUDGET_S / 2)
     before = read_ledger(exp)["search"]["decisions"]
     r = ck("run", exp, "--executor", "local", "--max-parallel", "2", "--json", env=env,
            timeout=BUDGET_S - (time.monotonic() - t0))
@@ -178,16 +182,9 @@ def grid(searched, inputs):
     ck("scaffold", grid, env=env)
     run = ["run", grid, "--executor", "local", "--max-parallel", "2", "--poll", "0.5", "--only", "torchtune"]
     ck(*run, "--detach", env=env)
-    pid = int((grid / ".ck" / "supervisor.pid").read_text().split()[0])
-    deadline = time.monotonic() + BUDGET_S / 2
-    while time.monotonic() < deadline:  # the first finished training, then kill the supervisor
-        if any(k.endswith("/finetune") and j.get("state") == "COMPLETED"  # intent-only entries have no state
-               for k, j in read_ledger(grid)["jobs"].items()):
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"no training finished within {BUDGET_S / 2:.0f} s")
-    os.kill(pid, signal.SIGKILL)
+    kill_supervisor_when(grid, lambda ledger: any(k.endswith("/finetune") and j.get("state") == "COMPLETED"
+                                                  for k, j in ledger["jobs"].items()),  # intents have no state
+                         "finished training", time.monotonic() + BUDGET_S / 2)
     before = read_ledger(grid)["jobs"]
     r = ck(*run, "--json", env=env, timeout=BUDGET_S)
     return grid, before, json.loads(r.stdout), lrs

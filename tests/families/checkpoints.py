@@ -22,9 +22,10 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from tests.families.names import FAMILIES
 import torch
 from safetensors.torch import save_file
+
+from tests.families.names import FAMILIES
 
 # ----------------------------------------------------------------------------- chat templates
 
