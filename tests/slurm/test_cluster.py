@@ -139,6 +139,21 @@ def test_sacct_path_on_real_accounting(executor, tmp_path):
     assert acct[bad].state is JobState.FAILED and acct[bad].exit_code == 5
 
 
+def test_find_tagged_since_an_intents_aware_stamp_finds_the_submission(executor, tmp_path):
+    # the resume after `ck run` died between sbatch and recording the job id: the ledger's intent
+    # holds an aware stamp (now_iso(), with its UTC offset), and sacct must accept what it becomes
+    from cruijff_kit.util.formats import now_iso
+
+    since = now_iso()
+    tag = f"ck-{uuid.uuid4().hex[:16]}-1-run/eval/epoch0"
+    j = executor.submit(spec(write_script(tmp_path / "run", "true"), tag=tag))
+    wait_terminal(executor, [j])
+    never = f"ck-{uuid.uuid4().hex[:16]}-1-run/finetune"
+    found = executor.find_tagged([tag, never], since=since)
+    assert [i.job_id for i in found[tag]] == [j] and found[tag][0].state is JobState.COMPLETED
+    assert found[never] == []
+
+
 def test_directory_with_spaces_and_shell_metacharacters(executor, tmp_path):
     weird = tmp_path / "run $(touch PWNED) ;`touch PWNED2` 'q\" & x"
     s = write_script(weird, 'printf "cwd=%s\\n" "$(pwd)"')

@@ -94,7 +94,7 @@ def test_qos_limit_three_kill_nine_and_resume(slurm_cluster, inputs):
     left = BUDGET_S - (time.monotonic() - t0)
     r = ck("run", exp, "--executor", "slurm", "--poll", "1", "--json", env=env, check=False, timeout=left)
     report = json.loads(r.stdout)
-    assert report["ok"], json.dumps(report, indent=1)
+    assert report.get("ok"), f"{json.dumps(report, indent=1)}\n{r.stderr[-3000:]}"
     jobs = ledger(exp)
     assert len(jobs) == JOBS and all(j["state"] == "COMPLETED" for j in jobs.values()), jobs
     # nothing lost, nothing twice: ids from before the kill unchanged, one attempt per job

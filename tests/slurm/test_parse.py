@@ -14,10 +14,24 @@ from cruijff_kit.executors.slurm.parse import (
     parse_sbatch,
     parse_squeue,
     requested_options,
+    sacct_starttime,
     slurm_state,
 )
 
 REC = Path(__file__).parent / "recorded"
+
+
+def test_sacct_starttime_is_local_wall_time_without_an_offset():
+    import datetime as dt
+
+    # the ledger's intents are aware stamps; sacct refuses any offset ("Invalid time specification")
+    for stamp in ("2026-12-07T20:52:18+00:00", "2026-12-07T15:52:18-05:00", "2026-12-07T20:52:18"):
+        text = sacct_starttime(stamp)
+        assert dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")  # exactly sacct's form, nothing after
+        want = dt.datetime.fromisoformat(stamp)
+        want = (want.astimezone() if want.tzinfo else want.astimezone()) - dt.timedelta(minutes=10)
+        assert text == want.strftime("%Y-%m-%dT%H:%M:%S"), (stamp, text)
+    assert sacct_starttime("not a time") == "1970-01-01T00:00:00"  # unreadable: ask from the start
 
 
 def test_sbatch_parsable_plain_cluster_and_warnings():

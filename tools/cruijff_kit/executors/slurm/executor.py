@@ -27,6 +27,7 @@ from .parse import (
     parse_sbatch,
     parse_squeue,
     requested_options,
+    sacct_starttime,
 )
 
 Runner = Callable[..., subprocess.CompletedProcess]
@@ -187,7 +188,7 @@ class SlurmExecutor(Executor):
             argv = ["sacct", "--noheader", "--parsable2", "--allocations", f"--name={chunk}",
                     "--format=JobID,JobName"]
             if since:
-                argv.append(f"--starttime={since}")
+                argv.append(f"--starttime={sacct_starttime(since)}")
             q = self._run(argv)
             if q.returncode != 0:
                 # Without sacct, a job slurmctld already forgot looks never submitted, and would

@@ -6,11 +6,13 @@ executor (executor.py) passes exactly these to squeue / sacct.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import re
 import shlex
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ...util.formats import parse_time
 from ..core import JobInfo, JobState, SubmitError, SubmitLimitReached
 
 # `-O field:|` means "no padding, '|' after the value": unambiguous, since none of these fields
@@ -38,6 +40,22 @@ _TERMINAL = {
     "BOOT_FAIL": JobState.NODE_FAIL,
     "PREEMPTED": JobState.PREEMPTED,
 }
+
+
+# How far before a recorded time `sacct --starttime` looks: the intent's time comes from this host's
+# clock, the submit time from slurmctld's. Looking earlier costs nothing (the tags are unique).
+CLOCK_SKEW = _dt.timedelta(minutes=10)
+
+
+def sacct_starttime(iso: str) -> str:
+    """`sacct --starttime` text for an ISO time, less CLOCK_SKEW. sacct takes only local wall time
+    (YYYY-MM-DDTHH:MM:SS): the UTC offset that ck's aware stamps carry ('+00:00') is refused
+    ('Invalid time specification'), and a resume after an interrupted submit could never ask. An
+    unreadable time asks from the epoch: slower, but a submission missed would be made twice."""
+    t = parse_time(iso)
+    if t is None:
+        return "1970-01-01T00:00:00"
+    return (t.astimezone() - CLOCK_SKEW).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _time(value: str) -> str | None:
