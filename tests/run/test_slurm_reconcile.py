@@ -65,7 +65,8 @@ def test_the_tag_is_the_job_name_and_is_found_again_in_few_calls(tmp_path):
     assert all(found[t] == [] for t in others)
     calls = runner.argvs[n:]
     assert len(calls) <= 6, calls  # 2 chunks x (squeue + sacct) + one poll of the ids found
-    assert all("--starttime=2026-11-22T06:48:00" in c for c in calls if c[0] == "sacct" and any(
+    # sacct gets local wall time, 10 minutes early for clock skew (parse.sacct_starttime)
+    assert all("--starttime=2026-11-22T06:38:00" in c for c in calls if c[0] == "sacct" and any(
         a.startswith("--name=") for a in c))
 
 
