@@ -7,6 +7,11 @@ STAMP := $(VENV)/.ck-installed
 
 .PHONY: venv test test-fast demo bench clean-demo slurm-start slurm-stop
 
+# Bytecode caches on: a machine-wide PYTHONDONTWRITEBYTECODE=1 (set on these machines) makes every
+# pytest worker re-rewrite every test module's asserts (~5 CPU-s each, measured) and every process
+# recompile cruijff_kit from source. __pycache__/ is gitignored.
+unexport PYTHONDONTWRITEBYTECODE
+
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml scripts/constraints.txt scripts/setup-venv

@@ -76,10 +76,11 @@ def _assert_identity(exp: Path, data: Path, run: str, control: str | None) -> li
     """Every training example's prompt ids are the ids evaluation gave the model for that row."""
     rows = json.loads(data.read_text())["train"]
     examples = _examples(exp / run)
+    evaluated = {d: _samples(exp / d) for d in ((run, control) if control else (run,))}  # each log read once
     for i, ex in enumerate(examples):
         prompt = _prompt_part(ex)
-        for d in (run, control) if control else (run,):
-            assert _samples(exp / d)[rows[i]["input"]] == prompt, (d, rows[i], ex["text"])
+        for d, samples in evaluated.items():
+            assert samples[rows[i]["input"]] == prompt, (d, rows[i], ex["text"])
     return examples
 
 
