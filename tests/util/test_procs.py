@@ -112,3 +112,44 @@ def test_gpu_query_and_conda_envs_through_a_fake_path(tmp_path):
     assert procs.parse_conda_envs(text) == {"base": "/opt/conda", "ft": "/opt/conda/envs/ft"}
     envs, why = procs.conda_envs("/no/such/conda")
     assert envs == {} and "failed" in why
+
+
+EXIT_AFTER_PROGRAM = r'''
+import atexit, concurrent.futures, logging, sys, threading, time
+from pathlib import Path
+from cruijff_kit.util.procs import exit_after
+
+out = Path(sys.argv[1])
+mode = sys.argv[2]
+
+def main():
+    logging.basicConfig(filename=out / "log.txt", level=logging.INFO)
+    logging.info("logged")  # logging's own atexit hook flushes and closes the file
+    atexit.register(lambda: (out / "atexit.txt").write_text("ran"))
+    def late():
+        time.sleep(0.5)
+        (out / "thread.txt").write_text("joined")
+    threading.Thread(target=late).start()  # a non-daemon thread: waited for, as on a normal exit
+    pool = concurrent.futures.ThreadPoolExecutor(1)  # an idle executor: its exit hook releases it
+    pool.submit(lambda: None).result()
+    print("no newline", end="")  # still in stdout's buffer
+    if mode == "return":
+        return 3
+    if mode == "message":
+        sys.exit("bad config")
+    sys.exit()
+
+exit_after(main)
+'''
+
+
+def test_exit_after_keeps_what_a_normal_exit_does_and_its_status(tmp_path):
+    for mode, status, err in (("return", 3, ""), ("message", 1, "bad config"), ("none", 0, "")):
+        out = tmp_path / mode
+        out.mkdir()
+        r = subprocess.run([sys.executable, "-c", EXIT_AFTER_PROGRAM, str(out), mode], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == status and r.stdout == "no newline" and r.stderr.strip() == err, (mode, r)
+        assert (out / "atexit.txt").read_text() == "ran"
+        assert (out / "thread.txt").read_text() == "joined"
+        assert "logged" in (out / "log.txt").read_text()

@@ -1,6 +1,4 @@
 """`python -m cruijff_kit ...` == `ck ...` (the detached run supervisor starts this way)."""
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -8,8 +8,10 @@ import argparse
 import importlib
 import json
 import sys
+from typing import NoReturn
 
 from .errors import CkError
+from .util.procs import exit_after
 
 # module path -> each must define register(subparsers); order = order in --help
 COMMAND_MODULES = [
@@ -66,6 +68,12 @@ def normalize_argv(argv: list[str]) -> list[str]:
     return argv
 
 
+def run() -> NoReturn:
+    """The `ck` console script and `python -m cruijff_kit`: main(), then the exit without the
+    interpreter's teardown (util/procs.exit_after; tests call main() itself)."""
+    exit_after(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = normalize_argv(sys.argv[1:] if argv is None else list(argv))
     try:
@@ -120,4 +128,4 @@ def _silence_stdout() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -34,6 +34,7 @@ import tempfile
 from pathlib import Path
 
 from cruijff_kit.finetune.prompt_format import FORMATS, write_tokenizer_overlay
+from cruijff_kit.util.procs import exit_after
 
 PINNED = "pinned"  # finetune/trainers.py: a model's own chat template, its variables pinned (TRL families)
 
@@ -235,4 +236,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_after(main)

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cruijff_kit.util.procs import exit_after
+
 def load_config(path: Path, overrides: list[str]) -> dict:
     from cruijff_kit.finetune.epoch_stop import STOP_KEY, stop_after_epochs
     from cruijff_kit.state.yaml_input import read_mapping, yaml_scalar
@@ -258,4 +260,4 @@ def train(cfg: dict, run_dir: Path) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_after(main)

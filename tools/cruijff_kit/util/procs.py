@@ -8,6 +8,9 @@ Where there is no /proc (macOS), `ps` answers the few questions that need it.
 External commands go through a `run(argv, timeout=)` callable returning an object with `rc`,
 `out`, `err`, `ok` and `why()` (setup's Probe.run has that shape), so callers can point the
 queries at a fake PATH in tests.
+
+`exit_after(main)` ends this process (a training or evaluation job, `ck`) without the
+interpreter's teardown.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NoReturn, Sequence
 
 HAS_PROC = Path("/proc/self/stat").exists()  # Linux; elsewhere `ps` answers for single pids
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -356,3 +359,45 @@ def query_gpus(fields: Sequence[str] = ("index", "name"), *, apps: bool = False,
         return GpuQuery(True, False, [], f"nvidia-smi exited {res.rc}: {res.why()}")
     rows = [[c.strip() for c in line.split(",")] for line in res.out.splitlines() if line.strip()]
     return GpuQuery(True, True, rows, None if rows else "nvidia-smi lists no GPUs")
+
+
+# --------------------------------------------------------------------------- this process's exit
+
+def exit_after(main: Callable[[], object]) -> NoReturn:
+    """Run `main` and exit with its status as `sys.exit(main())` would, without tearing down every
+    module and object first. With torch, transformers and inspect-ai loaded that teardown alone
+    costs 1.5-2.5 CPU-s (measured: an evaluation job 11.9 -> 10.2 CPU-s, `ck status` 2.2 -> 1.8),
+    paid by every job for nothing: the OS frees the memory at once.
+
+    What a normal exit does that matters still happens, in its order (Py_FinalizeEx's): threads
+    shut down as `threading` does it (executors' exit hooks, then every non-daemon thread joined),
+    atexit handlers run (logging's flush, wandb's finish, multiprocessing's cleanup), stdout and
+    stderr are flushed. A file object that nobody closed is not flushed by its finalizer; every
+    writer in this package uses `with` or an atomic write. An exception other than SystemExit
+    propagates (traceback, normal exit)."""
+    import atexit
+    import threading
+
+    try:
+        code = main()
+    except SystemExit as done:
+        code = done.code
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # sys.exit("message"): printed, status 1
+        print(code, file=sys.stderr)
+        status = 1
+    shutdown = getattr(threading, "_shutdown", None)
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if shutdown is None or run_exitfuncs is None:  # not CPython: the normal exit
+        sys.exit(status)
+    shutdown()
+    run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(status & 0xFF)

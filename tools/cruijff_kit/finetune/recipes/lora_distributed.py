@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import resource
-import sys
 
 import torch
 import torch.distributed as dist
@@ -30,6 +29,7 @@ from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
 from cruijff_kit.finetune.recipes.stop_and_resume import StopAndResume
 from cruijff_kit.finetune.recipes.validation import ValidationLoop
 from cruijff_kit.finetune.train_examples import TorchtuneExamples
+from cruijff_kit.util.procs import exit_after
 
 _stock = load_recipe("lora_finetune_distributed")
 
@@ -84,4 +84,4 @@ _stock.LoRAFinetuneRecipeDistributed = LoRAFinetuneRecipeDistributed
 recipe_main = _stock.recipe_main
 
 if __name__ == "__main__":
-    sys.exit(recipe_main())
+    exit_after(recipe_main)  # config.parse ends in sys.exit(): exit_after takes its status

@@ -14,8 +14,6 @@ path works from any directory; an absolute path does not.)
 """
 from __future__ import annotations
 
-import sys
-
 from omegaconf import DictConfig
 from torchtune import config
 
@@ -23,6 +21,7 @@ from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
 from cruijff_kit.finetune.recipes.stop_and_resume import StopAndResume
 from cruijff_kit.finetune.recipes.validation import ValidationLoop
 from cruijff_kit.finetune.train_examples import TorchtuneExamples
+from cruijff_kit.util.procs import exit_after
 
 _stock = load_recipe("lora_finetune_single_device")
 
@@ -67,4 +66,4 @@ def recipe_main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(recipe_main())
+    exit_after(recipe_main)  # config.parse ends in sys.exit(): exit_after takes its status
