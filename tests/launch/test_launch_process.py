@@ -195,3 +195,30 @@ def test_list_columns_repo_filter_iso_times_and_a_closed_pipe(ck, script_repo, w
     finally:
         os.close(write_end)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_a_run_that_ends_between_the_liveness_check_and_the_exit_record_is_not_killed(
+        ck, script_repo, wait_done, launch_env, monkeypatch):
+    """Under load `ck launch status` can read "no exit record" just before the supervisor writes it
+    and "supervisor gone" just after it exits: that run ended normally, it was not killed."""
+    from cruijff_kit.launch import process, state
+
+    repo = script_repo("print('step 0 loss 1.0')\n")
+    run_id = ck("launch", "start", repo, "--command", "python train.py", "--wait", "0", "--json").json["run_id"]
+    wait_done(run_id)
+    folder = launch_env / run_id
+    # back to the moment before status saw the end: no exit code in meta.json, no exit record yet
+    meta = json.loads((folder / state.META).read_text())
+    for key in ("exit_code", "signal", "ended", "ended_approx", "loss_health"):
+        meta.pop(key, None)
+    (folder / state.META).write_text(json.dumps(meta))
+    record = (folder / state.EXIT).read_text()
+    (folder / state.EXIT).unlink()
+
+    def supervisor_finishes_now(meta):  # it writes its record, then exits
+        (folder / state.EXIT).write_text(record)
+        return False
+
+    monkeypatch.setattr(process, "_supervisor_alive", supervisor_finishes_now)
+    st = process.status(run_id)
+    assert st["state"] == "succeeded" and st["exit_code"] == 0, st

@@ -296,8 +296,12 @@ def _signal_name(code: int | None) -> str | None:
 def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
     folder = state.run_dir(run_id)
     meta = state.read_meta(folder)
-    record = state.read_exit(folder)
     running = members(meta) if meta.get("supervisor_pid") else []
+    supervisor_alive = _supervisor_alive(meta)
+    # The exit record is read after the liveness checks: the supervisor writes it, then exits, so a
+    # supervisor seen dead has written it if it ever will. Read first, a run that ended between the
+    # two reads looked killed (no record, no supervisor).
+    record = state.read_exit(folder)
     legacy = not meta.get("supervisor_pid") and bool(meta.get("pid"))  # started by ck before the supervisor
     alive = bool(running) or (legacy and record is None and is_ours(meta))
     now = time.time()
@@ -307,12 +311,12 @@ def status(run_id: str, *, tail: int = 0) -> dict[str, Any]:
                                             .isoformat(timespec="seconds") if record.get("ended_at") else None)
         meta = state.update_meta(folder, exit_code=record["exit_code"], signal=record.get("signal"),
                                  ended=ended_iso, best_effort=True)
-    elif record is None and meta.get("supervisor_pid") and not _supervisor_alive(meta) and not meta.get("ended"):
+    elif record is None and meta.get("supervisor_pid") and not supervisor_alive and not meta.get("ended"):
         # Supervisor SIGKILLed (OOM killer, kill -9): no record; the time is when we noticed.
         meta = state.update_meta(folder, ended=now_iso(), ended_approx=True, best_effort=True)
     log = Path(meta["log"])
 
-    ended_run = record is not None or (meta.get("supervisor_pid") and not _supervisor_alive(meta)) \
+    ended_run = record is not None or (meta.get("supervisor_pid") and not supervisor_alive) \
         or (legacy and not alive)
     exit_code = meta.get("exit_code")
     health = meta.get("loss_health")
