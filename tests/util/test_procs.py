@@ -144,12 +144,20 @@ exit_after(main)
 
 
 def test_exit_after_keeps_what_a_normal_exit_does_and_its_status(tmp_path):
-    for mode, status, err in (("return", 3, ""), ("message", 1, "bad config"), ("none", 0, "")):
-        out = tmp_path / mode
+    program = tmp_path / "job.py"
+    program.write_text(EXIT_AFTER_PROGRAM)
+    profile = tmp_path / "job.prof"
+    for mode, status, err, python in (("return", 3, "", [sys.executable]),
+                                      ("message", 1, "bad config", [sys.executable]),
+                                      ("none", 0, "", [sys.executable]),
+                                      # a profiler writes its output after main: the normal exit
+                                      # (cProfile swallows SystemExit: its status is 0)
+                                      ("return", 0, "", [sys.executable, "-m", "cProfile", "-o", str(profile)])):
+        out = tmp_path / f"{mode}{len(python)}"
         out.mkdir()
-        r = subprocess.run([sys.executable, "-c", EXIT_AFTER_PROGRAM, str(out), mode], capture_output=True,
-                           text=True, timeout=60)
+        r = subprocess.run([*python, str(program), str(out), mode], capture_output=True, text=True, timeout=60)
         assert r.returncode == status and r.stdout == "no newline" and r.stderr.strip() == err, (mode, r)
         assert (out / "atexit.txt").read_text() == "ran"
         assert (out / "thread.txt").read_text() == "joined"
         assert "logged" in (out / "log.txt").read_text()
+    assert profile.stat().st_size > 0

@@ -391,7 +391,9 @@ def exit_after(main: Callable[[], object]) -> NoReturn:
         status = 1
     shutdown = getattr(threading, "_shutdown", None)
     run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
-    if shutdown is None or run_exitfuncs is None:  # not CPython: the normal exit
+    if shutdown is None or run_exitfuncs is None or sys.getprofile() or sys.gettrace():
+        # not CPython, or a profiler / debugger / tracer is watching (`python -m cProfile` writes its
+        # output after main returns): the normal exit
         sys.exit(status)
     shutdown()
     run_exitfuncs()
