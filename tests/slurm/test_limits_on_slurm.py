@@ -1,8 +1,8 @@
 """Submission limits on the real cluster (scripts/local-slurm: QOS cklimit3, MaxSubmitJobsPerUser=3).
 
 A 2-run experiment (tiny model, real torchtune + inspect-ai on CPU), 2 evaluations per run
-(epochs 0 and 1): 6 jobs, twice the limit, every job submitted under SBATCH_QOS=cklimit3: ck learns the limit from
-sacctmgr, never has more than 3 jobs submitted-but-unfinished (checked from sacct's own submit /
+(epochs 0 and 1): 6 jobs, twice the limit, every job submitted under SBATCH_QOS=cklimit3: ck
+learns the limit from sacctmgr, never has more than 3 jobs submitted-but-unfinished (checked from sacct's own submit /
 end times, not from ck's records), chains each evaluation after its own training, survives a
 kill -9 of its detached supervisor mid-way, and the next `ck run` finishes with nothing lost and
 nothing submitted twice. `ck status` then shows each job's measured resources (sacct MaxRSS,

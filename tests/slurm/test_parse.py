@@ -21,17 +21,24 @@ from cruijff_kit.executors.slurm.parse import (
 REC = Path(__file__).parent / "recorded"
 
 
-def test_sacct_starttime_is_local_wall_time_without_an_offset():
-    import datetime as dt
+@pytest.mark.parametrize("tz, want", [
+    ("UTC0", {"2026-12-07T20:52:18+00:00": "2026-12-07T20:42:18", "2026-12-07T15:52:18-05:00": "2026-12-07T20:42:18",
+              "2026-12-07T20:52:18": "2026-12-07T20:42:18"}),
+    ("EST5", {"2026-12-07T20:52:18+00:00": "2026-12-07T15:42:18", "2026-12-07T15:52:18-05:00": "2026-12-07T15:42:18",
+              "2026-12-07T20:52:18": "2026-12-07T20:42:18"}),  # a naive stamp is already local time
+])
+def test_sacct_starttime_is_local_wall_time_without_an_offset(monkeypatch, tz, want):
+    import time
 
     # the ledger's intents are aware stamps; sacct refuses any offset ("Invalid time specification")
-    for stamp in ("2026-12-07T20:52:18+00:00", "2026-12-07T15:52:18-05:00", "2026-12-07T20:52:18"):
-        text = sacct_starttime(stamp)
-        assert dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")  # exactly sacct's form, nothing after
-        want = dt.datetime.fromisoformat(stamp)
-        want = (want.astimezone() if want.tzinfo else want.astimezone()) - dt.timedelta(minutes=10)
-        assert text == want.strftime("%Y-%m-%dT%H:%M:%S"), (stamp, text)
-    assert sacct_starttime("not a time") == "1970-01-01T00:00:00"  # unreadable: ask from the start
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        assert {stamp: sacct_starttime(stamp) for stamp in want} == want  # 10 minutes early, local
+        assert sacct_starttime("not a time") == "1970-01-01T00:00:00"  # unreadable: ask from the start
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_sbatch_parsable_plain_cluster_and_warnings():

@@ -31,6 +31,7 @@ from typing import Any
 
 from cruijff_kit.util.procs import exit_after
 
+
 def load_config(path: Path, overrides: list[str]) -> dict:
     from cruijff_kit.finetune.epoch_stop import STOP_KEY, stop_after_epochs
     from cruijff_kit.state.yaml_input import read_mapping, yaml_scalar

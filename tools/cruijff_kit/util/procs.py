@@ -14,12 +14,14 @@ interpreter's teardown.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -375,9 +377,6 @@ def exit_after(main: Callable[[], object]) -> NoReturn:
     stderr are flushed. A file object that nobody closed is not flushed by its finalizer; every
     writer in this package uses `with` or an atomic write. An exception other than SystemExit
     propagates (traceback, normal exit)."""
-    import atexit
-    import threading
-
     try:
         code = main()
     except SystemExit as done:
