@@ -161,3 +161,52 @@ def test_exit_after_keeps_what_a_normal_exit_does_and_its_status(tmp_path):
         assert (out / "thread.txt").read_text() == "joined"
         assert "logged" in (out / "log.txt").read_text()
     assert profile.stat().st_size > 0
+
+
+IMPORTS_WITHOUT_GC_PROGRAM = r'''
+import gc, json, sys, weakref
+from cruijff_kit.util.procs import imports_without_gc
+
+seen = {}
+with imports_without_gc(active=sys.argv[1] == "run"):
+    seen["inside"] = gc.isenabled()
+    import email.mime.multipart  # a real import, made while the collector is off (or not)
+seen["after"], seen["frozen"] = gc.isenabled(), gc.get_freeze_count()
+try:
+    with imports_without_gc():
+        raise ImportError("a failed import")
+except ImportError:
+    pass
+seen["after_an_exception"] = gc.isenabled()
+
+
+class Node:
+    pass
+
+
+# the job's own work: a reference cycle made after the imports is still collected
+a, b = Node(), Node()
+a.other, b.other = b, a
+alive = weakref.ref(a)
+del a, b
+gc.collect()
+seen["cycle_freed"] = alive() is None
+print(json.dumps(seen))
+'''
+
+
+def test_imports_without_gc_pauses_then_freezes_and_collects_the_jobs_cycles(tmp_path):
+    program = tmp_path / "job.py"
+    program.write_text(IMPORTS_WITHOUT_GC_PROGRAM)
+    seen = {}
+    for mode in ("run", "imported"):
+        r = subprocess.run([sys.executable, str(program), mode], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        seen[mode] = json.loads(r.stdout)
+    # run as a job: collection off while importing, back on after, import-time objects frozen
+    assert seen["run"]["inside"] is False and seen["run"]["after"] is True and seen["run"]["frozen"] > 1000
+    # imported by someone else (active=False): the collector untouched, nothing frozen
+    assert seen["imported"]["inside"] is True and seen["imported"]["after"] is True
+    assert seen["imported"]["frozen"] == 0
+    for mode in seen.values():  # a failed import turns collection back on; the job's own cycles are freed
+        assert mode["after_an_exception"] is True and mode["cycle_freed"] is True

@@ -34,7 +34,7 @@ import tempfile
 from pathlib import Path
 
 from cruijff_kit.finetune.prompt_format import FORMATS, write_tokenizer_overlay
-from cruijff_kit.util.procs import exit_after
+from cruijff_kit.util.procs import exit_after, imports_without_gc
 
 PINNED = "pinned"  # finetune/trainers.py: a model's own chat template, its variables pinned (TRL families)
 
@@ -236,4 +236,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    with imports_without_gc():  # what the evaluation imports, loaded at the job's start (see util/procs.py)
+        import torch  # noqa: F401
+
+        import cruijff_kit.evaluate.hf_model  # noqa: F401
+        import inspect_ai._cli.main  # noqa: F401
     exit_after(main)

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cruijff_kit.util.procs import exit_after
+from cruijff_kit.util.procs import exit_after, imports_without_gc
 
 
 def load_config(path: Path, overrides: list[str]) -> dict:
@@ -261,4 +261,10 @@ def train(cfg: dict, run_dir: Path) -> int:
 
 
 if __name__ == "__main__":
+    with imports_without_gc():  # what train() imports, loaded at the job's start (see util/procs.py)
+        import datasets  # noqa: F401
+        import peft  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+        import trl  # noqa: F401
     exit_after(main)

@@ -10,11 +10,13 @@ External commands go through a `run(argv, timeout=)` callable returning an objec
 queries at a fake PATH in tests.
 
 `exit_after(main)` ends this process (a training or evaluation job, `ck`) without the
-interpreter's teardown.
+interpreter's teardown; `imports_without_gc()` loads a job's libraries without the garbage
+collector rescanning them while they load.
 """
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import shutil
@@ -23,9 +25,10 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, NoReturn, Sequence
+from typing import Any, Callable, Iterable, Iterator, NoReturn, Sequence
 
 HAS_PROC = Path("/proc/self/stat").exists()  # Linux; elsewhere `ps` answers for single pids
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -363,7 +366,30 @@ def query_gpus(fields: Sequence[str] = ("index", "name"), *, apps: bool = False,
     return GpuQuery(True, True, rows, None if rows else "nvidia-smi lists no GPUs")
 
 
-# --------------------------------------------------------------------------- this process's exit
+# --------------------------------------------------------------------------- this process's start and exit
+
+@contextmanager
+def imports_without_gc(active: bool = True) -> Iterator[None]:
+    """Import a job's libraries with the cyclic garbage collector off, then freeze what they made.
+
+    torch, transformers, torchtune and inspect-ai create about a million objects while they load,
+    nearly all of them alive until the process ends; the collector, triggered every few hundred
+    allocations, walks them again and again (measured: an evaluation job 11.2 -> 9.8 CPU-s, a tiny
+    torchtune training 5.7 -> 4.6). Afterwards gc.freeze() moves them to the permanent generation,
+    where no later collection rescans them, and collection is back on for the job's own work, so
+    a long training or evaluation still frees its reference cycles.
+
+    active=False (the module was imported, not run: a test, another program) changes nothing."""
+    if not active or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
 
 def exit_after(main: Callable[[], object]) -> NoReturn:
     """Run `main` and exit with its status as `sys.exit(main())` would, without tearing down every

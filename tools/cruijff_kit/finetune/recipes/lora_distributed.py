@@ -20,18 +20,20 @@ from __future__ import annotations
 import gc
 import resource
 
-import torch
-import torch.distributed as dist
-from torchtune import training
-from torchtune.utils import get_torch_device_namespace
+from cruijff_kit.util.procs import exit_after, imports_without_gc
 
-from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
-from cruijff_kit.finetune.recipes.stop_and_resume import StopAndResume
-from cruijff_kit.finetune.recipes.validation import ValidationLoop
-from cruijff_kit.finetune.train_examples import TorchtuneExamples
-from cruijff_kit.util.procs import exit_after
+with imports_without_gc(active=__name__ == "__main__"):  # a job's start: see util/procs.py
+    import torch
+    import torch.distributed as dist
+    from torchtune import training
+    from torchtune.utils import get_torch_device_namespace
 
-_stock = load_recipe("lora_finetune_distributed")
+    from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
+    from cruijff_kit.finetune.recipes.stop_and_resume import StopAndResume
+    from cruijff_kit.finetune.recipes.validation import ValidationLoop
+    from cruijff_kit.finetune.train_examples import TorchtuneExamples
+
+    _stock = load_recipe("lora_finetune_distributed")
 
 _init_process_group = dist.init_process_group
 _get_memory_stats = training.get_memory_stats

@@ -14,16 +14,18 @@ path works from any directory; an absolute path does not.)
 """
 from __future__ import annotations
 
-from omegaconf import DictConfig
-from torchtune import config
+from cruijff_kit.util.procs import exit_after, imports_without_gc
 
-from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
-from cruijff_kit.finetune.recipes.stop_and_resume import StopAndResume
-from cruijff_kit.finetune.recipes.validation import ValidationLoop
-from cruijff_kit.finetune.train_examples import TorchtuneExamples
-from cruijff_kit.util.procs import exit_after
+with imports_without_gc(active=__name__ == "__main__"):  # a job's start: see util/procs.py
+    from omegaconf import DictConfig
+    from torchtune import config
 
-_stock = load_recipe("lora_finetune_single_device")
+    from cruijff_kit.finetune.recipes._torchtune import load_recipe, stamp_epoch
+    from cruijff_kit.finetune.recipes.stop_and_resume import StopAndResume
+    from cruijff_kit.finetune.recipes.validation import ValidationLoop
+    from cruijff_kit.finetune.train_examples import TorchtuneExamples
+
+    _stock = load_recipe("lora_finetune_single_device")
 
 
 # StopAndResume: stop_after_epochs=K, and a resume that continues exactly (see stop_and_resume.py).
