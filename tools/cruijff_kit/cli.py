@@ -30,8 +30,21 @@ COMMAND_MODULES = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose help and usage text end quietly when the reader has left
+    (`ck --help | head -3`), whatever the Python: argparse itself ignores that from later 3.11
+    releases on (3.11.7 does, Debian's 3.11.2 lets the BrokenPipeError out). Subcommands' parsers
+    are made of the same class."""
+
+    def _print_message(self, message, file=None):  # noqa: ANN001  (argparse's own signature)
+        try:
+            super()._print_message(message, file)
+        except BrokenPipeError:
+            pass
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ck",
         description="cruijff_kit: design -> scaffold -> run -> analyze LLM fine-tuning experiments.",
     )
