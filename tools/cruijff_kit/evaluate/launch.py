@@ -154,7 +154,8 @@ def _inspect(args: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, job: bool = False) -> int:
+    """job: this is the evaluation job's own process (python -m), not a caller's import."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
         print("usage: python -m cruijff_kit.evaluate.launch --model-dir DIR [--prompt-format NAME] "
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.task and not todo:
         print(f"ck: no task to evaluate (${TASKS_ENV} is empty)", file=sys.stderr)
         return 0
+    _load_libraries(job)
     model_dir = Path(a.model_dir)
     base = os.environ.get("CK_SCRATCH") or os.environ.get("TMPDIR") or None
     scratch = Path(tempfile.mkdtemp(prefix="ck-eval-", dir=base))
@@ -235,10 +237,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    with imports_without_gc():  # what the evaluation imports, loaded at the job's start (see util/procs.py)
+def _load_libraries(job: bool) -> None:
+    """What an evaluation imports, loaded in one go once there is work to do: with the garbage
+    collector off when this is the job's own process (util/procs.imports_without_gc)."""
+    with imports_without_gc(active=job):
         import torch  # noqa: F401
+        from inspect_ai._cli.main import inspect  # noqa: F401
 
         import cruijff_kit.evaluate.hf_model  # noqa: F401
-        import inspect_ai._cli.main  # noqa: F401
-    exit_after(main)
+
+
+if __name__ == "__main__":
+    exit_after(lambda: main(job=True))

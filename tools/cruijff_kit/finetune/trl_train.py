@@ -97,22 +97,24 @@ def stamp_epoch(epoch_dir: Path, base: Path, fmt, tok) -> None:
     atomic_write_text(epoch_dir / CHECKPOINT_RECORD, json.dumps(record, indent=2) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, job: bool = False) -> int:
+    """job: this is the training job's own process (python -m / torchrun), not a caller's import."""
     ap = argparse.ArgumentParser(prog="python -m cruijff_kit.finetune.trl_train")
     ap.add_argument("--config", required=True)
     ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     a = ap.parse_args(sys.argv[1:] if argv is None else argv)
     config_path = Path(a.config).resolve()
     cfg = load_config(config_path, a.overrides)
-    return train(cfg, run_dir=config_path.parent)
+    return train(cfg, run_dir=config_path.parent, job=job)
 
 
-def train(cfg: dict, run_dir: Path) -> int:
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
-    from trl import SFTConfig, SFTTrainer
+def train(cfg: dict, run_dir: Path, *, job: bool = False) -> int:
+    with imports_without_gc(active=job):  # the job's libraries, loaded with the collector off (util/procs.py)
+        import torch
+        from datasets import Dataset
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
+        from trl import SFTConfig, SFTTrainer
 
     from cruijff_kit.finetune import train_examples
     from cruijff_kit.finetune.epoch_stop import STOP_KEY, stops_after
@@ -261,10 +263,4 @@ def train(cfg: dict, run_dir: Path) -> int:
 
 
 if __name__ == "__main__":
-    with imports_without_gc():  # what train() imports, loaded at the job's start (see util/procs.py)
-        import datasets  # noqa: F401
-        import peft  # noqa: F401
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-        import trl  # noqa: F401
-    exit_after(main)
+    exit_after(lambda: main(job=True))
