@@ -22,64 +22,14 @@ from .pipeline import SETUP_SCRIPT, design, eval_status, ledger, run_slurm, sacc
 pytestmark = pytest.mark.slurm
 
 
-# --- 1. the tiny experiment end to end -----------------------------------------------------------
+# --- 1. the tiny experiment end to end, one of its trainings failing ------------------------------
+# One experiment serves both (merged from two that each trained and evaluated rank4): rank4 and the
+# control run through sbatch to the end; rank8's training fails inside torchtune, its evaluation is
+# cancelled by SLURM and everything else still finishes.
 
 @pytest.fixture(scope="module")
 def finished(slurm_cluster, inputs):
     exp = design(inputs, "cap_slurm", "--gpus", "0")
-    t0 = time.monotonic()
-    report = run_slurm(inputs, exp)
-    print(f"\ntiny experiment through sbatch: {time.monotonic() - t0:.1f} s")
-    return exp, report
-
-
-def test_tiny_experiment_end_to_end_through_sbatch(finished):
-    exp, report = finished
-    assert report["ok"], json.dumps(report, indent=1)
-    jobs = ledger(exp)
-    assert sorted(jobs) == ["base/eval/base",
-                            "rank4/eval/epoch0", "rank4/finetune",
-                            "rank8/eval/epoch0", "rank8/finetune"]
-    assert all(j["state"] == "COMPLETED" and j["job_id"].isdigit() for j in jobs.values()), jobs
-    assert sorted(report["submitted"]) == sorted(j["job_id"] for j in jobs.values())
-
-    truth = sacct(j["job_id"] for j in jobs.values())
-    assert {jid: row["state"] for jid, row in truth.items()} == {j["job_id"]: "COMPLETED" for j in jobs.values()}
-    for run in ("rank4", "rank8"):
-        train, ev = jobs[f"{run}/finetune"], jobs[f"{run}/eval/epoch0"]
-        assert ev["attempts"][-1]["after"] == train["job_id"]  # chained to its own training only
-        # ISO timestamps of one clock compare as strings; afterok means >= (same second is fine)
-        assert truth[ev["job_id"]]["start"] >= truth[train["job_id"]]["end"], (run, truth)
-        ckpt = exp / run / "checkpoints" / "epoch_0"
-        assert (ckpt / "config.json").is_file() and any(ckpt.glob("*.safetensors")), run
-        assert (exp / run / f"slurm-{train['job_id']}.out").is_file()  # sbatch ran from the run dir
-
-    for run in ("rank4", "rank8", "base"):
-        logs = sorted((exp / run / "eval" / "logs").glob("*.eval"))
-        assert len(logs) == 1 and eval_status(logs[0]) == "success", (run, logs)
-
-    summary = (exp / "experiment_summary.md").read_text()
-    status = summary[summary.index("## Status"):]
-    for key, job in jobs.items():
-        run = key.split("/")[0]
-        assert any(line.startswith(f"| {run} |") and f"| {job['job_id']} | COMPLETED |" in line
-                   for line in status.splitlines()), (key, status)
-
-
-def test_second_run_submits_nothing(finished, inputs):
-    exp, _ = finished
-    before = {k: (j["job_id"], len(j["attempts"])) for k, j in ledger(exp).items()}
-    report = run_slurm(inputs, exp)
-    assert report["ok"] and report["submitted"] == [], report
-    assert {k: (j["job_id"], len(j["attempts"])) for k, j in ledger(exp).items()} == before
-
-
-# --- 2. a failing training -----------------------------------------------------------------------
-
-def test_failed_training_cancels_only_its_own_eval(slurm_cluster, inputs):
-    # no control: rank4 is the run that must finish beside the failure (the end-to-end test above
-    # runs the control through sbatch)
-    exp = design(inputs, "cap_fail", "--gpus", "0", control=False)
     # Break rank8 the way a user can: its setup_finetune.yaml names a dataset that does not exist,
     # regenerated with the seeds' per-run script. So torchtune itself fails inside the generated
     # finetune.slurm, which proves the script hands the recipe's exit code to SLURM (an `exit 1`
@@ -92,16 +42,55 @@ def test_failed_training_cancels_only_its_own_eval(slurm_cluster, inputs):
     setup.write_text(text.replace(str(inputs["base"] / "data.json"), str(missing)))
     subprocess.run([sys.executable, str(SETUP_SCRIPT)], cwd=run_dir, check=True, capture_output=True, timeout=60)
     assert str(missing) in (run_dir / "finetune.yaml").read_text()
-
+    t0 = time.monotonic()
     report = run_slurm(inputs, exp)
+    print(f"\ntiny experiment through sbatch: {time.monotonic() - t0:.1f} s")
+    return exp, report
+
+
+def test_tiny_experiment_end_to_end_through_sbatch(finished):
+    exp, report = finished
+    jobs = ledger(exp)
+    assert sorted(jobs) == ["base/eval/base",
+                            "rank4/eval/epoch0", "rank4/finetune",
+                            "rank8/eval/epoch0", "rank8/finetune"]
+    assert all(j["job_id"].isdigit() for j in jobs.values()), jobs
+    assert sorted(report["submitted"]) == sorted(j["job_id"] for j in jobs.values())
+    finished_ok = ("base/eval/base", "rank4/eval/epoch0", "rank4/finetune")
+    assert all(jobs[k]["state"] == "COMPLETED" for k in finished_ok), jobs
+
+    truth = sacct(jobs[k]["job_id"] for k in finished_ok)
+    assert {jid: row["state"] for jid, row in truth.items()} == {jobs[k]["job_id"]: "COMPLETED" for k in finished_ok}
+    train, ev = jobs["rank4/finetune"], jobs["rank4/eval/epoch0"]
+    assert ev["attempts"][-1]["after"] == train["job_id"]  # chained to its own training only
+    # ISO timestamps of one clock compare as strings; afterok means >= (same second is fine)
+    assert truth[ev["job_id"]]["start"] >= truth[train["job_id"]]["end"], truth
+    ckpt = exp / "rank4" / "checkpoints" / "epoch_0"
+    assert (ckpt / "config.json").is_file() and any(ckpt.glob("*.safetensors"))
+    assert (exp / "rank4" / f"slurm-{train['job_id']}.out").is_file()  # sbatch ran from the run dir
+
+    for run in ("rank4", "base"):
+        logs = sorted((exp / run / "eval" / "logs").glob("*.eval"))
+        assert len(logs) == 1 and eval_status(logs[0]) == "success", (run, logs)
+
+    summary = (exp / "experiment_summary.md").read_text()
+    status = summary[summary.index("## Status"):]
+    for key in finished_ok:
+        run, job = key.split("/")[0], jobs[key]
+        assert any(line.startswith(f"| {run} |") and f"| {job['job_id']} | COMPLETED |" in line
+                   for line in status.splitlines()), (key, status)
+
+
+def test_failed_training_cancels_only_its_own_eval(finished, inputs):
+    exp, report = finished
+    run_dir = exp / "rank8"
     assert not report["ok"]
     by_key = {j["key"]: j for j in report["jobs"]}
     assert by_key["rank8/finetune"]["state"] == "FAILED", by_key["rank8/finetune"]
     bad_eval = by_key["rank8/eval/epoch0"]
     assert bad_eval["state"] in ("CANCELLED", "DependencyNeverSatisfied"), bad_eval
     assert (bad_eval["note"] or "").startswith("skipped: training failed"), bad_eval
-    assert sorted(by_key) == ["rank4/eval/epoch0", "rank4/finetune", "rank8/eval/epoch0", "rank8/finetune"]
-    for key in ("rank4/finetune", "rank4/eval/epoch0"):
+    for key in ("rank4/finetune", "rank4/eval/epoch0", "base/eval/base"):
         assert by_key[key]["state"] == "COMPLETED" and by_key[key]["ok"], by_key[key]
 
     jobs = ledger(exp)
@@ -114,14 +103,24 @@ def test_failed_training_cancels_only_its_own_eval(slurm_cluster, inputs):
     assert not (run_dir / "checkpoints" / "epoch_0").exists()
     fail_log = (run_dir / f"slurm-{jobs['rank8/finetune']['job_id']}.out").read_text()
     assert "no_such_data.json" in fail_log and "finetune exit code: 0" not in fail_log
-    logs = list((exp / "rank4" / "eval" / "logs").glob("*.eval"))
-    assert len(logs) == 1 and eval_status(logs[0]) == "success"
     summary = (exp / "experiment_summary.md").read_text()
     assert f"| {jobs['rank8/finetune']['job_id']} | FAILED |" in summary
     assert f"| {jobs['rank8/eval/epoch0']['job_id']} | skipped: training failed" in summary
 
 
-# --- 3. a 2-rank distributed fine-tune through sbatch + srun ------------------------------------
+def test_second_run_submits_nothing(finished, inputs):
+    """Finished jobs are never submitted again, and a failed one only with --retry-failed."""
+    exp, _ = finished
+    before = {k: (j["job_id"], len(j["attempts"])) for k, j in ledger(exp).items()}
+    report = run_slurm(inputs, exp)
+    assert report["submitted"] == [], report
+    assert not report["ok"]  # rank8's failure still stands
+    by_key = {j["key"]: j for j in report["jobs"]}
+    assert "--retry-failed" in (by_key["rank8/finetune"]["note"] or ""), by_key["rank8/finetune"]
+    assert {k: (j["job_id"], len(j["attempts"])) for k, j in ledger(exp).items()} == before
+
+
+# --- 2. a 2-rank distributed fine-tune through sbatch + srun ------------------------------------
 
 def test_two_cpu_ranks_through_sbatch_and_srun(slurm_cluster, inputs):
     # "CPU ranks=2" with no GPUs: num_cpu_ranks in setup_finetune.yaml, and finetune.slurm starts
@@ -171,7 +170,7 @@ def test_two_cpu_ranks_through_sbatch_and_srun(slurm_cluster, inputs):
     assert any("q_proj" in n or "v_proj" in n for n in changed), changed
 
 
-# --- 4. generated scripts: bash -n and shellcheck, every launch mode ----------------------------
+# --- 3. generated scripts: bash -n and shellcheck, every launch mode ----------------------------
 
 def _shellcheck() -> str:
     found = shutil.which("shellcheck")
