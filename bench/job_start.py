@@ -9,10 +9,9 @@ Usage: .venv/bin/python bench/job_start.py [repeats]
 """
 from __future__ import annotations
 
-import statistics
 import sys
 
-from process_exit import cpu_seconds
+from cpu_compare import compare
 
 GOAL = 0.90
 LOAD = "import torch, transformers.modeling_utils, peft, inspect_ai._cli.main"
@@ -26,16 +25,7 @@ PROGRAMS = {
 
 def main() -> int:
     repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    seconds: dict[str, list[float]] = {name: [] for name in PROGRAMS}
-    for _ in range(repeats):  # alternated, so a noisy neighbour hits both alike
-        for name, program in PROGRAMS.items():
-            seconds[name].append(cpu_seconds(program))
-    median = {name: statistics.median(v) for name, v in seconds.items()}
-    for name, m in median.items():
-        print(f"{name:18} median {m:.2f} CPU-s  ({', '.join(f'{s:.2f}' for s in seconds[name])})")
-    ratio = median["imports_without_gc"] / median["plain import"]
-    print(f"imports_without_gc / plain import = {ratio:.2f}  goal <= {GOAL}  {'met' if ratio <= GOAL else 'NOT met'}")
-    return 0 if ratio <= GOAL else 1
+    return compare(PROGRAMS, "imports_without_gc", "plain import", GOAL, repeats)
 
 
 if __name__ == "__main__":
