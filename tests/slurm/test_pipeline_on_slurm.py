@@ -81,7 +81,7 @@ def test_tiny_experiment_end_to_end_through_sbatch(finished):
                    for line in status.splitlines()), (key, status)
 
 
-def test_failed_training_cancels_only_its_own_eval(finished, inputs):
+def test_failed_training_cancels_only_its_own_eval(finished):
     exp, report = finished
     run_dir = exp / "rank8"
     assert not report["ok"]
